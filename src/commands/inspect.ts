@@ -1,0 +1,64 @@
+import {Args} from '@oclif/core'
+import {LoraCommand} from '../cli/base-command.js'
+import {formatNumber, renderTable} from '../cli/table.js'
+import {InspectReport, inspectPath} from '../core/inspect.js'
+import {formatBytes} from '../core/units.js'
+
+/** Tensors listed in the human view before "… N more". */
+const MAX_TENSOR_ROWS = 40
+
+export default class Inspect extends LoraCommand {
+  static override summary = 'Describe adapters, safetensors files, packs and models (headers only).'
+  static override description =
+    'Reads only headers, so it is fast for files of any size. For an adapter folder: rank, alpha, scaling, targets and per-module shapes. For a packed file: the manifest, slots and padding. For a model: tensors, dtypes and bytes.'
+  static override examples = [
+    {command: '<%= config.bin %> inspect ./adapters/adapter-0003', description: 'Show an adapter\'s rank, alpha and modules.'},
+    {command: '<%= config.bin %> inspect model.safetensors --json', description: 'Machine-readable tensor list.'},
+  ]
+  static override strict = false
+  static override args = {
+    path: Args.string({description: 'adapter folder, .safetensors file, packed file, or model folder/index', required: true}),
+  }
+
+  async run(): Promise<InspectReport | InspectReport[]> {
+    const {argv} = await this.parse(Inspect)
+    const reports: InspectReport[] = []
+    for (const path of argv as string[]) reports.push(await inspectPath(path))
+    if (!this.jsonEnabled()) this.log(reports.map(renderReport).join('\n\n'))
+    return reports.length === 1 ? reports[0]! : reports
+  }
+}
+
+function renderReport(r: InspectReport): string {
+  const lines = [`${r.path}  (${r.kind}, ${formatBytes(r.bytes)}, ${r.tensors.length} tensors)`]
+  if (r.shards) lines.push(`shards: ${r.shards.join(', ')}`)
+  if (r.adapter) {
+    const a = r.adapter
+    lines.push(
+      `base model: ${a.base_model ?? '(none)'}`,
+      `r = ${a.r}, lora_alpha = ${a.lora_alpha}${a.use_rslora ? ', rslora' : ''}, scaling = ${formatNumber(a.scaling)}, dtype ${a.dtype ?? 'mixed'}`,
+      `targets: ${a.target_modules === null ? '(none)' : JSON.stringify(a.target_modules)}${a.fan_in_fan_out ? ', fan_in_fan_out' : ''}`,
+      '',
+      renderTable(
+        ['module', 'kind', 'in', 'out', 'r', 'scaling'],
+        a.modules.slice(0, MAX_TENSOR_ROWS).map((m) => [m.name, m.kind, m.in, m.out, m.r, formatNumber(m.scaling)]),
+      ),
+    )
+    if (a.modules.length > MAX_TENSOR_ROWS) lines.push(`… ${a.modules.length - MAX_TENSOR_ROWS} more modules (--json lists all)`)
+    if (a.modules_to_save.length > 0) lines.push('', `extra tensors (not LoRA pairs): ${a.modules_to_save.length}, e.g. ${a.modules_to_save[0]}`)
+    for (const w of a.warnings) lines.push(`warning: ${w}`)
+    return lines.join('\n')
+  }
+  if (r.pack) lines.push(`pack: ${JSON.stringify(r.pack)}`)
+  const meta = Object.entries(r.metadata).filter(([k]) => k !== 'manifest')
+  if (meta.length > 0) lines.push(`metadata: ${meta.map(([k, v]) => `${k}=${v.length > 60 ? `${v.slice(0, 60)}…` : v}`).join(', ')}`)
+  lines.push(
+    '',
+    renderTable(
+      ['tensor', 'dtype', 'shape', 'bytes'],
+      r.tensors.slice(0, MAX_TENSOR_ROWS).map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, t.bytes]),
+    ),
+  )
+  if (r.tensors.length > MAX_TENSOR_ROWS) lines.push(`… ${r.tensors.length - MAX_TENSOR_ROWS} more tensors (--json lists all)`)
+  return lines.join('\n')
+}

@@ -1,0 +1,53 @@
+import {Flags} from '@oclif/core'
+import {LoraCommand} from '../../cli/base-command.js'
+import {llamaDimFlags} from '../../cli/llama-flags.js'
+import {createProgressBar} from '../../cli/progress-bar.js'
+import {parseFloatDType} from '../../core/dtype.js'
+import {SynthBaseResult, synthesizeBase} from '../../core/synth/base.js'
+import {formatBytes, parseSize} from '../../core/units.js'
+
+export default class SynthBase extends LoraCommand {
+  static override summary = 'Write a deterministic Llama-style base model (safetensors + config.json).'
+  static override description =
+    'Weights are drawn with the scale of trained models (about 1/sqrt(fan_in)), so merge and quantization errors are realistic. --shard-size splits the checkpoint into shards with a model.safetensors.index.json.'
+  static override examples = [
+    {command: '<%= config.bin %> synth base --out ./base --hidden 512 --intermediate 1376 --layers 4', description: 'A small base in one file.'},
+    {command: '<%= config.bin %> synth base --out ./base --hidden 2048 --intermediate 5632 --layers 8 --shard-size 500MB', description: 'A sharded 0.5 B-parameter base.'},
+  ]
+  static override flags = {
+    out: Flags.string({description: 'output folder (must not exist unless --force)', required: true}),
+    ...llamaDimFlags,
+    vocab: Flags.integer({description: 'vocabulary size', default: 32000, min: 1}),
+    dtype: Flags.option({description: 'stored dtype', options: ['f16', 'bf16', 'f32'] as const, default: 'f16'})(),
+    seed: Flags.integer({description: 'random seed', default: 0}),
+    'shard-size': Flags.string({description: 'maximum shard size, e.g. 500MB or 2GiB (default: one file)'}),
+    force: Flags.boolean({description: 'replace an existing output folder'}),
+  }
+
+  async run(): Promise<SynthBaseResult> {
+    const {flags} = await this.parse(SynthBase)
+    const bar = createProgressBar('synth base')
+    try {
+      const result = await synthesizeBase({
+        out: flags.out,
+        hidden: flags.hidden,
+        intermediate: flags.intermediate,
+        layers: flags.layers,
+        vocab: flags.vocab,
+        dtype: parseFloatDType(flags.dtype)!,
+        seed: flags.seed,
+        shardSize: flags['shard-size'] === undefined ? undefined : parseSize(flags['shard-size'], '--shard-size'),
+        force: flags.force,
+        onProgress: bar.onProgress,
+      })
+      bar.stop()
+      if (!this.jsonEnabled()) {
+        this.log(`wrote ${result.tensors} tensors (${(result.parameters / 1e6).toFixed(1)} M parameters, ${result.dtype}, ${formatBytes(result.bytes)}) to ${result.out}`)
+        this.log(`files: ${result.files.join(', ')}`)
+      }
+      return result
+    } finally {
+      bar.stop()
+    }
+  }
+}

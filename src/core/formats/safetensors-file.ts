@@ -1,0 +1,117 @@
+/**
+ * Streaming safetensors reader: opening parses the header only; tensor data
+ * is read on demand with positional reads, whole or by row range. Memory is
+ * bounded by what the caller asks for, never by the file.
+ */
+import {open, stat} from 'node:fs/promises'
+import type {FileHandle} from 'node:fs/promises'
+import {InputError, withFileContext} from '../errors.js'
+import {DTYPES} from '../dtype.js'
+import {Tensor} from '../tensor.js'
+import {readFully} from '../io/positional.js'
+import {TensorInfo, parseHeader, parseHeaderLength, sanitizeName} from './safetensors-header.js'
+import type {TensorSource} from './tensor-source.js'
+
+/** One read allocates at most this much; larger tensors must be read by rows. */
+export const MAX_SINGLE_READ_BYTES = 2 ** 31
+
+export class SafetensorsFile implements TensorSource {
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    /** File size in bytes. */
+    readonly bytes: number,
+    /** Length N of the JSON header. */
+    readonly headerLength: number,
+    readonly tensors: ReadonlyMap<string, TensorInfo>,
+    readonly metadata: ReadonlyMap<string, string>,
+  ) {}
+
+  /** Absolute file offset where the data section begins. */
+  get dataStart(): number {
+    return 8 + this.headerLength
+  }
+
+  /**
+   * Open `path` and parse its header (reads 8 + N bytes, nothing else).
+   * @throws InputError for a missing file or any malformed header
+   */
+  static async open(path: string): Promise<SafetensorsFile> {
+    const handle = await withFileContext('read', path, () => open(path, 'r'))
+    try {
+      const {size, isFile} = await handle.stat().then((s) => ({size: s.size, isFile: s.isFile()}))
+      if (!isFile) throw new InputError('NOT_A_FILE', `read ${path}: not a regular file`)
+      const prefix = new Uint8Array(8)
+      if (size >= 8) await readFully(handle, prefix, 0)
+      const headerLength = parseHeaderLength(prefix, size, path)
+      const headerBytes = new Uint8Array(headerLength)
+      await readFully(handle, headerBytes, 8)
+      const header = parseHeader(headerBytes, size - 8 - headerLength, path)
+      return new SafetensorsFile(path, handle, size, headerLength, header.tensors, header.metadata)
+    } catch (error) {
+      await handle.close()
+      throw error
+    }
+  }
+
+  /** Header entry for `name`; throws InputError naming the file when absent. */
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name)
+    if (!info) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
+    return info
+  }
+
+  async readBytes(name: string, begin = 0, end?: number): Promise<Uint8Array> {
+    const info = this.info(name)
+    const stop = end ?? info.byteLength
+    if (!(begin >= 0 && begin <= stop && stop <= info.byteLength)) {
+      throw new RangeError(`byte range [${begin}, ${stop}) is outside tensor "${name}" (${info.byteLength} bytes)`)
+    }
+    const length = stop - begin
+    if (length > MAX_SINGLE_READ_BYTES) {
+      throw new InputError(
+        'TENSOR_TOO_LARGE_TO_READ',
+        `read ${this.path}: tensor "${sanitizeName(name)}" range is ${length} bytes, more than one read may hold (${MAX_SINGLE_READ_BYTES}); read it by rows`,
+      )
+    }
+    const target = new Uint8Array(length)
+    await withFileContext('read', this.path, () => readFully(this.handle, target, this.dataStart + info.dataOffsets[0] + begin))
+    return target
+  }
+
+  async readTensor(name: string): Promise<Tensor> {
+    const info = this.info(name)
+    return new Tensor(info.dtype, info.shape, await this.readBytes(name))
+  }
+
+  async readRows(name: string, start: number, count: number): Promise<Tensor> {
+    const info = this.info(name)
+    if (info.shape.length === 0) throw new RangeError(`tensor "${name}" is a scalar: it has no rows`)
+    const rows = info.shape[0]!
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(count) && start >= 0 && count >= 0 && start + count <= rows)) {
+      throw new RangeError(`rows [${start}, ${start + count}) are outside tensor "${name}" (${rows} rows)`)
+    }
+    const rowBytes = rows === 0 ? 0 : info.byteLength / rows
+    const bytes = await this.readBytes(name, start * rowBytes, (start + count) * rowBytes)
+    return new Tensor(info.dtype, [count, ...info.shape.slice(1)], bytes)
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close()
+  }
+}
+
+/** Bytes per row of the first dimension (`byteLength` for a 1-D tensor's element). */
+export function rowBytes(info: TensorInfo): number {
+  const rest = info.shape.slice(1).reduce((a, b) => a * b, 1)
+  return rest * DTYPES[info.dtype].bytes
+}
+
+/** Size of a file, or undefined when it does not exist. */
+export async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size
+  } catch {
+    return undefined
+  }
+}
