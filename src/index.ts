@@ -1,0 +1,25 @@
+/**
+ * The public API of `lora-toolkit`: everything the CLI does, as a library for
+ * CI scripts (`import {packAdapters} from 'lora-toolkit'`).
+ */
+export * from './core/errors.js'
+export * from './core/dtype.js'
+export * from './core/shape.js'
+export * from './core/tensor.js'
+export * from './core/units.js'
+export * from './core/random.js'
+export type {Progress, ProgressCallback} from './core/progress.js'
+export * from './core/formats/strict-json.js'
+export * from './core/formats/safetensors-header.js'
+export * from './core/formats/safetensors-file.js'
+export * from './core/formats/safetensors-writer.js'
+export * from './core/formats/sharded-model.js'
+export type {TensorSource} from './core/formats/tensor-source.js'
+export * from './core/formats/peft-config.js'
+export * from './core/formats/peft-adapter.js'
+export * from './core/formats/peft-adapter-writer.js'
+export * from './core/io/atomic-output.js'
+export * from './core/models/llama.js'
+export * from './core/synth/adapters.js'
+export * from './core/synth/base.js'
+export * from './core/inspect.js'
