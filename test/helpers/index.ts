@@ -59,3 +59,13 @@ export function maxAbs(a: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!))
   return m
 }
+
+/** Await `promise` and return what it rejected with; fails the test when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error & {code?: string; exitCode?: number}> {
+  try {
+    await promise
+  } catch (error) {
+    return error as Error & {code?: string; exitCode?: number}
+  }
+  throw new Error('expected a rejection, but the promise resolved')
+}
