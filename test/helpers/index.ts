@@ -14,7 +14,7 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..
 /** The third-party adapter corpus; read in place, never copied. */
 export const REAL_ADAPTERS = resolve(REPO_ROOT, '../shared/real-adapters')
 
-/** Whether ../shared/real-adapters is present; prints the skip reason once when not. */
+/** Whether ../shared/real-adapters is present; prints the skip reason when not (use `ok ? test : test.skip` so skips are counted). */
 export function haveRealAdapters(suite: string): boolean {
   const ok = existsSync(join(REAL_ADAPTERS, 'PROVENANCE.md'))
   if (!ok) console.log(`\n  [skip] ${suite}: ${REAL_ADAPTERS} is absent, real-adapter tests skipped`)
