@@ -17,50 +17,65 @@ export function product(a: ArrayLike<number>, m: number, k: number, b: ArrayLike
 }
 
 /**
- * Left singular vectors and values of `x [rows, cols]`, largest first:
- * rotate pairs of columns until every pair is orthogonal, then the non-zero
- * columns are σ_j u_j.
- * @returns `u` [rows, count] row-major and `sigma` (count = the numerical rank)
+ * Left singular vectors and values of `x [rows, cols]`, largest first, by
+ * one-sided Jacobi on M = xᵀ: rotate pairs of M's columns until every pair
+ * is orthogonal, accumulating the rotations in V (rows × rows); then x = V Σ Wᵀ
+ * and V's columns are x's left singular vectors.
+ * @returns `u` [rows, rows] row-major (columns with σ ≈ 0 last) and `sigma`
  */
 export function leftSingularVectors(x: ArrayLike<number>, rows: number, cols: number): {u: Float64Array; sigma: number[]} {
-  const w = Float64Array.from(x as ArrayLike<number>)
-  const col = (j: number) => Array.from({length: rows}, (_, i) => w[i * cols + j]!)
-  for (let sweep = 0; sweep < 100; sweep++) {
+  // m[j][i] = x[i][j], stored column-major per x-row: column i of M is row i of x.
+  const m = Float64Array.from(x as ArrayLike<number>)
+  const v = new Float64Array(rows * rows)
+  for (let i = 0; i < rows; i++) v[i * rows + i] = 1
+  let total = 0
+  for (let i = 0; i < m.length; i++) total += m[i]! * m[i]!
+  const negligible = 1e-28 * total
+  for (let sweep = 0; sweep < 60; sweep++) {
     let rotated = false
-    for (let p = 0; p < cols - 1; p++) {
-      for (let q = p + 1; q < cols; q++) {
+    for (let p = 0; p < rows - 1; p++) {
+      for (let q = p + 1; q < rows; q++) {
         let alpha = 0
         let beta = 0
         let gamma = 0
-        for (let i = 0; i < rows; i++) {
-          const a = w[i * cols + p]!
-          const b = w[i * cols + q]!
+        for (let j = 0; j < cols; j++) {
+          const a = m[p * cols + j]!
+          const b = m[q * cols + j]!
           alpha += a * a
           beta += b * b
           gamma += a * b
         }
-        if (Math.abs(gamma) <= 1e-15 * Math.sqrt(alpha * beta) || gamma === 0) continue
+        if (alpha <= negligible || beta <= negligible || Math.abs(gamma) <= 1e-15 * Math.sqrt(alpha * beta)) continue
         rotated = true
         const zeta = (beta - alpha) / (2 * gamma)
-        const t = Math.sign(zeta || 1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta))
+        const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta))
         const c = 1 / Math.sqrt(1 + t * t)
         const s = c * t
+        for (let j = 0; j < cols; j++) {
+          const a = m[p * cols + j]!
+          const b = m[q * cols + j]!
+          m[p * cols + j] = c * a - s * b
+          m[q * cols + j] = s * a + c * b
+        }
         for (let i = 0; i < rows; i++) {
-          const a = w[i * cols + p]!
-          const b = w[i * cols + q]!
-          w[i * cols + p] = c * a - s * b
-          w[i * cols + q] = s * a + c * b
+          const a = v[i * rows + p]!
+          const b = v[i * rows + q]!
+          v[i * rows + p] = c * a - s * b
+          v[i * rows + q] = s * a + c * b
         }
       }
     }
     if (!rotated) break
   }
-  const norms = Array.from({length: cols}, (_, j) => Math.hypot(...col(j)))
-  const largest = Math.max(...norms)
-  const order = norms.map((n, j) => [n, j] as const).filter(([n]) => n > 1e-12 * largest).sort((a, b) => b[0] - a[0])
-  const u = new Float64Array(rows * order.length)
-  order.forEach(([n, j], k) => {
-    for (let i = 0; i < rows; i++) u[i * order.length + k] = w[i * cols + j]! / n
+  const norms = Array.from({length: rows}, (_, p) => {
+    let s = 0
+    for (let j = 0; j < cols; j++) s += m[p * cols + j]! ** 2
+    return Math.sqrt(s)
+  })
+  const order = norms.map((n, p) => [n, p] as const).sort((a, b) => b[0] - a[0])
+  const u = new Float64Array(rows * rows)
+  order.forEach(([, p], k) => {
+    for (let i = 0; i < rows; i++) u[i * rows + k] = v[i * rows + p]!
   })
   return {u, sigma: order.map(([n]) => n)}
 }
