@@ -91,6 +91,8 @@ export interface Nf4Encoded {
   readonly absmax: Float32Array
   /** Present with double quantization: the absmax as stored. */
   readonly nested?: Nf4Nested
+  /** The code book to decode with, when read from a file (`quant_map`); default `NF4_CODE`. */
+  readonly quantMap?: Float32Array
 }
 
 /**
@@ -190,12 +192,24 @@ export function storedAbsmax(encoded: Pick<Nf4Encoded, 'absmax' | 'nested'>): Fl
  * Decode elements `[start, start + count)` of an NF4 tensor: `code[q] · absmax[block]` in float32.
  * @param absmax the absmax values as a loader sees them (`storedAbsmax`)
  */
-export function dequantizeNf4(packed: Uint8Array, absmax: Float32Array, blockSize: number, start: number, count: number, out: Float32Array = new Float32Array(count)): Float32Array {
-  for (let k = 0; k < count; k++) {
-    const i = start + k
-    const byte = packed[i >> 1]!
-    const q = i & 1 ? byte & 0x0f : byte >> 4
-    out[k] = Math.fround(CODE[q]! * absmax[Math.floor(i / blockSize)]!)
+export function dequantizeNf4(
+  packed: Uint8Array,
+  absmax: Float32Array,
+  blockSize: number,
+  start: number,
+  count: number,
+  out: Float32Array = new Float32Array(count),
+  code: Float32Array = CODE,
+): Float32Array {
+  const end = start + count
+  for (let b0 = start - (start % blockSize); b0 < end; b0 += blockSize) {
+    const scale = absmax[b0 / blockSize]!
+    const from = Math.max(b0, start)
+    const to = Math.min(end, b0 + blockSize)
+    for (let i = from; i < to; i++) {
+      const byte = packed[i >> 1]!
+      out[i - start] = Math.fround(code[i & 1 ? byte & 0x0f : byte >> 4]! * scale)
+    }
   }
   return out
 }

@@ -144,8 +144,8 @@ export function createDecoder(encoded: EncodedTensor): TensorDecoder {
   switch (encoded.scheme) {
     case 'nf4': {
       const absmax = storedAbsmax(encoded.nf4)
-      const {packed, blockSize} = encoded.nf4
-      return {shape: encoded.shape, decodeRows: (start, count, out) => dequantizeNf4(packed, absmax, blockSize, start * cols, count * cols, out)}
+      const {packed, blockSize, quantMap} = encoded.nf4
+      return {shape: encoded.shape, decodeRows: (start, count, out) => dequantizeNf4(packed, absmax, blockSize, start * cols, count * cols, out, quantMap)}
     }
     case 'q4_0': {
       const blocksPerRow = cols / Q4_0_BLOCK_SIZE
