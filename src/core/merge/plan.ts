@@ -58,8 +58,7 @@ export function planMerge(base: ModelReader, adapters: readonly LoraAdapter[], w
       const t = base.tensors.get(tensor)
       const where = `merge ${adapter.dir}: module "${sanitizeName(module.name)}"`
       if (!t) {
-        const suffix = module.name.split('.').slice(-2).join('.')
-        const near = [...base.tensors.keys()].find((n) => n.endsWith(`${suffix}.weight`))
+        const near = nearestTensor(base, module.name)
         throw new InputError(
           'MERGE_NO_BASE_TENSOR',
           `${where}: the base ${base.path} has no tensor "${sanitizeName(tensor)}"${near ? ` (it has "${sanitizeName(near)}": is this adapter for another model or prefix?)` : ''}`,
@@ -115,4 +114,16 @@ export function planMerge(base: ModelReader, adapters: readonly LoraAdapter[], w
     targets.set(name, {name, shape, terms, transposed: transposedCount * 2 > terms.length})
   }
   return {targets, warnings}
+}
+
+/** A base tensor whose name ends like the module's (longest matching suffix of dotted segments), for the error hint. */
+function nearestTensor(base: ModelReader, module: string): string | undefined {
+  const segments = module.split('.')
+  const names = [...base.tensors.keys()]
+  for (let drop = 1; drop < segments.length; drop++) {
+    const suffix = `.${segments.slice(drop).join('.')}.weight`
+    const hit = names.find((n) => n.endsWith(suffix) || n === suffix.slice(1))
+    if (hit) return hit
+  }
+  return undefined
 }
