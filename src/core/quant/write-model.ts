@@ -24,7 +24,7 @@ import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
 import {shapeSize} from '../shape.js'
-import {encodedParts, plannedParts, torchDtype} from './layout.js'
+import {encodedParts, plannedParts} from './layout.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
 import {QUANT_SCHEMES, QuantOptions, createEncoder} from './schemes.js'
 
@@ -331,4 +331,3 @@ async function modelType(folder: string | undefined): Promise<string | undefined
   }
 }
 
-export {torchDtype}
