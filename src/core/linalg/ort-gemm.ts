@@ -62,7 +62,8 @@ async function session(dtype: 'float32' | 'float64', transA: boolean, transB: bo
   if (!s) {
     s = (async () => {
       const ort = await loadOrt()
-      return ort.InferenceSession.create(await buildModel(dtype, transA, transB, withC))
+      // no spinning: idle pool threads would take the CPU from the JavaScript thread converting the next chunk
+      return ort.InferenceSession.create(await buildModel(dtype, transA, transB, withC), {extra: {session: {intra_op: {allow_spinning: '0'}}}})
     })()
     sessions.set(key, s)
   }

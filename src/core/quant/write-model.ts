@@ -169,16 +169,29 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
   const align = encoder ? QUANT_SCHEMES[job!.quant!.scheme].rowAlignment(cols, job!.quant!.blockSize) : 1
   const step = chunkRows(rows, cols, align)
   let written = 0
-  for (let r0 = 0; r0 < rows; r0 += step) {
-    const n = Math.min(step, rows - r0)
-    let values = await source.readRows(tensor.name, r0, n)
-    if (job?.transform) values = await job.transform(r0, n, values)
-    if (encoder) encoder.push(values)
-    else {
-      const bytes = fromFloat(p.dtype, values)
-      await sink(tensor.name, r0 * cols * DTYPES[p.dtype].bytes, bytes)
-      written += bytes.byteLength
+  // one chunk read ahead and one write in flight, so file I/O overlaps the arithmetic
+  const read = (r0: number) => (r0 < rows ? source.readRows(tensor.name, r0, Math.min(step, rows - r0)) : undefined)
+  let next = read(0)
+  let pendingWrite: Promise<void> | undefined
+  try {
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0)
+      let values = await next!
+      next = read(r0 + step)
+      if (job?.transform) values = await job.transform(r0, n, values)
+      if (encoder) encoder.push(values)
+      else {
+        const bytes = fromFloat(p.dtype, values)
+        await pendingWrite
+        pendingWrite = sink(tensor.name, r0 * cols * DTYPES[p.dtype].bytes, bytes)
+        written += bytes.byteLength
+      }
     }
+    await pendingWrite
+  } finally {
+    // settle the read-ahead even on error, so no read outlives the file
+    await next?.catch(() => undefined)
+    await pendingWrite?.catch(() => undefined)
   }
   if (!encoder) return written
   const encoded = encoder.finish()
