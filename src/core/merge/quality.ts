@@ -15,7 +15,10 @@
  *   quantized_base_unmerged  D(Q(W)) + ΔW: a 4-bit base serving the adapter unmerged in 16 bit
  *   requantize               D(Q(D(Q(W)) + ΔW)): merging into an already-quantized base
  * (b) and (c) are encoded and decoded with the same code that writes and reads
- * the files. With `--from-quantized` the original base is unknown: W is the
+ * the files. W*, ΔW, the errors and all sums of squares are float64; the
+ * probe projections X·Eᵀ multiply float32 copies of X and E (onnxruntime's
+ * MLAS), whose relative error (about 1e-6) is far below the digits reported.
+ * With `--from-quantized` the original base is unknown: W is the
  * dequantized base, so (b) is exact and (a) is (c). Without a scheme, only
  * `merged` (the written float tensor) is measured.
  */
@@ -138,8 +141,8 @@ function sumSquares(a: ArrayLike<number>): number {
 }
 
 /** Columns [c0, c0 + n) of a row-major [rows, width] matrix. */
-function columns(x: Float64Array, rows: number, width: number, c0: number, n: number): Float64Array {
-  const out = new Float64Array(rows * n)
+function columns(x: Float32Array, rows: number, width: number, c0: number, n: number): Float32Array {
+  const out = new Float32Array(rows * n)
   for (let r = 0; r < rows; r++) out.set(x.subarray(r * width + c0, r * width + c0 + n), r * n)
   return out
 }
@@ -187,41 +190,60 @@ export async function measureQuality(options: MeasureOptions): Promise<QualityRe
         const f32 = toFloat32Factors(f64)
         decC = await encodeTensor(quant, target.shape, async (s, c) => deltaRows(f32, s, c, decB!.decodeRows(s, c)))
       }
-      const sums = new Map<Scenario | 'delta', Sums>([...scenarios, 'delta' as const].map((s) => [s, new Sums()]))
+      const keys: Array<Scenario | 'delta'> = ['delta', ...scenarios]
+      const sums = new Map<Scenario | 'delta', Sums>(keys.map((k) => [k, new Sums()]))
       let w2 = 0
       const step = chunkRows(rows, cols, 1)
+      // work buffers reused across chunks: the exact merge (f64) and each error rounded to f32 for the projection
+      const exact = new Float64Array(step * cols)
+      const errors = new Map<Scenario | 'delta', Float32Array>(keys.map((k) => [k, new Float32Array(step * cols)]))
+      const x32 = Float32Array.from(x)
       for (let r0 = 0; r0 < rows; r0 += step) {
         const count = Math.min(step, rows - r0)
-        const w0 = Float64Array.from(await baseRows(r0, count))
+        const len = count * cols
+        const w0 = await baseRows(r0, count)
         const delta = await deltaRows(f64, r0, count)
-        const exact = new Float64Array(w0.length)
-        for (let i = 0; i < exact.length; i++) exact[i] = w0[i]! + delta[i]!
-        w2 += sumSquares(exact)
+        const dSums = sums.get('delta')!
+        const dBuf = errors.get('delta')!
+        for (let i = 0; i < len; i++) {
+          const d = delta[i]!
+          const e = w0[i]! + d
+          exact[i] = e
+          w2 += e * e
+          dSums.err2 += d * d
+          dBuf[i] = d
+        }
         const written = await options.output.readRows(target.name, r0, count)
-        const results = new Map<Scenario | 'delta', Float64Array>()
-        results.set('delta', delta)
-        const errorOf = (values: ArrayLike<number>, add?: Float64Array) => {
-          const e = new Float64Array(exact.length)
-          for (let i = 0; i < e.length; i++) e[i] = values[i]! + (add ? add[i]! : 0) - exact[i]!
-          return e
+        /** error = values (+ add) − exact: squared sum in f64, rounded to f32 for the projection */
+        const measure = (key: Scenario, values: ArrayLike<number>, add?: Float64Array) => {
+          const buf = errors.get(key)!
+          let e2 = 0
+          for (let i = 0; i < len; i++) {
+            const e = values[i]! + (add ? add[i]! : 0) - exact[i]!
+            e2 += e * e
+            buf[i] = e
+          }
+          sums.get(key)!.err2 += e2
         }
-        if (!scheme) results.set('merged', errorOf(written))
+        if (!scheme) measure('merged', written)
         else {
-          results.set('merge_then_quantize', errorOf(written))
+          measure('merge_then_quantize', written)
           // unmerged adapter on the base as it would be stored: exact when the base is already 4-bit or kept in float
-          results.set('quantized_base_unmerged', decB ? errorOf(decB.decodeRows(r0, count), delta) : errorOf(w0, delta))
-          results.set('requantize', decC ? errorOf(decC.decodeRows(r0, count)) : errorOf(written))
+          measure('quantized_base_unmerged', decB ? decB.decodeRows(r0, count) : w0, delta)
+          measure('requantize', decC ? decC.decodeRows(r0, count) : written)
         }
-        for (const [key, e] of results) {
+        // X [n, rows] · E [rows, cols] accumulates over row chunks (layers stored [in, out]);
+        // X [n, cols] · E_chunkᵀ gives whole columns of X·Eᵀ, summed as squares ([out, in])
+        const xs = target.transposed ? columns(x32, n, width, r0, count) : undefined
+        for (const key of keys) {
           const s = sums.get(key)!
-          s.err2 += sumSquares(e)
-          if (target.transposed) {
-            // X [n, rows] · E [rows, cols]: accumulate over row chunks
-            const xs = columns(x, n, width, r0, count)
-            s.acc = await gemm(xs, [n, count], e, [count, cols], s.acc)
+          const e = errors.get(key)!.subarray(0, len)
+          if (xs) {
+            const y = await gemm(xs, [n, count], e, [count, cols])
+            s.acc ??= new Float64Array(n * cols)
+            for (let i = 0; i < y.length; i++) s.acc[i]! += y[i]!
           } else {
-            // X [n, cols] · E_chunkᵀ [cols, count]: columns of X·Eᵀ, summed as squares
-            s.probe2 += sumSquares(await gemm(x, [n, cols], e, [count, cols], undefined, {transB: true}))
+            s.probe2 += sumSquares(await gemm(x32, [n, cols], e, [count, cols], undefined, {transB: true}))
           }
         }
       }

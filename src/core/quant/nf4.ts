@@ -138,13 +138,17 @@ export class Nf4Encoder {
         }
       }
       absmax[(start + b0) / blockSize] = m
-      const inv = Math.fround(1 / m)
-      // start and b0 are multiples of blockSize (even), so element pairs never straddle blocks except at an odd end
-      for (let i = b0; i < b1; i += 2) {
-        const hi = m === 0 ? NF4_ZERO_CODE : nf4Code(Math.fround(values[i]! * inv))
-        const lo = i + 1 >= b1 ? 0 : m === 0 ? NF4_ZERO_CODE : nf4Code(Math.fround(values[i + 1]! * inv))
-        packed[(start + i) >> 1] = (hi << 4) | lo
+      const first = (start + b0) >> 1
+      const even = (b1 - b0) & ~1
+      if (m === 0) {
+        packed.fill((NF4_ZERO_CODE << 4) | NF4_ZERO_CODE, first, first + even / 2)
+        if (even !== b1 - b0) packed[first + even / 2] = NF4_ZERO_CODE << 4
+        continue
       }
+      const inv = Math.fround(1 / m)
+      // block starts are multiples of blockSize (even), so pairs never straddle blocks; only the tensor's end can be odd
+      for (let i = b0, o = first; i < b0 + even; i += 2, o++) packed[o] = (nf4Code(Math.fround(values[i]! * inv)) << 4) | nf4Code(Math.fround(values[i + 1]! * inv))
+      if (even !== b1 - b0) packed[first + even / 2] = nf4Code(Math.fround(values[b1 - 1]! * inv)) << 4
     }
     this.done += n
   }
@@ -204,12 +208,18 @@ export function dequantizeNf4(
   const end = start + count
   for (let b0 = start - (start % blockSize); b0 < end; b0 += blockSize) {
     const scale = absmax[b0 / blockSize]!
-    const from = Math.max(b0, start)
+    let i = Math.max(b0, start)
     const to = Math.min(end, b0 + blockSize)
-    for (let i = from; i < to; i++) {
-      const byte = packed[i >> 1]!
-      out[i - start] = Math.fround(code[i & 1 ? byte & 0x0f : byte >> 4]! * scale)
+    if (i & 1 && i < to) {
+      out[i - start] = code[packed[i >> 1]! & 0x0f]! * scale
+      i++
     }
+    for (; i + 1 < to; i += 2) {
+      const byte = packed[i >> 1]!
+      out[i - start] = code[byte >> 4]! * scale
+      out[i + 1 - start] = code[byte & 0x0f]! * scale
+    }
+    if (i < to) out[i - start] = code[packed[i >> 1]! >> 4]! * scale
   }
   return out
 }

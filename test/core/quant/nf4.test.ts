@@ -91,6 +91,15 @@ test('round trip stays within half the widest code gap times the block absmax', 
   for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i]! - y[i]!) <= e.absmax[Math.floor(i / 64)]! * halfGap * (1 + 1e-6))
 })
 
+test('decoding any element range (odd starts included) equals the slice of a full decode', () => {
+  const x = new Rng(5, 'nf4').fillNormal(new Float32Array(64 * 3 + 7))
+  const e = quantizeNf4(x)
+  const full = decodeAll(e)
+  for (const [start, count] of [[0, 1], [1, 1], [1, 2], [63, 3], [65, 64], [130, 69], [193, 6]] as const) {
+    assert.equal(dequantizeNf4(e.packed, e.absmax, 64, start, count), full.slice(start, start + count), `[${start}, ${start + count})`)
+  }
+})
+
 test('pushing in block-aligned pieces gives the same bytes as one push', () => {
   const x = new Rng(2, 'nf4').fillNormal(new Float32Array(64 * 10 + 6))
   const whole = quantizeNf4(x, 64)
