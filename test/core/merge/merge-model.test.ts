@@ -186,17 +186,58 @@ test('the report is measured on the written file: (a) matches an independent com
   }
 })
 
-test('--from-quantized: the unmerged alternative is exact and (a) equals (c)', async () => {
+test('--from-quantized (nf4 with double quantization, q4_0 GGUF, int4): the unmerged alternative is exact and (a) equals (c)', async () => {
   const dir = tempDir()
   try {
     await fixture(dir.path)
-    await mergeModel({base: join(dir.path, 'base'), adapters: [{path: join(dir.path, 'a2')}], out: join(dir.path, 'q'), quantize: 'nf4', quality: false})
-    const r = await mergeModel({base: join(dir.path, 'q'), fromQuantized: true, adapters: [{path: join(dir.path, 'a1')}], out: join(dir.path, 'out'), quality: {rows: 16, seed: 1}})
-    assert.is(r.quantize, 'nf4')
-    assert.is(r.report!.written, 'requantize')
-    const t = r.report!.totals
-    assert.equal(t.quantized_base_unmerged, {weight_rel_error: 0, delta_snr: null, adapter_retained: 1})
-    assert.equal(t.merge_then_quantize, t.requantize)
+    for (const [scheme, out, extra] of [
+      ['nf4', 'q-nf4', {doubleQuant: true}],
+      ['q4_0', 'q.gguf', {}],
+      ['int4', 'q-int4', {blockSize: 32}],
+    ] as const) {
+      await mergeModel({base: join(dir.path, 'base'), adapters: [{path: join(dir.path, 'a2')}], out: join(dir.path, out), quantize: scheme, quality: false, ...extra})
+      const merged = join(dir.path, `m-${out}`)
+      const r = await mergeModel({base: join(dir.path, out), fromQuantized: true, adapters: [{path: join(dir.path, 'a1')}], out: merged, quality: {rows: 16, seed: 1}})
+      assert.is(r.quantize, scheme)
+      assert.is(r.report!.written, 'requantize')
+      const t = r.report!.totals
+      assert.equal(t.quantized_base_unmerged, {weight_rel_error: 0, delta_snr: null, adapter_retained: 1}, scheme)
+      assert.equal(t.merge_then_quantize, t.requantize)
+      assert.ok(t.requantize!.weight_rel_error! > 0.01, `${scheme}: re-quantizing loses something`)
+      // untouched 4-bit tensors are copied as stored
+      const before = await ModelReader.open(join(dir.path, out))
+      const after = await ModelReader.open(merged)
+      const embed = 'model.embed.weight'
+      assert.equal(await after.readRows(embed, 0, 10), await before.readRows(embed, 0, 10))
+      await Promise.all([before.close(), after.close()])
+    }
+  } finally {
+    dir.cleanup()
+  }
+})
+
+test('--probe-file: real activations per module; a missing probe is a usage error naming the module', async () => {
+  const dir = tempDir()
+  try {
+    await fixture(dir.path)
+    const {writeSafetensors} = await import('../../../src/core/formats/safetensors-writer.js')
+    const probe = (w: number, label: string) => ({dtype: 'F32' as const, shape: [8, w], data: new Float32Array(normal(8 * w, 1, label))})
+    await writeSafetensors(join(dir.path, 'probes.safetensors'), [
+      {name: 'model.layers.0.q_proj', ...probe(D, 'pq')},
+      {name: 'model.layers.0.up_proj', ...probe(D, 'pu')},
+      {name: 'model.layers.0.conv.weight', ...probe(I, 'pc')},
+    ])
+    const r = await mergeModel({base: join(dir.path, 'base'), adapters: [{path: join(dir.path, 'a1')}], out: join(dir.path, 'out'), quantize: 'nf4', quality: {rows: 0, seed: 0, file: join(dir.path, 'probes.safetensors')}})
+    assert.is(r.report!.tensors.length, 3)
+    assert.is(r.report!.probes.source, join(dir.path, 'probes.safetensors'))
+    await writeSafetensors(join(dir.path, 'partial.safetensors'), [{name: 'model.layers.0.q_proj', ...probe(D, 'pq')}])
+    try {
+      await mergeModel({base: join(dir.path, 'base'), adapters: [{path: join(dir.path, 'a1')}], out: join(dir.path, 'out2'), quality: {rows: 0, seed: 0, file: join(dir.path, 'partial.safetensors')}})
+      assert.unreachable()
+    } catch (error) {
+      assert.match((error as Error).message, /no probe tensor named "model\.layers\.0\.up_proj" or "model\.layers\.0\.up_proj\.weight"/)
+    }
+    assert.not.ok(existsSync(join(dir.path, 'out2')))
   } finally {
     dir.cleanup()
   }
