@@ -97,7 +97,7 @@ export default class Merge extends LoraCommand {
 }
 
 function cells(f: Figures | undefined): string[] {
-  const n = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : formatNumber(v))
+  const n = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : Math.abs(v) >= 1e5 ? v.toExponential(2) : formatNumber(v))
   return f ? [n(f.weight_rel_error), f.delta_snr === null ? 'inf' : n(f.delta_snr), n(f.adapter_retained)] : ['', '', '']
 }
 
