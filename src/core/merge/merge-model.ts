@@ -167,6 +167,8 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       force: options.force,
       metadata: quant?.scheme === 'int4' ? {'lora.quantization': 'int4', 'lora.group_size': String(quant.blockSize), 'lora.dtype': mainDtype} : undefined,
       editConfig: (config) => {
+        // a base quantized with bitsandbytes and merged into another scheme must not keep its quantization_config
+        delete config.quantization_config
         if (quant?.scheme === 'nf4') config.quantization_config = bnbQuantizationConfig(quant, mainDtype, skippedModules(base.tensors.values(), quantized))
         else if (!quant && options.dtype) config.torch_dtype = torchDtype(options.dtype)
       },
