@@ -76,6 +76,8 @@ export interface MergeResult {
   adapters: Array<{name: string; path: string; weight: number; modules: number}>
   merged: MergedTensorInfo[]
   warnings: string[]
+  /** Tensors the scheme would quantize but cannot hold (left in float), with the reason. */
+  kept: Array<{name: string; reason: string}>
   bytes: number
   report: QualityReport | null
   gate: MergeGate | null
@@ -125,15 +127,18 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     const format = resolved?.format ?? (base.format === 'gguf' ? 'gguf' : 'safetensors')
     const weights = options.adapters.map((a) => a.weight ?? 1)
     const plan = planMerge(base, adapters, weights)
-    for (const w of [...adapters.flatMap((a) => a.warnings.map((m) => `adapter ${a.name}: ${m}`)), ...plan.warnings]) options.onWarning?.(w)
 
     const select = quantizeSelector(options)
     const f32Factors = new Map<string, DeltaFactors<Float32Array>>()
     const jobs = new Map<string, TensorJob>()
     const quantOf = new Map<string, QuantOptions>()
+    const kept: Array<{name: string; reason: string}> = []
     for (const t of base.tensors.values()) {
       const target = plan.targets.get(t.name)
-      const encodable = quant !== undefined && select(t.name, t.shape, t.dtype) && QUANT_SCHEMES[quant.scheme].shapeProblem(t.shape, quant.blockSize) === undefined
+      const selected = quant !== undefined && select(t.name, t.shape, t.dtype)
+      const problem = selected ? QUANT_SCHEMES[quant.scheme].shapeProblem(t.shape, quant.blockSize) : undefined
+      if (problem) kept.push({name: t.name, reason: problem})
+      const encodable = selected && problem === undefined
       const sameAsStored = t.encoding !== 'plain' && quant !== undefined && t.encoding === quant.scheme && t.blockSize === quant.blockSize && (t.doubleQuant ?? false) === quant.doubleQuant
       if (!target) {
         if (sameAsStored) continue // untouched 4-bit tensor: copied as stored
@@ -155,6 +160,9 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       jobs.set(t.name, encodable ? {quant, dtype: options.dtype ?? t.dtype, transform} : {dtype: options.dtype ?? t.dtype, transform})
       if (encodable) quantOf.set(t.name, quant!)
     }
+    const warnings = [...adapters.flatMap((a) => a.warnings.map((m) => `adapter ${a.name}: ${m}`)), ...plan.warnings]
+    if (kept.length > 0) warnings.push(`${kept.length} tensor${kept.length === 1 ? '' : 's'} stay in float, ${quant!.scheme} cannot hold them (${kept[0]!.name}: ${kept[0]!.reason}${kept.length > 1 ? '; …' : ''})`)
+    for (const w of warnings) options.onWarning?.(w)
     const targets = [...plan.targets.values()]
     let report: QualityReport | null = null
     const quantized = new Set(quantOf.keys())
@@ -216,7 +224,8 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
         orientation: t.transposed ? '[in, out]' : '[out, in]',
         written: writtenByName.get(t.name)?.written === 'float' ? writtenByName.get(t.name)!.dtype : (writtenByName.get(t.name)?.written ?? 'copy'),
       })),
-      warnings: [...adapters.flatMap((a) => a.warnings.map((m) => `adapter ${a.name}: ${m}`)), ...plan.warnings],
+      warnings,
+      kept,
       bytes: written.bytes,
       report: finalReport,
       gate,

@@ -216,6 +216,27 @@ test('--from-quantized (nf4 with double quantization, q4_0 GGUF, int4): the unme
   }
 })
 
+test('--from-quantized into another scheme: every 4-bit tensor is re-encoded and the bitsandbytes config is dropped', async () => {
+  const dir = tempDir()
+  try {
+    await fixture(dir.path)
+    await mergeModel({base: join(dir.path, 'base'), adapters: [{path: join(dir.path, 'a2')}], out: join(dir.path, 'q'), quantize: 'nf4', quality: false})
+    assert.ok(JSON.parse(readFileSync(join(dir.path, 'q', 'config.json'), 'utf8')).quantization_config)
+    const r = await mergeModel({base: join(dir.path, 'q'), fromQuantized: true, quantize: 'int4', blockSize: 32, adapters: [{path: join(dir.path, 'a1')}], out: join(dir.path, 'out'), quality: false})
+    assert.equal(r.kept, [])
+    const reader = await ModelReader.open(join(dir.path, 'out'))
+    assert.equal([...reader.tensors.values()].filter((t) => t.encoding !== 'plain').map((t) => [t.name, t.encoding]), [
+      ['model.layers.0.q_proj.weight', 'int4'],
+      ['model.layers.0.up_proj.weight', 'int4'],
+      ['model.layers.0.conv.weight', 'int4'],
+    ])
+    await reader.close()
+    assert.is(JSON.parse(readFileSync(join(dir.path, 'out', 'config.json'), 'utf8')).quantization_config, undefined)
+  } finally {
+    dir.cleanup()
+  }
+})
+
 test('--probe-file: real activations per module; a missing probe is a usage error naming the module', async () => {
   const dir = tempDir()
   try {
