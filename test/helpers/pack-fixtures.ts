@@ -8,6 +8,10 @@ import {readFileSync} from 'node:fs'
 import {DType, fromFloat} from '../../src/core/dtype.js'
 import {AdapterTensor, peftLoraConfig, writeAdapter} from '../../src/core/formats/peft-adapter-writer.js'
 import {Rng} from '../../src/core/random.js'
+import {LoraAdapter} from '../../src/core/formats/peft-adapter.js'
+import type {PackFile} from '../../src/core/pack/pack-file.js'
+import * as assert from 'uvu/assert'
+import {maxAbs, maxAbsDiff} from './index.js'
 
 export interface FixtureModule {
   name: string
@@ -90,4 +94,60 @@ export function loraForward(x: Float64Array, n: number, w: Float64Array, a: Arra
     }
   }
   return y
+}
+
+/**
+ * Random W, x; the forward through the pack's padded slot (float64) equals the forward through the adapter's own files.
+ * @returns the number of (adapter, module) pairs checked
+ */
+export async function assertForwardMatches(pack: PackFile, dirs: readonly string[], maxModulesPerAdapter = Infinity): Promise<number> {
+  let checked = 0
+  for (const [i, dir] of dirs.entries()) {
+    const slot = i + 1
+    const adapter = await LoraAdapter.load(dir)
+    try {
+      for (const own of [...adapter.modules.values()].slice(0, maxModulesPerAdapter)) {
+        const m = pack.module(own.name)
+        const rng = new Rng(99, own.name)
+        const n = 3
+        const aPacked = (await pack.readStackSlots(m.name, 'A', slot, 1)).toFloat64()
+        const bPacked = (await pack.readStackSlots(m.name, 'B', slot, 1)).toFloat64()
+        const sPacked = (await pack.readScaling(m.name))[slot]!
+        const aOwn = (await adapter.readA(own.name)).toFloat64()
+        const bOwn = (await adapter.readB(own.name)).toFloat64()
+        let yPack: Float64Array
+        let yOwn: Float64Array
+        if (m.kind === 'embedding') {
+          // an embedding LoRA adds s·B·A[:, id] to row id of the table
+          const table = rng.fillNormal(new Float64Array(m.in * m.out))
+          const ids = [0, 7, m.in - 1]
+          const gather = (a: Float64Array, b: Float64Array, r: number, s: number) => {
+            const y = new Float64Array(ids.length * m.out)
+            ids.forEach((id, t) => {
+              for (let o = 0; o < m.out; o++) {
+                let d = 0
+                for (let j = 0; j < r; j++) d += a[j * m.in + id]! * b[o * r + j]!
+                y[t * m.out + o] = table[id * m.out + o]! + s * d
+              }
+            })
+            return y
+          }
+          yPack = gather(aPacked, bPacked, m.R, sPacked)
+          yOwn = gather(aOwn, bOwn, own.r, own.scaling)
+        } else {
+          const w = rng.fillNormal(new Float64Array(m.out * m.in))
+          const x = rng.fillNormal(new Float64Array(n * m.in))
+          yPack = loraForward(x, n, w, aPacked, bPacked, sPacked, {in: m.in, out: m.out, r: m.R})
+          yOwn = loraForward(x, n, w, aOwn, bOwn, own.scaling, {in: m.in, out: m.out, r: own.r})
+        }
+        // the only difference allowed: the scaling stored as float32 (relative 2^-24)
+        const bound = 1e-6 * Math.max(1, maxAbs(yOwn))
+        assert.ok(maxAbsDiff(yPack, yOwn) <= bound, `${dir} ${own.name}: ${maxAbsDiff(yPack, yOwn)} > ${bound}`)
+        checked++
+      }
+    } finally {
+      await adapter.close()
+    }
+  }
+  return checked
 }

@@ -5,6 +5,7 @@
  * the message. At most `maxPendingBytes` may wait in the worker's queue:
  * `update` then returns a promise to await before reading more.
  */
+import {createHash} from 'node:crypto'
 import {Worker} from 'node:worker_threads'
 
 /** A running sha256 of one stream. */
@@ -13,6 +14,18 @@ export interface StreamHash {
   update(chunk: Uint8Array): Promise<void> | undefined
   /** The lowercase hex digest of everything added. */
   digest(): Promise<string>
+}
+
+/** A sha256 computed on the calling thread (for small inputs, where starting a worker costs more than it saves). */
+export function inlineHash(): StreamHash {
+  const hash = createHash('sha256')
+  return {
+    update: (chunk) => {
+      hash.update(chunk)
+      return undefined
+    },
+    digest: () => Promise.resolve(hash.digest('hex')),
+  }
 }
 
 /** Bytes allowed in the worker's queue before `update` asks the caller to wait. */

@@ -24,7 +24,7 @@ import {PieceSink, SourceFile, SourcePiece, SourceReader} from './source-reader.
 import {SlotBatch, slotBytes, writeSlotBlock} from './slot-batch.js'
 import {packTensorNames} from './pack-file.js'
 import {resolveAdapterInputs} from './resolve-inputs.js'
-import {BackgroundHasher} from '../io/background-hash.js'
+import {BackgroundHasher, inlineHash} from '../io/background-hash.js'
 
 export type NamesFrom = 'dir' | 'config'
 
@@ -50,7 +50,12 @@ export interface PackAdaptersOptions {
   batchBytes?: number
   /** Bytes read from a source file at a time (default `SOURCE_CHUNK_BYTES`). */
   chunkBytes?: number
+  /** Hash on a worker thread (default: when the sources total at least `WORKER_HASH_MIN_BYTES`). */
+  hashInWorker?: boolean
 }
+
+/** Sources at least this large are hashed on a worker thread (starting one costs about 50 ms). */
+export const WORKER_HASH_MIN_BYTES = 64 * 1024 * 1024
 
 /** Slots are gathered up to this many bytes and written with one write per tensor; two batches at most are in memory. */
 export const PACK_BATCH_BYTES = 16 * 1024 * 1024
@@ -195,7 +200,7 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
   let flushing: Promise<void> = Promise.resolve()
   let writes: Promise<void> = Promise.resolve()
   let next: SourceReader | undefined = sourceFiles.length > 0 ? SourceReader.start(sourceFiles[0]!, options.chunkBytes) : undefined
-  const hasher = new BackgroundHasher()
+  const hasher = options.hashInWorker ?? bytesIn >= WORKER_HASH_MIN_BYTES ? new BackgroundHasher() : undefined
   // the disk writes what is copied while copying goes on, so the final flush has little left (one sync at a time)
   let syncing: Promise<void> | undefined
   const syncInBackground = () => {
@@ -213,7 +218,7 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
         const sink: PieceSink = direct
           ? (p, bytes) => writeSlotBlock(writer, p.module, p.role, slot, p.r, p.dtype, dtype, bytes)
           : (p, bytes) => batch.place(p.module.name, p.role, slot, p.r, p.dtype, bytes)
-        const hash = hasher.stream()
+        const hash = hasher ? hasher.stream() : inlineHash()
         const copied = await reader.copy(sink, hash, writes)
         const digest = hash.digest()
         digest.catch(() => undefined)
@@ -245,7 +250,7 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
     await writer.abort()
     throw error
   } finally {
-    await hasher.close()
+    await hasher?.close()
   }
   return {
     out: writer.path,

@@ -9,9 +9,8 @@ import {summarizePack} from '../../../src/core/pack/inspect-pack.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {PackFile} from '../../../src/core/pack/pack-file.js'
 import {unpackAdapter} from '../../../src/core/pack/unpack.js'
-import {Rng} from '../../../src/core/random.js'
-import {maxAbs, maxAbsDiff, rejection, tempDir} from '../../helpers/index.js'
-import {FixtureAdapter, FixtureModule, loraForward, sha256File, writeFixtureAdapter} from '../../helpers/pack-fixtures.js'
+import {maxAbs, rejection, tempDir} from '../../helpers/index.js'
+import {FixtureAdapter, FixtureModule, assertForwardMatches, sha256File, writeFixtureAdapter} from '../../helpers/pack-fixtures.js'
 
 const test = suite('pack-adapters')
 
@@ -147,59 +146,6 @@ test('slot 0 is all zeros; rank padding and slots of adapters that skip a module
   }
 })
 
-/** Random W, x; the forward through the pack's padded slot (float64) equals the forward through the adapter's own files. */
-async function assertForwardMatches(pack: PackFile, dirs: readonly string[]): Promise<number> {
-  let checked = 0
-  for (const [i, dir] of dirs.entries()) {
-    const slot = i + 1
-    const adapter = await LoraAdapter.load(dir)
-    try {
-      for (const own of adapter.modules.values()) {
-        const m = pack.module(own.name)
-        const rng = new Rng(99, own.name)
-        const n = 3
-        const aPacked = (await pack.readStackSlots(m.name, 'A', slot, 1)).toFloat64()
-        const bPacked = (await pack.readStackSlots(m.name, 'B', slot, 1)).toFloat64()
-        const sPacked = (await pack.readScaling(m.name))[slot]!
-        const aOwn = (await adapter.readA(own.name)).toFloat64()
-        const bOwn = (await adapter.readB(own.name)).toFloat64()
-        let yPack: Float64Array
-        let yOwn: Float64Array
-        if (m.kind === 'embedding') {
-          // an embedding LoRA adds s·B·A[:, id] to row id of the table
-          const table = rng.fillNormal(new Float64Array(m.in * m.out))
-          const ids = [0, 7, m.in - 1]
-          const gather = (a: Float64Array, b: Float64Array, r: number, s: number) => {
-            const y = new Float64Array(ids.length * m.out)
-            ids.forEach((id, t) => {
-              for (let o = 0; o < m.out; o++) {
-                let d = 0
-                for (let j = 0; j < r; j++) d += a[j * m.in + id]! * b[o * r + j]!
-                y[t * m.out + o] = table[id * m.out + o]! + s * d
-              }
-            })
-            return y
-          }
-          yPack = gather(aPacked, bPacked, m.R, sPacked)
-          yOwn = gather(aOwn, bOwn, own.r, own.scaling)
-        } else {
-          const w = rng.fillNormal(new Float64Array(m.out * m.in))
-          const x = rng.fillNormal(new Float64Array(n * m.in))
-          yPack = loraForward(x, n, w, aPacked, bPacked, sPacked, {in: m.in, out: m.out, r: m.R})
-          yOwn = loraForward(x, n, w, aOwn, bOwn, own.scaling, {in: m.in, out: m.out, r: own.r})
-        }
-        // the only difference allowed: the scaling stored as float32 (relative 2^-24)
-        const bound = 1e-6 * Math.max(1, maxAbs(yOwn))
-        assert.ok(maxAbsDiff(yPack, yOwn) <= bound, `${dir} ${own.name}: ${maxAbsDiff(yPack, yOwn)} > ${bound}`)
-        checked++
-      }
-    } finally {
-      await adapter.close()
-    }
-  }
-  return checked
-}
-
 test('float64 forward x·Wᵀ + s[k]·(x·A[k]ᵀ)·B[k]ᵀ from the pack equals the same from each adapter\'s own files', async () => {
   const tmp = tempDir()
   try {
@@ -236,13 +182,13 @@ test('unpack gives each adapter back: same tensor names, dtypes and bytes, same 
   }
 })
 
-test('batched, direct and chunk-spanning copies write the same file', async () => {
+test('batched, direct and chunk-spanning copies, hashed here or on a worker, write the same file', async () => {
   const tmp = tempDir()
   try {
     const dirs = await writeAll(tmp.path, HETEROGENEOUS)
     const files: Buffer[] = []
-    // default; one write per slot block (batch smaller than a slot); 100-byte reads, so tensors span chunks
-    for (const [i, options] of [{}, {batchBytes: 1}, {chunkBytes: 100}, {batchBytes: 2000, chunkBytes: 333}].entries()) {
+    // default; one write per slot block (batch smaller than a slot); 100-byte reads, so tensors span chunks; hashing on a worker
+    for (const [i, options] of [{}, {batchBytes: 1}, {chunkBytes: 100}, {batchBytes: 2000, chunkBytes: 333, hashInWorker: true}].entries()) {
       const out = join(tmp.path, `p${i}.safetensors`)
       await packAdapters({inputs: dirs, out, ...options})
       files.push(readFileSync(out))
