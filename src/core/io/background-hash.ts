@@ -1,16 +1,16 @@
 /**
  * sha256 of byte streams computed on a worker thread, so that hashing what
  * is being copied runs on another core than the copy itself. Chunks backed by
- * a SharedArrayBuffer are hashed in place (no copy); others are copied into
- * the message. At most `maxPendingBytes` may wait in the worker's queue:
- * `update` then returns a promise to await before reading more.
+ * a SharedArrayBuffer are hashed in place (no copy; others are copied into
+ * the message). `update` returns a promise that resolves once the worker has
+ * hashed the chunk, after which the chunk may be reused.
  */
 import {createHash} from 'node:crypto'
 import {Worker} from 'node:worker_threads'
 
 /** A running sha256 of one stream. */
 export interface StreamHash {
-  /** Add the next bytes (they must not change until hashed: pass fresh or shared chunks). */
+  /** Add the next bytes; when it returns a promise, the bytes must not change until it resolves. */
   update(chunk: Uint8Array): Promise<void> | undefined
   /** The lowercase hex digest of everything added. */
   digest(): Promise<string>
@@ -28,27 +28,21 @@ export function inlineHash(): StreamHash {
   }
 }
 
-/** Bytes allowed in the worker's queue before `update` asks the caller to wait. */
-export const HASH_QUEUE_BYTES = 32 * 1024 * 1024
+type Reply = {type: 'ack'; seq: number} | {type: 'digest'; seq: number; hex: string}
 
 export class BackgroundHasher {
   private readonly worker: Worker
   private nextId = 0
-  private pending = 0
-  private readonly waiting: Array<() => void> = []
-  private readonly digests = new Map<number, {resolve: (hex: string) => void; reject: (e: Error) => void}>()
+  private nextSeq = 0
+  private readonly replies = new Map<number, {resolve: (value: string) => void; reject: (e: Error) => void}>()
   private failure: Error | undefined
 
-  constructor(private readonly maxPendingBytes = HASH_QUEUE_BYTES) {
+  constructor() {
     this.worker = new Worker(new URL('./background-hash-worker.js', import.meta.url))
-    this.worker.on('message', (m: {type: 'ack'; bytes: number} | {type: 'digest'; id: number; hex: string}) => {
-      if (m.type === 'ack') {
-        this.pending -= m.bytes
-        if (this.pending <= this.maxPendingBytes) for (const wake of this.waiting.splice(0)) wake()
-      } else {
-        this.digests.get(m.id)?.resolve(m.hex)
-        this.digests.delete(m.id)
-      }
+    this.worker.on('message', (m: Reply) => {
+      const reply = this.replies.get(m.seq)
+      this.replies.delete(m.seq)
+      reply?.resolve(m.type === 'digest' ? m.hex : '')
     })
     this.worker.on('error', (error) => this.fail(error))
     this.worker.on('exit', (code) => this.fail(new Error(`the hashing worker exited (status ${code})`)))
@@ -56,30 +50,24 @@ export class BackgroundHasher {
 
   private fail(error: Error): void {
     this.failure ??= error
-    for (const d of this.digests.values()) d.reject(error)
-    this.digests.clear()
-    for (const wake of this.waiting.splice(0)) wake()
+    for (const r of this.replies.values()) r.reject(error)
+    this.replies.clear()
+  }
+
+  private ask(message: Record<string, unknown>): Promise<string> {
+    if (this.failure) return Promise.reject(this.failure)
+    const seq = this.nextSeq++
+    const reply = new Promise<string>((resolve, reject) => this.replies.set(seq, {resolve, reject}))
+    this.worker.postMessage({...message, seq})
+    return reply
   }
 
   /** A new stream. */
   stream(): StreamHash {
     const id = this.nextId++
     return {
-      update: (chunk) => {
-        if (this.failure) throw this.failure
-        this.pending += chunk.byteLength
-        this.worker.postMessage({type: 'update', id, chunk})
-        if (this.pending <= this.maxPendingBytes) return undefined
-        return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() => {
-          if (this.failure) throw this.failure
-        })
-      },
-      digest: () => {
-        if (this.failure) return Promise.reject(this.failure)
-        const result = new Promise<string>((resolve, reject) => this.digests.set(id, {resolve, reject}))
-        this.worker.postMessage({type: 'digest', id})
-        return result
-      },
+      update: (chunk) => this.ask({type: 'update', id, chunk}).then(() => undefined),
+      digest: () => this.ask({type: 'digest', id}),
     }
   }
 

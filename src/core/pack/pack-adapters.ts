@@ -20,11 +20,12 @@ import {assertOutputFree} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
 import {PACK_FORMAT, PACK_FORMAT_VERSION, PackManifest, serializeManifest} from './manifest.js'
 import {AdapterHeader, planPack} from './pack-plan.js'
-import {PieceSink, SourceFile, SourcePiece, SourceReader} from './source-reader.js'
+import {PieceSink, SOURCE_CHUNK_BYTES, SOURCE_CHUNK_COUNT, SourceFile, SourcePiece, SourceReader} from './source-reader.js'
 import {SlotBatch, slotBytes, writeSlotBlock} from './slot-batch.js'
 import {packTensorNames} from './pack-file.js'
 import {resolveAdapterInputs} from './resolve-inputs.js'
 import {BackgroundHasher, inlineHash} from '../io/background-hash.js'
+import {BufferPool} from '../io/buffer-pool.js'
 
 export type NamesFrom = 'dir' | 'config'
 
@@ -53,6 +54,9 @@ export interface PackAdaptersOptions {
   /** Hash on a worker thread (default: when the sources total at least `WORKER_HASH_MIN_BYTES`). */
   hashInWorker?: boolean
 }
+
+/** Adapter headers read at once while planning. */
+export const HEADER_READ_AHEAD = 8
 
 /** Sources at least this large are hashed on a worker thread (starting one costs about 50 ms). */
 export const WORKER_HASH_MIN_BYTES = 64 * 1024 * 1024
@@ -139,8 +143,25 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
   const perAdapterWarnings: Array<{name: string; warnings: readonly string[]}> = []
   const names = new Map<string, string>()
   let bytesIn = 0
-  for (const [i, dir] of dirs.entries()) {
-    const read = await readAdapter(dir, namesFrom)
+  // headers are read a few at a time (their small reads overlap), and taken in order
+  const reading: Array<ReturnType<typeof readAdapter>> = []
+  const readAhead = (i: number) => {
+    if (i < dirs.length) {
+      reading[i] = readAdapter(dirs[i]!, namesFrom)
+      reading[i]!.catch(() => undefined)
+    }
+  }
+  for (let i = 0; i < HEADER_READ_AHEAD; i++) readAhead(i)
+  for (const [i] of dirs.entries()) {
+    let read: Awaited<ReturnType<typeof readAdapter>>
+    try {
+      read = await reading[i]!
+    } catch (error) {
+      await Promise.allSettled(reading.slice(i + 1))
+      throw error
+    }
+    delete reading[i]
+    readAhead(i + HEADER_READ_AHEAD)
     const previous = names.get(read.header.name)
     if (previous !== undefined) {
       throw new InputError(
@@ -199,7 +220,8 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
   let batch = new SlotBatch(moduleByName, dtype, 1, Math.min(batchSlots, S - 1))
   let flushing: Promise<void> = Promise.resolve()
   let writes: Promise<void> = Promise.resolve()
-  let next: SourceReader | undefined = sourceFiles.length > 0 ? SourceReader.start(sourceFiles[0]!, options.chunkBytes) : undefined
+  const pool = new BufferPool(options.chunkBytes ?? SOURCE_CHUNK_BYTES, SOURCE_CHUNK_COUNT)
+  let next: SourceReader | undefined = sourceFiles.length > 0 ? SourceReader.start(sourceFiles[0]!, pool) : undefined
   const hasher = options.hashInWorker ?? bytesIn >= WORKER_HASH_MIN_BYTES ? new BackgroundHasher() : undefined
   // the disk writes what is copied while copying goes on, so the final flush has little left (one sync at a time)
   let syncing: Promise<void> | undefined
@@ -213,7 +235,7 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
     for (let i = 0; i < sourceFiles.length; i++) {
       const slot = i + 1
       const reader = next!
-      next = i + 1 < sourceFiles.length ? SourceReader.start(sourceFiles[i + 1]!, options.chunkBytes) : undefined
+      next = i + 1 < sourceFiles.length ? SourceReader.start(sourceFiles[i + 1]!, pool) : undefined
       try {
         const sink: PieceSink = direct
           ? (p, bytes) => writeSlotBlock(writer, p.module, p.role, slot, p.r, p.dtype, dtype, bytes)

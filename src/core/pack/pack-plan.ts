@@ -199,6 +199,6 @@ function adapterEntry(a: AdapterHeader, slot: number): PackAdapterEntry {
 /** The adapter-name infix of a module's A key (`default` in `….lora_A.default.weight`), or null. */
 function keyInfix(m: LoraModule, prefix: string): string | null {
   const rest = m.aKey.startsWith(prefix + m.name) ? m.aKey.slice(prefix.length + m.name.length) : ''
-  const match = /^\.lora_(?:embedding_)?A(?:\.([^.]+))?(?:\.weight)?$/.exec(rest)
+  const match = (m.kind === 'embedding' ? /^\.lora_embedding_A(?:\.([^.]+))?$/ : /^\.lora_A(?:\.([^.]+))?\.weight$/).exec(rest)
   return match?.[1] ?? null
 }

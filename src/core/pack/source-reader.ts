@@ -3,20 +3,24 @@
  * in chunks, handing every chunk to a hash and each LoRA tensor to a sink as
  * soon as its bytes are in. Opening the file and reading its first chunk
  * start as soon as the reader is created, and each next chunk is read while
- * the current one is placed, so reading overlaps the work. Chunks live in
- * SharedArrayBuffers, so a hashing worker reads them without a copy.
- * Memory: two chunks, plus a tensor that spans chunks.
+ * the current one is placed, so reading overlaps the work. Chunks come from
+ * a `BufferPool` (shared memory a hashing worker reads without a copy) and go
+ * back to it once hashed and written: memory is the pool, plus a tensor
+ * that spans chunks.
  */
 import {open} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 import type {DType} from '../dtype.js'
 import {InputError, describeSystemError} from '../errors.js'
 import type {StreamHash} from '../io/background-hash.js'
+import type {BufferPool} from '../io/buffer-pool.js'
 import {readFully} from '../io/positional.js'
 import type {PackModuleEntry} from './manifest.js'
 
 /** Bytes read from a source file at a time. */
-export const SOURCE_CHUNK_BYTES = 16 * 1024 * 1024
+export const SOURCE_CHUNK_BYTES = 8 * 1024 * 1024
+/** Chunk buffers in a packing pool: one being placed, one read ahead, the next file's first, and some being hashed or written. */
+export const SOURCE_CHUNK_COUNT = 6
 
 /** One LoRA tensor of a source file. */
 export interface SourcePiece {
@@ -51,16 +55,16 @@ export class SourceReader {
 
   private constructor(
     readonly source: SourceFile,
-    private readonly chunkBytes: number,
+    private readonly pool: BufferPool,
   ) {
     this.handle = this.openChecked()
     this.handle.catch(ignore)
     this.next = this.readAt(0)
   }
 
-  /** Open `source` and start reading its first chunk. */
-  static start(source: SourceFile, chunkBytes = SOURCE_CHUNK_BYTES): SourceReader {
-    return new SourceReader(source, chunkBytes)
+  /** Open `source` and start reading its first chunk into a buffer from `pool`. */
+  static start(source: SourceFile, pool: BufferPool): SourceReader {
+    return new SourceReader(source, pool)
   }
 
   private changed(what: string): InputError {
@@ -84,11 +88,12 @@ export class SourceReader {
 
   private readAt(position: number): Promise<Uint8Array> | undefined {
     if (position >= this.source.size) return undefined
-    const chunk = new Uint8Array(new SharedArrayBuffer(Math.min(this.chunkBytes, this.source.size - position)))
     const read = this.handle.then(async (h) => {
+      const chunk = await this.pool.acquire(Math.min(this.pool.bufferBytes, this.source.size - position))
       try {
         await readFully(h, chunk, position)
       } catch (error) {
+        this.pool.release(chunk)
         const described = describeSystemError(error, 'read', this.source.path)
         throw described instanceof InputError ? described : this.changed('it ended early')
       }
@@ -134,9 +139,10 @@ export class SourceReader {
         }
         const these = Promise.all(writes).then(ignore)
         these.catch(ignore)
+        // the chunk goes back to the pool once hashed and written
+        void Promise.allSettled([these, hashing]).then(() => this.pool.release(chunk))
         await inflight // at most two chunks' writes in flight
         inflight = these
-        if (hashing) await hashing // the hashing worker is behind: let it catch up
         pos = end
       }
     } catch (error) {
@@ -148,7 +154,8 @@ export class SourceReader {
 
   /** Close the file (also after an error or without `copy`). */
   async close(): Promise<void> {
-    await this.next?.catch(ignore)
+    const unread = await this.next?.catch(ignore)
+    if (unread) this.pool.release(unread)
     const handle = await this.handle.catch(ignore)
     await handle?.close()
   }

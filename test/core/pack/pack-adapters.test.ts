@@ -4,6 +4,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {fromFloat, toFloat64} from '../../../src/core/dtype.js'
 import {LoraAdapter} from '../../../src/core/formats/peft-adapter.js'
+import {peftLoraConfig, writeAdapter} from '../../../src/core/formats/peft-adapter-writer.js'
 import {SafetensorsFile} from '../../../src/core/formats/safetensors-file.js'
 import {summarizePack} from '../../../src/core/pack/inspect-pack.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
@@ -86,6 +87,9 @@ test('heterogeneous adapters: module table, R per module, slot order, scalings, 
       assert.equal(pack.manifest.modules.map((m) => [m.name, m.R]), Object.entries(EXPECTED_R))
       assert.equal(pack.manifest.modules.map((m) => m.kind), ['embedding', 'linear', 'linear', 'linear', 'linear', 'linear', 'linear'])
       assert.equal(pack.adapters.map((a) => [a.name, a.slot]), [['plain', 1], ['rslora', 2], ['disjoint', 3], ['embed', 4]])
+      // tensor names are recorded as a key style; no module needs its own names
+      assert.equal(pack.adapters.map((a) => [a.key_prefix, a.key_infix]), [['base_model.model.', null], ['base_model.model.', null], ['', 'default'], ['base_model.model.', null]])
+      assert.ok(pack.adapters.every((a) => a.modules.every((m) => m.a_key === undefined && m.b_key === undefined)))
       for (const [i, name] of Object.keys(HETEROGENEOUS).entries()) {
         assert.is(pack.adapters[i]!.sha256, sha256File(join(dirs[i]!, 'adapter_model.safetensors')))
       }
@@ -232,6 +236,34 @@ test('dtypes: mixed F16/BF16 pack as F32 with a warning and unpack exactly; --dt
     assert.is(r.exact, false)
     assert.is(r.dtype, 'F32')
     assert.match(r.warnings[0]!, /the pack stores F16, narrower than this adapter's F32/)
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('a module whose tensor names break the adapter\'s key style keeps its own names, and unpacks under them', async () => {
+  const tmp = tempDir()
+  try {
+    const dir = join(tmp.path, 'odd')
+    const t = (name: string, shape: number[]) => ({name, dtype: 'F32' as const, shape, data: new Float32Array(shape[0]! * shape[1]!).fill(0.5)})
+    await writeAdapter(dir, peftLoraConfig({r: 2, lora_alpha: 2, target_modules: ['q_proj', 'k_proj']}), [
+      t('base_model.model.m.q_proj.lora_A.weight', [2, 4]),
+      t('base_model.model.m.q_proj.lora_B.weight', [4, 2]),
+      t('m.k_proj.lora_A.custom.weight', [2, 4]),
+      t('m.k_proj.lora_B.custom.weight', [4, 2]),
+    ])
+    const out = join(tmp.path, 'p.safetensors')
+    await packAdapters({inputs: [dir], out})
+    const pack = await PackFile.open(out)
+    const entry = pack.adapters[0]!
+    await pack.close()
+    assert.equal([entry.key_prefix, entry.key_infix], ['base_model.model.', null])
+    assert.equal(entry.modules.map((m) => [m.name, m.a_key ?? null, m.b_key ?? null]), [
+      ['m.q_proj', null, null],
+      ['m.k_proj', 'm.k_proj.lora_A.custom.weight', 'm.k_proj.lora_B.custom.weight'],
+    ])
+    await unpackAdapter({file: out, slot: 1, out: join(tmp.path, 'u')})
+    assert.ok(readFileSync(join(tmp.path, 'u/adapter_model.safetensors')).equals(readFileSync(join(dir, 'adapter_model.safetensors'))))
   } finally {
     tmp.cleanup()
   }
