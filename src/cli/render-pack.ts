@@ -7,11 +7,12 @@ import {formatBytes} from '../core/units.js'
 const MAX_ROWS = 40
 
 const percent = (share: number) => `${(100 * share).toFixed(1)}%`
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 
 export function renderPackSummary(p: PackSummary): string {
   const b = p.bytes
   const lines = [
-    `${p.format} v${p.format_version} by ${p.tool} ${p.tool_version}: ${p.adapters} adapters in ${p.slots} slots (slot 0 = no adapter), ${p.modules.length} modules, ${p.dtype}`,
+    `${p.format} v${p.format_version} by ${p.tool} ${p.tool_version}: ${count(p.adapters, 'adapter')} in ${p.slots} slots (slot 0 = no adapter), ${count(p.modules.length, 'module')}, ${p.dtype}`,
     `base model: ${p.base_model_name_or_path ?? '(mixed or none)'}`,
     `bytes: ${formatBytes(b.file)} file = ${formatBytes(b.header)} header + ${formatBytes(b.stacks)} A/B stacks + ${formatBytes(b.scaling)} scaling`,
     `padding: ${formatBytes(b.padding)} of zeros (${percent(b.padding_share)} of the file): rank padding ${formatBytes(b.rank_padding)} (${percent(b.rank_padding_share)}), empty slots ${formatBytes(b.empty_slots)} (${percent(b.empty_slots_share)}), null slot ${formatBytes(b.null_slot)} (${percent(b.null_slot_share)})`,

@@ -45,7 +45,7 @@ export default class Pack extends LoraCommand {
       for (const w of result.warnings) this.warnUser(w)
       if (!this.jsonEnabled()) {
         const share = result.bytes_out > 0 ? ((100 * result.padding_bytes) / result.bytes_out).toFixed(1) : '0'
-        this.log(`packed ${result.adapters} adapter${result.adapters === 1 ? '' : 's'} into ${result.out}: ${result.slots} slots (slot 0 = no adapter), ${result.modules} modules, ${result.dtype}`)
+        this.log(`packed ${result.adapters} adapter${result.adapters === 1 ? '' : 's'} into ${result.out}: ${result.slots} slots (slot 0 = no adapter), ${result.modules} module${result.modules === 1 ? '' : 's'}, ${result.dtype}`)
         this.log(`${formatBytes(result.bytes_in)} in, ${formatBytes(result.bytes_out)} out, ${formatBytes(result.padding_bytes)} of zero padding (${share}%), ${result.seconds.toFixed(2)} s`)
       }
       return result
