@@ -384,6 +384,24 @@ test('--allow-mixed-base packs adapters of differently named bases whose dims ag
   }
 })
 
+test('--names-from config takes adapter_name (or name) from each config; a config without one is refused', async () => {
+  const tmp = tempDir()
+  try {
+    const dirs = await writeAll(tmp.path, {x: mk(1, [q(0, 4)], {adapter_name: 'support-bot'}), y: mk(2, [q(0, 4)], {name: 'sql-helper'})})
+    const out = join(tmp.path, 'p.safetensors')
+    await packAdapters({inputs: dirs, out, namesFrom: 'config'})
+    const pack = await PackFile.open(out)
+    assert.equal(pack.adapters.map((a) => a.name), ['support-bot', 'sql-helper'])
+    await pack.close()
+    const more = await writeAll(join(tmp.path, 'more'), {z: mk(3, [q(0, 4)])})
+    const e = await rejection(packAdapters({inputs: [...dirs, ...more], out: join(tmp.path, 'p2.safetensors'), namesFrom: 'config'}))
+    assert.is(e.code, 'PACK_NO_CONFIG_NAME')
+    assert.match(e.message, /read .*z\/adapter_config\.json: no "adapter_name" or "name" string to take the adapter's name from \(use --names-from dir\)/)
+  } finally {
+    tmp.cleanup()
+  }
+})
+
 test('an existing output is kept unless forced', async () => {
   const tmp = tempDir()
   try {
