@@ -113,9 +113,10 @@ export class SourceReader {
     const partial = new Map<SourcePiece, Uint8Array>()
     let inflight = after
     let index = 0
+    let held: Uint8Array | undefined // a chunk not yet handed back to the pool
     try {
       for (let pos = 0; pos < size; ) {
-        const chunk = await this.next!
+        const chunk = (held = await this.next!)
         const end = pos + chunk.byteLength
         this.next = this.readAt(end)
         const hashing = hash.update(chunk)
@@ -141,11 +142,13 @@ export class SourceReader {
         these.catch(ignore)
         // the chunk goes back to the pool once hashed and written
         void Promise.allSettled([these, hashing]).then(() => this.pool.release(chunk))
+        held = undefined
         await inflight // at most two chunks' writes in flight
         inflight = these
         pos = end
       }
     } catch (error) {
+      if (held) this.pool.release(held)
       await inflight.catch(ignore)
       throw error
     }
