@@ -30,34 +30,26 @@ export interface CopySourcesOptions {
 }
 
 /** The LoRA tensors of each source, as pieces in file order with their target module. */
-function sourceFiles(manifest: PackManifest, headers: readonly AdapterHeader[], sources: readonly SourceLayout[]): SourceFile[] {
+export function sourceFiles(manifest: PackManifest, headers: readonly AdapterHeader[], sources: readonly SourceLayout[]): SourceFile[] {
   const moduleByName = new Map(manifest.modules.map((m) => [m.name, m]))
   return headers.map((header, i) => {
     const src = sources[i]!
     const pieces: SourcePiece[] = []
-    for (const m of header.modules) {
-      for (const [role, key] of [['A', m.aKey], ['B', m.bKey]] as const) {
-        const [begin, end] = src.tensors.get(key)!
-        pieces.push({begin: src.dataStart + begin, end: src.dataStart + end, module: moduleByName.get(m.name)!, role, r: m.r, dtype: m.dtype})
-      }
-    }
-    return {path: src.path, size: src.size, mtimeMs: src.mtimeMs, pieces: pieces.sort((a, b) => a.begin - b.begin)}
+    header.modules.forEach((m, k) => {
+      const module = moduleByName.get(m.name)!
+      const {a, b} = src.ranges[k]!
+      pieces.push({begin: a[0], end: a[1], module, role: 'A', r: m.r, dtype: m.dtype}, {begin: b[0], end: b[1], module, role: 'B', r: m.r, dtype: m.dtype})
+    })
+    return {path: src.path, size: src.size, mtimeMs: src.mtimeMs, pieces: pieces.sort((x, y) => x.begin - y.begin)}
   })
 }
 
 /**
- * Copy every adapter's A and B into slot k + 1 of the stacks `writer` holds.
+ * Copy every source's A and B (`files[k]`, from `sourceFiles`) into slot k + 1 of the stacks `writer` holds.
  * @returns the sha256 of each source file, in order
  * @throws InputError when a source changed since its header was read
  */
-export async function copySources(
-  writer: SafetensorsWriter,
-  manifest: PackManifest,
-  headers: readonly AdapterHeader[],
-  sources: readonly SourceLayout[],
-  options: CopySourcesOptions = {},
-): Promise<string[]> {
-  const files = sourceFiles(manifest, headers, sources)
+export async function copySources(writer: SafetensorsWriter, manifest: PackManifest, files: readonly SourceFile[], options: CopySourcesOptions = {}): Promise<string[]> {
   const dtype = manifest.dtype
   const moduleByName = new Map(manifest.modules.map((m) => [m.name, m]))
   const N = files.length
@@ -65,7 +57,11 @@ export async function copySources(
   const batchBytes = options.batchBytes ?? PACK_BATCH_BYTES
   const direct = perSlot > batchBytes
   const batchSlots = direct ? 1 : Math.max(1, Math.floor(batchBytes / perSlot))
-  let batch = new SlotBatch(moduleByName, dtype, 1, Math.min(batchSlots, N))
+  // two arenas, alternating: one being written while the next batch fills the other
+  const arenaBytes = direct ? 0 : Math.min(batchSlots, N) * perSlot
+  const arenas = [new Uint8Array(arenaBytes), new Uint8Array(arenaBytes)]
+  let batches = 0
+  let batch = new SlotBatch(moduleByName, dtype, 1, Math.min(batchSlots, N), arenas[0]!)
   let flushing: Promise<void> = Promise.resolve()
   let writes: Promise<void> = Promise.resolve()
   const pool = new BufferPool(options.chunkBytes ?? SOURCE_CHUNK_BYTES, SOURCE_CHUNK_COUNT)
@@ -102,7 +98,7 @@ export async function copySources(
         await flushing // at most two batches in memory: one being written, one being filled
         flushing = batch.flush(writer)
         flushing.then(syncInBackground, () => undefined)
-        batch = new SlotBatch(moduleByName, dtype, slot + 1, Math.min(batchSlots, N - slot))
+        batch = new SlotBatch(moduleByName, dtype, slot + 1, Math.min(batchSlots, N - slot), arenas[++batches % 2]!)
       }
       options.onProgress?.({stage: 'adapters', done: slot, total: N})
     }

@@ -13,15 +13,15 @@
 import {performance} from 'node:perf_hooks'
 import type {DType, FloatOutputDType} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {SAFETENSORS_MAX_HEADER_BYTES, planFile, sanitizeName} from '../formats/safetensors-header.js'
+import {SAFETENSORS_MAX_HEADER_BYTES, sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
-import {copySources} from './copy-sources.js'
+import {copySources, sourceFiles} from './copy-sources.js'
 import {PACK_FORMAT, PACK_FORMAT_VERSION, PackManifest, serializeManifest} from './manifest.js'
 import {packTensorNames} from './pack-file.js'
 import {planPack} from './pack-plan.js'
-import {NamesFrom, readAdapterHeaders} from './read-headers.js'
+import {AdapterHeaders, NamesFrom, readAdapterHeaders} from './read-headers.js'
 import {resolveAdapterInputs} from './resolve-inputs.js'
 
 export type {NamesFrom} from './read-headers.js'
@@ -84,33 +84,35 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
   await assertOutputFree(options.out, options.force)
   const dirs = await resolveAdapterInputs({inputs: options.inputs, list: options.list, cwd: options.cwd})
   const namesFrom = options.namesFrom ?? 'dir'
-  const read = await readAdapterHeaders(dirs, namesFrom, options.onProgress)
-  const {headers, sources} = read
+  let read: AdapterHeaders | undefined = await readAdapterHeaders(dirs, namesFrom, options.onProgress)
+  const N = read.headers.length
   const bytesIn = read.bytes
-  const plan = planPack(headers, {dtype: options.dtype, allowMixedBase: options.allowMixedBase})
+  const plan = planPack(read.headers, {dtype: options.dtype, allowMixedBase: options.allowMixedBase})
   const warnings = [...plan.warnings, ...read.warnings]
-  const withExtras = headers.filter((h) => h.extraTensors.length > 0)
+  const withExtras = read.headers.filter((h) => h.extraTensors.length > 0)
   if (withExtras.length > 0) {
     const count = withExtras.reduce((s, h) => s + h.extraTensors.length, 0)
     warnings.push(
       `${withExtras.length} adapter${withExtras.length > 1 ? 's have' : ' has'} ${count} ${count > 1 ? 'tensors that are not LoRA pairs' : 'tensor that is not a LoRA pair'} (modules_to_save or heads, e.g. "${sanitizeName(withExtras[0]!.extraTensors[0]!)}" in "${sanitizeName(withExtras[0]!.name)}"): not packed, since full weights cannot be routed per request; the manifest lists them`,
     )
   }
-  const metadata = (manifest: PackManifest) => ({format: PACK_FORMAT, format_version: PACK_FORMAT_VERSION, manifest: serializeManifest(manifest)})
-  const headerBytes = planFile(plan.specs, metadata(plan.manifest)).dataStart - 8
-  if (headerBytes > SAFETENSORS_MAX_HEADER_BYTES) {
-    throw new InputError(
-      'PACK_HEADER_TOO_LARGE',
-      `pack: the manifest of ${headers.length} adapters makes a ${headerBytes}-byte header, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit safetensors readers accept; pack fewer adapters per file`,
-    )
-  }
-
   const S = plan.manifest.slots
   const scalings = new Map(plan.manifest.modules.map((m) => [m.name, new Float32Array(S)]))
-  for (const [i, header] of headers.entries()) for (const m of header.modules) scalings.get(m.name)![i + 1] = m.scaling
+  for (const [i, header] of read.headers.entries()) for (const m of header.modules) scalings.get(m.name)![i + 1] = m.scaling
+  const files = sourceFiles(plan.manifest, read.headers, read.sources)
+  read = undefined // the per-module details of every adapter are not needed any more: let them go
+
+  const metadata = (manifest: PackManifest) => ({format: PACK_FORMAT, format_version: PACK_FORMAT_VERSION, manifest: serializeManifest(manifest)})
   const writer = await SafetensorsWriter.create(options.out, plan.specs, {metadata: metadata(plan.manifest), force: options.force})
   try {
-    const hashes = await copySources(writer, plan.manifest, headers, sources, {
+    const headerBytes = writer.plan.dataStart - 8
+    if (headerBytes > SAFETENSORS_MAX_HEADER_BYTES) {
+      throw new InputError(
+        'PACK_HEADER_TOO_LARGE',
+        `pack: the manifest of ${N} adapters makes a ${headerBytes}-byte header, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit safetensors readers accept; pack fewer adapters per file`,
+      )
+    }
+    const hashes = await copySources(writer, plan.manifest, files, {
       batchBytes: options.batchBytes,
       chunkBytes: options.chunkBytes,
       hashInWorker: options.hashInWorker ?? bytesIn >= WORKER_HASH_MIN_BYTES,
@@ -126,7 +128,7 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
   }
   return {
     out: writer.path,
-    adapters: headers.length,
+    adapters: N,
     slots: S,
     modules: plan.manifest.modules.length,
     dtype: plan.manifest.dtype,

@@ -5,7 +5,7 @@
  */
 import {stat} from 'node:fs/promises'
 import {InputError} from '../errors.js'
-import {LoraAdapter} from '../formats/peft-adapter.js'
+import {LoraAdapter, LoraModule} from '../formats/peft-adapter.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import type {ProgressCallback} from '../progress.js'
 import type {AdapterHeader} from './pack-plan.js'
@@ -20,10 +20,8 @@ export interface SourceLayout {
   readonly path: string
   readonly size: number
   readonly mtimeMs: number
-  /** Absolute file offset of the data section. */
-  readonly dataStart: number
-  /** Tensor name → [begin, end) relative to the data section. */
-  readonly tensors: ReadonlyMap<string, readonly [number, number]>
+  /** Per module (in `AdapterHeader.modules` order): absolute byte ranges of A and B in the file. */
+  readonly ranges: ReadonlyArray<{readonly a: readonly [number, number]; readonly b: readonly [number, number]}>
 }
 
 export interface AdapterHeaders {
@@ -46,20 +44,34 @@ function adapterName(adapter: LoraAdapter, namesFrom: NamesFrom): string {
   return name
 }
 
-/** Read one adapter's config and header: what planning and copying need. */
+/**
+ * A copy of `text` that does not share memory with a larger string. Names
+ * parsed from a header are slices of the whole header text; keeping one
+ * would keep that text alive, for every adapter of the pack.
+ */
+function detach(text: string): string {
+  return JSON.parse(JSON.stringify(text)) as string
+}
+
+/** Read one adapter's config and header: what planning and copying need (and nothing more: it is kept for every adapter). */
 async function readAdapter(dir: string, namesFrom: NamesFrom): Promise<{header: AdapterHeader; source: SourceLayout; bytes: number; warnings: readonly string[]}> {
   const adapter = await LoraAdapter.load(dir)
   try {
     const file = adapter.file
     const info = await stat(file.path)
-    const modules = [...adapter.modules.values()].sort((a, b) => file.info(a.aKey).dataOffsets[0] - file.info(b.aKey).dataOffsets[0])
-    const tensors = new Map<string, [number, number]>()
-    for (const m of modules) for (const key of [m.aKey, m.bKey]) tensors.set(key, [...file.info(key).dataOffsets])
+    const start = (key: string) => file.info(key).dataOffsets[0]
+    const modules: LoraModule[] = [...adapter.modules.values()]
+      .sort((a, b) => start(a.aKey) - start(b.aKey))
+      .map((m) => ({...m, name: detach(m.name), aKey: detach(m.aKey), bKey: detach(m.bKey)}))
+    const range = (key: string): [number, number] => {
+      const [begin, end] = file.info(key).dataOffsets
+      return [file.dataStart + begin, file.dataStart + end]
+    }
     const metadata: Record<string, string> = Object.create(null)
-    for (const [k, v] of file.metadata) metadata[k] = v
+    for (const [k, v] of file.metadata) metadata[detach(k)] = detach(v)
     return {
-      header: {name: adapterName(adapter, namesFrom), dir: adapter.dir, config: adapter.config, modules, extraTensors: adapter.extraTensors.map((t) => t.name), metadata},
-      source: {path: file.path, size: file.bytes, mtimeMs: info.mtimeMs, dataStart: file.dataStart, tensors},
+      header: {name: adapterName(adapter, namesFrom), dir: adapter.dir, config: adapter.config, modules, extraTensors: adapter.extraTensors.map((t) => detach(t.name)), metadata},
+      source: {path: file.path, size: file.bytes, mtimeMs: info.mtimeMs, ranges: modules.map((m) => ({a: range(m.aKey), b: range(m.bKey)}))},
       bytes: file.bytes,
       warnings: adapter.warnings,
     }

@@ -6,7 +6,8 @@
  * thousand small adapters then cost a few large writes per module instead of
  * two small writes per adapter and module. Zero padding (rank r < R, and
  * modules an adapter does not target) is part of the buffers, so it is
- * written as zeros over the preallocated zeros.
+ * written as zeros over the preallocated zeros. The buffers are carved from
+ * an arena the caller reuses batch after batch, so memory stays flat.
  */
 import {DTYPES, DType, convertFloat} from '../dtype.js'
 import type {SafetensorsWriter} from '../formats/safetensors-writer.js'
@@ -22,21 +23,34 @@ export function slotBytes(modules: readonly PackModuleEntry[], dtype: DType): nu
 export class SlotBatch {
   private readonly buffers = new Map<string, {a: Uint8Array; b: Uint8Array}>()
   private readonly size: number
+  private used = 0
 
-  /** Slots `start .. start+count-1` of every module in `modules`. */
+  /**
+   * Slots `start .. start+count-1` of every module in `modules`, gathered in `arena`
+   * (at least `count × slotBytes(...)` bytes; its old contents are cleared where used).
+   */
   constructor(
     private readonly modules: ReadonlyMap<string, PackModuleEntry>,
     private readonly dtype: DType,
     readonly start: number,
     readonly count: number,
+    private readonly arena: Uint8Array,
   ) {
     this.size = DTYPES[dtype].bytes
+  }
+
+  private carve(bytes: number): Uint8Array {
+    if (this.used + bytes > this.arena.byteLength) throw new RangeError(`a batch of ${this.count} slots does not fit its ${this.arena.byteLength}-byte arena`)
+    const view = this.arena.subarray(this.used, this.used + bytes)
+    view.fill(0)
+    this.used += bytes
+    return view
   }
 
   private buffer(m: PackModuleEntry): {a: Uint8Array; b: Uint8Array} {
     let b = this.buffers.get(m.name)
     if (!b) {
-      b = {a: new Uint8Array(this.count * m.R * m.in * this.size), b: new Uint8Array(this.count * m.out * m.R * this.size)}
+      b = {a: this.carve(this.count * m.R * m.in * this.size), b: this.carve(this.count * m.out * m.R * this.size)}
       this.buffers.set(m.name, b)
     }
     return b
