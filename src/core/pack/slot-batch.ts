@@ -20,14 +20,23 @@ export function slotBytes(modules: readonly PackModuleEntry[], dtype: DType): nu
   return modules.reduce((sum, m) => sum + m.R * (m.in + m.out) * size, 0)
 }
 
+/** One module's gathered slots, and which of them an adapter has filled. */
+interface ModuleBuffers {
+  readonly a: Uint8Array
+  readonly b: Uint8Array
+  /** 1 where slot start+k holds an adapter's A (and B); the others are zeroed before writing. */
+  readonly filled: Uint8Array
+}
+
 export class SlotBatch {
-  private readonly buffers = new Map<string, {a: Uint8Array; b: Uint8Array}>()
+  private readonly buffers = new Map<string, ModuleBuffers>()
   private readonly size: number
   private used = 0
 
   /**
    * Slots `start .. start+count-1` of every module in `modules`, gathered in `arena`
-   * (at least `count × slotBytes(...)` bytes; its old contents are cleared where used).
+   * (at least `count × slotBytes(...)` bytes; it may hold an earlier batch's bytes:
+   * every byte written is either an adapter's or zeroed here).
    */
   constructor(
     private readonly modules: ReadonlyMap<string, PackModuleEntry>,
@@ -42,15 +51,14 @@ export class SlotBatch {
   private carve(bytes: number): Uint8Array {
     if (this.used + bytes > this.arena.byteLength) throw new RangeError(`a batch of ${this.count} slots does not fit its ${this.arena.byteLength}-byte arena`)
     const view = this.arena.subarray(this.used, this.used + bytes)
-    view.fill(0)
     this.used += bytes
     return view
   }
 
-  private buffer(m: PackModuleEntry): {a: Uint8Array; b: Uint8Array} {
+  private buffer(m: PackModuleEntry): ModuleBuffers {
     let b = this.buffers.get(m.name)
     if (!b) {
-      b = {a: this.carve(this.count * m.R * m.in * this.size), b: this.carve(this.count * m.out * m.R * this.size)}
+      b = {a: this.carve(this.count * m.R * m.in * this.size), b: this.carve(this.count * m.out * m.R * this.size), filled: new Uint8Array(this.count)}
       this.buffers.set(m.name, b)
     }
     return b
@@ -58,15 +66,18 @@ export class SlotBatch {
 
   /**
    * Put one source tensor (A [r, in] or B [out, r], stored as `from`) into slot `slot`
-   * (converted to the pack's dtype, B's rows padded to R).
+   * (converted to the pack's dtype; rows r..R-1 of A and columns r..R-1 of B zeroed).
    */
   place(module: string, role: 'A' | 'B', slot: number, r: number, from: DType, bytes: Uint8Array): void {
     const m = this.modules.get(module)!
     const data = convertFloat(from, this.dtype, bytes)
     const k = slot - this.start
     const buffers = this.buffer(m)
+    buffers.filled[k] = 1
     if (role === 'A') {
-      buffers.a.set(data, k * m.R * m.in * this.size)
+      const base = k * m.R * m.in * this.size
+      buffers.a.set(data, base)
+      if (r < m.R) buffers.a.fill(0, base + r * m.in * this.size, base + m.R * m.in * this.size)
       return
     }
     const base = k * m.out * m.R * this.size
@@ -75,17 +86,28 @@ export class SlotBatch {
       return
     }
     const row = r * this.size
-    for (let i = 0; i < m.out; i++) buffers.b.set(data.subarray(i * row, (i + 1) * row), base + i * m.R * this.size)
+    const stride = m.R * this.size
+    for (let i = 0; i < m.out; i++) {
+      buffers.b.set(data.subarray(i * row, (i + 1) * row), base + i * stride)
+      buffers.b.fill(0, base + i * stride + row, base + (i + 1) * stride)
+    }
   }
 
-  /** Write every gathered buffer (modules no adapter of the batch targets stay as the preallocated zeros). */
+  /** Zero the slots no adapter filled, then write every gathered buffer (modules no adapter of the batch targets stay as the preallocated zeros). */
   async flush(writer: SafetensorsWriter): Promise<void> {
     const writes: Array<Promise<void>> = []
     for (const [name, buffers] of this.buffers) {
       const m = this.modules.get(name)!
+      const aSlot = m.R * m.in * this.size
+      const bSlot = m.out * m.R * this.size
+      for (let k = 0; k < this.count; k++) {
+        if (buffers.filled[k]) continue
+        buffers.a.fill(0, k * aSlot, (k + 1) * aSlot)
+        buffers.b.fill(0, k * bSlot, (k + 1) * bSlot)
+      }
       const names = packTensorNames(m)
-      writes.push(writer.writeTensorBytes(names.a, this.start * m.R * m.in * this.size, buffers.a))
-      writes.push(writer.writeTensorBytes(names.b, this.start * m.out * m.R * this.size, buffers.b))
+      writes.push(writer.writeTensorBytes(names.a, this.start * aSlot, buffers.a))
+      writes.push(writer.writeTensorBytes(names.b, this.start * bSlot, buffers.b))
     }
     this.buffers.clear()
     await Promise.all(writes)

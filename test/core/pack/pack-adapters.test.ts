@@ -203,6 +203,42 @@ test('batched, direct and chunk-spanning copies, hashed here or on a worker, wri
   }
 })
 
+test('batch arenas reused with stale bytes: unfilled slots and rank padding still come out zero', async () => {
+  const tmp = tempDir()
+  try {
+    // q: 4·(8+8)·4 = 256 bytes a slot, v: 4·(8+4)·4 = 192: a 900-byte batch holds 2 slots, so slots 5–6 reuse the arena of slots 1–2
+    const only = (seed: number, modules: FixtureModule[]) => mk(seed, modules, {r: 4, rank_pattern: {}})
+    const dirs = await writeAll(tmp.path, {
+      a1: only(1, [q(0, 4), v(0, 4)]),
+      a2: only(2, [q(0, 4), v(0, 4)]),
+      a3: only(3, [q(0, 4)]),
+      a4: only(4, [v(0, 4)]),
+      a5: mk(5, [q(0, 2)], {r: 2}),
+      a6: only(6, [v(0, 4)]),
+    })
+    const files = []
+    for (const [i, batchBytes] of [undefined, 900, 1].entries()) {
+      const out = join(tmp.path, `p${i}.safetensors`)
+      await packAdapters({inputs: dirs, out, batchBytes})
+      files.push(readFileSync(out))
+    }
+    assert.ok(files[1]!.equals(files[0]!))
+    assert.ok(files[2]!.equals(files[0]!))
+    const pack = await PackFile.open(join(tmp.path, 'p1.safetensors'))
+    try {
+      const qa = (await pack.readStackSlots(L(0, 'q_proj'), 'A', 5, 2)).toFloat64()
+      // slot 5: rows 2..3 are rank padding; slot 6 (a6 has no q) is all zeros
+      assert.is(maxAbs(qa.subarray(2 * 8, 4 * 8)), 0)
+      assert.is(maxAbs(qa.subarray(4 * 8)), 0)
+      assert.ok(maxAbs(qa.subarray(0, 2 * 8)) > 0)
+    } finally {
+      await pack.close()
+    }
+  } finally {
+    tmp.cleanup()
+  }
+})
+
 test('dtypes: mixed F16/BF16 pack as F32 with a warning and unpack exactly; --dtype f16 rounds F32 and says so', async () => {
   const tmp = tempDir()
   try {
