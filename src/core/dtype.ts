@@ -304,7 +304,8 @@ function roundToOddF32(values: Float64Array): Float32Array {
 export function convertFloat(from: DType, to: DType, bytes: Uint8Array): Uint8Array {
   if (from === to) return bytes
   if (to === 'F64') return bytesOf(toFloat64(from, bytes))
-  return fromFloat(to, toFloat32(from, bytes))
+  // from F64, round once (through float32 first would round twice: a tie in float32 may not be one in float64)
+  return fromFloat(to, from === 'F64' ? toFloat64(from, bytes) : toFloat32(from, bytes))
 }
 
 /** Number of bytes for `count` elements of `dtype`. */

@@ -124,6 +124,13 @@ test('toFloat32 / toFloat64 decode every dtype by value', () => {
   assert.equal([...toFloat32('BOOL', new Uint8Array([0, 1]))], [0, 1])
 })
 
+test('convertFloat from F64 rounds once: 1 + 2^-11 + 2^-40 goes up to the next F16 (through F32 it would tie down to 1)', () => {
+  const x = new Float64Array([1 + 2 ** -11 + 2 ** -40, -(1 + 2 ** -11 + 2 ** -40)])
+  assert.equal([...new Uint16Array(convertFloat('F64', 'F16', new Uint8Array(x.buffer)).slice().buffer)], [0x3c01, 0xbc01])
+  // the same value through float32 loses 2^-40 and ties to even
+  assert.is(numberToF16Bits(Math.fround(x[0]!)), 0x3c00)
+})
+
 test('convertFloat round-trips F32 → F16 → F32 for representable values, NaN/Inf/-0 included', () => {
   const values = new Float32Array([0, -0, 1.5, -65504, Infinity, -Infinity, Number.NaN, 2 ** -24])
   const back = toFloat32('F16', convertFloat('F32', 'F16', new Uint8Array(values.buffer)))
