@@ -6,6 +6,9 @@ import {formatBytes} from '../core/units.js'
 import {PACK_FORMAT} from '../core/pack/manifest.js'
 import type {PackSummary} from '../core/pack/inspect-pack.js'
 import {renderPackSummary} from '../cli/render-pack.js'
+import {SHARED_B_FORMAT} from '../core/compress/shared-b-file.js'
+import type {SharedBSummary} from '../core/compress/inspect-shared-b.js'
+import {renderSharedBSummary} from '../cli/render-shared-b.js'
 
 /** Tensors listed in the human view before "… N more". */
 const MAX_TENSOR_ROWS = 40
@@ -53,6 +56,7 @@ function renderReport(r: InspectReport): string {
     return lines.join('\n')
   }
   if (r.pack && r.pack.format === PACK_FORMAT) return [lines[0], renderPackSummary(r.pack as PackSummary)].join('\n')
+  if (r.pack && r.pack.format === SHARED_B_FORMAT) return [lines[0], renderSharedBSummary(r.pack as unknown as SharedBSummary)].join('\n')
   if (r.pack) lines.push(`pack: ${JSON.stringify(r.pack)}`)
   const meta = Object.entries(r.metadata).filter(([k]) => k !== 'manifest')
   if (meta.length > 0) lines.push(`metadata: ${meta.map(([k, v]) => `${k}=${v.length > 60 ? `${v.slice(0, 60)}…` : v}`).join(', ')}`)

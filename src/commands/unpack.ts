@@ -26,7 +26,7 @@ export default class Unpack extends LoraCommand {
     const result = await unpackAdapter({file: args.file, adapter: flags.adapter, slot: flags.slot, out: flags.out, force: flags.force})
     for (const w of result.warnings) this.warnUser(w)
     if (!this.jsonEnabled()) {
-      this.log(`wrote adapter "${result.name}" (slot ${result.slot}, ${result.modules} modules, ${result.dtype}, ${formatBytes(result.bytes)}) to ${result.out}${result.exact ? '' : ' (values rounded by the pack\'s dtype)'}`)
+      this.log(`wrote adapter "${result.name}" (slot ${result.slot}, ${result.modules} modules, ${result.dtype}, ${formatBytes(result.bytes)}) to ${result.out}${result.exact ? '' : ' (not bit-identical to the source: see the warning)'}`)
     }
     return result
   }

@@ -12,6 +12,8 @@ import type {TensorSource} from './formats/tensor-source.js'
 import {SafetensorsFile} from './formats/safetensors-file.js'
 import {PACK_FORMAT} from './pack/manifest.js'
 import {summarizePack} from './pack/inspect-pack.js'
+import {SHARED_B_FORMAT} from './compress/shared-b-file.js'
+import {summarizeSharedB} from './compress/inspect-shared-b.js'
 
 export type InspectKind = 'adapter' | 'safetensors' | 'pack' | 'model'
 
@@ -45,7 +47,7 @@ export interface InspectReport {
   tensors: TensorSummary[]
   metadata: Record<string, string>
   adapter?: AdapterSummary
-  /** Filled for `lora-pack` files by the pack module (`PackSummary`). */
+  /** Filled for `lora-pack` files by the pack module (`PackSummary`), for `lora-pack-shared-b` by the compress module (`SharedBSummary`). */
   pack?: Record<string, unknown>
   /** Shard files of a sharded model. */
   shards?: string[]
@@ -118,6 +120,7 @@ export async function inspectPath(path: string): Promise<InspectReport> {
     }
     const format = source.metadata.get('format')
     if (format === PACK_FORMAT && source instanceof SafetensorsFile) return {...describeSource(path, 'pack', source), pack: summarizePack(source)}
+    if (format === SHARED_B_FORMAT && source instanceof SafetensorsFile) return {...describeSource(path, 'pack', source), pack: summarizeSharedB(source)}
     if (format !== undefined && PACK_FORMATS.has(format)) return {...describeSource(path, 'pack', source), pack: {format}}
     return describeSource(path, info.isDirectory() ? 'model' : 'safetensors', source)
   } finally {

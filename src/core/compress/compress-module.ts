@@ -7,7 +7,7 @@ import {DTYPES, FloatOutputDType} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import type {MatMulEngine} from '../linalg/matmul-engine.js'
 import type {ModuleAdapter, ModuleSource} from './module-source.js'
-import {ProjectedModule, projectModule} from './project-module.js'
+import {type ProjectedModule, projectModule} from './project-module.js'
 import {
   ModuleShape,
   RankSelection,
@@ -18,7 +18,7 @@ import {
   rankForSavings,
   savingsPercent,
 } from './rank-selection.js'
-import {BasisMethod, SharedBasis, basisErrors, computeSharedBasis} from './shared-basis.js'
+import {type BasisMethod, type SharedBasis, basisErrors, computeSharedBasis} from './shared-basis.js'
 
 /** `--max-error` first computes this many basis columns, and four times more each time that is not enough. */
 export const MAX_ERROR_FIRST_WIDTH = 32
@@ -76,36 +76,63 @@ export function shapeOf(source: ModuleSource, slots: number): ModuleShape {
   return {name: source.name, in: source.in, out: source.out, R: source.R, rankSum: source.adapters.reduce((s, a) => s + a.r, 0), slots}
 }
 
+/** What a selection decided for one module; `--max-error` also brings the basis and the measured dry run. */
+export interface RankChoice {
+  readonly k: number
+  readonly basis?: SharedBasis
+  readonly projected?: ProjectedModule
+}
+
 /**
- * Compress one module under `selection`.
+ * Choose K for one module: analytically for `--rank` and `--savings`; for
+ * `--max-error` by computing the basis and measuring stored-dtype errors
+ * (handing each attempt's values to `options.sink`, when given).
  * @throws UsageError when `--rank` exceeds the module's output dim, no K reaches
  *   `--savings`, or `--max-error` cannot be met even at the largest useful K
  */
-export async function compressModule(source: ModuleSource, selection: RankSelection, options: ModuleCompressOptions): Promise<CompressedModule> {
+export async function chooseRank(source: ModuleSource, selection: RankSelection, options: ModuleCompressOptions): Promise<RankChoice> {
   const shape = shapeOf(source, options.slots)
-  const outBytes = DTYPES[options.dtype].bytes
-  const before = bytesBefore(shape, options.inputBytesPerElement)
-  const basisOptions = {engine: options.engine, normalize: options.normalize, method: options.method, tolerance: options.tolerance, chunk: options.chunk}
-  const project = (basis: SharedBasis, k: number) =>
-    projectModule(source, basis, k, {engine: options.engine, dtype: options.dtype, chunk: options.chunk, sink: options.sink ? (s, c, b) => options.sink!.write(s, c, b) : undefined})
-
-  let basis: SharedBasis
-  let projected: ProjectedModule
-  if ('rank' in selection) {
-    const k = rankForModule(shape, selection.rank)
-    basis = await computeSharedBasis(source, {...basisOptions, kMax: k})
-    projected = await project(basis, k)
-  } else if ('savings' in selection) {
+  if ('rank' in selection) return {k: rankForModule(shape, selection.rank)}
+  if ('savings' in selection) {
+    const outBytes = DTYPES[options.dtype].bytes
     const k = rankForSavings(shape, selection.savings, options.inputBytesPerElement, outBytes)
     if (k < 1) {
-      const best = savingsPercent(before, bytesAfter(shape, 1, outBytes))
+      const best = savingsPercent(bytesBefore(shape, options.inputBytesPerElement), bytesAfter(shape, 1, outBytes))
       throw new UsageError('COMPRESS_SAVINGS_UNREACHABLE', `--savings ${selection.savings}: no K saves that much on module ${source.name} (K = 1 saves ${best.toFixed(2)}%)`)
     }
-    basis = await computeSharedBasis(source, {...basisOptions, kMax: k})
-    projected = await project(basis, k)
-  } else {
-    ;({basis, projected} = await searchMaxError(source, shape, selection.maxError, options, basisOptions, project))
+    return {k}
   }
+  const {basis, projected} = await searchMaxError(source, shape, selection.maxError, options)
+  return {k: projected.k, basis, projected}
+}
+
+/** The basis options of a module compression. */
+function basisOptionsOf(options: ModuleCompressOptions) {
+  return {engine: options.engine, normalize: options.normalize, method: options.method, tolerance: options.tolerance, chunk: options.chunk}
+}
+
+/**
+ * Store module `source` at width `k` (handing the values to `options.sink`)
+ * and measure the errors; `basis` is computed when not given.
+ */
+export async function storeModule(source: ModuleSource, k: number, options: ModuleCompressOptions, basis?: SharedBasis): Promise<CompressedModule> {
+  const b = basis && basis.kMax >= k ? basis : await computeSharedBasis(source, {...basisOptionsOf(options), kMax: k})
+  const projected = await projectModule(source, b, k, {engine: options.engine, dtype: options.dtype, chunk: options.chunk, sink: options.sink ? (s, c, bytes) => options.sink!.write(s, c, bytes) : undefined})
+  return compressed(source, options, b, projected)
+}
+
+/**
+ * Compress one module under `selection` (choose K, store, measure).
+ * @throws UsageError as `chooseRank`
+ */
+export async function compressModule(source: ModuleSource, selection: RankSelection, options: ModuleCompressOptions): Promise<CompressedModule> {
+  const choice = await chooseRank(source, selection, options)
+  if (choice.projected) return compressed(source, options, choice.basis!, choice.projected)
+  return storeModule(source, choice.k, options)
+}
+
+function compressed(source: ModuleSource, options: ModuleCompressOptions, basis: SharedBasis, projected: ProjectedModule): CompressedModule {
+  const shape = shapeOf(source, options.slots)
   const k = projected.k
   return {
     name: source.name,
@@ -118,8 +145,8 @@ export async function compressModule(source: ModuleSource, selection: RankSelect
     adapters: source.adapters,
     sharedB: projected.sharedB,
     errors: projected.errors,
-    bytesBefore: before,
-    bytesAfter: bytesAfter(shape, k, outBytes),
+    bytesBefore: bytesBefore(shape, options.inputBytesPerElement),
+    bytesAfter: bytesAfter(shape, k, DTYPES[options.dtype].bytes),
     method: basis.method,
     converged: basis.converged,
   }
@@ -130,16 +157,11 @@ export async function compressModule(source: ModuleSource, selection: RankSelect
  * optimum errors of the basis give a first K; rounding to the output dtype
  * can add a little, so K grows until the measured errors agree.
  */
-async function searchMaxError(
-  source: ModuleSource,
-  shape: ModuleShape,
-  maxError: number,
-  options: ModuleCompressOptions,
-  basisOptions: Omit<Parameters<typeof computeSharedBasis>[1], 'kMax'>,
-  project: (basis: SharedBasis, k: number) => Promise<ProjectedModule>,
-): Promise<{basis: SharedBasis; projected: ProjectedModule}> {
+async function searchMaxError(source: ModuleSource, shape: ModuleShape, maxError: number, options: ModuleCompressOptions): Promise<{basis: SharedBasis; projected: ProjectedModule}> {
   const limit = maxUsefulRank(shape)
-  const widen = (width: number) => computeSharedBasis(source, {...basisOptions, kMax: Math.min(limit, width)})
+  const widen = (width: number) => computeSharedBasis(source, {...basisOptionsOf(options), kMax: Math.min(limit, width)})
+  const project = (basis: SharedBasis, k: number) =>
+    projectModule(source, basis, k, {engine: options.engine, dtype: options.dtype, chunk: options.chunk, sink: options.sink ? (s, c, b) => options.sink!.write(s, c, b) : undefined})
   let basis = await widen(MAX_ERROR_FIRST_WIDTH)
   let k = 1
   for (;;) {
@@ -177,7 +199,7 @@ export async function sweepModule(source: ModuleSource, ranks: readonly number[]
   const shape = shapeOf(source, options.slots)
   const limit = maxUsefulRank(shape)
   const ks = ranks.map((k) => Math.min(k, limit))
-  const basis = await computeSharedBasis(source, {engine: options.engine, normalize: options.normalize, method: options.method, tolerance: options.tolerance, chunk: options.chunk, kMax: Math.max(...ks)})
+  const basis = await computeSharedBasis(source, {...basisOptionsOf(options), kMax: Math.max(...ks)})
   const points: SweepPoint[] = []
   for (const k of ks) {
     const {errors} = await projectModule(source, basis, k, {engine: options.engine, dtype: options.dtype, chunk: options.chunk})

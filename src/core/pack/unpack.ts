@@ -14,6 +14,7 @@ import {assertOutputFree} from '../io/atomic-output.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {sourceKeys} from './manifest.js'
 import {PackFile} from './pack-file.js'
+import {isSharedBFile, unpackSharedB} from '../compress/unpack-shared-b.js'
 
 export interface UnpackOptions {
   /** The pack file. */
@@ -56,6 +57,7 @@ export async function unpackAdapter(options: UnpackOptions): Promise<UnpackResul
   if ((options.adapter === undefined) === (options.slot === undefined)) {
     throw new UsageError('UNPACK_WHICH', 'unpack: give exactly one of --adapter NAME or --slot N')
   }
+  if (await isSharedBFile(options.file)) return unpackSharedB(options)
   await assertOutputFree(options.out, options.force)
   const pack = await PackFile.open(options.file)
   try {

@@ -1,0 +1,417 @@
+/**
+ * `lora compress`: a `lora-pack` file (or adapter folders, packed first) →
+ * a `lora-pack-shared-b` file, with the report of what it saves and what it
+ * costs; or, with `sweep`, the table of both over K without writing a file.
+ *
+ * Writing: K is chosen for every module first (`--max-error` measures dry
+ * runs to do so), then the file is planned with those shapes and each
+ * module's values are computed once more and written in chunks, and the
+ * errors measured on exactly those values go into the header at the end
+ * (the `errors` JSON has fixed-width numbers, so the header keeps its size).
+ */
+import {performance} from 'node:perf_hooks'
+import {tmpdir} from 'node:os'
+import {dirname, join, resolve} from 'node:path'
+import {stat} from 'node:fs/promises'
+import {DTYPES, FloatOutputDType, FLOAT_OUTPUT_DTYPES} from '../dtype.js'
+import {InputError, LoraError} from '../errors.js'
+import {SafetensorsFile} from '../formats/safetensors-file.js'
+import {SAFETENSORS_MAX_HEADER_BYTES, TensorSpec, planFile, sanitizeName} from '../formats/safetensors-header.js'
+import {SafetensorsWriter} from '../formats/safetensors-writer.js'
+import {AtomicDirectory, assertOutputFree} from '../io/atomic-output.js'
+import {MatMulEngine} from '../linalg/matmul-engine.js'
+import {PACK_FORMAT} from '../pack/manifest.js'
+import {packAdapters} from '../pack/pack-adapters.js'
+import {PackFile} from '../pack/pack-file.js'
+import type {ProgressCallback} from '../progress.js'
+import {TOOL_NAME, toolVersion} from '../version.js'
+import {CompressedModule, ModuleCompressOptions, RankChoice, chooseRank, maxOf, meanOf, storeModule, sweepModule} from './compress-module.js'
+import {packModuleSource} from './pack-module-source.js'
+import {RankSelection, bytesAfter, savingsPercent, sweepRanks, validateSelection} from './rank-selection.js'
+import {CompressionInfo, SHARED_B_FORMAT, SHARED_B_FORMAT_VERSION, SharedBErrors, sharedBTensorNames} from './shared-b-file.js'
+import type {BasisMethod} from './shared-basis.js'
+import {formatErrorsMetadata} from './errors-metadata.js'
+
+export interface CompressInputOptions {
+  /** A `lora-pack` file, or adapter folders / folders of adapters / globs. */
+  inputs: readonly string[]
+  /** Output dtype (default: the pack's, when it is F32, F16 or BF16; else F32). */
+  dtype?: FloatOutputDType
+  /** Weigh every adapter equally (unit-norm C_i). */
+  normalize?: boolean
+  /** Relative inputs resolve against this. */
+  cwd?: string
+  onProgress?: ProgressCallback
+  /** For tests: force the eigensolver, the chunk size, the engine. */
+  method?: BasisMethod
+  chunk?: number
+  engine?: MatMulEngine
+}
+
+export interface CompressFileOptions extends CompressInputOptions {
+  out: string
+  selection: RankSelection
+  force?: boolean
+}
+
+/** One module of the report. */
+export interface ModuleReport {
+  name: string
+  R: number
+  K: number
+  bytes_before: number
+  bytes_after: number
+  savings_pct: number
+  error_mean: number
+  error_max: number
+}
+
+export interface WorstAdapter {
+  name: string
+  slot: number
+  module: string
+  error: number
+}
+
+export interface ReportTotals {
+  bytes_before: number
+  bytes_after: number
+  savings_pct: number
+  /** Over every (adapter, module) pair in which the adapter targets the module. */
+  error_mean: number
+  error_max: number
+  worst_adapter: WorstAdapter | null
+}
+
+export interface CompressReport {
+  input: string
+  out: string
+  adapters: number
+  slots: number
+  input_dtype: string
+  dtype: FloatOutputDType
+  normalize: boolean
+  selection: Record<string, number>
+  modules: ModuleReport[]
+  totals: ReportTotals
+  seconds: number
+  warnings: string[]
+}
+
+export interface SweepRow {
+  K: number
+  modules: ModuleReport[]
+  totals: ReportTotals
+}
+
+export interface SweepReport {
+  input: string
+  adapters: number
+  slots: number
+  input_dtype: string
+  dtype: FloatOutputDType
+  normalize: boolean
+  ranks: number[]
+  sweep: SweepRow[]
+  seconds: number
+  warnings: string[]
+}
+
+/** The open input pack, and how to let it go. */
+interface OpenInput {
+  pack: PackFile
+  label: string
+  warnings: string[]
+  close(): Promise<void>
+}
+
+/**
+ * Compress into a `lora-pack-shared-b` file.
+ * @throws UsageError for a bad selection, an existing output without `force`, a K no module can take
+ * @throws InputError for an input that is neither a lora-pack nor adapters, or malformed
+ */
+export async function compressFile(options: CompressFileOptions): Promise<CompressReport> {
+  const started = performance.now()
+  validateSelection(options.selection)
+  const out = resolve(options.cwd ?? process.cwd(), options.out)
+  await assertOutputFree(out, options.force)
+  const input = await openInput(options, dirname(out))
+  const engine = options.engine ?? new MatMulEngine()
+  try {
+    const {pack} = input
+    const dtype = outputDType(pack, options.dtype)
+    const moduleOptions = moduleOptionsOf(pack, dtype, engine, options)
+    const entries = pack.manifest.modules
+    const total = entries.length * 2
+    // Pass 1: K per module (and, for --max-error, the basis that found it).
+    const choices: RankChoice[] = []
+    for (const [i, entry] of entries.entries()) {
+      choices.push(await chooseRank(packModuleSource(pack, entry), options.selection, moduleOptions))
+      options.onProgress?.({stage: 'modules', done: i + 1, total})
+    }
+    // Pass 2: plan the file, store every module, measure, then the errors go into the header.
+    const specs: TensorSpec[] = entries.flatMap((m, i) => {
+      const names = sharedBTensorNames(m)
+      const k = choices[i]!.k
+      return [
+        {name: names.a, dtype, shape: [pack.slots, k, m.in]},
+        {name: names.b, dtype, shape: [m.out, k]},
+      ]
+    })
+    const placeholder: SharedBErrors = Object.fromEntries(entries.map((m, i) => [m.name, {K: choices[i]!.k, errors: new Array<number | null>(pack.slots).fill(null)}]))
+    const compression: CompressionInfo = {dtype, normalize: Boolean(options.normalize), selection: selectionRecord(options.selection), tool: TOOL_NAME, tool_version: toolVersion()}
+    const metadata = (errors: SharedBErrors) => ({
+      format: SHARED_B_FORMAT,
+      format_version: SHARED_B_FORMAT_VERSION,
+      manifest: pack.file.metadata.get('manifest')!,
+      errors: formatErrorsMetadata(errors),
+      compression: JSON.stringify(compression),
+    })
+    const headerBytes = planFile(specs, metadata(placeholder)).dataStart - 8
+    if (headerBytes > SAFETENSORS_MAX_HEADER_BYTES) {
+      throw new InputError('COMPRESS_HEADER_TOO_LARGE', `compress: the manifest and per-slot errors make a ${headerBytes}-byte header, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit; compress fewer adapters per file`)
+    }
+    const writer = await SafetensorsWriter.create(out, specs, {metadata: metadata(placeholder), force: options.force})
+    const modules: CompressedModule[] = []
+    try {
+      for (const [i, entry] of entries.entries()) {
+        const source = packModuleSource(pack, entry)
+        const k = choices[i]!.k
+        const names = sharedBTensorNames(entry)
+        const slotBytes = k * entry.in * DTYPES[dtype].bytes
+        const c = await storeModule(
+          source,
+          k,
+          {
+            ...moduleOptions,
+            sink: {
+              async restart() {},
+              async write(start, count, bytes) {
+                for (let t = 0; t < count; t++) {
+                  const slot = source.adapters[start + t]!.slot
+                  await writer.writeTensorBytes(names.a, slot * slotBytes, bytes.subarray(t * slotBytes, (t + 1) * slotBytes))
+                }
+              },
+            },
+          },
+          choices[i]!.basis,
+        )
+        choices[i] = {k}
+        await writer.writeTensor(names.b, c.sharedB)
+        modules.push(c)
+        options.onProgress?.({stage: 'modules', done: entries.length + i + 1, total})
+      }
+      await writer.rewriteMetadata(metadata(errorsOf(modules, pack.slots)))
+      await writer.commit()
+    } catch (error) {
+      await writer.abort()
+      throw error
+    }
+    return {
+      input: input.label,
+      out,
+      adapters: pack.adapters.length,
+      slots: pack.slots,
+      input_dtype: pack.manifest.dtype,
+      dtype,
+      normalize: Boolean(options.normalize),
+      selection: selectionRecord(options.selection),
+      modules: modules.map(moduleReport),
+      totals: totalsOf(modules, pack),
+      seconds: (performance.now() - started) / 1000,
+      warnings: [...input.warnings, ...convergenceWarnings(modules)],
+    }
+  } finally {
+    if (!options.engine) await engine.release()
+    await input.close()
+  }
+}
+
+/**
+ * The savings/error table over K (powers of two up to where compression stops paying), without writing.
+ * @throws InputError as `compressFile`
+ */
+export async function sweepFile(options: CompressInputOptions & {ranks?: readonly number[]}): Promise<SweepReport> {
+  const started = performance.now()
+  const input = await openInput(options, tmpdir())
+  const engine = options.engine ?? new MatMulEngine()
+  try {
+    const {pack} = input
+    const dtype = outputDType(pack, options.dtype)
+    const moduleOptions = moduleOptionsOf(pack, dtype, engine, options)
+    const shapes = pack.manifest.modules.map((m) => {
+      const source = packModuleSource(pack, m)
+      return {name: m.name, in: m.in, out: m.out, R: m.R, rankSum: source.adapters.reduce((s, a) => s + a.r, 0), slots: pack.slots}
+    })
+    const ranks = options.ranks ? [...options.ranks] : sweepRanks(shapes, DTYPES[pack.manifest.dtype].bytes, DTYPES[dtype].bytes)
+    const perK: CompressedModule[][] = ranks.map(() => [])
+    let unconverged: string[] = []
+    for (const [i, entry] of pack.manifest.modules.entries()) {
+      const source = packModuleSource(pack, entry)
+      const sweep = await sweepModule(source, ranks, moduleOptions)
+      if (!sweep.converged) unconverged.push(entry.name)
+      sweep.points.forEach((p, j) => {
+        perK[j]!.push({
+          name: entry.name,
+          kind: entry.kind,
+          in: entry.in,
+          out: entry.out,
+          R: entry.R,
+          rankSum: shapes[i]!.rankSum,
+          K: p.K,
+          adapters: source.adapters,
+          sharedB: new Uint8Array(0),
+          errors: p.errors,
+          bytesBefore: sweep.bytesBefore,
+          bytesAfter: bytesAfter(shapes[i]!, p.K, DTYPES[dtype].bytes),
+          method: sweep.method,
+          converged: sweep.converged,
+        })
+      })
+      options.onProgress?.({stage: 'modules', done: i + 1, total: pack.manifest.modules.length})
+    }
+    unconverged = [...new Set(unconverged)]
+    return {
+      input: input.label,
+      adapters: pack.adapters.length,
+      slots: pack.slots,
+      input_dtype: pack.manifest.dtype,
+      dtype,
+      normalize: Boolean(options.normalize),
+      ranks,
+      sweep: ranks.map((K, j) => ({K, modules: perK[j]!.map(moduleReport), totals: totalsOf(perK[j]!, pack)})),
+      seconds: (performance.now() - started) / 1000,
+      warnings: [...input.warnings, ...unconverged.map(unconvergedWarning)],
+    }
+  } finally {
+    if (!options.engine) await engine.release()
+    await input.close()
+  }
+}
+
+function moduleOptionsOf(pack: PackFile, dtype: FloatOutputDType, engine: MatMulEngine, options: CompressInputOptions): ModuleCompressOptions {
+  return {
+    engine,
+    dtype,
+    inputBytesPerElement: DTYPES[pack.manifest.dtype].bytes,
+    slots: pack.slots,
+    normalize: options.normalize,
+    method: options.method,
+    chunk: options.chunk,
+  }
+}
+
+function outputDType(pack: PackFile, requested: FloatOutputDType | undefined): FloatOutputDType {
+  if (requested) return requested
+  const d = pack.manifest.dtype
+  return (FLOAT_OUTPUT_DTYPES as readonly string[]).includes(d) ? (d as FloatOutputDType) : 'F32'
+}
+
+function selectionRecord(selection: RankSelection): Record<string, number> {
+  if ('rank' in selection) return {rank: selection.rank}
+  if ('maxError' in selection) return {max_error: selection.maxError}
+  return {savings: selection.savings}
+}
+
+/** Per module and slot: the measured error, null where the slot has no adapter on the module. */
+function errorsOf(modules: readonly CompressedModule[], slots: number): SharedBErrors {
+  const out: SharedBErrors = Object.create(null)
+  for (const m of modules) {
+    const errors = new Array<number | null>(slots).fill(null)
+    m.adapters.forEach((a, i) => (errors[a.slot] = m.errors[i]!))
+    out[m.name] = {K: m.K, errors}
+  }
+  return out
+}
+
+export function moduleReport(m: CompressedModule): ModuleReport {
+  return {
+    name: m.name,
+    R: m.R,
+    K: m.K,
+    bytes_before: m.bytesBefore,
+    bytes_after: m.bytesAfter,
+    savings_pct: savingsPercent(m.bytesBefore, m.bytesAfter),
+    error_mean: meanOf(m.errors),
+    error_max: maxOf(m.errors),
+  }
+}
+
+export function totalsOf(modules: readonly CompressedModule[], pack: PackFile): ReportTotals {
+  let before = 0
+  let after = 0
+  let sum = 0
+  let count = 0
+  let worst: WorstAdapter | null = null
+  for (const m of modules) {
+    before += m.bytesBefore
+    after += m.bytesAfter
+    m.adapters.forEach((a, i) => {
+      const e = m.errors[i]!
+      sum += e
+      count++
+      if (worst === null || e > worst.error) worst = {name: pack.adapterBySlot(a.slot).name, slot: a.slot, module: m.name, error: e}
+    })
+  }
+  return {bytes_before: before, bytes_after: after, savings_pct: savingsPercent(before, after), error_mean: count > 0 ? sum / count : 0, error_max: worst === null ? 0 : (worst as WorstAdapter).error, worst_adapter: worst}
+}
+
+function unconvergedWarning(module: string): string {
+  return `module ${module}: the iterative eigensolver stopped at its iteration limit; the errors are exact for the values stored, but the basis may be slightly off the optimum`
+}
+
+function convergenceWarnings(modules: readonly CompressedModule[]): string[] {
+  return modules.filter((m) => !m.converged).map((m) => unconvergedWarning(m.name))
+}
+
+/**
+ * The input as an open pack: a `lora-pack` file as is; adapter folders or
+ * globs packed first into a temporary pack (in `scratch`, removed on close).
+ */
+async function openInput(options: CompressInputOptions, scratch: string): Promise<OpenInput> {
+  const cwd = resolve(options.cwd ?? process.cwd())
+  const inputs = options.inputs
+  if (inputs.length === 0) throw new InputError('COMPRESS_NO_INPUT', 'compress: give a lora-pack file or adapter folders')
+  const first = resolve(cwd, inputs[0]!)
+  const isFile = inputs.length === 1 && (await stat(first).then((s) => s.isFile(), () => false))
+  if (isFile) {
+    let file: SafetensorsFile
+    try {
+      file = await SafetensorsFile.open(first)
+    } catch (error) {
+      if (error instanceof LoraError) throw new InputError('COMPRESS_BAD_INPUT', `compress ${inputs[0]}: neither a lora-pack file nor an adapter folder (${error.message})`, {cause: error})
+      throw error
+    }
+    const format = file.metadata.get('format')
+    if (format !== PACK_FORMAT) {
+      await file.close()
+      if (format === SHARED_B_FORMAT) throw new InputError('COMPRESS_ALREADY_COMPRESSED', `compress ${inputs[0]}: already a lora-pack-shared-b file (compress the lora-pack it came from instead)`)
+      throw new InputError('COMPRESS_BAD_INPUT', `compress ${inputs[0]}: neither a lora-pack file nor an adapter folder (a safetensors file whose __metadata__.format is ${format === undefined ? 'absent' : `"${sanitizeName(format, 40)}"`})`)
+    }
+    try {
+      const pack = PackFile.fromFile(file)
+      return {pack, label: first, warnings: [], close: () => file.close()}
+    } catch (error) {
+      await file.close()
+      throw error
+    }
+  }
+  // Adapter folders: pack them into a temporary folder that is removed afterwards (and on exit).
+  const temp = await AtomicDirectory.create(join(scratch, `.lora-compress-input-${process.pid}`), {force: true})
+  try {
+    const packed = await packAdapters({inputs, out: join(temp.path, 'input.safetensors'), cwd, onProgress: options.onProgress})
+    const pack = await PackFile.open(packed.out)
+    return {
+      pack,
+      label: inputs.length === 1 ? resolve(cwd, inputs[0]!) : `${inputs.length} inputs`,
+      warnings: packed.warnings,
+      close: async () => {
+        await pack.close()
+        await temp.abort()
+      },
+    }
+  } catch (error) {
+    await temp.abort()
+    throw error
+  }
+}
