@@ -56,6 +56,21 @@ export interface ModuleSource {
   readonly adapters: readonly ModuleAdapter[]
   /** Adapters `start .. start+count−1` (indices into `adapters`, not slots). */
   read(start: number, count: number): Promise<AdapterChunk>
+  /** The same in float64, when the source keeps it (else `readFloat64` converts). */
+  read64?(start: number, count: number): Promise<AdapterChunk64>
+}
+
+/** `AdapterChunk` in float64. */
+export interface AdapterChunk64 {
+  readonly a: Float64Array
+  readonly b: Float64Array
+}
+
+/** Adapters `start .. start+count−1` of `source` in float64. */
+export async function readFloat64(source: ModuleSource, start: number, count: number): Promise<AdapterChunk64> {
+  if (source.read64) return source.read64(start, count)
+  const {a, b} = await source.read(start, count)
+  return {a: Float64Array.from(a), b: Float64Array.from(b)}
 }
 
 /**
@@ -92,6 +107,34 @@ export function moduleSourceFromInput(input: ModuleInput): ModuleSource {
         for (let row = 0; row < input.out; row++) b.set(ad.b.subarray(row * ad.r, (row + 1) * ad.r), (t * input.out + row) * R)
       }
       return {a, b}
+    },
+  }
+}
+
+/** A module's padded A and B (float64) are kept in memory for its later passes up to this size. */
+export const MODULE_CACHE_BYTES = 512 * 1024 * 1024
+
+/**
+ * `source` with all of its data read once (in float64), on the first read,
+ * and served from memory afterwards (the basis and the stored values take
+ * several passes), when it takes at most `maxBytes`; `source` itself otherwise.
+ */
+export function cachedModuleSource(source: ModuleSource, maxBytes = MODULE_CACHE_BYTES): ModuleSource {
+  const N = source.adapters.length
+  const aSize = source.R * source.in
+  const bSize = source.out * source.R
+  if (N * (aSize + bSize) * 8 > maxBytes) return source
+  let all: Promise<AdapterChunk64> | undefined
+  const load = () => (all ??= readFloat64(source, 0, N))
+  return {
+    ...source,
+    async read(start, count) {
+      const {a, b} = await load()
+      return {a: Float32Array.from(a.subarray(start * aSize, (start + count) * aSize)), b: Float32Array.from(b.subarray(start * bSize, (start + count) * bSize))}
+    },
+    async read64(start, count) {
+      const {a, b} = await load()
+      return {a: a.subarray(start * aSize, (start + count) * aSize), b: b.subarray(start * bSize, (start + count) * bSize)}
     },
   }
 }

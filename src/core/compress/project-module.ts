@@ -12,10 +12,11 @@
  *   ‖ΔW_i − Û Â'_i‖² = ‖ΔW_i‖² − 2 s_i ⟨Ûᵀ B_i, Â'_i A_iᵀ⟩ + ⟨ÛᵀÛ, Â'_i Â'_iᵀ⟩,
  * every term a small product computed in float64 from the exact stored values.
  */
-import {FloatOutputDType, fromFloat, toFloat64} from '../dtype.js'
+import {FloatOutputDType, fromFloat} from '../dtype.js'
+import {decodeFloat64} from './decode.js'
 import {inverseSpd} from '../linalg/dense.js'
 import type {MatMulEngine} from '../linalg/matmul-engine.js'
-import type {ModuleSource} from './module-source.js'
+import {type ModuleSource, readFloat64} from './module-source.js'
 import {type SharedBasis, chunkSize} from './shared-basis.js'
 
 export interface ProjectOptions {
@@ -53,7 +54,7 @@ export async function projectModule(source: ModuleSource, basis: SharedBasis, k:
   const uk = new Float64Array(out * k)
   for (let i = 0; i < out; i++) for (let j = 0; j < k; j++) uk[i * k + j] = basis.u[i * basis.kMax + j]!
   const sharedB = fromFloat(dtype, uk)
-  const stored = toFloat64(dtype, sharedB)
+  const stored = decodeFloat64(dtype, sharedB)
   const gram = await engine.matmul(stored, [out, k], stored, [out, k], {transposeA: true})
   const inverse = inverseSpd(gram, k)
   if (!inverse) throw new RangeError(`the stored shared basis of ${source.name} is singular in ${dtype} (K = ${k})`)
@@ -61,8 +62,8 @@ export async function projectModule(source: ModuleSource, basis: SharedBasis, k:
   const chunk = Math.max(1, Math.min(chunkSize(source, options.chunk), Math.floor((64 * 1024 * 1024) / (k * inDim * 8)) || 1))
   for (let start = 0; start < N; start += chunk) {
     const count = Math.min(chunk, N - start)
-    const data = await source.read(start, count)
-    const b64 = Float64Array.from(data.b)
+    const data64 = await readFloat64(source, start, count)
+    const b64 = data64.b
     // T_i = Ûᵀ B_i [K, R]; A'_i = (s_i (ÛᵀÛ)⁻¹ T_i) A_i.
     const t = await engine.matmul(stored, [out, k], b64, [count, out, R], {transposeA: true})
     const left = await engine.matmul(inverse, [k, k], t, [count, k, R])
@@ -70,12 +71,12 @@ export async function projectModule(source: ModuleSource, basis: SharedBasis, k:
       const s = source.adapters[start + a]!.scaling
       for (let j = a * k * R; j < (a + 1) * k * R; j++) left[j]! *= s
     }
-    const aPrime = await engine.matmul(Float32Array.from(left), [count, k, R], data.a, [count, R, inDim])
+    const aPrime = await engine.matmul(Float32Array.from(left), [count, k, R], Float32Array.from(data64.a), [count, R, inDim])
     const bytes = fromFloat(dtype, aPrime)
     if (options.sink) await options.sink(start, count, bytes)
     // Measured error terms from the stored values, in float64.
-    const aStored = toFloat64(dtype, bytes)
-    const a64 = Float64Array.from(data.a)
+    const aStored = decodeFloat64(dtype, bytes)
+    const a64 = data64.a
     const cross = await engine.matmul(aStored, [count, k, inDim], a64, [count, R, inDim], {transposeB: true})
     const self = await engine.matmul(aStored, [count, k, inDim], aStored, [count, k, inDim], {transposeB: true})
     for (let a = 0; a < count; a++) {

@@ -25,13 +25,15 @@ import {choleskyUpper} from '../linalg/dense.js'
 import type {MatMulEngine} from '../linalg/matmul-engine.js'
 import {householderQr} from '../linalg/qr.js'
 import {symmetricEigen} from '../linalg/symmetric-eigen.js'
-import {topEigenpairs} from '../linalg/top-eigen.js'
-import type {ModuleSource} from './module-source.js'
+import {type GramOperator, topEigenpairs} from '../linalg/top-eigen.js'
+import {type ModuleSource, readFloat64} from './module-source.js'
 
 /** Gram matrices up to this order are always decomposed densely (≈ 0.2 s in TypeScript). */
 export const DENSE_MAX_ORDER = 256
 /** Bytes of float64 adapter data handled per chunk. */
 export const CHUNK_BYTES = 32 * 1024 * 1024
+/** C (Σr × out, float64) is kept between passes up to this size; larger modules recompute it by chunks. */
+export const ROWS_CACHE_BYTES = 512 * 1024 * 1024
 
 export type BasisMethod = 'auto' | 'dense' | 'iterative'
 
@@ -109,13 +111,14 @@ export async function computeSharedBasis(source: ModuleSource, options: SharedBa
   const factors = new Float64Array(N * R * R)
   const deltaNorms2 = new Float64Array(N)
   const weights = new Float64Array(N)
-  const gram = outSide ? new Float64Array(out * out) : undefined
-  const allRows = outSide ? undefined : new Float64Array(rankSum * out)
+  // All of C is kept when Cᵀ C is the smaller side (it is then at most out × out) or when it fits the cache.
+  const keepRows = !outSide || rankSum * out * 8 <= ROWS_CACHE_BYTES
+  const allRows = keepRows ? new Float64Array(rankSum * out) : undefined
+  const gram = outSide && !keepRows ? new Float64Array(out * out) : undefined
   for (let start = 0; start < N; start += chunk) {
     const count = Math.min(chunk, N - start)
-    const data = await source.read(start, count)
-    const a64 = Float64Array.from(data.a)
-    const m = await engine.matmul(a64, [count, R, source.in], a64, [count, R, source.in], {transposeB: true})
+    const data = await readFloat64(source, start, count)
+    const m = await engine.matmul(data.a, [count, R, source.in], data.a, [count, R, source.in], {transposeB: true})
     for (let t = 0; t < count; t++) {
       const r = adapters[start + t]!.r
       const f = factorOfGram(m.subarray(t * R * R, (t + 1) * R * R), R, r)
@@ -129,15 +132,12 @@ export async function computeSharedBasis(source: ModuleSource, options: SharedBa
       weights[i] = options.normalize ? (norm2 > 0 ? 1 / Math.sqrt(norm2) : 0) : 1
       if (options.normalize) scaleRange(rows, (rowStart[i]! - rowStart[start]!) * out, (rowStart[i + 1]! - rowStart[start]!) * out, weights[i]!)
     }
-    const chunkRows = rowStart[start + count]! - rowStart[start]!
-    if (gram) {
-      const g =
-        method === 'dense'
-          ? await engine.matmul(rows, [chunkRows, out], rows, [chunkRows, out], {transposeA: true})
-          : await engine.matmul(Float32Array.from(rows), [chunkRows, out], Float32Array.from(rows), [chunkRows, out], {transposeA: true})
-      for (let i = 0; i < gram.length; i++) gram[i]! += g[i]!
+    if (allRows) {
+      allRows.set(rows, rowStart[start]! * out)
     } else {
-      allRows!.set(rows, rowStart[start]! * out)
+      const chunkRows = rowStart[start + count]! - rowStart[start]!
+      const g = method === 'dense' ? await gramOf(engine, rows, chunkRows, out, 'columns') : await gramOperator(engine, rows, chunkRows, out, 'columns').matrix()
+      for (let i = 0; i < gram!.length; i++) gram![i]! += g[i]!
     }
   }
 
@@ -145,39 +145,30 @@ export async function computeSharedBasis(source: ModuleSource, options: SharedBa
   let start: Float64Array
   let width: number
   let converged = true
+  const side = outSide ? 'columns' : 'rows'
+  const problem: Float64Array | GramOperator =
+    gram ?? (method === 'dense' ? await gramOf(engine, allRows!, rankSum, out, side) : gramOperator(engine, allRows!, rankSum, out, side))
+  const basis = await eigenBlock(engine, problem, order, kMax, method, options)
+  converged = basis.converged
+  width = basis.columns
   if (outSide) {
-    const basis = await eigenBlock(engine, gram!, out, kMax, method, options)
     start = basis.vectors
-    width = basis.columns
-    converged = basis.converged
   } else {
-    const small =
-      method === 'dense'
-        ? await engine.matmul(allRows!, [rankSum, out], allRows!, [rankSum, out], {transposeB: true})
-        : await engine.matmul(Float32Array.from(allRows!), [rankSum, out], Float32Array.from(allRows!), [rankSum, out], {transposeB: true})
-    const basis = await eigenBlock(engine, Float64Array.from(small), rankSum, kMax, method, options)
-    converged = basis.converged
-    width = basis.columns
     // Left vectors C V (in order), orthonormalized with their nesting kept.
     const left = await engine.matmul(allRows!, [rankSum, out], basis.vectors, [rankSum, width], {transposeA: true})
     start = householderQr(left, out, width).q!
   }
 
   // Rayleigh–Ritz on C in float64: Y = Cᵀ U (one row per adapter rank-row), H = Yᵀ Y.
-  const y = new Float64Array(rankSum * width)
-  for (let s0 = 0; s0 < N; s0 += chunk) {
+  const y = allRows ? await engine.matmul(allRows, [rankSum, out], start, [out, width]) : new Float64Array(rankSum * width)
+  for (let s0 = 0; !allRows && s0 < N; s0 += chunk) {
     const count = Math.min(chunk, N - s0)
     const chunkRows = rowStart[s0 + count]! - rowStart[s0]!
-    let rows: Float64Array
-    if (allRows) {
-      rows = allRows.subarray(rowStart[s0]! * out, rowStart[s0 + count]! * out)
-    } else {
-      const data = await source.read(s0, count)
-      rows = await scaledRows(engine, source, factors, data.b, s0, count, rowStart)
-      for (let t = 0; t < count; t++) {
-        const i = s0 + t
-        if (weights[i] !== 1) scaleRange(rows, (rowStart[i]! - rowStart[s0]!) * out, (rowStart[i + 1]! - rowStart[s0]!) * out, weights[i]!)
-      }
+    const data = await readFloat64(source, s0, count)
+    const rows = await scaledRows(engine, source, factors, data.b, s0, count, rowStart)
+    for (let t = 0; t < count; t++) {
+      const i = s0 + t
+      if (weights[i] !== 1) scaleRange(rows, (rowStart[i]! - rowStart[s0]!) * out, (rowStart[i + 1]! - rowStart[s0]!) * out, weights[i]!)
     }
     y.set(await engine.matmul(rows, [chunkRows, out], start, [out, width]), rowStart[s0]! * width)
   }
@@ -205,10 +196,48 @@ export async function computeSharedBasis(source: ModuleSource, options: SharedBa
   return {module: source.name, out, in: source.in, rankSum, kMax, u, values: rr.values.slice(0, kMax), deltaNorms2, captured, method, converged}
 }
 
+/** The float64 Gram matrix of `rows [n, out]`: of its columns (`rowsᵀ rows`, [out, out]) or of its rows (`rows rowsᵀ`, [n, n]). */
+async function gramOf(engine: MatMulEngine, rows: Float64Array, n: number, out: number, of: 'columns' | 'rows'): Promise<Float64Array> {
+  return engine.matmul(rows, [n, out], rows, [n, out], of === 'columns' ? {transposeA: true} : {transposeB: true})
+}
+
+/**
+ * The Gram matrix of `rows [n, out]` (of its columns or of its rows) as a
+ * float32 operator: products by `rows` (never transposed: the skinny blocks
+ * are), the matrix itself formed only if the eigensolver asks for it.
+ */
+function gramOperator(engine: MatMulEngine, rows: Float64Array, n: number, out: number, of: 'columns' | 'rows'): GramOperator {
+  const r32 = Float32Array.from(rows)
+  const order = of === 'columns' ? out : n
+  return {
+    n: order,
+    applyFlopsPerColumn: 4 * n * out,
+    matrixFlops: 2 * order * order * (of === 'columns' ? n : out),
+    async apply(y, cols) {
+      if (of === 'columns') {
+        // rowsᵀ (rows Y) = ((rows Y)ᵀ rows)ᵀ
+        const inner = await engine.matmul(r32, [n, out], y, [out, cols])
+        return transpose32(await engine.matmul(transpose32(inner, n, cols), [cols, n], r32, [n, out]), cols, out)
+      }
+      // rows (rowsᵀ Y) = rows (Yᵀ rows)ᵀ
+      const inner = await engine.matmul(transpose32(y, n, cols), [cols, n], r32, [n, out])
+      return engine.matmul(r32, [n, out], transpose32(inner, cols, out), [out, cols])
+    },
+    matrix: () => engine.matmul(r32, [n, out], r32, [n, out], of === 'columns' ? {transposeA: true} : {transposeB: true}),
+  }
+}
+
+/** Transpose of a small float32 `[rows, cols]` block. */
+function transpose32(a: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(rows * cols)
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j]!
+  return t
+}
+
 /** Eigenvectors of a symmetric PSD Gram [n, n]: all (dense) or the top block (iterative). */
 async function eigenBlock(
   engine: MatMulEngine,
-  gram: Float64Array,
+  gram: Float64Array | GramOperator,
   n: number,
   kMax: number,
   method: 'dense' | 'iterative',
@@ -216,10 +245,10 @@ async function eigenBlock(
 ): Promise<{vectors: Float64Array; columns: number; converged: boolean}> {
   if (method === 'dense') {
     // Exact eigenvectors: the first kMax are the basis (Rayleigh–Ritz within them changes nothing).
-    const {vectors} = symmetricEigen(gram, n)
+    const {vectors} = symmetricEigen(gram as Float64Array, n)
     return {vectors: firstColumns(vectors, n, n, kMax), columns: kMax, converged: true}
   }
-  const result = await topEigenpairs(Float32Array.from(gram), n, kMax, {engine, tolerance: options.tolerance, seed: options.seed})
+  const result = await topEigenpairs(gram instanceof Float64Array ? Float32Array.from(gram) : gram, n, kMax, {engine, tolerance: options.tolerance, seed: options.seed})
   return {vectors: result.vectors, columns: result.columns, converged: result.converged}
 }
 
@@ -231,20 +260,23 @@ async function scaledRows(
   engine: MatMulEngine,
   source: ModuleSource,
   factors: Float64Array,
-  b: Float32Array,
+  b: Float64Array,
   start: number,
   count: number,
   rowStart: Int32Array,
 ): Promise<Float64Array> {
   const {R, out} = source
-  const f = factors.subarray(start * R * R, (start + count) * R * R)
-  const padded = await engine.matmul(f, [count, R, R], Float64Array.from(b), [count, out, R], {transposeB: true})
+  const f = factors.slice(start * R * R, (start + count) * R * R)
+  for (let t = 0; t < count; t++) {
+    const s = source.adapters[start + t]!.scaling
+    for (let j = t * R * R; j < (t + 1) * R * R; j++) f[j]! *= s
+  }
+  const padded = await engine.matmul(f, [count, R, R], b, [count, out, R], {transposeB: true})
+  if (rowStart[start + count]! - rowStart[start]! === count * R) return padded // every adapter has rank R: no padding rows
   const rows = new Float64Array((rowStart[start + count]! - rowStart[start]!) * out)
   for (let t = 0; t < count; t++) {
     const i = start + t
-    const {r, scaling} = source.adapters[i]!
-    const dst = (rowStart[i]! - rowStart[start]!) * out
-    for (let j = 0; j < r * out; j++) rows[dst + j] = scaling * padded[t * R * out + j]!
+    rows.set(padded.subarray(t * R * out, (t * R + source.adapters[i]!.r) * out), (rowStart[i]! - rowStart[start]!) * out)
   }
   return rows
 }

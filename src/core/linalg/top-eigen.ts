@@ -16,6 +16,13 @@
  * deflated (G − X Λ Xᵀ), so the filter works on the remaining spectrum at
  * full resolution.
  *
+ * G may be given as a matrix or as a Gram operator G = Mᵀ M (or M Mᵀ) with
+ * products by M: the iteration then starts without forming G (two skinny
+ * products per block instead of one square one) and forms it only when that
+ * pays off: once the products spent reach the cost of forming G, or when a
+ * deflation needs it. When the wanted pairs stand well above the rest, it
+ * converges before G is ever formed.
+ *
  * Stopping rule: every wanted Ritz pair (θ_j, x_j) has a residual
  * ‖G x_j − θ_j x_j‖ ≤ tolerance · max(θ_top, NOISE_FLOOR · θ_1), where θ_top is
  * the largest eigenvalue still active and θ_1 the largest overall (the floor
@@ -32,6 +39,19 @@ const FOLD_RATIO = 8
 const MAX_AMPLIFICATION = 1e4
 /** Residuals are measured against at least this share of the largest eigenvalue. */
 const NOISE_FLOOR = 1e-5
+
+/** A symmetric PSD matrix G [n, n] known through products, formed on demand. */
+export interface GramOperator {
+  readonly n: number
+  /** G Y for Y [n, cols] (float32). */
+  apply(y: Float32Array, cols: number): Promise<Float32Array>
+  /** Flops of `apply` per column of Y. */
+  readonly applyFlopsPerColumn: number
+  /** G itself, [n, n] row-major float32. */
+  matrix(): Promise<Float32Array>
+  /** Flops of forming G. */
+  readonly matrixFlops: number
+}
 
 export interface TopEigenOptions {
   engine: MatMulEngine
@@ -60,16 +80,20 @@ export interface TopEigenResult {
   iterations: number
   /** Block products with G (filter steps and Rayleigh–Ritz steps). */
   applications: number
+  /** Whether G was formed (always, when given as a matrix). */
+  formed: boolean
 }
 
 /**
- * Top-k eigenpairs of the symmetric PSD matrix `g` (`[n, n]` row-major float32).
- * When the block would not be smaller than n, the whole spectrum is computed
- * densely instead.
+ * Top-k eigenpairs of the symmetric PSD matrix `g` (`[n, n]` row-major
+ * float32, or a `GramOperator`). When the block would not be smaller than n,
+ * the whole spectrum is computed densely instead.
  * @throws RangeError for k outside 1..n
  */
-export async function topEigenpairs(g: Float32Array, n: number, k: number, options: TopEigenOptions): Promise<TopEigenResult> {
-  if (g.length !== n * n) throw new RangeError(`matrix has ${g.length} elements, expected ${n}×${n}`)
+export async function topEigenpairs(matrixOrOperator: Float32Array | GramOperator, n: number, k: number, options: TopEigenOptions): Promise<TopEigenResult> {
+  const operator = matrixOrOperator instanceof Float32Array ? undefined : matrixOrOperator
+  if (matrixOrOperator instanceof Float32Array && matrixOrOperator.length !== n * n) throw new RangeError(`matrix has ${matrixOrOperator.length} elements, expected ${n}×${n}`)
+  if (operator && operator.n !== n) throw new RangeError(`operator has order ${operator.n}, expected ${n}`)
   if (!Number.isSafeInteger(k) || k < 1 || k > n) throw new RangeError(`k must be in 1..${n} (got ${k})`)
   const {engine} = options
   const tolerance = options.tolerance ?? 1e-6
@@ -77,10 +101,14 @@ export async function topEigenpairs(g: Float32Array, n: number, k: number, optio
   const maxDegree = options.maxDegree ?? 16
   const oversample = options.oversample ?? Math.max(8, Math.ceil(k / 2))
   const block = Math.min(n, k + oversample)
+  let g: Float32Array | undefined = operator ? undefined : (matrixOrOperator as Float32Array)
   if (block >= n) {
-    const {values, vectors} = symmetricEigen(Float64Array.from(g), n)
-    return {values, vectors, columns: n, converged: true, iterations: 0, applications: 0}
+    const {values, vectors} = symmetricEigen(Float64Array.from(g ?? (await operator!.matrix())), n)
+    return {values, vectors, columns: n, converged: true, iterations: 0, applications: 0, formed: true}
   }
+  /** Implicit products spent so far, in flops. */
+  let spent = 0
+  const form = async (): Promise<Float32Array> => (g ??= await operator!.matrix())
 
   let gd = g
   let locked: Float64Array = new Float64Array(0)
@@ -91,7 +119,15 @@ export async function topEigenpairs(g: Float32Array, n: number, k: number, optio
   /** (I − Xl Xlᵀ) Gd Y for a float64 block Y [n, c]. */
   const apply = async (y: Float64Array, c: number): Promise<Float64Array> => {
     applications++
-    const z = Float64Array.from(await engine.matmul(gd, [n, n], Float32Array.from(y), [n, c]))
+    if (!gd && spent + c * operator!.applyFlopsPerColumn > operator!.matrixFlops) gd = await form()
+    let product: Float32Array
+    if (gd) {
+      product = await engine.matmul(gd, [n, n], Float32Array.from(y), [n, c])
+    } else {
+      spent += c * operator!.applyFlopsPerColumn
+      product = await operator!.apply(Float32Array.from(y), c)
+    }
+    const z = Float64Array.from(product)
     if (L() > 0) await projectOut(engine, locked, n, L(), z, c)
     return z
   }
@@ -133,7 +169,7 @@ export async function topEigenpairs(g: Float32Array, n: number, k: number, optio
     if (lock > 0) {
       locked = appendColumns(locked, n, L(), state.x, width, lock)
       lockedValues = [...lockedValues, ...state.values.subarray(0, lock)]
-      gd = await deflate(engine, g, n, locked, lockedValues)
+      gd = await deflate(engine, await form(), n, locked, lockedValues)
       const keep = Math.min(n - L(), k - L() + oversample)
       state = {
         x: columnsOf(state.x, n, width, lock, keep),
@@ -181,7 +217,7 @@ export async function topEigenpairs(g: Float32Array, n: number, k: number, optio
     for (let j = 0; j < width; j++) vectors[i * columns + L() + j] = state.x[i * width + j]!
   }
   const values = Float64Array.from([...lockedValues, ...state.values])
-  return {values, vectors, columns, converged, iterations: iteration, applications}
+  return {values, vectors, columns, converged, iterations: iteration, applications, formed: g !== undefined}
 }
 
 /** z ← z − X (Xᵀ z) for orthonormal X [n, l]. */
