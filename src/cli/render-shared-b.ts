@@ -35,7 +35,11 @@ export function renderCompressReport(r: CompressReport): string {
   return lines.join('\n')
 }
 
+/** Per-module sweep rows listed before "… N more". */
+const MAX_SWEEP_ROWS = 160
+
 export function renderSweepReport(r: SweepReport): string {
+  const perModule = r.sweep.flatMap((row) => row.modules.map((m) => [m.name, m.K, formatBytes(m.bytes_after), pct(m.savings_pct), formatNumber(m.error_mean), formatNumber(m.error_max)]))
   const lines = [
     `${r.input}: ${r.adapters} adapters, ${r.sweep[0]?.modules.length ?? 0} modules, ${r.input_dtype} → ${r.dtype}${r.normalize ? ', normalized' : ''} (${r.seconds.toFixed(1)} s)`,
     '',
@@ -47,8 +51,9 @@ export function renderSweepReport(r: SweepReport): string {
     'per module:',
     renderTable(
       ['module', 'K', 'after', 'saved', 'error mean', 'error max'],
-      r.sweep.flatMap((row) => row.modules.map((m) => [m.name, m.K, formatBytes(m.bytes_after), pct(m.savings_pct), formatNumber(m.error_mean), formatNumber(m.error_max)])).slice(0, MAX_ROWS * 4),
+      perModule.slice(0, MAX_SWEEP_ROWS),
     ),
+    ...(perModule.length > MAX_SWEEP_ROWS ? [`… ${perModule.length - MAX_SWEEP_ROWS} more rows (--json lists all)`] : []),
     '',
     'K = width of the shared B per module (capped at min(out, Σr)); errors as `lora compress --rank K` would measure them on the stored values',
   ]

@@ -10,9 +10,10 @@
  * vectors and values as [ΔW_1 … ΔW_N], and for any orthonormal U
  *   ‖(I − U Uᵀ) ΔW_i‖_F = ‖(I − U Uᵀ) C_i‖_F,   ‖ΔW_i‖_F = ‖C_i‖_F.
  * F_i comes from the Cholesky factor of the r×r Gram A_i A_iᵀ (computed in
- * float64 on the matmul engine for a whole chunk of adapters at once;
- * measured ~20× faster here than a Householder QR of each A_iᵀ in
- * TypeScript), or from its eigen-decomposition when A_i is rank-deficient.
+ * float64 on the matmul engine for a whole chunk of adapters at once:
+ * 0.04–0.3 s per module of 256 rank-16 adapters at in = 2048 here, against
+ * 0.6–0.8 s for a Householder QR of each A_iᵀ in TypeScript), or from its
+ * eigen-decomposition when A_i is rank-deficient.
  *
  * U is taken from the smaller Gram matrix, C Cᵀ [out, out] or Cᵀ C [Σr, Σr]:
  * densely (all eigenpairs, float64) when it is small or K is a large share of
