@@ -12,6 +12,7 @@ import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {unpackAdapter} from '../../../src/core/pack/unpack.js'
 import {synthesizeAdapters} from '../../../src/core/synth/adapters.js'
 import {REAL_ADAPTERS, haveRealAdapters, rejection, tempDir} from '../../helpers/index.js'
+import {writeFixtureAdapter} from '../../helpers/pack-fixtures.js'
 import {leftSingularVectors, product, projectionError, relativeDifference} from '../../helpers/reference-svd.js'
 
 const test = suite('compress compress-file')
@@ -202,6 +203,32 @@ test('bad input: clear errors and no output file', async () => {
     assert.not.ok(existsSync(out), `${code} left an output`)
   }
   assert.equal(readdirSync(tmp.path).filter((n) => n.startsWith('.')), [], 'no temporary file left')
+})
+
+test('embedding LoRA modules compress under lora_embedding_A / lora_embedding_B_shared and unpack as embedding LoRA', async () => {
+  const dir = join(tmp.path, 'emb')
+  const modules = [
+    {name: 'model.embed_tokens', in: 30, out: 12, r: 3, kind: 'embedding' as const},
+    {name: 'model.layers.0.self_attn.q_proj', in: 12, out: 12, r: 3},
+  ]
+  for (const [i, seed] of [1, 2, 3].entries()) {
+    await writeFixtureAdapter(join(dir, `e${i}`), {modules, seed, config: {r: 3, lora_alpha: 6, target_modules: ['embed_tokens', 'q_proj']}})
+  }
+  const out = join(tmp.path, 'emb.safetensors')
+  const report = await compressFile({inputs: [dir], out, selection: {rank: 4}, dtype: 'F32', engine})
+  assert.equal(report.modules.map((m) => m.K), [4, 4])
+  const file = await SharedBFile.open(out)
+  assert.ok(file.file.tensors.has('model.embed_tokens.lora_embedding_A'))
+  assert.ok(file.file.tensors.has('model.embed_tokens.lora_embedding_B_shared'))
+  await file.close()
+  await unpackAdapter({file: out, adapter: 'e1', out: join(tmp.path, 'emb-e1')})
+  const adapter = await LoraAdapter.load(join(tmp.path, 'emb-e1'))
+  try {
+    const m = adapter.module('model.embed_tokens')
+    assert.equal([m.kind, m.r, m.in, m.out, m.scaling], ['embedding', 4, 30, 12, 1])
+  } finally {
+    await adapter.close()
+  }
 })
 
 const realTest = haveRealAdapters('compress-file') ? test : test.skip
