@@ -14,8 +14,8 @@ export default class Plan extends LoraCommand {
     {command: '<%= config.bin %> plan --base ./base --adapters 256 --budget 512MB --rank 8 --shared-b 16', description: 'Also show the bytes with one shared B of width 16 per module.'},
   ]
   static override flags = {
-    base: Flags.string({description: 'base model (file, index or folder)', exactlyOne: ['base', 'config']}),
-    config: Flags.string({description: 'Hugging Face config.json of a Llama-family model', exactlyOne: ['base', 'config']}),
+    base: Flags.string({description: 'base model (file, index or folder); or --config', exactlyOne: ['base', 'config']}),
+    config: Flags.string({description: 'Hugging Face config.json of a Llama-family model; or --base', exactlyOne: ['base', 'config']}),
     adapters: Flags.integer({description: 'number of adapters served together', required: true, min: 1}),
     budget: Flags.string({description: 'memory for the stacked adapters, e.g. 512MB, 4GiB', required: true}),
     rank: Flags.integer({description: 'LoRA rank R', default: 16, min: 1}),

@@ -201,10 +201,17 @@ export function toFloat32(dtype: DType, bytes: Uint8Array): Float32Array {
     case 'F32':
       return raw as Float32Array
     case 'F16': {
-      const table = f16ToF32Table()
+      // normal values by bit arithmetic (rebias 15 → 127); zeros, subnormals, Inf and NaN from the table
       const src = raw as Uint16Array
       const out = new Float32Array(src.length)
-      for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!
+      const bits = new Uint32Array(out.buffer)
+      let table: Float32Array | undefined
+      for (let i = 0; i < src.length; i++) {
+        const h = src[i]!
+        const e = h & 0x7c00
+        if (e !== 0 && e !== 0x7c00) bits[i] = ((h & 0x8000) << 16) | (((h & 0x7fff) << 13) + 0x38000000)
+        else out[i] = (table ??= f16ToF32Table())[h]!
+      }
       return out
     }
     case 'BF16': {
@@ -256,7 +263,13 @@ export function fromFloat(dtype: DType, values: Float32Array | Float64Array): Ui
       const src = values instanceof Float32Array ? values : roundToOddF32(values)
       const bits = new Uint32Array(src.buffer, src.byteOffset, src.length)
       const out = new Uint16Array(src.length)
-      for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(bits[i]!)
+      for (let i = 0; i < src.length; i++) {
+        const x = bits[i]!
+        const abs = x & 0x7fffffff
+        // results that are normal f16 (2^-14 ≤ |x| < 65520): rebias and round to nearest even in one add
+        if (abs >= 0x38800000 && abs < 0x477ff000) out[i] = ((x >>> 16) & 0x8000) | ((abs - 0x38000000 + 0xfff + ((abs >>> 13) & 1)) >>> 13)
+        else out[i] = f32BitsToF16Bits(x)
+      }
       return bytesOf(out)
     }
     case 'BF16': {

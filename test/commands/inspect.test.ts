@@ -115,12 +115,4 @@ test('inspect reads only the header of a 1 GB file: fast and under 100 MB of mem
   })
 }
 
-test('every command answers --help', () => {
-  for (const command of [['inspect'], ['synth', 'adapters'], ['synth', 'base']]) {
-    const r = runCli([...command, '--help'])
-    assert.is(r.status, 0, command.join(' '))
-    assert.match(r.stdout, /USAGE/)
-  }
-})
-
 test.run()

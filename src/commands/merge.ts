@@ -1,0 +1,116 @@
+import {Flags} from '@oclif/core'
+import {LoraCommand} from '../cli/base-command.js'
+import {createProgressBar} from '../cli/progress-bar.js'
+import {formatNumber, renderTable} from '../cli/table.js'
+import {parseFloatDType} from '../core/dtype.js'
+import {UsageError} from '../core/errors.js'
+import {MergeResult, gateError, mergeModel} from '../core/merge/merge-model.js'
+import {Figures, QualityReport, SCENARIOS} from '../core/merge/quality.js'
+import {QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
+import {formatBytes} from '../core/units.js'
+
+/** Tensors listed in the human quality table before "… N more". */
+const MAX_TENSOR_ROWS = 40
+
+export default class Merge extends LoraCommand {
+  static override summary = 'Merge LoRA adapters into a base model, optionally re-quantized to 4 bits, and measure how much of each adapter survives.'
+  static override description =
+    "W' = W + Σ w_k · s_k · B_k A_k, transposed where the base stores [in, out] (GPT-2's Conv1D: decided from the base tensor's shape, not the adapter's fan_in_fan_out flag), computed in float32 and written in --dtype (default: the base's). --quantize merges then quantizes; --from-quantized decodes a 4-bit base written by `lora quantize`, merges and re-quantizes. The quality report compares, per merged tensor, merge-then-quantize, a quantized base with the adapter unmerged, and re-quantizing a quantized base, measured on the files as written. --max-loss X exits 1 when a tensor keeps less than 1 − X of its adapter."
+  static override examples = [
+    {command: '<%= config.bin %> merge --base ./base --adapter ./ad/adapter-0000 --out ./merged', description: 'Merge one adapter, keep the base dtype.'},
+    {command: '<%= config.bin %> merge --base ./base --adapter ./a --weight 0.7 --adapter ./b --weight 0.3 --out ./merged --dtype f16', description: 'A weighted sum of two adapters.'},
+    {command: '<%= config.bin %> merge --base ./base --adapter ./a --out ./merged-nf4 --quantize nf4 --report quality.json --max-loss 0.5', description: 'Merge, quantize to NF4 and gate on the quality lost.'},
+    {command: '<%= config.bin %> merge --base base-q4_0.gguf --from-quantized --adapter ./a --out merged-q4_0.gguf', description: 'Merge into a Q4_0 GGUF base and re-quantize.'},
+  ]
+  static override flags = {
+    base: Flags.string({description: 'base model: folder, .safetensors, index, or .gguf (with --from-quantized)', required: true}),
+    adapter: Flags.string({description: 'PEFT adapter folder (repeatable)', required: true, multiple: true}),
+    weight: Flags.string({description: 'weight w_k of each adapter, in --adapter order (repeatable; default 1)', multiple: true}),
+    out: Flags.string({description: 'output folder, or .gguf file for q4_0', required: true}),
+    dtype: Flags.option({description: 'dtype of written float tensors (default: the base tensor\'s)', options: ['f32', 'f16', 'bf16'] as const})(),
+    quantize: Flags.option({description: 'quantize the merged model', options: QUANT_SCHEME_NAMES})(),
+    'block-size': Flags.integer({description: 'nf4/q4_0 block size', min: 1, exclusive: ['group-size']}),
+    'group-size': Flags.integer({description: 'int4 group size', min: 2, exclusive: ['block-size']}),
+    'double-quant': Flags.boolean({description: 'nf4: quantize the absmax values too'}),
+    'from-quantized': Flags.boolean({description: 'the base is 4-bit (a `lora quantize` output): decode, merge, re-quantize'}),
+    include: Flags.string({description: 'with --quantize: quantize tensors matching this glob instead of the default rule (repeatable)', multiple: true}),
+    exclude: Flags.string({description: 'with --quantize: never quantize tensors matching this glob (repeatable)', multiple: true}),
+    report: Flags.string({description: 'also write the quality report (JSON) to this file'}),
+    'max-loss': Flags.string({description: 'exit 1 when a merged tensor\'s adapter_retained falls below 1 − X'}),
+    probe: Flags.integer({description: 'probe rows drawn from N(0, 1) for adapter_retained', default: 256, min: 1}),
+    'probe-file': Flags.string({description: 'safetensors file of real activations [N, in], one tensor per merged module'}),
+    seed: Flags.integer({description: 'seed of the probe rows', default: 0}),
+    quality: Flags.boolean({description: 'measure the quality report (--no-quality skips it)', default: true, allowNo: true}),
+    force: Flags.boolean({description: 'replace an existing output'}),
+  }
+
+  async run(): Promise<MergeResult & {error?: unknown}> {
+    const {flags} = await this.parse(Merge)
+    const weights = (flags.weight ?? []).map((w) => {
+      const n = Number(w)
+      if (w.trim() === '' || !Number.isFinite(n)) throw new UsageError('BAD_FLAG', `--weight must be a number (got "${w}")`)
+      return n
+    })
+    if (weights.length > 0 && weights.length !== flags.adapter.length) {
+      throw new UsageError('BAD_FLAG', `${weights.length} --weight values for ${flags.adapter.length} --adapter folders (give one weight per adapter, or none)`)
+    }
+    const maxLoss = flags['max-loss'] === undefined ? undefined : Number(flags['max-loss'])
+    if (maxLoss !== undefined && !(Number.isFinite(maxLoss) && maxLoss >= 0)) throw new UsageError('BAD_FLAG', `--max-loss must be a number of at least 0 (got "${flags['max-loss']}")`)
+    if (flags['group-size'] !== undefined && flags.quantize !== 'int4' && !flags['from-quantized']) throw new UsageError('BAD_FLAG', '--group-size applies to --quantize int4')
+    const bar = createProgressBar('merge', this.interactive)
+    let result: MergeResult
+    try {
+      result = await mergeModel({
+        base: flags.base,
+        adapters: flags.adapter.map((path, k) => ({path, weight: weights[k]})),
+        out: flags.out,
+        dtype: flags.dtype === undefined ? undefined : parseFloatDType(flags.dtype),
+        quantize: flags.quantize,
+        blockSize: flags['block-size'] ?? flags['group-size'],
+        doubleQuant: flags['double-quant'] || undefined,
+        fromQuantized: flags['from-quantized'],
+        include: flags.include,
+        exclude: flags.exclude,
+        quality: flags.quality ? {rows: flags.probe, seed: flags.seed, file: flags['probe-file']} : false,
+        maxLoss,
+        reportPath: flags.report,
+        force: flags.force,
+        onProgress: bar.onProgress,
+        onWarning: (m) => this.warnUser(m),
+      })
+    } finally {
+      bar.stop()
+    }
+    const failed = result.gate && !result.gate.passed ? gateError(result.gate) : undefined
+    if (this.jsonEnabled()) {
+      if (failed) process.exitCode = failed.exitCode
+      return failed ? {...result, error: failed.toJSON()} : result
+    }
+    this.log(
+      `merged ${result.merged.length} tensors from ${result.adapters.length} adapter${result.adapters.length === 1 ? '' : 's'} into ${result.out} (${result.format}${result.quantize ? `, ${result.quantize} block ${result.block_size}` : `, ${result.dtype}`}, ${formatBytes(result.bytes)})`,
+    )
+    if (result.report) this.log(`\n${renderQuality(result.report)}`)
+    if (flags.report) this.log(`\nreport: ${flags.report}`)
+    if (failed) throw failed
+    return result
+  }
+}
+
+function cells(f: Figures | undefined): string[] {
+  const n = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : Math.abs(v) >= 1e5 ? v.toExponential(2) : formatNumber(v))
+  return f ? [n(f.weight_rel_error), f.delta_snr === null ? 'inf' : n(f.delta_snr), n(f.adapter_retained)] : ['', '', '']
+}
+
+/** The quality table: one row per merged tensor, three figures per scenario, totals last. */
+export function renderQuality(report: QualityReport): string {
+  const scenarios = report.scheme ? SCENARIOS : (['merged'] as const)
+  const short: Record<string, string> = {merged: 'merged', merge_then_quantize: '(a)', quantized_base_unmerged: '(b)', requantize: '(c)'}
+  const headers = ['tensor', ...scenarios.flatMap((s) => [`${short[s]} rel_err`, `${short[s]} snr`, `${short[s]} retained`])]
+  const rows = report.tensors.slice(0, MAX_TENSOR_ROWS).map((t) => [`${t.name}${report.scheme && !t.quantized ? ' (float)' : ''}`, ...scenarios.flatMap((s) => cells(t[s]))])
+  if (report.tensors.length > MAX_TENSOR_ROWS) rows.push([`… ${report.tensors.length - MAX_TENSOR_ROWS} more (--json lists all)`, ...scenarios.flatMap(() => ['', '', ''])])
+  rows.push(['total', ...scenarios.flatMap((s) => cells(report.totals[s]))])
+  const legend = report.scheme
+    ? `${report.scheme}: (a) merge then quantize, (b) quantized base + unmerged 16-bit adapter, (c) re-quantize a quantized base; written: ${short[report.written]}; probes: ${report.probes.source}`
+    : `probes: ${report.probes.source}`
+  return `${legend}\n${renderTable(headers, rows)}`
+}

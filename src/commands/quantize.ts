@@ -1,0 +1,72 @@
+import {Args, Flags} from '@oclif/core'
+import {LoraCommand} from '../cli/base-command.js'
+import {createProgressBar} from '../cli/progress-bar.js'
+import {renderTable} from '../cli/table.js'
+import {UsageError} from '../core/errors.js'
+import {QuantizeModelResult, quantizeModel} from '../core/quant/quantize-model.js'
+import {QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
+import {formatBytes} from '../core/units.js'
+
+/** Kept tensors listed in the human view before "… N more". */
+const MAX_KEPT_ROWS = 20
+
+export default class Quantize extends LoraCommand {
+  static override summary = 'Quantize a base model to 4 bits (nf4, q4_0 or int4), tensor by tensor.'
+  static override description =
+    'Only the 2-D linear weights inside the repeated blocks are quantized by default (embeddings, lm_head, norms and biases are kept); --include replaces that rule with globs on tensor names, --exclude removes names. nf4 is written in the layout transformers + bitsandbytes load (config.json gets a quantization_config); q4_0 is written as a GGUF file for llama.cpp\'s tools; int4 as qweight/scales/zeros. Tensors a scheme cannot hold stay in their float dtype and are listed.'
+  static override examples = [
+    {command: '<%= config.bin %> quantize ./base --out ./base-nf4 --scheme nf4', description: 'bitsandbytes NF4, block 64.'},
+    {command: '<%= config.bin %> quantize ./base --out base-q4_0.gguf --scheme q4_0', description: 'A GGUF file with Q4_0 weights.'},
+    {command: '<%= config.bin %> quantize ./base --out ./base-int4 --scheme int4 --group-size 64 --exclude "*.down_proj.weight"', description: 'int4 groups of 64, keeping down_proj in float.'},
+  ]
+  static override args = {
+    model: Args.string({description: 'model folder, .safetensors file or model.safetensors.index.json', required: true}),
+  }
+  static override flags = {
+    out: Flags.string({description: 'output folder (nf4, int4) or .gguf file (q4_0)', required: true}),
+    scheme: Flags.option({description: '4-bit scheme', options: QUANT_SCHEME_NAMES, required: true})(),
+    'block-size': Flags.integer({description: 'elements per block (nf4: 64…4096, q4_0: 32)', min: 1, exclusive: ['group-size']}),
+    'group-size': Flags.integer({description: 'int4 group size along each row (default 128)', min: 2, exclusive: ['block-size']}),
+    'double-quant': Flags.boolean({description: 'nf4: quantize the absmax values too (8-bit, blocks of 256)'}),
+    format: Flags.option({description: 'output format (q4_0 → gguf, nf4/int4 → safetensors)', options: ['safetensors', 'gguf'] as const})(),
+    include: Flags.string({description: 'quantize tensors matching this glob instead of the default rule (repeatable)', multiple: true}),
+    exclude: Flags.string({description: 'never quantize tensors matching this glob (repeatable)', multiple: true}),
+    force: Flags.boolean({description: 'replace an existing output'}),
+  }
+
+  async run(): Promise<QuantizeModelResult> {
+    const {args, flags} = await this.parse(Quantize)
+    if (flags['group-size'] !== undefined && flags.scheme !== 'int4') throw new UsageError('BAD_FLAG', `--group-size applies to int4 (got --scheme ${flags.scheme}); use --block-size`)
+    const bar = createProgressBar('quantize', this.interactive)
+    try {
+      const result = await quantizeModel({
+        model: args.model,
+        out: flags.out,
+        scheme: flags.scheme,
+        blockSize: flags['block-size'] ?? flags['group-size'],
+        doubleQuant: flags['double-quant'],
+        format: flags.format,
+        include: flags.include,
+        exclude: flags.exclude,
+        force: flags.force,
+        onProgress: bar.onProgress,
+      })
+      bar.stop()
+      if (result.kept.length > 0) this.warnUser(`${result.kept.length} selected tensors stay in float: ${result.kept[0]!.name}: ${result.kept[0]!.reason}${result.kept.length > 1 ? ' (…)' : ''}`)
+      if (!this.jsonEnabled()) {
+        this.log(
+          `wrote ${result.out} (${result.format}): ${result.quantized} tensors in ${result.scheme} (block ${result.block_size}${result.double_quant ? ', double quant' : ''}), ` +
+            `${((100 * result.quantized_parameters) / Math.max(1, result.parameters)).toFixed(1)}% of ${(result.parameters / 1e6).toFixed(1)} M parameters; ${formatBytes(result.bytes_in)} → ${formatBytes(result.bytes_out)}`,
+        )
+        if (result.kept.length > 0) {
+          this.log(`\nkept in float (${result.kept.length}):`)
+          this.log(renderTable(['tensor', 'reason'], result.kept.slice(0, MAX_KEPT_ROWS).map((k) => [k.name, k.reason])))
+          if (result.kept.length > MAX_KEPT_ROWS) this.log(`… ${result.kept.length - MAX_KEPT_ROWS} more (--json lists all)`)
+        }
+      }
+      return result
+    } finally {
+      bar.stop()
+    }
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * `lora merge`: `W' = W + Σ_k w_k · s_k · B_k A_k` (transposed where the base
+ * stores [in, out]) for every module of every adapter, computed in float32
+ * (onnxruntime Gemm: `P·Q + W` on row chunks), written in `--dtype` (default:
+ * each tensor's own) or quantized (`--quantize`); with `--from-quantized`
+ * the base is one of our 4-bit outputs, decoded, merged and re-encoded.
+ * The quality report is measured on the files as written, before they are
+ * renamed into place.
+ */
+import type {DType, FloatOutputDType} from '../dtype.js'
+import {GateError, UsageError} from '../errors.js'
+import {LoraAdapter} from '../formats/peft-adapter.js'
+import {AtomicFile, assertOutputFree} from '../io/atomic-output.js'
+import type {ProgressCallback} from '../progress.js'
+import {ModelReader} from '../quant/model-reader.js'
+import {bnbQuantizationConfig, resolveQuantOptions, skippedModules} from '../quant/quantize-model.js'
+import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from '../quant/schemes.js'
+import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
+import {TensorJob, writeModel} from '../quant/write-model.js'
+import {torchDtype} from '../quant/layout.js'
+import {DeltaFactors, deltaRows, loadDelta, toFloat32Factors} from './delta.js'
+import {MergeTarget, planMerge} from './plan.js'
+import {ProbeOptions, QualityReport, measureQuality} from './quality.js'
+
+export interface MergeAdapterInput {
+  readonly path: string
+  /** w_k (default 1). */
+  readonly weight?: number
+}
+
+export interface MergeOptions extends SelectionOptions {
+  readonly base: string
+  readonly adapters: readonly MergeAdapterInput[]
+  readonly out: string
+  /** Float dtype of written float tensors (default: each tensor's own). */
+  readonly dtype?: FloatOutputDType
+  readonly quantize?: QuantSchemeName
+  readonly blockSize?: number
+  readonly doubleQuant?: boolean
+  readonly fromQuantized?: boolean
+  /** Probe settings for the quality report, or false to skip it. */
+  readonly quality?: ProbeOptions | false
+  /** Fail (GateError) when any merged tensor keeps less than 1 − maxLoss of its adapter. */
+  readonly maxLoss?: number
+  /** Also write the quality report as JSON here. */
+  readonly reportPath?: string
+  readonly force?: boolean
+  readonly onProgress?: ProgressCallback
+  readonly onWarning?: (message: string) => void
+}
+
+export interface MergedTensorInfo {
+  name: string
+  shape: readonly number[]
+  adapters: number
+  rank: number
+  orientation: '[out, in]' | '[in, out]'
+  written: string
+}
+
+export interface MergeGate {
+  max_loss: number
+  passed: boolean
+  /** Tensors whose adapter_retained fell below 1 − max_loss. */
+  failing: Array<{name: string; adapter_retained: number | null}>
+}
+
+export interface MergeResult {
+  out: string
+  format: 'safetensors' | 'gguf'
+  files: string[]
+  dtype: string
+  quantize: QuantSchemeName | null
+  block_size: number | null
+  from_quantized: boolean
+  adapters: Array<{name: string; path: string; weight: number; modules: number}>
+  merged: MergedTensorInfo[]
+  warnings: string[]
+  /** Tensors the scheme would quantize but cannot hold (left in float), with the reason. */
+  kept: Array<{name: string; reason: string}>
+  bytes: number
+  report: QualityReport | null
+  gate: MergeGate | null
+}
+
+function validate(options: MergeOptions): void {
+  if (options.adapters.length === 0) throw new UsageError('BAD_FLAG', '--adapter is required (at least one adapter folder)')
+  for (const a of options.adapters) {
+    if (a.weight !== undefined && !Number.isFinite(a.weight)) throw new UsageError('BAD_FLAG', `--weight must be a finite number (got ${a.weight})`)
+  }
+  if (options.maxLoss !== undefined && !(options.maxLoss >= 0)) throw new UsageError('BAD_FLAG', `--max-loss must be a number of at least 0 (got ${options.maxLoss})`)
+  if (options.quality === false && (options.maxLoss !== undefined || options.reportPath)) throw new UsageError('BAD_FLAG', '--max-loss and --report need the quality report (drop --no-quality)')
+  if (options.quality && !options.quality.file && !(Number.isSafeInteger(options.quality.rows) && options.quality.rows > 0)) {
+    throw new UsageError('BAD_FLAG', `--probe must be a positive integer (got ${options.quality.rows})`)
+  }
+}
+
+/** The scheme the base is stored in (from-quantized), with its block size. */
+function baseScheme(base: ModelReader): QuantOptions | undefined {
+  const q = [...base.tensors.values()].find((t) => t.encoding !== 'plain')
+  return q ? {scheme: q.encoding as QuantSchemeName, blockSize: q.blockSize!, doubleQuant: q.doubleQuant ?? false} : undefined
+}
+
+/**
+ * Merge adapters into a base model.
+ * @throws UsageError for contradicting flags; InputError for unreadable inputs, modules without a base tensor,
+ *   shapes that fit in neither orientation, values a scheme cannot encode (no output is left behind);
+ *   GateError after everything is written when `maxLoss` is breached
+ */
+export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
+  validate(options)
+  if (options.reportPath) await assertOutputFree(options.reportPath, options.force)
+  const base = await ModelReader.open(options.base)
+  const adapters: LoraAdapter[] = []
+  try {
+    for (const a of options.adapters) adapters.push(await LoraAdapter.load(a.path))
+    const stored = baseScheme(base)
+    if (stored && !options.fromQuantized) {
+      throw new UsageError('BASE_IS_QUANTIZED', `merge ${options.base}: the base holds ${stored.scheme} weights; pass --from-quantized to decode, merge and re-quantize them`)
+    }
+    if (options.fromQuantized && !stored) throw new UsageError('BASE_NOT_QUANTIZED', `merge ${options.base}: --from-quantized was given but the base holds no nf4, int4 or q4_0 weights`)
+    const schemeName = options.quantize ?? stored?.scheme
+    const resolved = schemeName
+      ? resolveQuantOptions(schemeName, options.blockSize ?? (schemeName === stored?.scheme ? stored.blockSize : undefined), options.doubleQuant ?? (schemeName === stored?.scheme ? stored.doubleQuant : undefined))
+      : undefined
+    const quant = resolved?.quant
+    const format = resolved?.format ?? (base.format === 'gguf' ? 'gguf' : 'safetensors')
+    const weights = options.adapters.map((a) => a.weight ?? 1)
+    const plan = planMerge(base, adapters, weights)
+
+    const select = quantizeSelector(options)
+    const f32Factors = new Map<string, DeltaFactors<Float32Array>>()
+    const jobs = new Map<string, TensorJob>()
+    const quantOf = new Map<string, QuantOptions>()
+    const kept: Array<{name: string; reason: string}> = []
+    for (const t of base.tensors.values()) {
+      const target = plan.targets.get(t.name)
+      const selected = quant !== undefined && select(t.name, t.shape, t.dtype)
+      const problem = selected ? QUANT_SCHEMES[quant.scheme].shapeProblem(t.shape, quant.blockSize) : undefined
+      if (problem) kept.push({name: t.name, reason: problem})
+      const encodable = selected && problem === undefined
+      const sameAsStored = t.encoding !== 'plain' && quant !== undefined && t.encoding === quant.scheme && t.blockSize === quant.blockSize && (t.doubleQuant ?? false) === quant.doubleQuant
+      if (!target) {
+        if (sameAsStored) continue // untouched 4-bit tensor: copied as stored
+        if (t.encoding === 'plain' && !encodable && options.dtype === undefined) continue
+        const dtype: DType | undefined = t.encoding === 'plain' && !['F16', 'BF16', 'F32'].includes(t.dtype) ? undefined : (options.dtype ?? t.dtype)
+        jobs.set(t.name, encodable ? {quant, dtype} : {dtype})
+        if (encodable) quantOf.set(t.name, quant!)
+        continue
+      }
+      const transform = async (start: number, count: number, rows: Float32Array) => {
+        let f = f32Factors.get(t.name)
+        if (!f) {
+          f32Factors.clear()
+          f = toFloat32Factors(await loadDelta(target, adapters))
+          f32Factors.set(t.name, f)
+        }
+        return deltaRows(f, start, count, rows)
+      }
+      jobs.set(t.name, encodable ? {quant, dtype: options.dtype ?? t.dtype, transform} : {dtype: options.dtype ?? t.dtype, transform})
+      if (encodable) quantOf.set(t.name, quant!)
+    }
+    const warnings = [...adapters.flatMap((a) => a.warnings.map((m) => `adapter ${a.name}: ${m}`)), ...plan.warnings]
+    if (kept.length > 0) warnings.push(`${kept.length} tensor${kept.length === 1 ? '' : 's'} stay in float, ${quant!.scheme} cannot hold them (${kept[0]!.name}: ${kept[0]!.reason}${kept.length > 1 ? '; …' : ''})`)
+    for (const w of warnings) options.onWarning?.(w)
+    const targets = [...plan.targets.values()]
+    let report: QualityReport | null = null
+    const quantized = new Set(quantOf.keys())
+    const mainDtype: DType = options.dtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
+    const written = await writeModel({
+      source: base,
+      out: options.out,
+      format,
+      jobs,
+      force: options.force,
+      metadata: quant?.scheme === 'int4' ? {'lora.quantization': 'int4', 'lora.group_size': String(quant.blockSize), 'lora.dtype': mainDtype} : undefined,
+      editConfig: (config) => {
+        // a base quantized with bitsandbytes and merged into another scheme must not keep its quantization_config
+        delete config.quantization_config
+        if (quant?.scheme === 'nf4') config.quantization_config = bnbQuantizationConfig(quant, mainDtype, skippedModules(base.tensors.values(), quantized))
+        else if (!quant && options.dtype) config.torch_dtype = torchDtype(options.dtype)
+      },
+      inspect:
+        options.quality === false
+          ? undefined
+          : async (path) => {
+              const output = await ModelReader.open(path)
+              try {
+                report = await measureQuality({
+                  base,
+                  output,
+                  targets,
+                  deltas: (target) => loadDelta(target, adapters),
+                  quantOf: (name) => quantOf.get(name),
+                  scheme: quant,
+                  fromQuantized: options.fromQuantized ?? false,
+                  probes: options.quality || {rows: 256, seed: 0},
+                  onProgress: options.onProgress,
+                })
+              } finally {
+                await output.close()
+              }
+            },
+      onProgress: options.onProgress,
+    })
+    const finalReport = report as QualityReport | null
+    if (options.reportPath && finalReport) await writeJsonAtomic(options.reportPath, finalReport, options.force)
+    const gate = options.maxLoss !== undefined && finalReport ? evaluateGate(finalReport, options.maxLoss) : null
+    const writtenByName = new Map(written.tensors.map((t) => [t.name, t]))
+    return {
+      out: options.out,
+      format,
+      files: written.files,
+      dtype: options.dtype ?? 'as base',
+      quantize: quant?.scheme ?? null,
+      block_size: quant?.blockSize ?? null,
+      from_quantized: options.fromQuantized ?? false,
+      adapters: adapters.map((a, k) => ({name: a.name, path: options.adapters[k]!.path, weight: weights[k]!, modules: a.modules.size})),
+      merged: targets.map((t: MergeTarget) => ({
+        name: t.name,
+        shape: t.shape,
+        adapters: new Set(t.terms.map((x) => x.adapter)).size,
+        rank: t.terms.reduce((s, x) => s + x.module.r, 0),
+        orientation: t.transposed ? '[in, out]' : '[out, in]',
+        written: writtenByName.get(t.name)?.written === 'float' ? writtenByName.get(t.name)!.dtype : (writtenByName.get(t.name)?.written ?? 'copy'),
+      })),
+      warnings,
+      kept,
+      bytes: written.bytes,
+      report: finalReport,
+      gate,
+    }
+  } finally {
+    for (const a of adapters) await a.close()
+    await base.close()
+  }
+}
+
+/** Which tensors breach `--max-loss` on the written scenario. */
+export function evaluateGate(report: QualityReport, maxLoss: number): MergeGate {
+  const failing = report.tensors
+    .map((t) => ({name: t.name, adapter_retained: t[report.written]?.adapter_retained ?? null}))
+    .filter((t) => t.adapter_retained !== null && t.adapter_retained < 1 - maxLoss)
+  return {max_loss: maxLoss, passed: failing.length === 0, failing}
+}
+
+/** The GateError for a failed gate (one line: how many tensors, the worst one). */
+export function gateError(gate: MergeGate): GateError {
+  const worst = [...gate.failing].sort((a, b) => (a.adapter_retained ?? 0) - (b.adapter_retained ?? 0))[0]!
+  return new GateError(
+    'MAX_LOSS_EXCEEDED',
+    `--max-loss ${gate.max_loss}: ${gate.failing.length} merged tensor${gate.failing.length === 1 ? '' : 's'} keep less than ${1 - gate.max_loss} of the adapter (worst: ${worst.name}, adapter_retained ${worst.adapter_retained?.toFixed(4)})`,
+  )
+}
+
+async function writeJsonAtomic(path: string, value: unknown, force?: boolean): Promise<void> {
+  const file = await AtomicFile.create(path, {force})
+  try {
+    await file.handle.writeFile(`${JSON.stringify(value, null, 2)}\n`)
+    await file.commit()
+  } catch (error) {
+    await file.abort()
+    throw error
+  }
+}
+

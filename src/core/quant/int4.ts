@@ -1,0 +1,159 @@
+/**
+ * Group-wise asymmetric round-to-nearest int4.
+ *
+ * A 2-D tensor [rows, cols] is split along each row (the input dimension of an
+ * `nn.Linear` weight [out, in]) into groups of `groupSize` elements. Per group,
+ * with lo = min(min x, 0) and hi = max(max x, 0) (the range always holds 0, as
+ * GPTQ's quantizer does): `scale = f16((hi − lo) / 15)`,
+ * `zero = clamp(roundHalfEven(−lo / scale), 0, 15)`,
+ * `q = clamp(roundHalfEven(x / scale) + zero, 0, 15)`; value `(q − zero) · scale`
+ * in float32. An all-zero group has scale 0, zero 0 and q 0.
+ *
+ * Stored as `qweight` U8 [rows, cols/2] (element 2j in the low nibble, 2j+1 in
+ * the high one), `scales` F16 [rows, cols/groupSize], `zeros` U8 [rows, cols/groupSize].
+ */
+import {InputError} from '../errors.js'
+import {f16BitsToNumber, f32BitsToF16Bits} from '../dtype.js'
+
+export const INT4_DEFAULT_GROUP_SIZE = 128
+/** Largest group range (hi − lo) whose scale fits in f16 (65504 · 15). */
+export const INT4_MAX_RANGE = 65504 * 15
+
+const f32 = new Float32Array(1)
+const u32 = new Uint32Array(f32.buffer)
+
+/** The precondition of int4 for rows of `rowSize` elements and this group size, or undefined when it holds. */
+export function int4RowProblem(rowSize: number, groupSize: number): string | undefined {
+  if (!Number.isSafeInteger(groupSize) || groupSize < 2 || groupSize % 2 !== 0) return `group size (${groupSize}) must be an even integer of at least 2`
+  if (rowSize % groupSize !== 0) return `row size (${rowSize}) is not a multiple of the int4 group size (${groupSize})`
+  return undefined
+}
+
+/** Round half to even (as NumPy and torch round). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x)
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r
+}
+
+export interface Int4Encoded {
+  readonly rows: number
+  readonly cols: number
+  readonly groupSize: number
+  /** [rows, cols/2] */
+  readonly qweight: Uint8Array
+  /** [rows, cols/groupSize] f16 bits */
+  readonly scales: Uint16Array
+  /** [rows, cols/groupSize] */
+  readonly zeros: Uint8Array
+}
+
+/** Streaming int4 encoder: push whole rows, then `finish()`. */
+export class Int4Encoder {
+  readonly qweight: Uint8Array
+  readonly scales: Uint16Array
+  readonly zeros: Uint8Array
+  private row = 0
+
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+    readonly groupSize: number,
+  ) {
+    const problem = int4RowProblem(cols, groupSize)
+    if (problem) throw new InputError('QUANT_PRECONDITION', `int4: ${problem}`)
+    this.qweight = new Uint8Array((rows * cols) / 2)
+    this.scales = new Uint16Array((rows * cols) / groupSize)
+    this.zeros = new Uint8Array((rows * cols) / groupSize)
+  }
+
+  /**
+   * Encode the next whole rows.
+   * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity, QUANT_SCALE_OVERFLOW when a group's range exceeds 982560
+   */
+  push(values: Float32Array): void {
+    const {cols, groupSize, qweight, scales, zeros} = this
+    if (values.length % cols !== 0) throw new RangeError(`int4: ${values.length} values is not a whole number of ${cols}-element rows`)
+    const first = this.row * cols
+    if (first + values.length > this.rows * cols) throw new RangeError(`int4: more rows pushed than the tensor has (${this.rows})`)
+    const groups = values.length / groupSize
+    const firstGroup = first / groupSize
+    for (let g = 0; g < groups; g++) {
+      const s = g * groupSize
+      let lo = 0
+      let hi = 0
+      for (let j = s; j < s + groupSize; j++) {
+        const x = values[j]!
+        if (x < lo) lo = x
+        else if (x > hi) hi = x
+        else if (x !== x) throw notFinite(first + j, x)
+      }
+      if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw notFinite(first + s + indexOfNonFinite(values, s, groupSize), lo === -Infinity ? lo : hi)
+      if (hi - lo > INT4_MAX_RANGE) {
+        throw new InputError('QUANT_SCALE_OVERFLOW', `group at element ${first + s} spans ${hi - lo}, too large for int4's f16 scale (limit ${INT4_MAX_RANGE})`)
+      }
+      f32[0] = (hi - lo) / 15
+      const bits = f32BitsToF16Bits(u32[0]!)
+      const scale = f16BitsToNumber(bits)
+      const zero = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(-lo / scale)))
+      scales[firstGroup + g] = bits
+      zeros[firstGroup + g] = zero
+      const inv = scale === 0 ? 0 : 1 / scale
+      for (let j = s; j < s + groupSize; j += 2) {
+        const q0 = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(values[j]! * inv) + zero))
+        const q1 = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(values[j + 1]! * inv) + zero))
+        qweight[(first + j) >> 1] = q0 | (q1 << 4)
+      }
+    }
+    this.row += values.length / cols
+  }
+
+  finish(): Int4Encoded {
+    if (this.row !== this.rows) throw new RangeError(`int4: ${this.row} of ${this.rows} rows pushed`)
+    return {rows: this.rows, cols: this.cols, groupSize: this.groupSize, qweight: this.qweight, scales: this.scales, zeros: this.zeros}
+  }
+}
+
+function indexOfNonFinite(values: Float32Array, start: number, length: number): number {
+  for (let j = 0; j < length; j++) if (!Number.isFinite(values[start + j]!)) return j
+  return 0
+}
+
+function notFinite(index: number, value: number): InputError {
+  return new InputError('QUANT_NOT_FINITE', `element ${index} is ${value}: 4-bit schemes cannot encode NaN or infinity`)
+}
+
+/** Quantize a whole [rows, cols] tensor. */
+export function quantizeInt4(values: Float32Array, rows: number, cols: number, groupSize = INT4_DEFAULT_GROUP_SIZE): Int4Encoded {
+  const encoder = new Int4Encoder(rows, cols, groupSize)
+  encoder.push(values)
+  return encoder.finish()
+}
+
+let f16Table: Float32Array | undefined
+function f16Values(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536)
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToNumber(h)
+  }
+  return f16Table
+}
+
+/** Decode rows `[startRow, startRow + rowCount)`: `(q − zero) · scale` in float32. */
+export function dequantizeInt4(encoded: Int4Encoded, startRow = 0, rowCount = encoded.rows, out: Float32Array = new Float32Array(rowCount * encoded.cols)): Float32Array {
+  const {cols, groupSize, qweight, scales, zeros} = encoded
+  const table = f16Values()
+  const first = startRow * cols
+  const groups = (rowCount * cols) / groupSize
+  const firstGroup = first / groupSize
+  for (let g = 0; g < groups; g++) {
+    const scale = table[scales[firstGroup + g]!]!
+    const zero = zeros[firstGroup + g]!
+    const s = g * groupSize
+    for (let j = s; j < s + groupSize; j += 2) {
+      const byte = qweight[(first + j) >> 1]!
+      out[j] = Math.fround(((byte & 0x0f) - zero) * scale)
+      out[j + 1] = Math.fround(((byte >> 4) - zero) * scale)
+    }
+  }
+  return out
+}

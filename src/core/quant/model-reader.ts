@@ -1,0 +1,178 @@
+/**
+ * A model as logical float tensors, whatever the storage: a safetensors file
+ * or sharded checkpoint (plain, or holding nf4/int4 weights in `lora`'s
+ * layouts), or a GGUF file (F32/F16/BF16 and Q4_0). Rows are decoded on
+ * demand to float32; the stored bytes stay available for verbatim copies.
+ */
+import {dirname} from 'node:path'
+import {open, stat} from 'node:fs/promises'
+import {DTYPES, DType, toFloat32} from '../dtype.js'
+import {InputError, withFileContext} from '../errors.js'
+import {GgufFile} from '../formats/gguf-reader.js'
+import {sanitizeName} from '../formats/safetensors-header.js'
+import {SafetensorsFile} from '../formats/safetensors-file.js'
+import {ShardedModel, openModel} from '../formats/sharded-model.js'
+import {shapeSize} from '../shape.js'
+import {StoredQuantTensor, findQuantizedTensors, readStoredQuant} from './layout.js'
+import {EncodedTensor, QuantSchemeName, TensorDecoder, createDecoder} from './schemes.js'
+
+export type TensorEncoding = 'plain' | QuantSchemeName
+
+export interface LogicalTensor {
+  readonly name: string
+  /** Row-major shape ([out, in] for a linear weight). */
+  readonly shape: readonly number[]
+  /** Stored dtype (plain) or the float dtype the weight had before quantization. */
+  readonly dtype: DType
+  readonly encoding: TensorEncoding
+  /** nf4/q4_0 block size or int4 group size. */
+  readonly blockSize?: number
+  readonly doubleQuant?: boolean
+  /** Stored tensors making it up. */
+  readonly parts: readonly string[]
+  /** Shard file (sharded safetensors sources). */
+  readonly shard?: string
+}
+
+/** Whether a file begins with the GGUF magic (the extension is not trusted: temporary outputs have none). */
+async function startsWithGgufMagic(path: string): Promise<boolean> {
+  const handle = await withFileContext('read', path, () => open(path, 'r'))
+  try {
+    const head = new Uint8Array(4)
+    const {bytesRead} = await handle.read(head, 0, 4, 0)
+    return bytesRead === 4 && new TextDecoder('latin1').decode(head) === 'GGUF'
+  } finally {
+    await handle.close()
+  }
+}
+
+const GGUF_FLOAT: Readonly<Record<string, DType>> = Object.freeze({F32: 'F32', F16: 'F16', BF16: 'BF16', F64: 'F64'})
+
+export class ModelReader {
+  private cache: {name: string; decoder: TensorDecoder} | undefined
+
+  private constructor(
+    /** The path as given. */
+    readonly path: string,
+    readonly format: 'safetensors' | 'gguf',
+    /** Logical tensors in storage order. */
+    readonly tensors: ReadonlyMap<string, LogicalTensor>,
+    private readonly safetensors: SafetensorsFile | ShardedModel | undefined,
+    private readonly gguf: GgufFile | undefined,
+    private readonly quantized: ReadonlyMap<string, StoredQuantTensor>,
+    /** Folder holding config.json and other small files, when the model lives in one. */
+    readonly folder: string | undefined,
+    /** Shard file names in order (sharded safetensors only). */
+    readonly shardFiles: readonly string[] | undefined,
+    /** safetensors `__metadata__` (first shard) or empty. */
+    readonly metadata: ReadonlyMap<string, string>,
+  ) {}
+
+  /** The underlying GGUF file (GGUF sources). */
+  get ggufFile(): GgufFile | undefined {
+    return this.gguf
+  }
+
+  /** Total bytes on disk. */
+  get bytes(): number {
+    return this.safetensors?.bytes ?? this.gguf!.bytes
+  }
+
+  /**
+   * Open a model: a `.gguf` file, a `.safetensors` file, an index, or a folder.
+   * @throws InputError for anything unreadable (see `openModel`, `GgufFile.open`, `findQuantizedTensors`)
+   */
+  static async open(path: string): Promise<ModelReader> {
+    const info = await withFileContext('read', path, () => stat(path))
+    if (info.isFile() && (await startsWithGgufMagic(path))) {
+      const g = await GgufFile.open(path)
+      const tensors = new Map<string, LogicalTensor>()
+      for (const t of g.tensors.values()) {
+        const isQ = t.type.name === 'Q4_0'
+        const dtype = isQ ? 'F16' : (GGUF_FLOAT[t.type.name] ?? (t.type.name as DType))
+        tensors.set(t.name, {name: t.name, shape: t.shape, dtype, encoding: isQ ? 'q4_0' : 'plain', blockSize: isQ ? 32 : undefined, parts: [t.name]})
+      }
+      return new ModelReader(path, 'gguf', tensors, undefined, g, new Map(), undefined, undefined, new Map())
+    }
+    const source = await openModel(path)
+    try {
+      const quantized = await findQuantizedTensors(source, source.metadata)
+      const partOf = new Map<string, string>()
+      for (const q of quantized.values()) for (const p of q.parts) partOf.set(p, q.name)
+      const tensors = new Map<string, LogicalTensor>()
+      const shardOf = (name: string) => (source instanceof ShardedModel ? source.weightMap.get(name) : undefined)
+      for (const t of source.tensors.values()) {
+        const owner = partOf.get(t.name)
+        if (owner !== undefined) {
+          if (tensors.has(owner)) continue
+          const q = quantized.get(owner)!
+          tensors.set(owner, {name: owner, shape: q.shape, dtype: q.dtype, encoding: q.scheme, blockSize: q.blockSize, doubleQuant: q.doubleQuant, parts: q.parts, shard: shardOf(q.parts[0]!)})
+        } else {
+          tensors.set(t.name, {name: t.name, shape: t.shape, dtype: t.dtype, encoding: 'plain', parts: [t.name], shard: shardOf(t.name)})
+        }
+      }
+      const folder = info.isDirectory() ? path : dirname(source instanceof ShardedModel ? source.path : source.path)
+      const shardFiles = source instanceof ShardedModel ? [...new Set(source.weightMap.values())] : undefined
+      return new ModelReader(path, 'safetensors', tensors, source, undefined, quantized, folder, shardFiles, source.metadata)
+    } catch (error) {
+      await source.close()
+      throw error
+    }
+  }
+
+  get(name: string): LogicalTensor {
+    const t = this.tensors.get(name)
+    if (!t) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
+    return t
+  }
+
+  /** All stored parts of an encoded tensor. */
+  async readEncoded(name: string): Promise<EncodedTensor> {
+    const t = this.get(name)
+    if (t.encoding === 'plain') throw new RangeError(`tensor "${name}" is not quantized`)
+    if (t.encoding === 'q4_0') {
+      const [rows, cols] = t.shape as [number, number]
+      return {scheme: 'q4_0', shape: [rows, cols], blocks: await this.gguf!.readBytes(name)}
+    }
+    return readStoredQuant(this.safetensors!, this.quantized.get(name)!)
+  }
+
+  /**
+   * Rows `[start, start + count)` of the first dimension as float32 (a
+   * 1-D tensor counts as one row). Quantized tensors are read whole once and
+   * decoded by rows; the last one read stays cached.
+   */
+  async readRows(name: string, start: number, count: number): Promise<Float32Array> {
+    const t = this.get(name)
+    if (t.encoding !== 'plain') {
+      if (this.cache?.name !== name) this.cache = {name, decoder: createDecoder(await this.readEncoded(name))}
+      return this.cache.decoder.decodeRows(start, count)
+    }
+    const rowElements = t.shape.length <= 1 ? shapeSize(t.shape) : shapeSize(t.shape.slice(1))
+    const bytesPerRow = rowElements * DTYPES[t.dtype].bytes
+    const bytes = await this.readBytes(name, start * bytesPerRow, (start + count) * bytesPerRow)
+    const values = toFloat32(t.dtype, bytes)
+    return t.dtype === 'F32' ? values.slice() : values
+  }
+
+  /** Raw stored bytes of a stored tensor (a plain tensor or one part). */
+  async readBytes(stored: string, begin?: number, end?: number): Promise<Uint8Array> {
+    return this.gguf ? this.gguf.readBytes(stored, begin, end) : this.safetensors!.readBytes(stored, begin, end)
+  }
+
+  /** Stored dtype and byte length of a stored tensor (safetensors sources). */
+  storedInfo(stored: string): {dtype: DType; shape: readonly number[]; byteLength: number} {
+    if (this.gguf) {
+      const g = this.gguf.info(stored)
+      return {dtype: GGUF_FLOAT[g.type.name] ?? 'U8', shape: g.shape, byteLength: g.byteLength}
+    }
+    const info = this.safetensors!.tensors.get(stored)
+    if (!info) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(stored)}"`)
+    return info
+  }
+
+  async close(): Promise<void> {
+    this.cache = undefined
+    await (this.gguf ? this.gguf.close() : this.safetensors!.close())
+  }
+}
