@@ -11,24 +11,21 @@
  */
 import {performance} from 'node:perf_hooks'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {stat} from 'node:fs/promises'
+import {dirname, resolve} from 'node:path'
 import {DTYPES, FloatOutputDType, FLOAT_OUTPUT_DTYPES} from '../dtype.js'
-import {InputError, LoraError} from '../errors.js'
-import {SafetensorsFile} from '../formats/safetensors-file.js'
-import {SAFETENSORS_MAX_HEADER_BYTES, TensorSpec, planFile, sanitizeName} from '../formats/safetensors-header.js'
+import {InputError} from '../errors.js'
+import {SAFETENSORS_MAX_HEADER_BYTES, TensorSpec, planFile} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
-import {AtomicDirectory, assertOutputFree} from '../io/atomic-output.js'
+import {assertOutputFree} from '../io/atomic-output.js'
 import {MatMulEngine} from '../linalg/matmul-engine.js'
-import {PACK_FORMAT} from '../pack/manifest.js'
-import {packAdapters} from '../pack/pack-adapters.js'
-import {PackFile} from '../pack/pack-file.js'
+import type {PackFile} from '../pack/pack-file.js'
 import type {ProgressCallback} from '../progress.js'
 import {TOOL_NAME, toolVersion} from '../version.js'
 import {CompressedModule, ModuleCompressOptions, RankChoice, chooseRank, maxOf, meanOf, storeModule, sweepModule} from './compress-module.js'
 import {packModuleSource} from './pack-module-source.js'
 import {RankSelection, bytesAfter, savingsPercent, sweepRanks, validateSelection} from './rank-selection.js'
 import {CompressionInfo, SHARED_B_FORMAT, SHARED_B_FORMAT_VERSION, SharedBErrors, sharedBTensorNames} from './shared-b-file.js'
+import {openInput} from './open-input.js'
 import type {BasisMethod} from './shared-basis.js'
 import {formatErrorsMetadata} from './errors-metadata.js'
 
@@ -115,14 +112,6 @@ export interface SweepReport {
   sweep: SweepRow[]
   seconds: number
   warnings: string[]
-}
-
-/** The open input pack, and how to let it go. */
-interface OpenInput {
-  pack: PackFile
-  label: string
-  warnings: string[]
-  close(): Promise<void>
 }
 
 /**
@@ -362,56 +351,4 @@ function unconvergedWarning(module: string): string {
 
 function convergenceWarnings(modules: readonly CompressedModule[]): string[] {
   return modules.filter((m) => !m.converged).map((m) => unconvergedWarning(m.name))
-}
-
-/**
- * The input as an open pack: a `lora-pack` file as is; adapter folders or
- * globs packed first into a temporary pack (in `scratch`, removed on close).
- */
-async function openInput(options: CompressInputOptions, scratch: string): Promise<OpenInput> {
-  const cwd = resolve(options.cwd ?? process.cwd())
-  const inputs = options.inputs
-  if (inputs.length === 0) throw new InputError('COMPRESS_NO_INPUT', 'compress: give a lora-pack file or adapter folders')
-  const first = resolve(cwd, inputs[0]!)
-  const isFile = inputs.length === 1 && (await stat(first).then((s) => s.isFile(), () => false))
-  if (isFile) {
-    let file: SafetensorsFile
-    try {
-      file = await SafetensorsFile.open(first)
-    } catch (error) {
-      if (error instanceof LoraError) throw new InputError('COMPRESS_BAD_INPUT', `compress ${inputs[0]}: neither a lora-pack file nor an adapter folder (${error.message})`, {cause: error})
-      throw error
-    }
-    const format = file.metadata.get('format')
-    if (format !== PACK_FORMAT) {
-      await file.close()
-      if (format === SHARED_B_FORMAT) throw new InputError('COMPRESS_ALREADY_COMPRESSED', `compress ${inputs[0]}: already a lora-pack-shared-b file (compress the lora-pack it came from instead)`)
-      throw new InputError('COMPRESS_BAD_INPUT', `compress ${inputs[0]}: neither a lora-pack file nor an adapter folder (a safetensors file whose __metadata__.format is ${format === undefined ? 'absent' : `"${sanitizeName(format, 40)}"`})`)
-    }
-    try {
-      const pack = PackFile.fromFile(file)
-      return {pack, label: first, warnings: [], close: () => file.close()}
-    } catch (error) {
-      await file.close()
-      throw error
-    }
-  }
-  // Adapter folders: pack them into a temporary folder that is removed afterwards (and on exit).
-  const temp = await AtomicDirectory.create(join(scratch, `.lora-compress-input-${process.pid}`), {force: true})
-  try {
-    const packed = await packAdapters({inputs, out: join(temp.path, 'input.safetensors'), cwd, onProgress: options.onProgress})
-    const pack = await PackFile.open(packed.out)
-    return {
-      pack,
-      label: inputs.length === 1 ? resolve(cwd, inputs[0]!) : `${inputs.length} inputs`,
-      warnings: packed.warnings,
-      close: async () => {
-        await pack.close()
-        await temp.abort()
-      },
-    }
-  } catch (error) {
-    await temp.abort()
-    throw error
-  }
 }
