@@ -103,6 +103,7 @@ export class MergedExecutor implements Executor {
     slots[0] = 1
     await this.runWith({slots}, x, 1)
     this.cache.clear()
+    Object.assign(this.stats, {merges: 0, hits: 0, switches: 0})
   }
 
   async close(): Promise<void> {
