@@ -3,6 +3,9 @@ import {LoraCommand} from '../cli/base-command.js'
 import {formatNumber, renderTable} from '../cli/table.js'
 import {InspectReport, inspectPath} from '../core/inspect.js'
 import {formatBytes} from '../core/units.js'
+import {PACK_FORMAT} from '../core/pack/manifest.js'
+import type {PackSummary} from '../core/pack/inspect-pack.js'
+import {renderPackSummary} from '../cli/render-pack.js'
 
 /** Tensors listed in the human view before "… N more". */
 const MAX_TENSOR_ROWS = 40
@@ -49,6 +52,7 @@ function renderReport(r: InspectReport): string {
     for (const w of a.warnings) lines.push(`warning: ${w}`)
     return lines.join('\n')
   }
+  if (r.pack && r.pack.format === PACK_FORMAT) return [lines[0], renderPackSummary(r.pack as PackSummary)].join('\n')
   if (r.pack) lines.push(`pack: ${JSON.stringify(r.pack)}`)
   const meta = Object.entries(r.metadata).filter(([k]) => k !== 'manifest')
   if (meta.length > 0) lines.push(`metadata: ${meta.map(([k, v]) => `${k}=${v.length > 60 ? `${v.slice(0, 60)}…` : v}`).join(', ')}`)

@@ -9,6 +9,9 @@ import {ADAPTER_CONFIG_NAME, LoraAdapter} from './formats/peft-adapter.js'
 import type {TensorInfo} from './formats/safetensors-header.js'
 import {ShardedModel, openModel} from './formats/sharded-model.js'
 import type {TensorSource} from './formats/tensor-source.js'
+import {SafetensorsFile} from './formats/safetensors-file.js'
+import {PACK_FORMAT} from './pack/manifest.js'
+import {summarizePack} from './pack/inspect-pack.js'
 
 export type InspectKind = 'adapter' | 'safetensors' | 'pack' | 'model'
 
@@ -42,7 +45,7 @@ export interface InspectReport {
   tensors: TensorSummary[]
   metadata: Record<string, string>
   adapter?: AdapterSummary
-  /** Filled for `lora-pack` files by the pack module. */
+  /** Filled for `lora-pack` files by the pack module (`PackSummary`). */
   pack?: Record<string, unknown>
   /** Shard files of a sharded model. */
   shards?: string[]
@@ -114,6 +117,7 @@ export async function inspectPath(path: string): Promise<InspectReport> {
       return {...describeSource(path, 'model', source), shards: [...source.shards.keys()]}
     }
     const format = source.metadata.get('format')
+    if (format === PACK_FORMAT && source instanceof SafetensorsFile) return {...describeSource(path, 'pack', source), pack: summarizePack(source)}
     if (format !== undefined && PACK_FORMATS.has(format)) return {...describeSource(path, 'pack', source), pack: {format}}
     return describeSource(path, info.isDirectory() ? 'model' : 'safetensors', source)
   } finally {

@@ -52,10 +52,18 @@ export function peftLoraConfig(fields: Record<string, unknown>): Record<string, 
   }
 }
 
-/** Write the two adapter files into an existing folder `dir`. */
-export async function writeAdapterFiles(dir: string, config: Readonly<Record<string, unknown>>, tensors: readonly AdapterTensor[]): Promise<void> {
+/** The `__metadata__` PEFT writes into adapter files. */
+export const PEFT_SAFETENSORS_METADATA: Readonly<Record<string, string>> = Object.freeze({format: 'pt'})
+
+/** Write the two adapter files into an existing folder `dir` (`metadata`: the safetensors `__metadata__`, PEFT's by default). */
+export async function writeAdapterFiles(
+  dir: string,
+  config: Readonly<Record<string, unknown>>,
+  tensors: readonly AdapterTensor[],
+  metadata: Readonly<Record<string, string>> = PEFT_SAFETENSORS_METADATA,
+): Promise<void> {
   await writeFile(join(dir, ADAPTER_CONFIG_NAME), `${JSON.stringify(config, null, 2)}\n`)
-  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_NAME), tensors, {metadata: {format: 'pt'}})
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_NAME), tensors, {metadata})
 }
 
 /** Write an adapter folder atomically (temporary folder renamed on success). */
@@ -63,7 +71,7 @@ export async function writeAdapter(
   dir: string,
   config: Readonly<Record<string, unknown>>,
   tensors: readonly AdapterTensor[],
-  options: OutputOptions = {},
+  options: OutputOptions & {metadata?: Readonly<Record<string, string>>} = {},
 ): Promise<void> {
-  await withAtomic(await AtomicDirectory.create(dir, options), (out) => writeAdapterFiles(out.path, config, tensors))
+  await withAtomic(await AtomicDirectory.create(dir, options), (out) => writeAdapterFiles(out.path, config, tensors, options.metadata))
 }

@@ -70,6 +70,37 @@ export class SafetensorsWriter {
     }
   }
 
+  /**
+   * Replace the `__metadata__` written by `create`, for values known only once
+   * the data is written (e.g. fixed-width hashes). The tensor table stays.
+   * @throws RangeError when the new header does not take the same room as the planned one
+   */
+  async rewriteMetadata(metadata: Readonly<Record<string, string>> | ReadonlyMap<string, string>): Promise<void> {
+    const specs = [...this.plan.tensors.values()].map((t) => ({name: t.name, dtype: t.dtype, shape: t.shape}))
+    const plan = planFile(specs, metadata)
+    if (plan.dataStart !== this.plan.dataStart) {
+      throw new RangeError(`the new header needs ${plan.dataStart} bytes before the data but the file has room for ${this.plan.dataStart}`)
+    }
+    try {
+      await writeFully(this.output.handle, plan.headerBytes, 0)
+    } catch (error) {
+      throw describeSystemError(error, 'write', this.path)
+    }
+  }
+
+  /**
+   * Flush the data written so far to disk (fdatasync). Started in the
+   * background while writing goes on, it lets the disk work during the copy,
+   * so that `commit` has little left to flush.
+   */
+  async sync(): Promise<void> {
+    try {
+      await this.output.handle.datasync()
+    } catch (error) {
+      throw describeSystemError(error, 'write', this.path)
+    }
+  }
+
   /** Finish: flush and rename into place. */
   async commit(): Promise<void> {
     await this.output.commit()
