@@ -8,6 +8,7 @@ import {STRATEGIES, Strategy} from '../core/bench/executors.js'
 import {BenchReport, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
 import {assertTolerance, runBench} from '../core/bench/run-bench.js'
 import {parseWorkload} from '../core/bench/workload.js'
+import {resolveModelShape} from '../core/bench/base-dims.js'
 import {GateError, UsageError} from '../core/errors.js'
 
 export default class Bench extends LoraCommand {
@@ -25,8 +26,8 @@ export default class Bench extends LoraCommand {
     hidden: Flags.integer({description: 'hidden size (default 512, or the base\'s)', min: 1}),
     intermediate: Flags.integer({description: 'MLP intermediate size (default 1376, or the base\'s)', min: 1}),
     layers: Flags.integer({description: 'decoder blocks (default 4)', min: 1}),
-    targets: Flags.string({description: 'adapted projections (q,k,v,o; all; attn; mlp)', default: 'q_proj,k_proj,v_proj,o_proj'}),
-    adapters: Flags.string({description: 'adapter count, or a list to sweep (1,10,100,1000)', default: '100'}),
+    targets: Flags.string({description: 'adapted projections (q,k,v,o; all; attn; mlp); default q,k,v,o, or the pack\'s'}),
+    adapters: Flags.string({description: 'adapter count, or a list to sweep (1,10,100,1000); default 100, or the pack\'s'}),
     rank: Flags.integer({description: 'LoRA rank', min: 1, exclusive: ['ranks']}),
     ranks: Flags.string({description: 'mixed ranks assigned in turn, padded to the largest (8,16,64)', exclusive: ['rank']}),
     batch: Flags.integer({description: 'requests per step', default: 32, min: 1}),
@@ -61,14 +62,20 @@ export default class Bench extends LoraCommand {
     if (!(baseFraction >= 0 && baseFraction <= 1)) throw new UsageError('BAD_FLAG', `--base-fraction must be between 0 and 1 (got "${flags['base-fraction']}")`)
     const baseline = flags.baseline ? readReport(flags.baseline) : undefined
     await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force})
-    const dims = flags.base ? await (await import('../core/bench/base-dims.js')).baseDims(flags.base, {hidden: flags.hidden, intermediate: flags.intermediate, layers: flags.layers}) : {hidden: flags.hidden ?? 512, intermediate: flags.intermediate ?? 1376, layers: flags.layers ?? 4}
+    const shape = await resolveModelShape({
+      hidden: flags.hidden,
+      intermediate: flags.intermediate,
+      layers: flags.layers,
+      targets: flags.targets === undefined ? undefined : parseTargets(flags.targets),
+      adapters: flags.adapters === undefined ? undefined : parseIntegerList(flags.adapters, '--adapters'),
+      basePath: flags.base,
+      packPath: flags.pack,
+    })
     const bar = createProgressBar('bench')
     try {
       const outcome = await runBench({
         model: flags.model,
-        ...dims,
-        targets: parseTargets(flags.targets),
-        adapters: parseIntegerList(flags.adapters, '--adapters'),
+        ...shape,
         ranks: flags.ranks ? parseIntegerList(flags.ranks, '--ranks') : [flags.rank ?? 16],
         batch: flags.batch,
         tokens: flags.prefill ?? 1,

@@ -2,6 +2,7 @@
 import {InputError, UsageError} from '../errors.js'
 import {openModel} from '../formats/sharded-model.js'
 import {formatShape} from '../shape.js'
+import type {Projection} from '../models/llama.js'
 
 export interface BaseDims {
   hidden: number
@@ -35,4 +36,45 @@ export async function baseDims(path: string, given: Partial<BaseDims>): Promise<
   } finally {
     await source.close()
   }
+}
+
+export interface ModelShapeRequest {
+  hidden?: number
+  intermediate?: number
+  layers?: number
+  targets?: Projection[]
+  adapters?: number[]
+  basePath?: string
+  packPath?: string
+}
+
+export interface ModelShape extends BaseDims {
+  targets: Projection[]
+  adapters: number[]
+}
+
+/** Defaults when neither flags nor files say otherwise. */
+export const DEFAULT_SHAPE: ModelShape = {hidden: 512, intermediate: 1376, layers: 4, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], adapters: [100]}
+
+/**
+ * The model and adapter counts of a run: flags, else the base's dims
+ * (`--base`), else what the pack implies (`--pack`: its adapter count, its
+ * projections as targets, the dims of its modules), else the defaults. A flag
+ * that contradicts a file is refused.
+ * @throws UsageError on a contradiction; InputError for unreadable files.
+ */
+export async function resolveModelShape(r: ModelShapeRequest): Promise<ModelShape> {
+  const fromBase = r.basePath ? await baseDims(r.basePath, r) : undefined
+  const pack = r.packPath ? await (await import('./pack-stacks.js')).readPackShape(r.packPath) : undefined
+  const hidden = fromBase?.hidden ?? r.hidden ?? pack?.hidden ?? DEFAULT_SHAPE.hidden
+  const intermediate = fromBase?.intermediate ?? r.intermediate ?? pack?.intermediate ?? DEFAULT_SHAPE.intermediate
+  const layers = fromBase?.layers ?? r.layers ?? pack?.layers ?? DEFAULT_SHAPE.layers
+  if (pack) {
+    for (const [name, mine, theirs] of [['hidden', hidden, pack.hidden], ['intermediate', intermediate, pack.intermediate]] as const) {
+      if (theirs !== undefined && mine !== theirs) throw new UsageError('PACK_DIMS_MISMATCH', `the pack ${r.packPath} has ${name} ${theirs} but the model has ${mine}${r.basePath ? ` (base ${r.basePath})` : ''}`)
+    }
+    if (r.adapters && (r.adapters.length !== 1 || r.adapters[0] !== pack.adapters)) throw new UsageError('PACK_ADAPTERS_MISMATCH', `--adapters ${r.adapters.join(',')} does not match the pack ${r.packPath} (it holds ${pack.adapters} adapters)`)
+    if (layers > pack.layers) throw new UsageError('PACK_DIMS_MISMATCH', `the pack ${r.packPath} adapts ${pack.layers} layers but the model has ${layers}`)
+  }
+  return {hidden, intermediate, layers, targets: r.targets ?? pack?.targets ?? DEFAULT_SHAPE.targets, adapters: pack ? [pack.adapters] : r.adapters ?? DEFAULT_SHAPE.adapters}
 }

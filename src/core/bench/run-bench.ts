@@ -79,13 +79,14 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'lora-bench-'))
   const results: BenchResult[] = []
   const toleranceFailures: ToleranceFailure[] = []
+  let rank = Math.max(...o.ranks)
   try {
     for (const adapters of o.adapters) {
       const wanted = o.strategies ?? defaultStrategies(o, adapters, note)
       const spec: WeightSetSpec = {
         dims: {model: o.model, hidden: o.hidden, intermediate: o.intermediate, layers: o.layers, targets: [...o.targets]},
         adapters,
-        ranks: [...o.ranks],
+        ranks: o.packPath ? [rank] : [...o.ranks],
         sharedK: o.sharedK,
         fuse: true,
         seed: o.seed,
@@ -94,6 +95,8 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
         ...(o.packPath ? {packPath: o.packPath} : {}),
       }
       const set = await prepareWeightSet(spec, {workDir, onProgress: o.onProgress})
+      rank = set.rank
+      if (o.packPath && wanted.includes('shared-b')) note(`shared-b uses synthetic shared-B weights (K = ${o.sharedK}) for the pack's ${adapters} slots: no shared-B reader exists yet`)
       results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
     }
   } finally {
@@ -105,13 +108,13 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       hidden: o.hidden,
       intermediate: o.intermediate,
       layers: o.model === 'layer' ? 1 : o.layers,
-      rank: Math.max(...o.ranks),
+      rank,
       batch: o.batch,
       workload: workloadName(o.workload),
       ep: provider.ep,
       ep_detail: provider.detail,
       onnxruntime_version: await ortVersion(),
-      ranks: [...o.ranks],
+      ranks: o.packPath ? [rank] : [...o.ranks],
       targets: o.model === 'layer' ? ['hidden×hidden linear'] : [...o.targets],
       tokens_per_request: o.tokens,
       adapters: [...o.adapters],

@@ -8,13 +8,14 @@
  * layout) and a real pack (`--pack`, `lora pack` output) for the stacks.
  */
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, statSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {InputError, UsageError} from '../errors.js'
 import {ExternalDataFile, ExternalTensor} from '../onnx/graph-builder.js'
 import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../onnx/lora-layout.js'
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
+import {openPackStacks} from './pack-stacks.js'
 import {BaseWeightSource, StackSource, adapterRank, fillSynthetic, paddedRank, syntheticStacks} from './weight-sources.js'
 
 export {adapterRank, fillSynthetic, paddedRank}
@@ -135,7 +136,9 @@ export interface PrepareOptions {
 
 /** The cache folder name of a spec. */
 export function weightSetKey(spec: WeightSetSpec): string {
-  const text = JSON.stringify({v: WEIGHT_SET_VERSION, ...spec})
+  // a rewritten base or pack gets a new key: its size and time are part of it
+  const stamp = (path?: string) => (path && existsSync(path) ? `${statSync(path).size}:${statSync(path).mtimeMs}` : null)
+  const text = JSON.stringify({v: WEIGHT_SET_VERSION, ...spec, stamps: [stamp(spec.basePath), stamp(spec.packPath)]})
   return `ws-${createHash('sha256').update(text).digest('hex').slice(0, 16)}`
 }
 
@@ -155,8 +158,7 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
   const modules = moduleSpecs(spec.dims)
   const groups = loraGroups(spec.dims, spec.fuse)
   const base = spec.basePath ? await BaseWeightSource.open(spec.basePath, spec.dims) : undefined
-  if (spec.packPath) throw new UsageError('PACK_UNSUPPORTED', '--pack: not wired yet') // TODO(pack): wire PackFile
-  const stacks: StackSource = syntheticStacks(spec)
+  const stacks: StackSource = spec.packPath ? await openPackStacks(spec.packPath, spec.dims, spec.adapters) : syntheticStacks(spec)
   const S = stacks.slots
   const R = stacks.rank
   const K = spec.sharedK
