@@ -2,7 +2,7 @@
  * A strategy ready to serve steps: a session over its graph (or, for
  * `merged`, the merge-and-swap loop of `merged.ts`), fed from a routing step.
  */
-import {GraphStrategy} from '../onnx/routed-lora.js'
+import {GraphStrategy, MatmulForm} from '../onnx/routed-lora.js'
 import {buildStackModel} from '../onnx/model-stack.js'
 import {ExecutionProvider, OrtSession, createSession, loadOrt} from '../onnx/session.js'
 import {routingArrays} from './feeds.js'
@@ -15,6 +15,8 @@ export type Strategy = (typeof STRATEGIES)[number]
 
 export interface Executor {
   readonly strategy: Strategy
+  /** Name in timings: the strategy, or a graph variant's name. */
+  readonly label: string
   /** Bytes of weights the strategy keeps resident. */
   readonly weightBytes: number
   /** Serve one step: `x [N, hidden]` → `y [N, hidden]`. */
@@ -29,6 +31,10 @@ export interface ExecutorOptions {
   threads?: number
   /** Tokens per request T. */
   tokens: number
+  /** Product layout override (graph-variant comparisons). */
+  form?: MatmulForm
+  /** Label override (graph-variant comparisons). */
+  label?: string
 }
 
 /** A strategy that is one ONNX graph. */
@@ -39,12 +45,14 @@ export class GraphExecutor implements Executor {
     private readonly set: WeightSet,
     private readonly tokens: number,
     readonly weightBytes: number,
+    readonly label: string,
   ) {}
 
   static async create(set: WeightSet, strategy: GraphStrategy, options: ExecutorOptions): Promise<GraphExecutor> {
-    const model = buildStackModel(set, {strategy, tokens: options.tokens, fileName: `model-${strategy}-t${options.tokens}.onnx`})
+    const label = options.label ?? strategy
+    const model = buildStackModel(set, {strategy, tokens: options.tokens, form: options.form, fileName: `model-${label}-t${options.tokens}.onnx`})
     const session = await createSession(model.path, {ep: options.ep, threads: options.threads})
-    return new GraphExecutor(strategy, session, set, options.tokens, set.bytes(model.weights))
+    return new GraphExecutor(strategy, session, set, options.tokens, set.bytes(model.weights), label)
   }
 
   async run(step: RoutingStep, x: Float32Array): Promise<Float32Array> {

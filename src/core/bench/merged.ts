@@ -23,6 +23,7 @@ export interface MergedStats {
 
 export class MergedExecutor implements Executor {
   readonly strategy = 'merged' as const
+  readonly label = 'merged'
   /** LRU: insertion order is recency. */
   private readonly cache = new Map<number, Record<string, OrtTensor>>()
   readonly stats: MergedStats = {merges: 0, hits: 0, switches: 0}

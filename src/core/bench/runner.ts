@@ -31,25 +31,25 @@ export interface LatencyStats {
 
 /** Latency samples (ms per step) of every executor, keyed by strategy. */
 export async function timeInterleaved(executors: readonly Executor[], steps: readonly RoutingStep[], x: Float32Array, o: TimingOptions): Promise<Map<string, number[]>> {
-  const samples = new Map<string, number[]>(executors.map((e) => [e.strategy, []]))
-  const spent = new Map<string, number>(executors.map((e) => [e.strategy, 0]))
-  const next = new Map<string, number>(executors.map((e) => [e.strategy, 0]))
+  const samples = new Map<string, number[]>(executors.map((e) => [e.label, []]))
+  const spent = new Map<string, number>(executors.map((e) => [e.label, 0]))
+  const next = new Map<string, number>(executors.map((e) => [e.label, 0]))
   for (let round = 0; round < o.rounds; round++) {
     for (let i = 0; i < executors.length; i++) {
       const e = executors[(i + round) % executors.length]!
-      const mine = samples.get(e.strategy)!
-      if (spent.get(e.strategy)! >= o.budgetMs && mine.length >= o.minSamples) continue
+      const mine = samples.get(e.label)!
+      if (spent.get(e.label)! >= o.budgetMs && mine.length >= o.minSamples) continue
       const bench = new Bench({time: 0, iterations: o.stepsPerRound, warmup: round === 0 && o.warmupSteps > 0, warmupIterations: o.warmupSteps, warmupTime: 0, throws: true})
-      bench.add(e.strategy, async () => {
-        const k = next.get(e.strategy)!
-        next.set(e.strategy, k + 1)
+      bench.add(e.label, async () => {
+        const k = next.get(e.label)!
+        next.set(e.label, k + 1)
         await e.run(steps[k % steps.length]!, x)
       })
       await bench.run()
       const task = bench.tasks[0]!
       const latencies = (task.result as unknown as {latency?: {samples: number[]}; samples?: number[]} | undefined)?.latency?.samples ?? []
       mine.push(...latencies)
-      spent.set(e.strategy, spent.get(e.strategy)! + latencies.reduce((a, b) => a + b, 0))
+      spent.set(e.label, spent.get(e.label)! + latencies.reduce((a, b) => a + b, 0))
     }
     o.onProgress?.({stage: 'timing', done: round + 1, total: o.rounds})
   }

@@ -14,7 +14,7 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {GraphBuilder} from './graph-builder.js'
 import {ModuleSpec, layoutNames, moduleSpecs} from './lora-layout.js'
-import {GraphStrategy, RoutingContext, addGroupDeltas, declareRoutingInputs} from './routed-lora.js'
+import {GraphStrategy, MatmulForm, RoutingContext, addGroupDeltas, declareRoutingInputs, defaultForm} from './routed-lora.js'
 import type {WeightSet} from '../bench/weight-set.js'
 
 /** RMSNorm epsilon (Llama's). */
@@ -24,6 +24,8 @@ export interface StackModelOptions {
   strategy: GraphStrategy
   /** Tokens per request T (1 = decode). */
   tokens: number
+  /** Product layout; default `gemv` for decode, `gemm` for prefill. */
+  form?: MatmulForm
   /** Projections whose base weight is a graph input `W:<module key>` (the merged strategy). */
   weightInputs?: boolean
   /** File name inside the weight set's folder. */
@@ -54,7 +56,7 @@ export function buildStackModel(set: WeightSet, options: StackModelOptions): Bui
   if (options.strategy !== 'base') declareRoutingInputs(g, options.strategy, set.slots)
   const weightInputs: string[] = []
   const ctx: RoutingContext | undefined =
-    options.strategy === 'base' ? undefined : {g, strategy: options.strategy, tokens: options.tokens, slots: set.slots, rank: set.rank, sharedK: set.spec.sharedK, weight}
+    options.strategy === 'base' ? undefined : {g, strategy: options.strategy, tokens: options.tokens, form: options.form ?? defaultForm(options.tokens), slots: set.slots, rank: set.rank, sharedK: set.spec.sharedK, weight}
   const deltas = new Map<string, string>()
   const groupsByInput = new Map<string, typeof set.groups>()
   for (const group of set.groups) {

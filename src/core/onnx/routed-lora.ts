@@ -31,11 +31,26 @@ export const ROUTING_INPUTS: Readonly<Record<GraphStrategy, readonly string[]>> 
   mask: ['mask'],
 })
 
+/** How per-request products are laid out (see `RoutingContext.form`). */
+export type MatmulForm = 'gemv' | 'gemm'
+
+/** The form that suits T tokens per request. */
+export function defaultForm(tokens: number): MatmulForm {
+  return tokens === 1 ? 'gemv' : 'gemm'
+}
+
 export interface RoutingContext {
   g: GraphBuilder
   strategy: Exclude<GraphStrategy, 'base'>
   /** Tokens per request T (1 = decode). */
   tokens: number
+  /**
+   * `gemv`: weights stay the left operand (`A[b] @ x[b]ᵀ`), so each product is
+   * MLAS's one-column kernel reading the gathered weights in place (decode);
+   * `gemm`: the gathered weights are transposed and packed once per request
+   * and shared by its T tokens (prefill).
+   */
+  form: MatmulForm
   slots: number
   rank: number
   sharedK: number
@@ -83,7 +98,7 @@ function gatherDeltas(ctx: RoutingContext, group: GroupSpec, x: string, index: s
   const G = group.members.length
   const a = g.op('Gather', [ctx.weight(aName), index], {axis: 0})
   const out = new Map<string, string>()
-  if (ctx.tokens === 1) {
+  if (ctx.form === 'gemv') {
     const xc = g.op('Reshape', [x, g.ints(g.fresh('shape'), [-1, group.in, 1])])
     const h = g.op('MatMul', [a, xc])
     group.members.forEach((m, j) => out.set(m.key, bSide(m, member(g, h, j, G, width, 1))))
@@ -101,7 +116,7 @@ function gatherDeltas(ctx: RoutingContext, group: GroupSpec, x: string, index: s
 function gatherB(ctx: RoutingContext, m: ModuleSpec, h: string, index: string): string {
   const {g} = ctx
   const b = g.op('Gather', [ctx.weight(layoutNames.moduleB(m)), index], {axis: 0})
-  const d = ctx.tokens === 1 ? g.op('MatMul', [b, h]) : g.op('MatMul', [h, g.op('Transpose', [b], {perm: [0, 2, 1]})])
+  const d = ctx.form === 'gemv' ? g.op('MatMul', [b, h]) : g.op('MatMul', [h, g.op('Transpose', [b], {perm: [0, 2, 1]})])
   return g.op('Reshape', [d, g.ints(g.fresh('shape'), [-1, m.out])])
 }
 
@@ -127,7 +142,7 @@ function segmentDeltas(ctx: RoutingContext, group: GroupSpec, x: string): Map<st
   const shape3 = g.op('Concat', [segCount, g.ints(g.fresh('c'), [-1, group.in])], {axis: 0})
   const xg = g.op('Reshape', [g.op('Gather', [x, 'seg_rows'], {axis: 0}), shape3])
   const out = new Map<string, string>()
-  const decodeLike = ctx.tokens === 1
+  const decodeLike = ctx.form === 'gemv'
   // decode: weights stay the left operand, activations are transposed (small); prefill: weights transposed
   const h = decodeLike ? g.op('MatMul', [a, g.op('Transpose', [xg], {perm: [0, 2, 1]})]) : g.op('MatMul', [xg, g.op('Transpose', [a], {perm: [0, 2, 1]})])
   group.members.forEach((m, j) => {

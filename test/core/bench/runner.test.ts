@@ -16,6 +16,7 @@ test('latency stats: mean, median, nearest-rank p99', () => {
 function fakeExecutor(strategy: Strategy, ms: number, log: string[]): Executor {
   return {
     strategy,
+    label: strategy,
     weightBytes: 0,
     async run() {
       log.push(strategy)
