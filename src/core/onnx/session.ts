@@ -50,6 +50,9 @@ export function sessionOptions(settings: SessionSettings): import('onnxruntime-n
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
+    // idle intra-op threads block instead of spinning: strategies are timed turn by turn, each in its
+    // own session, and a spinning pool left behind by one session would steal the cores of the next
+    extra: {session: {intra_op: {allow_spinning: '0'}, inter_op: {allow_spinning: '0'}}},
   }
 }
 
