@@ -10,7 +10,10 @@
  *                     transposed and packed per request: what prefill uses);
  * - `segment`, `shared-b` for reference.
  *
- *   npm run bench:graphs -- [--quick] [--batch 32] [--rank 16] [--targets all] [--adapters 1000] [--prefill T] [--rounds 12]
+ *   npm run bench:graphs -- [--quick] [--batch 32] [--rank 16] [--targets all] [--adapters 1000] [--prefill T] [--rounds 12] [--cpu-clock]
+ *
+ * `--cpu-clock` times steps in process CPU time instead of wall time: steadier
+ * when other jobs share the cores, useful to compare graphs, not a latency.
  */
 import {join, resolve, dirname} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -50,7 +53,7 @@ const spec = (fuse: boolean): WeightSetSpec => ({
   include: {stacks: true, shared: fuse},
 })
 
-console.log(`graph variants: llama ${hidden}/${intermediate} × 2 layers, targets ${targets.join(',')}, ${adapters} distinct adapters, rank ${rank}, batch ${batch}${tokens > 1 ? ` × ${tokens} tokens` : ''}, cpu, 2 threads`)
+console.log(`graph variants: llama ${hidden}/${intermediate} × 2 layers, targets ${targets.join(',')}, ${adapters} distinct adapters, rank ${rank}, batch ${batch}${tokens > 1 ? ` × ${tokens} tokens` : ''}, cpu, 2 threads, ${args.includes('--cpu-clock') ? 'CPU-time' : 'wall'} clock`)
 const fused = await prepareWeightSet(spec(true), {workDir})
 const unfused = await prepareWeightSet(spec(false), {workDir})
 const options = {ep: 'cpu' as const, threads: 2, tokens}
@@ -81,7 +84,7 @@ const samples = await timeInterleaved(
   variants.map((v) => v.executor),
   steps,
   x,
-  {rounds, stepsPerRound: tokens > 1 ? 1 : 2, warmupSteps: 2, budgetMs: 60_000, minSamples: 3},
+  {rounds, stepsPerRound: tokens > 1 ? 1 : 2, warmupSteps: 2, budgetMs: 60_000, minSamples: 3, clock: args.includes('--cpu-clock') ? 'cpu' : 'wall'},
 )
 const base = latencyStats(samples.get('base')!)
 console.log(
