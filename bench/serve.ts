@@ -47,11 +47,12 @@ interface Row {
 }
 
 const ROWS: Row[] = [
-  {name: 'decode', flags: ['--batch', '32', '--rank', '16'], target: 0.92, strategies: 'base,gather,segment,shared-b,merged', timing: ['--rounds', '10', '--steps', '2']},
-  {name: 'decode, all projections', flags: ['--batch', '32', '--rank', '16', '--targets', 'all'], target: 0.88, strategies: 'base,gather,segment,shared-b', timing: ['--rounds', '10', '--steps', '2']},
-  {name: 'decode, rank 64', flags: ['--batch', '32', '--rank', '64'], target: 0.82, strategies: 'base,gather,segment,shared-b', timing: ['--rounds', '10', '--steps', '2']},
-  {name: 'decode, batch 8', flags: ['--batch', '8', '--rank', '16'], target: 0.88, strategies: 'base,gather,segment,shared-b', timing: ['--rounds', '12', '--steps', '3']},
-  {name: 'prefill 8×128', flags: ['--batch', '8', '--prefill', '128', '--rank', '16'], target: 0.93, strategies: 'base,gather,segment,shared-b', timing: ['--rounds', '4', '--steps', '1']},
+  // one step per turn and many rounds: the order rotates every round, so a busy neighbour hits every strategy alike
+  {name: 'decode', flags: ['--batch', '32', '--rank', '16'], target: 0.92, strategies: 'base,gather,segment,shared-b,merged', timing: ['--rounds', '30', '--steps', '1']},
+  {name: 'decode, all projections', flags: ['--batch', '32', '--rank', '16', '--targets', 'all'], target: 0.88, strategies: 'base,gather,segment,shared-b', timing: ['--rounds', '30', '--steps', '1']},
+  {name: 'decode, rank 64', flags: ['--batch', '32', '--rank', '64'], target: 0.82, strategies: 'base,gather,segment,shared-b', timing: ['--rounds', '30', '--steps', '1']},
+  {name: 'decode, batch 8', flags: ['--batch', '8', '--rank', '16'], target: 0.88, strategies: 'base,gather,segment,shared-b', timing: ['--rounds', '40', '--steps', '1']},
+  {name: 'prefill 8×128', flags: ['--batch', '8', '--prefill', '128', '--rank', '16'], target: 0.93, strategies: 'base,gather,segment,shared-b', timing: ['--rounds', '6', '--steps', '1']},
 ]
 const ROUTED = ['gather', 'segment', 'shared-b']
 
@@ -120,7 +121,7 @@ if (!only || only === 'rows') {
 if (!only || only === 'sweep') {
   const counts = quick ? '1,4,16,64,256' : '1,4,16,64,256,1000'
   const plot = join(outDir, 'mask-sweep.svg')
-  const report = bench('mask-sweep', ['--model', 'layer', '--hidden', quick ? '512' : '2048', '--batch', '32', '--rank', '16', '--workload', 'distinct', '--adapters', counts, '--strategies', 'base,gather,mask', '--ep', ep, '--work-dir', workDir, '--rounds', '8', '--steps', '3', '--plot', plot, '--force'])
+  const report = bench('mask-sweep', ['--model', 'layer', '--hidden', quick ? '512' : '2048', '--batch', '32', '--rank', '16', '--workload', 'distinct', '--adapters', counts, '--strategies', 'base,gather,mask', '--ep', ep, '--work-dir', workDir, '--rounds', '20', '--steps', '1', '--plot', plot, '--force'])
   console.log(`\n=== mask crossover (one ${report.config.hidden}×${report.config.hidden} layer, batch 32, rank 16; relative to base) ===\n`)
   const ns = [...new Set(report.results.map((r) => r.adapters))]
   const ratio = (s: string, n: number) => report.results.find((r) => r.strategy === s && r.adapters === n)?.relative_to_base
@@ -130,7 +131,7 @@ if (!only || only === 'sweep') {
 }
 
 if (!only || only === 'ranks') {
-  const flags = [...COMMON, '--batch', '32', '--strategies', 'base,gather', '--rounds', '10', '--steps', '2']
+  const flags = [...COMMON, '--batch', '32', '--strategies', 'base,gather', '--rounds', '30', '--steps', '1']
   const mixed = bench('ranks-mixed', [...flags, '--ranks', '8,16,64'])
   const single = bench('ranks-16', [...flags, '--rank', '16'])
   const g = (r: BenchReport) => find(r, 'gather')!

@@ -90,8 +90,9 @@ function member(g: GraphBuilder, h: string, j: number, count: number, width: num
 }
 
 /**
- * A side by request: `h` is `[B, G·W, 1]` for decode (weights left) or
- * `[B, T, G·W]` for prefill; `bSide` turns a member's slice into `[N, out]`.
+ * A side by request. `gemv`: `h = A[b] @ x[b]ᵀ` is `[B, G·W, T]` (for decode x is
+ * only reshaped; for prefill its rows are transposed); `gemm`: `h = x[b] @ A[b]ᵀ`
+ * is `[B, T, G·W]`. `bSide` turns a member's slice of `h` into `[N, out]`.
  */
 function gatherDeltas(ctx: RoutingContext, group: GroupSpec, x: string, index: string, aName: string, width: number, bSide: (m: ModuleSpec, h: string) => string): Map<string, string> {
   const {g} = ctx
@@ -99,32 +100,40 @@ function gatherDeltas(ctx: RoutingContext, group: GroupSpec, x: string, index: s
   const a = g.op('Gather', [ctx.weight(aName), index], {axis: 0})
   const out = new Map<string, string>()
   if (ctx.form === 'gemv') {
-    const xc = g.op('Reshape', [x, g.ints(g.fresh('shape'), [-1, group.in, 1])])
+    const xc = ctx.tokens === 1 ? g.op('Reshape', [x, g.ints(g.fresh('shape'), [-1, group.in, 1])]) : g.op('Transpose', [requestRows(ctx, x, index, group.in)], {perm: [0, 2, 1]})
     const h = g.op('MatMul', [a, xc])
     group.members.forEach((m, j) => out.set(m.key, bSide(m, member(g, h, j, G, width, 1))))
   } else {
-    // [B, T, in] with B from the routing input, so one graph serves any T (warm-up runs T = 1)
-    const x3 = g.op('Reshape', [x, g.op('Concat', [g.op('Shape', [index]), g.ints(g.fresh('c'), [-1, group.in])], {axis: 0})])
-    const at = g.op('Transpose', [a], {perm: [0, 2, 1]})
-    const h = g.op('MatMul', [x3, at])
+    const h = g.op('MatMul', [requestRows(ctx, x, index, group.in), g.op('Transpose', [a], {perm: [0, 2, 1]})])
     group.members.forEach((m, j) => out.set(m.key, bSide(m, member(g, h, j, G, width, 2))))
   }
   return out
 }
 
-/** Per-request B: decode `B[b] @ h[b]` (`[B, out, R] @ [B, R, 1]`), prefill `h[b] @ B[b]ᵀ`. */
+/** `x` as `[B, T, in]`, B from the routing input, so one graph serves any T (warm-up runs T = 1). */
+function requestRows(ctx: RoutingContext, x: string, index: string, width: number): string {
+  const {g} = ctx
+  return g.op('Reshape', [x, g.op('Concat', [g.op('Shape', [index]), g.ints(g.fresh('c'), [-1, width])], {axis: 0})])
+}
+
+/** `[B, W, T]` (gemv) or `[B, T, W]` (gemm) as `[N, W]` rows. */
+function rowsOf(ctx: RoutingContext, h: string, width: number): string {
+  const {g} = ctx
+  const t = ctx.form === 'gemv' && ctx.tokens !== 1 ? g.op('Transpose', [h], {perm: [0, 2, 1]}) : h
+  return g.op('Reshape', [t, g.ints(g.fresh('shape'), [-1, width])])
+}
+
+/** Per-request B: gemv `B[b] @ h[b]` (`[B, out, R] @ [B, R, T]`), gemm `h[b] @ B[b]ᵀ`. */
 function gatherB(ctx: RoutingContext, m: ModuleSpec, h: string, index: string): string {
   const {g} = ctx
   const b = g.op('Gather', [ctx.weight(layoutNames.moduleB(m)), index], {axis: 0})
   const d = ctx.form === 'gemv' ? g.op('MatMul', [b, h]) : g.op('MatMul', [h, g.op('Transpose', [b], {perm: [0, 2, 1]})])
-  return g.op('Reshape', [d, g.ints(g.fresh('shape'), [-1, m.out])])
+  return rowsOf(ctx, d, m.out)
 }
 
 /** Shared B: one plain MatMul `[N, K] @ [K, out]`. */
 function sharedB(ctx: RoutingContext, m: ModuleSpec, h: string): string {
-  const {g} = ctx
-  const h2 = g.op('Reshape', [h, g.ints(g.fresh('shape'), [-1, ctx.sharedK])])
-  return g.op('MatMul', [h2, ctx.weight(layoutNames.moduleBk(m))])
+  return ctx.g.op('MatMul', [rowsOf(ctx, h, ctx.sharedK), ctx.weight(layoutNames.moduleBk(m))])
 }
 
 /**
