@@ -77,6 +77,12 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     o.onNote?.(line)
   }
   const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'lora-bench-'))
+  // a temporary folder can hold gigabytes of weights: remove it on Ctrl-C too
+  const onSignal = (signal: NodeJS.Signals) => {
+    rmSync(workDir, {recursive: true, force: true})
+    process.kill(process.pid, signal)
+  }
+  if (!o.workDir) for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, onSignal)
   const results: BenchResult[] = []
   const toleranceFailures: ToleranceFailure[] = []
   let rank = Math.max(...o.ranks)
@@ -100,7 +106,10 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
     }
   } finally {
-    if (!o.workDir) rmSync(workDir, {recursive: true, force: true})
+    if (!o.workDir) {
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal)
+      rmSync(workDir, {recursive: true, force: true})
+    }
   }
   const report: BenchReport = {
     config: {
