@@ -17,6 +17,9 @@ export type ExecutionProviderChoice = ExecutionProvider | 'auto'
 /** Order in which `auto` tries providers. */
 export const AUTO_ORDER: readonly ExecutionProvider[] = ['cuda', 'webgpu', 'cpu']
 
+/** Graph fusions left out of every session (see `sessionOptions`). */
+export const DISABLED_OPTIMIZERS = ['MatMulAddFusion', 'QuickGeluFusion'] as const
+
 /** Intra-op threads by default: the 2-core machines these benches target. */
 export const DEFAULT_INTRA_OP_THREADS = 2
 
@@ -52,7 +55,12 @@ export function sessionOptions(settings: SessionSettings): import('onnxruntime-n
     logSeverityLevel: 3,
     // idle intra-op threads block instead of spinning: strategies are timed turn by turn, each in its
     // own session, and a spinning pool left behind by one session would steal the cores of the next
-    extra: {session: {intra_op: {allow_spinning: '0'}, inter_op: {allow_spinning: '0'}}},
+    extra: {
+      session: {intra_op: {allow_spinning: '0'}, inter_op: {allow_spinning: '0'}},
+      // MatMul+Add → Gemm and x·sigmoid(x) → QuickGelu made the base model 5–10% slower here
+      // (llama 2048/5632, decode batch 8 and 32, CPU provider); off for every strategy alike
+      optimization: {disable_specified_optimizers: DISABLED_OPTIMIZERS.join(',')},
+    },
   }
 }
 
