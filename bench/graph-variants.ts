@@ -2,15 +2,18 @@
  * `npm run bench:graphs`: routed-LoRA graph designs side by side, timed
  * interleaved in one process, each checked against the float64 reference:
  *
- * - `gather`          fused A per input group (q/k/v, gate/up), products in
- *                     the GEMV form (weights left: MLAS's one-column kernel
- *                     reads the gathered weights without packing them);
+ * - `gather`          the default: fused A per input group (q/k/v, gate/up),
+ *                     products in the GEMV form (weights left: MLAS's one-column
+ *                     kernel reads the gathered weights without packing them),
+ *                     decode requests gathered DECODE_CHUNK at a time;
+ * - `gather-whole-batch` the same with one gather for the whole batch;
  * - `gather-unfused`  one A stack and one Gather per projection (the naive graph);
  * - `gather-gemm`     fused A, products in the GEMM form (gathered weights
  *                     transposed and packed per request: what prefill uses);
+ * - `gather-chunkC`    decode requests gathered and multiplied C at a time;
  * - `segment`, `shared-b` for reference.
  *
- *   npm run bench:graphs -- [--quick] [--batch 32] [--rank 16] [--targets all] [--adapters 1000] [--prefill T] [--rounds 12] [--cpu-clock]
+ *   npm run bench:graphs -- [--quick] [--batch 32] [--rank 16] [--targets all] [--adapters 1000] [--prefill T] [--rounds 12] [--chunk 1,4] [--no-unfused] [--cpu-clock]
  *
  * `--cpu-clock` times steps in process CPU time instead of wall time: steadier
  * when other jobs share the cores, useful to compare graphs, not a latency.
@@ -40,6 +43,7 @@ const rank = Number(flag('--rank', '16'))
 const tokens = Number(flag('--prefill', '1'))
 const adapters = Number(flag('--adapters', quick ? '100' : '1000'))
 const rounds = Number(flag('--rounds', '12'))
+const chunkSizes = flag('--chunk', '1,4').split(',').map(Number)
 const targets = parseTargets(flag('--targets', 'q,k,v,o'))
 const workDir = resolve(flag('--work-dir', join(ROOT, '.bench-work')))
 
@@ -55,17 +59,20 @@ const spec = (fuse: boolean): WeightSetSpec => ({
 
 console.log(`graph variants: llama ${hidden}/${intermediate} × 2 layers, targets ${targets.join(',')}, ${adapters} distinct adapters, rank ${rank}, batch ${batch}${tokens > 1 ? ` × ${tokens} tokens` : ''}, cpu, 2 threads, ${args.includes('--cpu-clock') ? 'CPU-time' : 'wall'} clock`)
 const fused = await prepareWeightSet(spec(true), {workDir})
-const unfused = await prepareWeightSet(spec(false), {workDir})
-const options = {ep: 'cpu' as const, threads: 2, tokens}
+const withUnfused = !args.includes('--no-unfused')
+const unfused = withUnfused ? await prepareWeightSet(spec(false), {workDir}) : fused
+const options = {ep: 'cpu' as const, threads: 2, tokens, batch}
 const variants: Array<{executor: Executor; set: typeof fused; kind: 'base' | 'stacks' | 'shared'}> = []
-const add = async (set: typeof fused, strategy: 'base' | 'gather' | 'segment' | 'shared-b', label: string, form?: 'gemv' | 'gemm') => {
-  const executor = await GraphExecutor.create(set, strategy, {...options, label, form})
+const add = async (set: typeof fused, strategy: 'base' | 'gather' | 'segment' | 'shared-b', label: string, form?: 'gemv' | 'gemm', chunk?: number) => {
+  const executor = await GraphExecutor.create(set, strategy, {...options, label, form, ...(chunk ? {chunk: {batch, size: chunk}} : {})})
   variants.push({executor, set, kind: strategy === 'base' ? 'base' : strategy === 'shared-b' ? 'shared' : 'stacks'})
 }
 await add(fused, 'base', 'base')
 await add(fused, 'gather', 'gather')
-await add(unfused, 'gather', 'gather-unfused')
+if (tokens === 1) await add(fused, 'gather', 'gather-whole-batch', 'gemv', batch)
+if (withUnfused) await add(unfused, 'gather', 'gather-unfused')
 await add(fused, 'gather', tokens === 1 ? 'gather-gemm' : 'gather-gemv', tokens === 1 ? 'gemm' : 'gemv')
+if (tokens === 1) for (const c of chunkSizes) await add(fused, 'gather', `gather-chunk${c}`, 'gemv', c)
 await add(fused, 'segment', 'segment')
 await add(fused, 'shared-b', 'shared-b')
 

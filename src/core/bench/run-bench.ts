@@ -153,7 +153,7 @@ async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readon
   try {
     const order = ['base', ...strategies.filter((s) => s !== 'base')] as Strategy[]
     for (const s of order) {
-      const options = {ep, threads: o.threads, tokens: o.tokens}
+      const options = {ep, threads: o.threads, tokens: o.tokens, batch: o.batch}
       executors.push(s === 'merged' ? await MergedExecutor.create(set, o.mergedCache, options) : await GraphExecutor.create(set, s, options))
       await executors.at(-1)!.warm(x, o.batch, adapters)
     }

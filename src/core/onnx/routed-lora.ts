@@ -51,6 +51,12 @@ export interface RoutingContext {
    * and shared by its T tokens (prefill).
    */
   form: MatmulForm
+  /**
+   * Decode only: gather and multiply requests in static chunks of
+   * `chunk.size` (of a batch of `chunk.batch`), so that each chunk's gathered
+   * weights are still in cache when its product reads them.
+   */
+  chunk?: {batch: number; size: number}
   slots: number
   rank: number
   sharedK: number
@@ -73,7 +79,7 @@ export function declareRoutingInputs(g: GraphBuilder, strategy: GraphStrategy, s
 export function addGroupDeltas(ctx: RoutingContext, group: GroupSpec, x: string): Map<string, string> {
   switch (ctx.strategy) {
     case 'gather':
-      return gatherDeltas(ctx, group, x, 'slots', layoutNames.groupA(group), ctx.rank, (m, h) => gatherB(ctx, m, h, 'slots'))
+      return gatherDeltas(ctx, group, x, 'slots', layoutNames.groupA(group), ctx.rank, (m, h, index) => gatherB(ctx, m, h, index))
     case 'shared-b':
       return gatherDeltas(ctx, group, x, 'slots', layoutNames.groupAk(group), ctx.sharedK, (m, h) => sharedB(ctx, m, h))
     case 'segment':
@@ -94,18 +100,30 @@ function member(g: GraphBuilder, h: string, j: number, count: number, width: num
  * only reshaped; for prefill its rows are transposed); `gemm`: `h = x[b] @ A[b]ᵀ`
  * is `[B, T, G·W]`. `bSide` turns a member's slice of `h` into `[N, out]`.
  */
-function gatherDeltas(ctx: RoutingContext, group: GroupSpec, x: string, index: string, aName: string, width: number, bSide: (m: ModuleSpec, h: string) => string): Map<string, string> {
+function gatherDeltas(ctx: RoutingContext, group: GroupSpec, x: string, index: string, aName: string, width: number, bSide: (m: ModuleSpec, h: string, index: string) => string): Map<string, string> {
   const {g} = ctx
   const G = group.members.length
-  const a = g.op('Gather', [ctx.weight(aName), index], {axis: 0})
   const out = new Map<string, string>()
+  if (ctx.form === 'gemv' && ctx.tokens === 1 && ctx.chunk && ctx.chunk.size < ctx.chunk.batch) {
+    const parts = new Map<string, string[]>(group.members.map((m) => [m.key, []]))
+    for (let c0 = 0; c0 < ctx.chunk.batch; c0 += ctx.chunk.size) {
+      const range = [g.ints(g.fresh('st'), [c0]), g.ints(g.fresh('en'), [Math.min(ctx.chunk.batch, c0 + ctx.chunk.size)]), g.ints(g.fresh('ax'), [0])]
+      const idx = g.op('Slice', [index, ...range])
+      const xc = g.op('Reshape', [g.op('Slice', [x, ...range]), g.ints(g.fresh('shape'), [-1, group.in, 1])])
+      const h = g.op('MatMul', [g.op('Gather', [ctx.weight(aName), idx], {axis: 0}), xc])
+      group.members.forEach((m, j) => parts.get(m.key)!.push(bSide(m, member(g, h, j, G, width, 1), idx)))
+    }
+    for (const m of group.members) out.set(m.key, g.op('Concat', parts.get(m.key)!, {axis: 0}))
+    return out
+  }
+  const a = g.op('Gather', [ctx.weight(aName), index], {axis: 0})
   if (ctx.form === 'gemv') {
     const xc = ctx.tokens === 1 ? g.op('Reshape', [x, g.ints(g.fresh('shape'), [-1, group.in, 1])]) : g.op('Transpose', [requestRows(ctx, x, index, group.in)], {perm: [0, 2, 1]})
     const h = g.op('MatMul', [a, xc])
-    group.members.forEach((m, j) => out.set(m.key, bSide(m, member(g, h, j, G, width, 1))))
+    group.members.forEach((m, j) => out.set(m.key, bSide(m, member(g, h, j, G, width, 1), index)))
   } else {
     const h = g.op('MatMul', [requestRows(ctx, x, index, group.in), g.op('Transpose', [a], {perm: [0, 2, 1]})])
-    group.members.forEach((m, j) => out.set(m.key, bSide(m, member(g, h, j, G, width, 2))))
+    group.members.forEach((m, j) => out.set(m.key, bSide(m, member(g, h, j, G, width, 2), index)))
   }
   return out
 }

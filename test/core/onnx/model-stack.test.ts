@@ -51,7 +51,7 @@ test('every graph the builder makes loads in an ORT session: each strategy × mo
   }
 })
 
-test('both product forms give the reference answer for decode and prefill', async () => {
+test('both product forms, and chunked decode gathers, give the reference answer', async () => {
   const tmp = tempDir()
   try {
     const set = await prepareWeightSet({...spec('llama', true), dims: {...spec('llama', true).dims, targets: [...spec('llama', true).dims.targets]}}, {workDir: tmp.path})
@@ -67,6 +67,13 @@ test('both product forms give the reference answer for decode and prefill', asyn
           const {maxAbsError, maxAbsRef} = compareRows(await e.run(step, x), 16, rows, ref)
           await e.close()
           assert.ok(maxAbsError / maxAbsRef < 1e-4, `${strategy} ${form} T=${tokens}`)
+        }
+        if (tokens === 1 && strategy !== 'segment') {
+          // decode requests gathered two at a time (chunks of 2 + 1)
+          const e = await GraphExecutor.create(set, strategy, {ep: 'cpu', threads: 1, tokens, chunk: {batch: 3, size: 2}, label: `${strategy}-chunked`})
+          const {maxAbsError, maxAbsRef} = compareRows(await e.run(step, x), 16, rows, ref)
+          await e.close()
+          assert.ok(maxAbsError / maxAbsRef < 1e-4, `${strategy} chunked`)
         }
       }
     }

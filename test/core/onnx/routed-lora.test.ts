@@ -37,7 +37,7 @@ function input(rows: number, hidden: number): Float32Array {
 }
 
 async function executorsFor(set: WeightSet, tokens: number): Promise<Executor[]> {
-  const options = {ep: 'cpu' as const, threads: 1, tokens}
+  const options = {ep: 'cpu' as const, threads: 1, tokens, batch: BATCH}
   return [
     await GraphExecutor.create(set, 'base', options),
     await GraphExecutor.create(set, 'gather', options),
