@@ -75,6 +75,7 @@ await add(fused, 'gather', tokens === 1 ? 'gather-gemm' : 'gather-gemv', tokens 
 if (tokens === 1) for (const c of chunkSizes) await add(fused, 'gather', `gather-chunk${c}`, 'gemv', c)
 await add(fused, 'segment', 'segment')
 await add(fused, 'shared-b', 'shared-b')
+if (tokens === 1) await add(fused, 'shared-b', 'shared-b-whole-batch', 'gemv', batch)
 
 const rng = new Rng(0, 'x')
 const x = Float32Array.from({length: batch * tokens * hidden}, () => rng.next() * 2 - 1)
