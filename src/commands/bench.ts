@@ -1,0 +1,129 @@
+import {Flags} from '@oclif/core'
+import {LoraCommand, parseIntegerList} from '../cli/base-command.js'
+import {renderBenchTable} from '../cli/bench-table.js'
+import {parseTargets} from '../cli/llama-flags.js'
+import {createProgressBar} from '../cli/progress-bar.js'
+import {writeBenchOutputs, checkOutputsFree} from '../core/bench/outputs.js'
+import {STRATEGIES, Strategy} from '../core/bench/executors.js'
+import {BenchReport, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
+import {assertTolerance, runBench} from '../core/bench/run-bench.js'
+import {parseWorkload} from '../core/bench/workload.js'
+import {resolveModelShape} from '../core/bench/base-dims.js'
+import {GateError, UsageError} from '../core/errors.js'
+
+export default class Bench extends LoraCommand {
+  static override summary = 'Measure multi-adapter batch serving on onnxruntime: routed LoRA strategies against the base model.'
+  static override description =
+    'Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times base, gather (per-request Gather + batched MatMul), segment (one product per distinct adapter), shared-b (per-adapter A\', one shared B), mask (one-hot mask over all slots) and merged (one merged model per adapter, LRU of --merged-cache copies) interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones.'
+  static override examples = [
+    {command: '<%= config.bin %> bench', description: 'Default run: a small llama stack, 100 adapters, batch 32, every strategy.'},
+    {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --strategies base,gather,shared-b', description: 'The first target row.'},
+    {command: '<%= config.bin %> bench --model layer --hidden 1024 --adapters 1,4,16,64,256,1000 --strategies base,gather,mask --plot sweep.svg', description: 'Where mask stops paying off.'},
+    {command: '<%= config.bin %> bench --out new.json --baseline old.json --max-regression 0.10', description: 'CI: exit 1 when a strategy\'s ratio to base fell by more than 10%.'},
+  ]
+  static override flags = {
+    model: Flags.option({description: 'model under test', options: ['llama', 'layer'] as const, default: 'llama'})(),
+    hidden: Flags.integer({description: 'hidden size (default 512, or the base\'s)', min: 1}),
+    intermediate: Flags.integer({description: 'MLP intermediate size (default 1376, or the base\'s)', min: 1}),
+    layers: Flags.integer({description: 'decoder blocks (default 4)', min: 1}),
+    targets: Flags.string({description: 'adapted projections (q,k,v,o; all; attn; mlp); default q,k,v,o, or the pack\'s'}),
+    adapters: Flags.string({description: 'adapter count, or a list to sweep (1,10,100,1000); default 100, or the pack\'s'}),
+    rank: Flags.integer({description: 'LoRA rank', min: 1, exclusive: ['ranks']}),
+    ranks: Flags.string({description: 'mixed ranks assigned in turn, padded to the largest (8,16,64)', exclusive: ['rank']}),
+    batch: Flags.integer({description: 'requests per step', default: 32, min: 1}),
+    prefill: Flags.integer({description: 'tokens per request (prefill); decode (1 token) when absent', min: 1}),
+    workload: Flags.string({description: 'distinct, uniform, identical or zipf:ALPHA', default: 'distinct'}),
+    'base-fraction': Flags.string({description: 'share of requests with no adapter, 0..1', default: '0'}),
+    seed: Flags.integer({description: 'random seed (weights, inputs, workload)', default: 0}),
+    strategies: Flags.string({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory)`}),
+    ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: 'cpu'})(),
+    threads: Flags.integer({description: 'intra-op threads', default: 2, min: 1}),
+    'merged-cache': Flags.integer({description: 'merged copies held by the merged strategy (LRU)', default: 4, min: 1}),
+    'shared-k': Flags.integer({description: 'shared basis size K of the shared-b strategy', default: 16, min: 1}),
+    tolerance: Flags.string({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it)', default: '1e-3'}),
+    rounds: Flags.integer({description: 'interleaved rounds', default: 8, min: 1}),
+    steps: Flags.integer({description: 'timed steps per strategy per round', default: 2, min: 1}),
+    base: Flags.string({description: 'real base model (file, index or folder; synth base layout)'}),
+    pack: Flags.string({description: 'real lora pack file for the adapter stacks'}),
+    'work-dir': Flags.string({description: 'keep weights and models here and reuse them (default: a temporary folder)'}),
+    out: Flags.string({description: 'write the JSON report here'}),
+    plot: Flags.string({description: 'write an SVG of throughput vs adapters here'}),
+    baseline: Flags.string({description: 'an earlier report: exit 1 when relative_to_base fell by more than --max-regression'}),
+    'max-regression': Flags.string({description: 'allowed fall of relative_to_base against --baseline (0.10 = 10%)', default: '0.10'}),
+    force: Flags.boolean({description: 'overwrite --out / --plot'}),
+  }
+
+  async run(): Promise<BenchReport> {
+    const {flags} = await this.parse(Bench)
+    const tolerance = positiveNumber(flags.tolerance, '--tolerance')
+    const maxRegression = Number(flags['max-regression'])
+    if (!(maxRegression >= 0 && maxRegression < 1)) throw new UsageError('BAD_FLAG', `--max-regression must be a fraction in [0, 1) (got "${flags['max-regression']}")`)
+    const baseFraction = Number(flags['base-fraction'])
+    if (!(baseFraction >= 0 && baseFraction <= 1)) throw new UsageError('BAD_FLAG', `--base-fraction must be between 0 and 1 (got "${flags['base-fraction']}")`)
+    const baseline = flags.baseline ? readReport(flags.baseline) : undefined
+    await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force})
+    const shape = await resolveModelShape({
+      hidden: flags.hidden,
+      intermediate: flags.intermediate,
+      layers: flags.layers,
+      targets: flags.targets === undefined ? undefined : parseTargets(flags.targets),
+      adapters: flags.adapters === undefined ? undefined : parseIntegerList(flags.adapters, '--adapters'),
+      basePath: flags.base,
+      packPath: flags.pack,
+    })
+    const bar = createProgressBar('bench')
+    try {
+      const outcome = await runBench({
+        model: flags.model,
+        ...shape,
+        ranks: flags.ranks ? parseIntegerList(flags.ranks, '--ranks') : [flags.rank ?? 16],
+        batch: flags.batch,
+        tokens: flags.prefill ?? 1,
+        workload: parseWorkload(flags.workload),
+        baseFraction,
+        seed: flags.seed,
+        strategies: flags.strategies ? parseStrategies(flags.strategies) : undefined,
+        ep: flags.ep,
+        threads: flags.threads,
+        mergedCache: flags['merged-cache'],
+        sharedK: flags['shared-k'],
+        tolerance,
+        rounds: flags.rounds,
+        stepsPerRound: flags.steps,
+        workDir: flags['work-dir'],
+        basePath: flags.base,
+        packPath: flags.pack,
+        onProgress: bar.onProgress,
+        onNote: (line) => this.warnUser(line),
+      })
+      bar.stop()
+      await writeBenchOutputs(outcome.report, {out: flags.out, plot: flags.plot, force: flags.force})
+      if (!this.jsonEnabled()) this.log(renderBenchTable(outcome.report))
+      assertTolerance(outcome.toleranceFailures, tolerance)
+      if (baseline) {
+        const failures = compareWithBaseline(outcome.report, baseline, maxRegression)
+        if (failures.length > 0) throw new GateError('REGRESSION', `regression against ${flags.baseline}: ${describeRegressions(failures, maxRegression)}`)
+      }
+      return outcome.report
+    } finally {
+      bar.stop()
+    }
+  }
+}
+
+function parseStrategies(text: string): Strategy[] {
+  const out: Strategy[] = []
+  for (const s of text.split(',').map((t) => t.trim()).filter(Boolean)) {
+    if (!(STRATEGIES as readonly string[]).includes(s)) throw new UsageError('BAD_FLAG', `--strategies: unknown strategy "${s}" (expected ${STRATEGIES.join(', ')})`)
+    if (!out.includes(s as Strategy)) out.push(s as Strategy)
+  }
+  if (out.length === 0) throw new UsageError('BAD_FLAG', '--strategies needs at least one strategy')
+  return out
+}
+
+function positiveNumber(text: string, flag: string): number {
+  const v = Number(text)
+  if (!(Number.isFinite(v) && v > 0)) throw new UsageError('BAD_FLAG', `${flag} must be a positive number (got "${text}")`)
+  return v
+}
+

@@ -1,0 +1,152 @@
+/**
+ * The float64 reference of the models under test, computed in TypeScript
+ * from the weight set's stored numbers for a sample of token rows: the
+ * independent check every strategy's output is held to. Adapters use only
+ * their true rank (padding rows and columns are never read), so wrong
+ * padding shows up as an error.
+ */
+import {ModuleSpec, layoutNames} from '../onnx/lora-layout.js'
+import {RMS_EPS} from '../onnx/model-stack.js'
+import type {WeightSet} from './weight-set.js'
+import type {RoutingStep} from './workload.js'
+
+/** Which adapters the output includes: none, the stacks, or the shared-B form. */
+export type ReferenceKind = 'base' | 'stacks' | 'shared'
+
+export interface ReferenceRequest {
+  set: WeightSet
+  kind: ReferenceKind
+  step: RoutingStep
+  /** Tokens per request T. */
+  tokens: number
+  /** The model input `[N, hidden]`. */
+  x: Float32Array
+  /** Token rows to compute. */
+  rows: readonly number[]
+}
+
+/** Output rows `[rows.length][hidden]` in float64. */
+export function referenceRows(r: ReferenceRequest): Float64Array[] {
+  const {set} = r
+  const D = set.spec.dims.hidden
+  let h = r.rows.map((row) => Float64Array.from(r.x.subarray(row * D, (row + 1) * D)))
+  const mixes = r.rows.map((row) => {
+    const b = Math.floor(row / r.tokens)
+    return r.step.mixtures?.[b] ?? [{slot: r.step.slots[b]!, weight: 1}]
+  })
+  const modules = new Map(set.modules.map((m) => [m.key, m]))
+  const linear = (key: string, input: Float64Array[]) => applyLinear(r, modules.get(key)!, input, mixes)
+  if (set.spec.dims.model === 'layer') return linear('L0.q_proj', h)
+  for (let layer = 0; layer < set.spec.dims.layers; layer++) {
+    const n1 = rmsNorm(h, set.read(layoutNames.norm(layer, 1), 0, D))
+    const q = linear(`L${layer}.q_proj`, n1)
+    const k = linear(`L${layer}.k_proj`, n1)
+    const v = linear(`L${layer}.v_proj`, n1)
+    const a = q.map((qi, i) => qi.map((val, j) => val + k[i]![j]! + v[i]![j]!))
+    const o = linear(`L${layer}.o_proj`, a)
+    h = h.map((hi, i) => hi.map((val, j) => val + o[i]![j]!))
+    const n2 = rmsNorm(h, set.read(layoutNames.norm(layer, 2), 0, D))
+    const gate = linear(`L${layer}.gate_proj`, n2)
+    const up = linear(`L${layer}.up_proj`, n2)
+    const act = gate.map((gi, i) => gi.map((val, j) => (val / (1 + Math.exp(-val))) * up[i]![j]!))
+    const d = linear(`L${layer}.down_proj`, act)
+    h = h.map((hi, i) => hi.map((val, j) => val + d[i]![j]!))
+  }
+  return h
+}
+
+function rmsNorm(rows: Float64Array[], w: Float32Array): Float64Array[] {
+  return rows.map((x) => {
+    let ss = 0
+    for (const v of x) ss += v * v
+    const inv = 1 / Math.sqrt(ss / x.length + RMS_EPS)
+    return x.map((v, j) => v * inv * w[j]!)
+  })
+}
+
+/** `x·Wᵀ` plus, per row, the adapter delta of its mixture. */
+function applyLinear(r: ReferenceRequest, m: ModuleSpec, input: Float64Array[], mixes: Array<Array<{slot: number; weight: number}>>): Float64Array[] {
+  const {set} = r
+  const out = input.map(() => new Float64Array(m.out))
+  // W^T [in, out], read a block of input rows at a time
+  const block = Math.max(1, Math.floor((1 << 20) / m.out))
+  for (let i0 = 0; i0 < m.in; i0 += block) {
+    const n = Math.min(block, m.in - i0)
+    const w = set.read(layoutNames.weight(m), i0 * m.out, n * m.out)
+    input.forEach((x, t) => {
+      const y = out[t]!
+      for (let i = 0; i < n; i++) {
+        const xi = x[i0 + i]!
+        if (xi === 0) continue
+        const row = i * m.out
+        for (let o = 0; o < m.out; o++) y[o]! += xi * w[row + o]!
+      }
+    })
+  }
+  if (r.kind === 'base' || !m.targeted) return out
+  input.forEach((x, t) => {
+    for (const {slot, weight} of mixes[t]!) {
+      if (slot === 0 || weight === 0) continue
+      const delta = r.kind === 'stacks' ? stackDelta(set, m, slot, x) : sharedDelta(set, m, slot, x)
+      const y = out[t]!
+      for (let o = 0; o < m.out; o++) y[o]! += weight * delta[o]!
+    }
+  })
+  return out
+}
+
+/** `s·B·A·x` of one adapter at its true rank. */
+function stackDelta(set: WeightSet, m: ModuleSpec, slot: number, x: Float64Array): Float64Array {
+  const group = set.groups.find((g) => g.members.some((mm) => mm.key === m.key))!
+  const j = group.members.findIndex((mm) => mm.key === m.key)
+  const R = set.rank
+  const r = set.info.slotRanks[slot]!
+  const G = group.members.length
+  const a = set.read(layoutNames.groupA(group), (slot * G * R + j * R) * m.in, r * m.in)
+  const h = new Float64Array(r)
+  for (let c = 0; c < r; c++) {
+    let s = 0
+    for (let i = 0; i < m.in; i++) s += a[c * m.in + i]! * x[i]!
+    h[c] = s
+  }
+  const b = set.read(layoutNames.moduleB(m), slot * m.out * R, m.out * R)
+  const d = new Float64Array(m.out)
+  for (let o = 0; o < m.out; o++) {
+    let s = 0
+    for (let c = 0; c < r; c++) s += b[o * R + c]! * h[c]!
+    d[o] = s
+  }
+  return d
+}
+
+/** `B_sharedᵀ·A'·x` of one adapter in the shared-B form. */
+function sharedDelta(set: WeightSet, m: ModuleSpec, slot: number, x: Float64Array): Float64Array {
+  const group = set.groups.find((g) => g.members.some((mm) => mm.key === m.key))!
+  const j = group.members.findIndex((mm) => mm.key === m.key)
+  const K = set.spec.sharedK
+  const G = group.members.length
+  const a = set.read(layoutNames.groupAk(group), (slot * G * K + j * K) * m.in, K * m.in)
+  const bk = set.read(layoutNames.moduleBk(m), 0, K * m.out)
+  const d = new Float64Array(m.out)
+  for (let c = 0; c < K; c++) {
+    let s = 0
+    for (let i = 0; i < m.in; i++) s += a[c * m.in + i]! * x[i]!
+    for (let o = 0; o < m.out; o++) d[o]! += s * bk[c * m.out + o]!
+  }
+  return d
+}
+
+/** Largest |y − y_ref| over the sampled rows, and the largest |y_ref|. */
+export function compareRows(actual: Float32Array, hidden: number, rows: readonly number[], reference: readonly Float64Array[]): {maxAbsError: number; maxAbsRef: number} {
+  let maxAbsError = 0
+  let maxAbsRef = 0
+  rows.forEach((row, i) => {
+    const ref = reference[i]!
+    for (let j = 0; j < hidden; j++) {
+      const e = Math.abs(actual[row * hidden + j]! - ref[j]!)
+      if (!(e <= maxAbsError)) maxAbsError = Number.isNaN(e) ? Infinity : e
+      maxAbsRef = Math.max(maxAbsRef, Math.abs(ref[j]!))
+    }
+  })
+  return {maxAbsError, maxAbsRef}
+}

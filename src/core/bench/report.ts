@@ -1,0 +1,118 @@
+/**
+ * The bench report (`{config, results}`), its gates (`--tolerance` on
+ * max_abs_error, `--baseline` + `--max-regression` on relative_to_base) and
+ * reading an old report back.
+ */
+import {readFileSync} from 'node:fs'
+import {InputError} from '../errors.js'
+
+export interface BenchConfig {
+  model: string
+  hidden: number
+  intermediate: number
+  layers: number
+  rank: number
+  batch: number
+  workload: string
+  ep: string
+  ep_detail: string
+  onnxruntime_version: string
+  /** Beyond the required fields: what else shaped the run. */
+  ranks: number[]
+  targets: string[]
+  tokens_per_request: number
+  adapters: number[]
+  base_fraction: number
+  seed: number
+  shared_k: number
+  merged_cache: number
+  tolerance: number
+  threads: number
+  weights: string
+  note: string
+}
+
+export interface BenchResult {
+  strategy: string
+  adapters: number
+  tokens_per_s: number
+  latency_ms: {mean: number; p50: number; p99: number}
+  relative_to_base: number
+  weight_bytes: number
+  max_abs_error: number
+  samples: number
+}
+
+export interface BenchReport {
+  config: BenchConfig
+  results: BenchResult[]
+}
+
+/** A strategy whose error against the float64 reference is over the tolerance. */
+export interface ToleranceFailure {
+  strategy: string
+  adapters: number
+  relativeError: number
+}
+
+/** Result rows that fell by more than `maxRegression` against a baseline. */
+export interface RegressionFailure {
+  strategy: string
+  adapters: number
+  baseline: number
+  current: number
+}
+
+/**
+ * Compare `report` with `baseline`: a failure for every (strategy, adapters)
+ * present in both whose relative_to_base fell by more than `maxRegression`
+ * (a fraction: 0.10 = 10%). Ratios, so the gate holds across machines.
+ */
+export function compareWithBaseline(report: BenchReport, baseline: BenchReport, maxRegression: number): RegressionFailure[] {
+  const old = new Map(baseline.results.map((r) => [`${r.strategy}@${r.adapters}`, r]))
+  const failures: RegressionFailure[] = []
+  for (const r of report.results) {
+    const b = old.get(`${r.strategy}@${r.adapters}`)
+    if (!b || !Number.isFinite(b.relative_to_base)) continue
+    if (!(r.relative_to_base >= b.relative_to_base * (1 - maxRegression))) {
+      failures.push({strategy: r.strategy, adapters: r.adapters, baseline: b.relative_to_base, current: r.relative_to_base})
+    }
+  }
+  return failures
+}
+
+/**
+ * Read a report written by `--out` / `--json`.
+ * @throws InputError when the file is missing, not JSON, or lacks `results`.
+ */
+export function readReport(path: string): BenchReport {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new InputError('BASELINE_UNREADABLE', `read baseline ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    throw new InputError('BASELINE_NOT_JSON', `read baseline ${path}: not valid JSON`)
+  }
+  const report = parsed as Partial<BenchReport>
+  if (!report || typeof report !== 'object' || !Array.isArray(report.results) || !report.config) {
+    throw new InputError('BASELINE_BAD_SHAPE', `read baseline ${path}: expected a bench report {config, results[]} (from lora bench --out or --json)`)
+  }
+  for (const [i, r] of report.results.entries()) {
+    if (typeof r?.strategy !== 'string' || typeof r?.adapters !== 'number' || typeof r?.relative_to_base !== 'number') {
+      throw new InputError('BASELINE_BAD_SHAPE', `read baseline ${path}: results[${i}] lacks strategy, adapters or relative_to_base`)
+    }
+  }
+  return report as BenchReport
+}
+
+/** One line per regression failure. */
+export function describeRegressions(failures: readonly RegressionFailure[], maxRegression: number): string {
+  return failures
+    .map((f) => `${f.strategy} at ${f.adapters} adapters: relative_to_base ${f.current.toFixed(3)} vs baseline ${f.baseline.toFixed(3)} (fell ${(100 * (1 - f.current / f.baseline)).toFixed(1)}%, limit ${(100 * maxRegression).toFixed(1)}%)`)
+    .join('; ')
+}

@@ -1,0 +1,258 @@
+/**
+ * `lora bench`: multi-adapter batch serving measured on onnxruntime. For each
+ * adapter count: build (or reuse) the weights, one executor per strategy,
+ * warm them (every adapter routed once), check one step of every strategy
+ * against the float64 reference, then time them interleaved.
+ */
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {GateError, UsageError} from '../errors.js'
+import {Projection} from '../models/llama.js'
+import {BenchModelKind} from '../onnx/lora-layout.js'
+import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
+import type {ProgressCallback} from '../progress.js'
+import {Rng} from '../random.js'
+import {Executor, GraphExecutor, STRATEGIES, Strategy} from './executors.js'
+import {MergedExecutor} from './merged.js'
+import {ReferenceKind, compareRows, referenceRows} from './reference.js'
+import {BenchReport, BenchResult, ToleranceFailure} from './report.js'
+import {latencyStats, timeInterleaved} from './runner.js'
+import {WeightSet, WeightSetSpec, prepareWeightSet} from './weight-set.js'
+import {Workload, drawSteps, workloadName} from './workload.js'
+
+/** Said in every report: what the llama model leaves out. */
+export const ATTENTION_NOTE = 'attention mixing across tokens is left out (it does not depend on adapters); q, k and v are summed into o_proj so all three stay computed'
+
+export interface BenchOptions {
+  model: BenchModelKind
+  hidden: number
+  intermediate: number
+  layers: number
+  targets: readonly Projection[]
+  /** Adapter counts to sweep. */
+  adapters: readonly number[]
+  /** Ranks assigned in turn (padded to the largest). */
+  ranks: readonly number[]
+  batch: number
+  /** Tokens per request (1 = decode, T = `--prefill T`). */
+  tokens: number
+  workload: Workload
+  baseFraction: number
+  seed: number
+  /** Strategies to run; all that fit in memory when absent. */
+  strategies?: readonly Strategy[]
+  ep: ExecutionProviderChoice
+  threads: number
+  mergedCache: number
+  sharedK: number
+  /** Largest allowed max_abs_error / max |y_ref|. */
+  tolerance: number
+  rounds: number
+  stepsPerRound: number
+  /** Cache folder for weights and models (kept); a temporary one (removed) when absent. */
+  workDir?: string
+  basePath?: string
+  packPath?: string
+  /** Token rows checked against the reference per strategy. */
+  sampleRows?: number
+  onProgress?: ProgressCallback
+  /** Lines for the user (skipped strategies, …). */
+  onNote?: (line: string) => void
+}
+
+export interface BenchOutcome {
+  report: BenchReport
+  toleranceFailures: ToleranceFailure[]
+  notes: string[]
+}
+
+/** Run the bench. Gate failures are returned, not thrown (the caller writes the report first). */
+export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
+  validate(o)
+  const provider = await resolveProvider(o.ep)
+  const notes: string[] = []
+  const note = (line: string) => {
+    notes.push(line)
+    o.onNote?.(line)
+  }
+  const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'lora-bench-'))
+  // a temporary folder can hold gigabytes of weights: remove it on Ctrl-C too
+  const onSignal = (signal: NodeJS.Signals) => {
+    rmSync(workDir, {recursive: true, force: true})
+    process.kill(process.pid, signal)
+  }
+  if (!o.workDir) for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, onSignal)
+  const results: BenchResult[] = []
+  const toleranceFailures: ToleranceFailure[] = []
+  let rank = Math.max(...o.ranks)
+  try {
+    for (const adapters of o.adapters) {
+      const wanted = o.strategies ?? defaultStrategies(o, adapters, note)
+      const spec: WeightSetSpec = {
+        dims: {model: o.model, hidden: o.hidden, intermediate: o.intermediate, layers: o.layers, targets: [...o.targets]},
+        adapters,
+        ranks: o.packPath ? [rank] : [...o.ranks],
+        sharedK: o.sharedK,
+        fuse: true,
+        seed: o.seed,
+        include: {stacks: wanted.some((s) => s !== 'base' && s !== 'shared-b'), shared: wanted.includes('shared-b')},
+        ...(o.basePath ? {basePath: o.basePath} : {}),
+        ...(o.packPath ? {packPath: o.packPath} : {}),
+      }
+      const set = await prepareWeightSet(spec, {workDir, onProgress: o.onProgress})
+      rank = set.rank
+      if (o.packPath && wanted.includes('shared-b')) note(`shared-b uses synthetic shared-B weights (K = ${o.sharedK}) for the pack's ${adapters} slots: no shared-B reader exists yet`)
+      results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
+    }
+  } finally {
+    if (!o.workDir) {
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal)
+      rmSync(workDir, {recursive: true, force: true})
+    }
+  }
+  const report: BenchReport = {
+    config: {
+      model: o.model,
+      hidden: o.hidden,
+      intermediate: o.intermediate,
+      layers: o.model === 'layer' ? 1 : o.layers,
+      rank,
+      batch: o.batch,
+      workload: workloadName(o.workload),
+      ep: provider.ep,
+      ep_detail: provider.detail,
+      onnxruntime_version: await ortVersion(),
+      ranks: o.packPath ? [rank] : [...o.ranks],
+      targets: o.model === 'layer' ? ['hidden×hidden linear'] : [...o.targets],
+      tokens_per_request: o.tokens,
+      adapters: [...o.adapters],
+      base_fraction: o.baseFraction,
+      seed: o.seed,
+      shared_k: o.sharedK,
+      merged_cache: o.mergedCache,
+      tolerance: o.tolerance,
+      threads: o.threads,
+      weights: o.packPath ? `pack ${o.packPath}` + (o.basePath ? `, base ${o.basePath}` : ', synthetic base') : o.basePath ? `base ${o.basePath}, synthetic adapters` : `synthetic (seed ${o.seed})`,
+      note: o.model === 'llama' ? ATTENTION_NOTE : 'one hidden×hidden linear layer',
+    },
+    results,
+  }
+  return {report, toleranceFailures, notes}
+}
+
+async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readonly Strategy[], ep: Awaited<ReturnType<typeof resolveProvider>>['ep'], failures: ToleranceFailure[]): Promise<BenchResult[]> {
+  const adapters = set.spec.adapters
+  const D = o.hidden
+  const rows = o.batch * o.tokens
+  const x = new Float32Array(rows * D)
+  const rng = new Rng(o.seed, 'bench-input')
+  for (let i = 0; i < x.length; i++) x[i] = rng.next() * 2 - 1
+  const steps = drawSteps({workload: o.workload, adapters, batch: o.batch, baseFraction: o.baseFraction, seed: o.seed, steps: 32})
+  const executors: Executor[] = []
+  try {
+    const order = ['base', ...strategies.filter((s) => s !== 'base')] as Strategy[]
+    for (const s of order) {
+      const options = {ep, threads: o.threads, tokens: o.tokens, batch: o.batch}
+      executors.push(s === 'merged' ? await MergedExecutor.create(set, o.mergedCache, options) : await GraphExecutor.create(set, s, options))
+      await executors.at(-1)!.warm(x, o.batch, adapters)
+    }
+    const errors = await checkAgainstReference(o, set, executors, steps[0]!, x)
+    const samples = await timeInterleaved(executors, steps, x, {
+      rounds: o.rounds,
+      stepsPerRound: o.stepsPerRound,
+      warmupSteps: 2,
+      budgetMs: 15_000,
+      minSamples: 3,
+      onProgress: o.onProgress,
+    })
+    const baseStats = latencyStats(samples.get('base')!)
+    const baseTps = rows / (baseStats.mean / 1000)
+    const out: BenchResult[] = []
+    for (const e of executors) {
+      const stats = latencyStats(samples.get(e.strategy)!)
+      const tps = rows / (stats.mean / 1000)
+      const err = errors.get(e.strategy)!
+      if (!(err.maxAbsError <= o.tolerance * err.maxAbsRef)) failures.push({strategy: e.strategy, adapters, relativeError: err.maxAbsError / err.maxAbsRef})
+      if (!strategies.includes(e.strategy) && e.strategy !== 'base') continue
+      out.push({
+        strategy: e.strategy,
+        adapters,
+        tokens_per_s: tps,
+        latency_ms: {mean: stats.mean, p50: stats.p50, p99: stats.p99},
+        relative_to_base: tps / baseTps,
+        weight_bytes: e.weightBytes,
+        max_abs_error: err.maxAbsError,
+        samples: stats.samples,
+      })
+    }
+    return out
+  } finally {
+    for (const e of executors) await e.close()
+  }
+}
+
+/** Run step 0 on every executor and compare sampled rows with the float64 reference. */
+async function checkAgainstReference(o: BenchOptions, set: WeightSet, executors: readonly Executor[], step: import('./workload.js').RoutingStep, x: Float32Array): Promise<Map<string, {maxAbsError: number; maxAbsRef: number}>> {
+  const count = Math.min(o.sampleRows ?? 4, o.batch)
+  const rows: number[] = []
+  for (let i = 0; i < count; i++) {
+    const b = Math.floor((i * o.batch) / count)
+    rows.push(b * o.tokens + ((i * 37) % o.tokens))
+  }
+  const references = new Map<ReferenceKind, Float64Array[]>()
+  const referenceFor = (kind: ReferenceKind) => {
+    if (!references.has(kind)) references.set(kind, referenceRows({set, kind, step, tokens: o.tokens, x, rows}))
+    return references.get(kind)!
+  }
+  const out = new Map<string, {maxAbsError: number; maxAbsRef: number}>()
+  for (const e of executors) {
+    const y = await e.run(step, x)
+    const kind: ReferenceKind = e.strategy === 'base' ? 'base' : e.strategy === 'shared-b' ? 'shared' : 'stacks'
+    out.set(e.strategy, compareRows(y, o.hidden, rows, referenceFor(kind)))
+  }
+  return out
+}
+
+/** All strategies, less `mask` where its all-slot copies would not fit in memory. */
+function defaultStrategies(o: BenchOptions, adapters: number, note: (line: string) => void): Strategy[] {
+  const R = Math.max(...o.ranks)
+  let stackBytes = 0
+  const dims = {hidden: o.hidden, intermediate: o.intermediate}
+  for (const p of o.model === 'layer' ? (['q_proj'] as Projection[]) : o.targets) {
+    const [out, inp] = p === 'gate_proj' || p === 'up_proj' ? [dims.intermediate, dims.hidden] : p === 'down_proj' ? [dims.hidden, dims.intermediate] : [dims.hidden, dims.hidden]
+    stackBytes += (adapters + 1) * R * (out + inp) * 4 * (o.model === 'layer' ? 1 : o.layers)
+  }
+  const available = availableMemory()
+  const all = [...STRATEGIES]
+  if (3 * stackBytes > available / 2) {
+    note(`mask skipped at ${adapters} adapters: its all-slot copies need about ${(3 * stackBytes / 2 ** 30).toFixed(1)} GiB, over half of the ${(available / 2 ** 30).toFixed(1)} GiB available (name it in --strategies to run it anyway)`)
+    return all.filter((s) => s !== 'mask')
+  }
+  return all
+}
+
+function availableMemory(): number {
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))
+    if (m) return Number(m[1]) * 1024
+  } catch {
+    // not Linux
+  }
+  return 8 * 2 ** 30
+}
+
+function validate(o: BenchOptions): void {
+  if (o.adapters.length === 0) throw new UsageError('BAD_FLAG', '--adapters needs at least one count')
+  if (!(o.tolerance > 0)) throw new UsageError('BAD_FLAG', `--tolerance must be positive (got ${o.tolerance})`)
+  if (o.mergedCache < 1) throw new UsageError('BAD_FLAG', `--merged-cache must be at least 1 (got ${o.mergedCache})`)
+  if (o.strategies?.includes('shared-b') && o.sharedK < 1) throw new UsageError('BAD_FLAG', '--shared-k must be at least 1')
+  if (o.packPath && o.model === 'layer') throw new UsageError('BAD_FLAG', '--pack needs --model llama (a pack holds a whole model\'s modules)')
+}
+
+/** Throw the tolerance gate's error when any strategy failed it. */
+export function assertTolerance(failures: readonly ToleranceFailure[], tolerance: number): void {
+  if (failures.length === 0) return
+  const list = failures.map((f) => `${f.strategy} at ${f.adapters} adapters (${f.relativeError.toExponential(2)})`).join(', ')
+  throw new GateError('TOLERANCE_EXCEEDED', `max_abs_error / max |y_ref| over --tolerance ${tolerance}: ${list}`)
+}

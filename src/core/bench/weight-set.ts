@@ -1,0 +1,235 @@
+/**
+ * The weights of one benchmark configuration, in the routing layout of
+ * `onnx/lora-layout.ts`, in one ONNX external data file (`weights.bin`)
+ * that every strategy's model maps. Built once per configuration in a work
+ * folder and reused while `index.json` matches the configuration.
+ *
+ * Sources: synthetic (seeded), or a real base (`--base`, our `synth base`
+ * layout) and a real pack (`--pack`, `lora pack` output) for the stacks.
+ */
+import {createHash} from 'node:crypto'
+import {existsSync, statSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {InputError, UsageError} from '../errors.js'
+import {ExternalDataFile, ExternalTensor} from '../onnx/graph-builder.js'
+import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../onnx/lora-layout.js'
+import type {ProgressCallback} from '../progress.js'
+import {Rng} from '../random.js'
+import {openPackStacks} from './pack-stacks.js'
+import {BaseWeightSource, StackSource, adapterRank, fillSynthetic, paddedRank, syntheticStacks} from './weight-sources.js'
+
+export {adapterRank, fillSynthetic, paddedRank}
+
+/** Bumped when the layout or synthetic values change, so old caches are rebuilt. */
+export const WEIGHT_SET_VERSION = 3
+
+export interface WeightSetSpec {
+  dims: StackDims
+  /** Adapters N (slots S = N + 1, slot 0 = no adapter). */
+  adapters: number
+  /** Ranks assigned to adapters in turn (`[16]`, or `[8, 16, 64]`); stacks pad to the largest. */
+  ranks: readonly number[]
+  /** Shared basis size K of the shared-B form. */
+  sharedK: number
+  /** Fuse the A stacks of projections that share an input (q/k/v, gate/up). */
+  fuse: boolean
+  seed: number
+  /** Which parts to build: routed stacks and/or the shared-B form. */
+  include: {stacks: boolean; shared: boolean}
+  /** A real base model (file, index or folder); synthetic when absent. */
+  basePath?: string
+  /** A `lora pack` file for the stacks; synthetic when absent. */
+  packPath?: string
+}
+
+export interface WeightSetInfo {
+  spec: WeightSetSpec
+  slots: number
+  rank: number
+  tensors: Record<string, {dims: number[]; offset: number; length: number}>
+  /** Ranks of the slots (slot 0 = 0), after reading a pack. */
+  slotRanks: number[]
+}
+
+/** A built weight set: tensor ranges in `weights.bin`, and positional reads for references. */
+export class WeightSet {
+  static readonly DATA_FILE = 'weights.bin'
+  readonly modules: ModuleSpec[]
+  readonly groups: GroupSpec[]
+
+  private constructor(
+    readonly dir: string,
+    readonly info: WeightSetInfo,
+  ) {
+    this.modules = moduleSpecs(info.spec.dims)
+    this.groups = loraGroups(info.spec.dims, info.spec.fuse)
+  }
+
+  /** Open a built set (its `index.json`). */
+  static open(dir: string): WeightSet {
+    return new WeightSet(dir, JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as WeightSetInfo)
+  }
+
+  get spec(): WeightSetSpec {
+    return this.info.spec
+  }
+
+  /** Slots S (adapters + 1). */
+  get slots(): number {
+    return this.info.slots
+  }
+
+  /** Padded rank R. */
+  get rank(): number {
+    return this.info.rank
+  }
+
+  get dataPath(): string {
+    return join(this.dir, WeightSet.DATA_FILE)
+  }
+
+  has(name: string): boolean {
+    return name in this.info.tensors
+  }
+
+  /** The tensor as an external initializer of a model written in `dir`. */
+  tensor(name: string): ExternalTensor {
+    const t = this.info.tensors[name]
+    if (!t) throw new Error(`weight set ${this.dir} has no tensor ${name}`)
+    return {location: WeightSet.DATA_FILE, range: {offset: t.offset, length: t.length}, dims: t.dims, type: 'float32'}
+  }
+
+  /** Bytes of the named tensors. */
+  bytes(names: Iterable<string>): number {
+    let total = 0
+    for (const n of names) total += this.info.tensors[n]?.length ?? 0
+    return total
+  }
+
+  /** Read `count` f32 elements of `name` starting at element `start`. */
+  read(name: string, start: number, count: number): Float32Array {
+    const t = this.info.tensors[name]
+    if (!t) throw new Error(`weight set ${this.dir} has no tensor ${name}`)
+    if (start < 0 || (start + count) * 4 > t.length) throw new Error(`read ${name}: elements [${start}, ${start + count}) out of range`)
+    const out = new Float32Array(count)
+    const bytes = new Uint8Array(out.buffer)
+    const fd = openSync(this.dataPath, 'r')
+    try {
+      let done = 0
+      while (done < bytes.byteLength) {
+        const n = readSync(fd, bytes, done, bytes.byteLength - done, t.offset + start * 4 + done)
+        if (n === 0) throw new InputError('WEIGHTS_TRUNCATED', `read ${this.dataPath}: file ends inside tensor ${name}`)
+        done += n
+      }
+    } finally {
+      closeSync(fd)
+    }
+    return out
+  }
+}
+
+export interface PrepareOptions {
+  /** Folder holding cached weight sets (one sub-folder per configuration). */
+  workDir: string
+  onProgress?: ProgressCallback
+}
+
+/** The cache folder name of a spec. */
+export function weightSetKey(spec: WeightSetSpec): string {
+  // a rewritten base or pack gets a new key: its size and time are part of it
+  const stamp = (path?: string) => (path && existsSync(path) ? `${statSync(path).size}:${statSync(path).mtimeMs}` : null)
+  const text = JSON.stringify({v: WEIGHT_SET_VERSION, ...spec, stamps: [stamp(spec.basePath), stamp(spec.packPath)]})
+  return `ws-${createHash('sha256').update(text).digest('hex').slice(0, 16)}`
+}
+
+/**
+ * Build (or reuse) the weight set of `spec` under `options.workDir`.
+ * @throws InputError when the base or pack cannot be read or their shapes disagree with the flags.
+ */
+export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOptions): Promise<WeightSet> {
+  validateSpec(spec)
+  const dir = join(options.workDir, weightSetKey(spec))
+  if (existsSync(join(dir, 'index.json'))) {
+    const set = WeightSet.open(dir)
+    if (JSON.stringify(set.spec) === JSON.stringify(spec) && existsSync(set.dataPath)) return set
+  }
+  rmSync(dir, {recursive: true, force: true})
+  mkdirSync(dir, {recursive: true})
+  const modules = moduleSpecs(spec.dims)
+  const groups = loraGroups(spec.dims, spec.fuse)
+  const base = spec.basePath ? await BaseWeightSource.open(spec.basePath, spec.dims) : undefined
+  const stacks: StackSource = spec.packPath ? await openPackStacks(spec.packPath, spec.dims, spec.adapters) : syntheticStacks(spec)
+  const S = stacks.slots
+  const R = stacks.rank
+  const K = spec.sharedK
+  const file = ExternalDataFile.create(join(dir, WeightSet.DATA_FILE))
+  const tensors: WeightSetInfo['tensors'] = {}
+  const plan: Array<{name: string; dims: number[]; fill: (write: (elementOffset: number, data: Float32Array) => void) => Promise<void> | void}> = []
+
+  for (const m of modules) {
+    plan.push({name: layoutNames.weight(m), dims: [m.in, m.out], fill: (w) => (base ? base.writeTransposed(m, w) : fillSynthetic(w, m.in * m.out, 1 / Math.sqrt(m.in), spec.seed, 'W', m.key))})
+  }
+  const layers = spec.dims.model === 'layer' ? 0 : spec.dims.layers
+  for (let layer = 0; layer < layers; layer++) {
+    for (const which of [1, 2] as const) {
+      plan.push({name: layoutNames.norm(layer, which), dims: [spec.dims.hidden], fill: (w) => (base ? base.writeNorm(layer, which, w) : fillNorm(w, spec.dims.hidden, spec.seed, layer, which))})
+    }
+  }
+  if (spec.include.stacks) {
+    for (const g of groups) {
+      plan.push({name: layoutNames.groupA(g), dims: [S, g.members.length * R, g.in], fill: (w) => stacks.writeGroupA(g, w)})
+      for (const m of g.members) plan.push({name: layoutNames.moduleB(m), dims: [S, m.out, R], fill: (w) => stacks.writeModuleB(m, w)})
+    }
+  }
+  if (spec.include.shared) {
+    for (const g of groups) {
+      plan.push({name: layoutNames.groupAk(g), dims: [S, g.members.length * K, g.in], fill: (w) => fillSharedA(w, g, S, K, spec.seed)})
+      for (const m of g.members) plan.push({name: layoutNames.moduleBk(m), dims: [K, m.out], fill: (w) => fillSynthetic(w, K * m.out, 1, spec.seed, 'Bk', m.key)})
+    }
+  }
+  const total = plan.reduce((sum, p) => sum + p.dims.reduce((a, b) => a * b, 1) * 4, 0)
+  let done = 0
+  try {
+    for (const p of plan) {
+      const length = p.dims.reduce((a, b) => a * b, 1) * 4
+      const range = file.reserve(length)
+      tensors[p.name] = {dims: p.dims, offset: range.offset, length}
+      await p.fill((elementOffset, data) => {
+        if ((elementOffset + data.length) * 4 > length) throw new Error(`write ${p.name}: past its end`)
+        file.write(range.offset + elementOffset * 4, new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+        done += data.byteLength
+        options.onProgress?.({stage: 'weights', done, total})
+      })
+    }
+  } finally {
+    file.close()
+    await base?.close()
+    await stacks.close()
+  }
+  const info: WeightSetInfo = {spec, slots: S, rank: R, tensors, slotRanks: stacks.slotRanks}
+  writeFileSync(join(dir, 'index.json.tmp'), JSON.stringify(info))
+  renameSync(join(dir, 'index.json.tmp'), join(dir, 'index.json'))
+  return WeightSet.open(dir)
+}
+
+function validateSpec(spec: WeightSetSpec): void {
+  if (!Number.isSafeInteger(spec.adapters) || spec.adapters < 1) throw new UsageError('BAD_FLAG', `--adapters must be a positive integer (got ${spec.adapters})`)
+  if (spec.ranks.length === 0 || spec.ranks.some((r) => !Number.isSafeInteger(r) || r < 1)) throw new UsageError('BAD_FLAG', `--rank must be a positive integer (got ${spec.ranks.join(',')})`)
+  if (!Number.isSafeInteger(spec.sharedK) || spec.sharedK < 1) throw new UsageError('BAD_FLAG', `--shared-k must be a positive integer (got ${spec.sharedK})`)
+}
+
+function fillNorm(write: (offset: number, data: Float32Array) => void, hidden: number, seed: number, layer: number, which: number): void {
+  const rng = new Rng(seed, 'norm', layer, which)
+  const v = new Float32Array(hidden)
+  for (let i = 0; i < hidden; i++) v[i] = 1 + 0.02 * (rng.next() * 2 - 1)
+  write(0, v)
+}
+
+/** Shared-B A' rows, scaled so ‖B_shared·A'‖ is about 5% of ‖W‖ as for synthetic adapters. */
+function fillSharedA(write: (offset: number, data: Float32Array) => void, g: GroupSpec, S: number, K: number, seed: number): void {
+  const std = 0.05 / Math.sqrt(K * g.in)
+  const slot = g.members.length * K * g.in
+  for (let s = 1; s < S; s++) {
+    fillSynthetic((o, d) => write(s * slot + o, d), slot, std, seed, 'Ak', g.key, s)
+  }
+}

@@ -1,0 +1,67 @@
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {Executor, GraphExecutor} from '../../../src/core/bench/executors.js'
+import {compareRows, referenceRows} from '../../../src/core/bench/reference.js'
+import {prepareWeightSet} from '../../../src/core/bench/weight-set.js'
+import {probeProvider, resolveProvider} from '../../../src/core/onnx/session.js'
+import {Rng} from '../../../src/core/random.js'
+import {tempDir} from '../../helpers/index.js'
+
+const test = suite('onnx sessions and providers')
+
+test('auto resolves to a provider that initializes, and says so', async () => {
+  const r = await resolveProvider('auto')
+  assert.ok(['cpu', 'webgpu', 'cuda'].includes(r.ep))
+  assert.match(r.detail, /\(auto/)
+  assert.ok((await probeProvider(r.ep)).ok)
+})
+
+test('an unavailable provider is refused with its reason (cuda has no libraries here, or works)', async () => {
+  const probe = await probeProvider('cuda')
+  if (probe.ok) {
+    console.log('\n  [note] cuda initializes on this machine; the refusal path is not exercised')
+    return
+  }
+  assert.ok(probe.reason && probe.reason.length > 0)
+  try {
+    await resolveProvider('cuda')
+    assert.unreachable('should refuse')
+  } catch (error) {
+    assert.match((error as Error).message, /^--ep cuda: the provider does not initialize: /)
+  }
+})
+
+test('webgpu: gather, segment, shared-b and mask equal the float64 reference (skips with a reason without a Vulkan adapter)', async () => {
+  const probe = await probeProvider('webgpu')
+  if (!probe.ok) {
+    console.log(`\n  [skip] webgpu correctness: ${probe.reason} (run scripts/install-vulkan.sh for lavapipe)`)
+    return
+  }
+  const tmp = tempDir()
+  const executors: Executor[] = []
+  try {
+    const set = await prepareWeightSet(
+      {dims: {model: 'llama', hidden: 32, intermediate: 48, layers: 1, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'down_proj']}, adapters: 6, ranks: [2, 4], sharedK: 3, fuse: true, seed: 2, include: {stacks: true, shared: true}},
+      {workDir: tmp.path},
+    )
+    const rng = new Rng(1, 'x')
+    for (const tokens of [1, 2]) {
+      const x = Float32Array.from({length: 4 * tokens * 32}, () => rng.next() * 2 - 1)
+      const step = {slots: Int32Array.from([3, 0, 6, 3])}
+      const rows = Array.from({length: 4 * tokens}, (_, i) => i)
+      for (const strategy of ['base', 'gather', 'segment', 'shared-b', 'mask'] as const) {
+        const e = await GraphExecutor.create(set, strategy, {ep: 'webgpu', tokens})
+        executors.push(e)
+        const y = await e.run(step, x)
+        const kind = strategy === 'base' ? 'base' : strategy === 'shared-b' ? 'shared' : 'stacks'
+        const {maxAbsError, maxAbsRef} = compareRows(y, 32, rows, referenceRows({set, kind, step, tokens, x, rows}))
+        assert.ok(maxAbsError / maxAbsRef < 1e-3, `webgpu ${strategy} T=${tokens}: ${maxAbsError / maxAbsRef}`)
+      }
+    }
+  } finally {
+    for (const e of executors) await e.close()
+    tmp.cleanup()
+  }
+})
+
+test.run()
