@@ -208,7 +208,7 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
       modules: modules.map(moduleReport),
       totals: totalsOf(modules, pack),
       seconds: (performance.now() - started) / 1000,
-      warnings: [...input.warnings, ...convergenceWarnings(modules)],
+      warnings: [...input.warnings, ...convergenceWarnings(modules), ...growthWarnings(modules)],
     }
   } finally {
     if (!options.engine) await engine.release()
@@ -347,6 +347,16 @@ export function totalsOf(modules: readonly CompressedModule[], pack: PackFile): 
 
 function unconvergedWarning(module: string): string {
   return `module ${module}: the iterative eigensolver stopped at its iteration limit; the errors are exact for the values stored, but the basis may be slightly off the optimum`
+}
+
+/** Modules whose shared-B form is larger than their stacks: the K asked for does not save memory there. */
+export function growthWarnings(modules: readonly CompressedModule[]): string[] {
+  const grown = modules.filter((m) => m.bytesAfter > m.bytesBefore)
+  if (grown.length === 0) return []
+  const first = grown[0]!
+  return [
+    `${grown.length} of ${modules.length} modules are larger compressed than packed (e.g. ${first.name}: K = ${first.K} stores ${first.bytesAfter} bytes against ${first.bytesBefore}); shared B saves memory only at smaller K`,
+  ]
 }
 
 function convergenceWarnings(modules: readonly CompressedModule[]): string[] {

@@ -151,6 +151,21 @@ test('--max-error gives per-module K whose stored errors meet E; unpack loads as
   }
 })
 
+test('a K at which the shared-B form is larger than the stacks is reported as a warning; one that saves is not', async () => {
+  // R = 4, S = 6: q_proj (24×24) stores 6·4·48·4 = 4608 bytes packed, 672·K compressed; down_proj (40→24) 6144 and 1056·K
+  const grown = await compressFile({inputs: [packPath], out: join(tmp.path, 'grown.safetensors'), selection: {rank: 8}, engine})
+  const bytes = (suffix: string) => {
+    const m = grown.modules.find((x) => x.name.endsWith(suffix))!
+    return [m.bytes_before, m.bytes_after]
+  }
+  assert.equal(bytes('q_proj'), [4608, 672 * 8])
+  assert.equal(bytes('down_proj'), [6144, 1056 * 8])
+  assert.equal(grown.warnings.filter((w) => /larger compressed than packed/.test(w)).length, 1)
+  assert.match(grown.warnings.join('\n'), /2 of 2 modules are larger compressed than packed/)
+  const saved = await compressFile({inputs: [packPath], out: join(tmp.path, 'saved.safetensors'), selection: {rank: 2}, engine})
+  assert.equal(saved.warnings.filter((w) => /larger compressed/.test(w)), [])
+})
+
 test('inspect summarizes a shared-B file from its header', async () => {
   const out = join(tmp.path, 'inspect.safetensors')
   const report = await compressFile({inputs: [packPath], out, selection: {savings: 40}, engine})
