@@ -15,12 +15,15 @@
  * JSON report and `summary.json` (every figure printed) are kept under
  * `<work-dir>/serve[-quick]/`. The defaults are the issue's sizes; `--quick`
  * (or the size flags) runs the same rows small, to check the script works.
+ * Weight sets this run builds are removed once no later row uses them (at
+ * the issue's sizes they take up to ~10 GB each, ~30 GB together);
+ * `--keep-weights` keeps them for a rerun.
  *
- *   npm run bench:serve [-- --quick] [-- --ep webgpu] [-- --work-dir DIR] [-- --only rows|sweep|ranks]
+ *   npm run bench:serve [-- --quick] [-- --ep webgpu] [-- --work-dir DIR] [-- --only rows|sweep|ranks] [-- --keep-weights]
  *                       [-- --hidden H --intermediate I --layers L --adapters N --sweep-hidden H --sweep-adapters 1,4,16 --rounds-scale F]
  */
 import {spawnSync} from 'node:child_process'
-import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {renderTable} from '../src/cli/table.js'
@@ -50,6 +53,14 @@ const roundsScale = Number(flag('--rounds-scale') ?? '1')
 const issueSizes = !quick && hidden === '2048' && intermediate === '5632' && layers === '2' && adapters === '1000' && sweepHidden === '2048' && sweepAdapters === '1,4,16,64,256,1000' && roundsScale === 1
 const outDir = join(workDir, issueSizes ? 'serve' : 'serve-quick')
 mkdirSync(outDir, {recursive: true})
+const keepWeights = args.includes('--keep-weights')
+const weightSets = () => readdirSync(workDir).filter((d) => d.startsWith('ws-'))
+const earlierSets = new Set(weightSets())
+/** Remove the weight sets this run built (no later row needs them). */
+function dropWeights(): void {
+  if (keepWeights) return
+  for (const d of weightSets()) if (!earlierSets.has(d)) rmSync(join(workDir, d), {recursive: true, force: true})
+}
 
 const COMMON = ['--model', 'llama', '--hidden', hidden, '--intermediate', intermediate, '--layers', layers, '--workload', 'distinct', '--adapters', adapters, '--shared-k', '16', '--ep', ep, '--work-dir', workDir]
 /** One step per turn over many rounds: the order rotates every round, so a busy neighbour hits every strategy alike. */
@@ -101,7 +112,12 @@ const yes = (ok: boolean) => (ok ? 'yes' : 'NO')
 const sizeNote = issueSizes ? '' : ' — NOT the issue\'s sizes (a smoke run)'
 
 if (!only || only === 'rows') {
-  const reports = ROWS.map((row, i) => bench(`row${i + 1}`, [...COMMON, ...row.flags, '--strategies', row.strategies, ...timing(row.rounds)]))
+  // rows 1, 4 and 5 share one weight set (rank 16, q/k/v/o): run them together, then drop it
+  const reports: BenchReport[] = []
+  for (const group of [[0, 3, 4], [1], [2]]) {
+    for (const i of group) reports[i] = bench(`row${i + 1}`, [...COMMON, ...ROWS[i]!.flags, '--strategies', ROWS[i]!.strategies, ...timing(ROWS[i]!.rounds)])
+    dropWeights()
+  }
   console.log(`\n=== serving targets: llama ${hidden}/${intermediate} × ${layers} layers, ${adapters} distinct adapters, shared-b K = 16${sizeNote}; ${reports[0]!.config.ep_detail} ===`)
   console.log('cells: tokens/s ÷ base tokens/s of the same run, mean (median in brackets)\n')
   const rows: Array<Record<string, unknown>> = []
@@ -157,6 +173,7 @@ if (!only || only === 'rows') {
 
 if (!only || only === 'sweep') {
   const report = bench('mask-sweep', ['--model', 'layer', '--hidden', sweepHidden, '--batch', '32', '--rank', '16', '--workload', 'distinct', '--adapters', sweepAdapters, '--strategies', 'base,gather,mask', '--ep', ep, '--work-dir', workDir, ...timing(20)])
+  dropWeights()
   const c = crossover(report.results, 'mask', 'gather')
   const plot = join(outDir, 'mask-sweep.svg')
   const marker = c.kind === 'between' ? [{adapters: c.at, label: `mask < gather from ≈ ${c.at.toFixed(0)}`}] : []
@@ -172,7 +189,9 @@ if (!only || only === 'sweep') {
 if (!only || only === 'ranks') {
   const flags = [...COMMON, '--batch', '32', '--strategies', 'base,gather', ...timing(30)]
   const mixed = bench('ranks-mixed', [...flags, '--ranks', '8,16,64'])
+  dropWeights()
   const single = bench('ranks-16', [...flags, '--rank', '16'])
+  dropWeights()
   const g = (r: BenchReport) => resultOf(r, 'gather')!
   const stackBytes = (r: BenchReport) => g(r).weight_bytes - resultOf(r, 'base')!.weight_bytes
   const n = mixed.config.adapters[0]!
