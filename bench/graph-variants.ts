@@ -84,7 +84,7 @@ for (const v of variants) await v.executor.warm(x, batch, adapters)
 const rows = [0, Math.floor(batch / 2) * tokens]
 const errors = new Map<string, number>()
 for (const v of variants) {
-  const ref = referenceRows({set: v.set, kind: v.kind, step: steps[0]!, tokens, x, rows})
+  const ref = await referenceRows({set: v.set, kind: v.kind, step: steps[0]!, tokens, x, rows})
   const {maxAbsError, maxAbsRef} = compareRows(await v.executor.run(steps[0]!, x), hidden, rows, ref)
   errors.set(v.executor.label, maxAbsError / maxAbsRef)
 }

@@ -20,7 +20,8 @@ export function renderBenchTable(report: BenchReport): string {
     r.samples,
   ])
   const table = renderTable(['strategy', 'adapters', 'tokens/s', 'mean ms', 'p50 ms', 'p99 ms', 'vs base', 'weights', 'max_abs_error', 'steps'], rows)
-  return [head, `note: ${c.note}`, '', table].join('\n')
+  const sharedK = report.results.some((r) => r.strategy === 'shared-b') ? `; shared-b K = ${c.shared_k}${c.shared_b && c.shared_b.k_min !== c.shared_b.k_max ? ` (${c.shared_b.k_min}–${c.shared_b.k_max} per module, zero-padded)` : ''}` : ''
+  return [head, `weights: ${c.weights}${sharedK}`, `note: ${c.note}`, '', table].join('\n')
 }
 
 function round(v: number, digits: number): number {

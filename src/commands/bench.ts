@@ -14,11 +14,12 @@ import {GateError, UsageError} from '../core/errors.js'
 export default class Bench extends LoraCommand {
   static override summary = 'Measure multi-adapter batch serving on onnxruntime: routed LoRA strategies against the base model.'
   static override description =
-    'Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times base, gather (per-request Gather + batched MatMul), segment (one product per distinct adapter), shared-b (per-adapter A\', one shared B), mask (one-hot mask over all slots) and merged (one merged model per adapter, LRU of --merged-cache copies) interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones.'
+    'Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times base, gather (per-request Gather + batched MatMul), segment (one product per distinct adapter), shared-b (per-adapter A\', one shared B), mask (one-hot mask over all slots) and merged (one merged model per adapter, LRU of --merged-cache copies) interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones; with --pack, shared-b serves the pack compressed in memory at --shared-k, or the lora compress output named by --shared-b.'
   static override examples = [
     {command: '<%= config.bin %> bench', description: 'Default run: a small llama stack, 100 adapters, batch 32, every strategy.'},
     {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --strategies base,gather,shared-b', description: 'The first target row.'},
     {command: '<%= config.bin %> bench --model layer --hidden 1024 --adapters 1,4,16,64,256,1000 --strategies base,gather,mask --plot sweep.svg', description: 'Where mask stops paying off.'},
+    {command: '<%= config.bin %> bench --base ./base --pack pack.safetensors --shared-b pack-k16.safetensors', description: 'Real weights: the pack for the routed stacks, its lora compress output for shared-b.'},
     {command: '<%= config.bin %> bench --out new.json --baseline old.json --max-regression 0.10', description: 'CI: exit 1 when a strategy\'s ratio to base fell by more than 10%.'},
   ]
   static override flags = {
@@ -39,12 +40,13 @@ export default class Bench extends LoraCommand {
     ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: 'cpu'})(),
     threads: Flags.integer({description: 'intra-op threads', default: 2, min: 1}),
     'merged-cache': Flags.integer({description: 'merged copies held by the merged strategy (LRU)', default: 4, min: 1}),
-    'shared-k': Flags.integer({description: 'shared basis size K of the shared-b strategy', default: 16, min: 1}),
+    'shared-k': Flags.integer({description: 'shared basis size K of the shared-b strategy (synthetic, or the --pack compressed in memory); default 16', min: 1}),
     tolerance: Flags.string({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it)', default: '1e-3'}),
     rounds: Flags.integer({description: 'interleaved rounds', default: 8, min: 1}),
     steps: Flags.integer({description: 'timed steps per strategy per round', default: 2, min: 1}),
     base: Flags.string({description: 'real base model (file, index or folder; synth base layout)'}),
     pack: Flags.string({description: 'real lora pack file for the adapter stacks'}),
+    'shared-b': Flags.string({description: 'lora compress output (lora-pack-shared-b) of --pack: shared-b serves its A\' and shared B, K from the file'}),
     'work-dir': Flags.string({description: 'keep weights and models here and reuse them (default: a temporary folder)'}),
     out: Flags.string({description: 'write the JSON report here'}),
     plot: Flags.string({description: 'write an SVG of throughput vs adapters here'}),
@@ -60,6 +62,7 @@ export default class Bench extends LoraCommand {
     if (!(maxRegression >= 0 && maxRegression < 1)) throw new UsageError('BAD_FLAG', `--max-regression must be a fraction in [0, 1) (got "${flags['max-regression']}")`)
     const baseFraction = Number(flags['base-fraction'])
     if (!(baseFraction >= 0 && baseFraction <= 1)) throw new UsageError('BAD_FLAG', `--base-fraction must be between 0 and 1 (got "${flags['base-fraction']}")`)
+    if (flags['shared-b'] && flags['shared-k'] !== undefined) throw new UsageError('BAD_FLAG', `--shared-k does not apply with --shared-b ${flags['shared-b']}: K comes from the file`)
     const baseline = flags.baseline ? readReport(flags.baseline) : undefined
     await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force})
     const shape = await resolveModelShape({
@@ -86,13 +89,14 @@ export default class Bench extends LoraCommand {
         ep: flags.ep,
         threads: flags.threads,
         mergedCache: flags['merged-cache'],
-        sharedK: flags['shared-k'],
+        sharedK: flags['shared-k'] ?? 16,
         tolerance,
         rounds: flags.rounds,
         stepsPerRound: flags.steps,
         workDir: flags['work-dir'],
         basePath: flags.base,
         packPath: flags.pack,
+        sharedBPath: flags['shared-b'],
         onProgress: bar.onProgress,
         onNote: (line) => this.warnUser(line),
       })

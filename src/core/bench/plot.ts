@@ -1,7 +1,8 @@
 /**
  * Throughput vs number of adapters as a plain, self-contained SVG: log-scale
  * x, one polyline per strategy (`<g class="series" data-strategy="…">`), a
- * legend, no scripts or external references.
+ * legend, optional vertical markers (`<g class="marker">`: a crossover), no
+ * scripts or external references.
  */
 import type {BenchResult} from './report.js'
 
@@ -10,8 +11,14 @@ const HEIGHT = 440
 const MARGIN = {left: 80, right: 170, top: 40, bottom: 60}
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f']
 
+/** A dashed vertical line at an adapter count, with a label. */
+export interface PlotMarker {
+  adapters: number
+  label: string
+}
+
 /** Render the plot; the y axis is logarithmic when throughputs span more than 20×. */
-export function renderThroughputSvg(results: readonly BenchResult[], title: string): string {
+export function renderThroughputSvg(results: readonly BenchResult[], title: string, options: {markers?: readonly PlotMarker[]} = {}): string {
   const strategies = [...new Set(results.map((r) => r.strategy))]
   const xs = results.map((r) => r.adapters)
   const ys = results.map((r) => r.tokens_per_s).filter((v) => v > 0 && Number.isFinite(v))
@@ -44,6 +51,11 @@ export function renderThroughputSvg(results: readonly BenchResult[], title: stri
   }
   parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 15}" text-anchor="middle">adapters (log scale)</text>`)
   parts.push(`<text transform="translate(18 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">tokens/s${logY ? ' (log scale)' : ''}</text>`)
+  for (const m of options.markers ?? []) {
+    if (!(m.adapters >= xMin && m.adapters <= xMax)) continue
+    const x = f(X(m.adapters))
+    parts.push(`<g class="marker" data-adapters="${m.adapters}"><line x1="${x}" y1="${MARGIN.top}" x2="${x}" y2="${MARGIN.top + plotH}" stroke="#555" stroke-dasharray="5 4"/><text x="${x}" y="${MARGIN.top - 6}" text-anchor="middle" font-size="11">${escapeXml(m.label)}</text></g>`)
+  }
   strategies.forEach((s, i) => {
     const color = COLORS[i % COLORS.length]!
     const pts = results.filter((r) => r.strategy === s && r.tokens_per_s > 0).sort((a, b) => a.adapters - b.adapters)

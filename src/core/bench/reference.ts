@@ -3,8 +3,11 @@
  * from the weight set's stored numbers for a sample of token rows: the
  * independent check every strategy's output is held to. Adapters use only
  * their true rank (padding rows and columns are never read), so wrong
- * padding shows up as an error.
+ * padding shows up as an error. The shared-B form uses each module's own K;
+ * when it came from a `lora-pack-shared-b` file (`--shared-b`), A' and U are
+ * read from that file as stored, not from the weight set's copy.
  */
+import {SharedBFile} from '../compress/shared-b-file.js'
 import {ModuleSpec, layoutNames} from '../onnx/lora-layout.js'
 import {RMS_EPS} from '../onnx/model-stack.js'
 import type {WeightSet} from './weight-set.js'
@@ -26,7 +29,17 @@ export interface ReferenceRequest {
 }
 
 /** Output rows `[rows.length][hidden]` in float64. */
-export function referenceRows(r: ReferenceRequest): Float64Array[] {
+export async function referenceRows(r: ReferenceRequest): Promise<Float64Array[]> {
+  const {set} = r
+  const file = r.kind === 'shared' && set.spec.sharedBPath ? await SharedBFile.open(set.spec.sharedBPath) : undefined
+  try {
+    return await forward(r, sharedWeights(set, file))
+  } finally {
+    await file?.close()
+  }
+}
+
+async function forward(r: ReferenceRequest, shared: SharedWeights): Promise<Float64Array[]> {
   const {set} = r
   const D = set.spec.dims.hidden
   let h = r.rows.map((row) => Float64Array.from(r.x.subarray(row * D, (row + 1) * D)))
@@ -35,21 +48,21 @@ export function referenceRows(r: ReferenceRequest): Float64Array[] {
     return r.step.mixtures?.[b] ?? [{slot: r.step.slots[b]!, weight: 1}]
   })
   const modules = new Map(set.modules.map((m) => [m.key, m]))
-  const linear = (key: string, input: Float64Array[]) => applyLinear(r, modules.get(key)!, input, mixes)
+  const linear = (key: string, input: Float64Array[]) => applyLinear(r, modules.get(key)!, input, mixes, shared)
   if (set.spec.dims.model === 'layer') return linear('L0.q_proj', h)
   for (let layer = 0; layer < set.spec.dims.layers; layer++) {
     const n1 = rmsNorm(h, set.read(layoutNames.norm(layer, 1), 0, D))
-    const q = linear(`L${layer}.q_proj`, n1)
-    const k = linear(`L${layer}.k_proj`, n1)
-    const v = linear(`L${layer}.v_proj`, n1)
+    const q = await linear(`L${layer}.q_proj`, n1)
+    const k = await linear(`L${layer}.k_proj`, n1)
+    const v = await linear(`L${layer}.v_proj`, n1)
     const a = q.map((qi, i) => qi.map((val, j) => val + k[i]![j]! + v[i]![j]!))
-    const o = linear(`L${layer}.o_proj`, a)
+    const o = await linear(`L${layer}.o_proj`, a)
     h = h.map((hi, i) => hi.map((val, j) => val + o[i]![j]!))
     const n2 = rmsNorm(h, set.read(layoutNames.norm(layer, 2), 0, D))
-    const gate = linear(`L${layer}.gate_proj`, n2)
-    const up = linear(`L${layer}.up_proj`, n2)
+    const gate = await linear(`L${layer}.gate_proj`, n2)
+    const up = await linear(`L${layer}.up_proj`, n2)
     const act = gate.map((gi, i) => gi.map((val, j) => (val / (1 + Math.exp(-val))) * up[i]![j]!))
-    const d = linear(`L${layer}.down_proj`, act)
+    const d = await linear(`L${layer}.down_proj`, act)
     h = h.map((hi, i) => hi.map((val, j) => val + d[i]![j]!))
   }
   return h
@@ -65,7 +78,7 @@ function rmsNorm(rows: Float64Array[], w: Float32Array): Float64Array[] {
 }
 
 /** `x·Wᵀ` plus, per row, the adapter delta of its mixture. */
-function applyLinear(r: ReferenceRequest, m: ModuleSpec, input: Float64Array[], mixes: Array<Array<{slot: number; weight: number}>>): Float64Array[] {
+async function applyLinear(r: ReferenceRequest, m: ModuleSpec, input: Float64Array[], mixes: Array<Array<{slot: number; weight: number}>>, shared: SharedWeights): Promise<Float64Array[]> {
   const {set} = r
   const out = input.map(() => new Float64Array(m.out))
   // W^T [in, out], read a block of input rows at a time
@@ -84,14 +97,14 @@ function applyLinear(r: ReferenceRequest, m: ModuleSpec, input: Float64Array[], 
     })
   }
   if (r.kind === 'base' || !m.targeted) return out
-  input.forEach((x, t) => {
+  for (const [t, x] of input.entries()) {
     for (const {slot, weight} of mixes[t]!) {
       if (slot === 0 || weight === 0) continue
-      const delta = r.kind === 'stacks' ? stackDelta(set, m, slot, x) : sharedDelta(set, m, slot, x)
+      const delta = r.kind === 'stacks' ? stackDelta(set, m, slot, x) : sharedDelta(await shared(m, slot), m, x)
       const y = out[t]!
       for (let o = 0; o < m.out; o++) y[o]! += weight * delta[o]!
     }
-  })
+  }
   return out
 }
 
@@ -119,19 +132,40 @@ function stackDelta(set: WeightSet, m: ModuleSpec, slot: number, x: Float64Array
   return d
 }
 
-/** `B_sharedᵀ·A'·x` of one adapter in the shared-B form. */
-function sharedDelta(set: WeightSet, m: ModuleSpec, slot: number, x: Float64Array): Float64Array {
-  const group = set.groups.find((g) => g.members.some((mm) => mm.key === m.key))!
-  const j = group.members.findIndex((mm) => mm.key === m.key)
-  const K = set.spec.sharedK
-  const G = group.members.length
-  const a = set.read(layoutNames.groupAk(group), (slot * G * K + j * K) * m.in, K * m.in)
-  const bk = set.read(layoutNames.moduleBk(m), 0, K * m.out)
-  const d = new Float64Array(m.out)
-  for (let c = 0; c < K; c++) {
+/** One adapter's shared-B weights on a module at the module's own K: A' `[K, in]`, U `[out, K]`. */
+type SharedWeights = (m: ModuleSpec, slot: number) => Promise<{k: number; a: ArrayLike<number>; u: ArrayLike<number>}>
+
+/** From the `--shared-b` file as stored when there is one, else from the weight set (rows past K never read). */
+function sharedWeights(set: WeightSet, file: SharedBFile | undefined): SharedWeights {
+  return async (m, slot) => {
+    const k = set.sharedRank(m.key)
+    if (file) return {k, a: (await file.readA(m.path, slot)).toFloat64(), u: (await file.readSharedB(m.path)).toFloat64()}
+    const group = set.groups.find((g) => g.members.some((mm) => mm.key === m.key))!
+    const j = group.members.findIndex((mm) => mm.key === m.key)
+    const W = set.sharedWidth
+    const G = group.members.length
+    const a = set.read(layoutNames.groupAk(group), (slot * G * W + j * W) * m.in, k * m.in)
+    const bk = set.read(layoutNames.moduleBk(m), 0, k * m.out) // Uᵀ [K, out]
+    const u = new Float64Array(m.out * k)
+    for (let c = 0; c < k; c++) for (let o = 0; o < m.out; o++) u[o * k + c] = bk[c * m.out + o]!
+    return {k, a, u}
+  }
+}
+
+/** `U·A'·x` of one adapter in the shared-B form. */
+function sharedDelta(w: {k: number; a: ArrayLike<number>; u: ArrayLike<number>}, m: ModuleSpec, x: Float64Array): Float64Array {
+  const {k, a, u} = w
+  const h = new Float64Array(k)
+  for (let c = 0; c < k; c++) {
     let s = 0
     for (let i = 0; i < m.in; i++) s += a[c * m.in + i]! * x[i]!
-    for (let o = 0; o < m.out; o++) d[o]! += s * bk[c * m.out + o]!
+    h[c] = s
+  }
+  const d = new Float64Array(m.out)
+  for (let o = 0; o < m.out; o++) {
+    let s = 0
+    for (let c = 0; c < k; c++) s += u[o * k + c]! * h[c]!
+    d[o] = s
   }
   return d
 }

@@ -24,7 +24,10 @@ export interface BenchConfig {
   adapters: number[]
   base_fraction: number
   seed: number
+  /** Width K of the shared-b tensors (the largest module K when they differ). */
   shared_k: number
+  /** The shared-B weights, when the shared-b strategy ran: where they came from (source: synthetic, file or compressed = the pack compressed in memory), K per module (min/max; modules below k are zero-padded), padding bytes, compression errors (null for synthetic). */
+  shared_b: {source: string; path: string | null; k: number; k_min: number; k_max: number; padding_bytes: number; error_mean: number | null; error_max: number | null} | null
   merged_cache: number
   tolerance: number
   threads: number

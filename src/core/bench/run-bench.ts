@@ -13,12 +13,13 @@ import {BenchModelKind} from '../onnx/lora-layout.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
+import {formatBytes} from '../units.js'
 import {Executor, GraphExecutor, STRATEGIES, Strategy} from './executors.js'
 import {MergedExecutor} from './merged.js'
 import {ReferenceKind, compareRows, referenceRows} from './reference.js'
-import {BenchReport, BenchResult, ToleranceFailure} from './report.js'
+import {BenchConfig, BenchReport, BenchResult, ToleranceFailure} from './report.js'
 import {latencyStats, timeInterleaved} from './runner.js'
-import {WeightSet, WeightSetSpec, prepareWeightSet} from './weight-set.js'
+import {SharedInfo, WeightSet, WeightSetSpec, prepareWeightSet} from './weight-set.js'
 import {Workload, drawSteps, workloadName} from './workload.js'
 
 /** Said in every report: what the llama model leaves out. */
@@ -54,6 +55,8 @@ export interface BenchOptions {
   workDir?: string
   basePath?: string
   packPath?: string
+  /** A `lora-pack-shared-b` file compressed from `packPath` (K from the file); without it, shared-b serves the pack compressed in memory at `sharedK`, or synthetic weights. */
+  sharedBPath?: string
   /** Token rows checked against the reference per strategy. */
   sampleRows?: number
   onProgress?: ProgressCallback
@@ -86,6 +89,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   const results: BenchResult[] = []
   const toleranceFailures: ToleranceFailure[] = []
   let rank = Math.max(...o.ranks)
+  let shared: SharedInfo | null = null
   try {
     for (const adapters of o.adapters) {
       const wanted = o.strategies ?? defaultStrategies(o, adapters, note)
@@ -99,10 +103,12 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
         include: {stacks: wanted.some((s) => s !== 'base' && s !== 'shared-b'), shared: wanted.includes('shared-b')},
         ...(o.basePath ? {basePath: o.basePath} : {}),
         ...(o.packPath ? {packPath: o.packPath} : {}),
+        ...(o.sharedBPath ? {sharedBPath: o.sharedBPath} : {}),
       }
       const set = await prepareWeightSet(spec, {workDir, onProgress: o.onProgress})
       rank = set.rank
-      if (o.packPath && wanted.includes('shared-b')) note(`shared-b uses synthetic shared-B weights (K = ${o.sharedK}) for the pack's ${adapters} slots: no shared-B reader exists yet`)
+      shared = set.info.shared ?? shared
+      if (set.info.shared) describeShared(set.info.shared, o).forEach(note)
       results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
     }
   } finally {
@@ -129,11 +135,12 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       adapters: [...o.adapters],
       base_fraction: o.baseFraction,
       seed: o.seed,
-      shared_k: o.sharedK,
+      shared_k: shared?.width ?? o.sharedK,
+      shared_b: shared ? sharedReport(shared, o) : null,
       merged_cache: o.mergedCache,
       tolerance: o.tolerance,
       threads: o.threads,
-      weights: o.packPath ? `pack ${o.packPath}` + (o.basePath ? `, base ${o.basePath}` : ', synthetic base') : o.basePath ? `base ${o.basePath}, synthetic adapters` : `synthetic (seed ${o.seed})`,
+      weights: weightsDescription(o, shared),
       note: o.model === 'llama' ? ATTENTION_NOTE : 'one hidden×hidden linear layer',
     },
     results,
@@ -192,6 +199,42 @@ async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readon
   }
 }
 
+/** Where the weights came from, in words (`config.weights`). */
+function weightsDescription(o: BenchOptions, shared: SharedInfo | null): string {
+  const main = o.packPath ? `pack ${o.packPath}` + (o.basePath ? `, base ${o.basePath}` : ', synthetic base') : o.basePath ? `base ${o.basePath}, synthetic adapters` : `synthetic (seed ${o.seed})`
+  if (!shared || shared.kind === 'synthetic') return o.packPath || o.basePath ? `${main}; shared-b synthetic (K = ${o.sharedK})` : main
+  return `${main}; shared-b ${sharedOrigin(shared, o)}`
+}
+
+function sharedOrigin(shared: SharedInfo, o: BenchOptions): string {
+  return shared.kind === 'file' ? `from the compressed file ${o.sharedBPath}` : `compressed in memory from the pack at K = ${o.sharedK}`
+}
+
+/** `config.shared_b`: where the shared-B weights came from, their K, padding and compression errors. */
+function sharedReport(shared: SharedInfo, o: BenchOptions): NonNullable<BenchConfig['shared_b']> {
+  const ks = Object.values(shared.ranks)
+  return {
+    source: shared.kind,
+    path: shared.kind === 'file' ? o.sharedBPath! : shared.kind === 'compressed' ? o.packPath! : null,
+    k: shared.width,
+    k_min: Math.min(...ks),
+    k_max: Math.max(...ks),
+    padding_bytes: shared.paddingBytes,
+    error_mean: shared.errors?.mean ?? null,
+    error_max: shared.errors?.max ?? null,
+  }
+}
+
+/** Lines for the user about real shared-B weights: K per module, padding, compression error. */
+function describeShared(shared: SharedInfo, o: BenchOptions): string[] {
+  if (shared.kind === 'synthetic') return []
+  const ks = Object.values(shared.ranks)
+  const [lo, hi] = [Math.min(...ks), Math.max(...ks)]
+  const kText = lo === hi ? `K = ${hi} on every module` : `K ${lo}–${hi} per module, padded with zeros to ${hi} (${formatBytes(shared.paddingBytes)} of padding, ${((100 * shared.paddingBytes) / shared.bytes).toFixed(1)}% of the shared-b weights)`
+  const errors = shared.errors ? `; compression error ‖ΔW − U·A'‖/‖ΔW‖ mean ${shared.errors.mean.toPrecision(3)}, max ${shared.errors.max.toPrecision(3)}` : ''
+  return [...shared.notes, `shared-b ${sharedOrigin(shared, o)}: ${kText}${errors}`]
+}
+
 /** Run step 0 on every executor and compare sampled rows with the float64 reference. */
 async function checkAgainstReference(o: BenchOptions, set: WeightSet, executors: readonly Executor[], step: import('./workload.js').RoutingStep, x: Float32Array): Promise<Map<string, {maxAbsError: number; maxAbsRef: number}>> {
   const count = Math.min(o.sampleRows ?? 4, o.batch)
@@ -201,15 +244,15 @@ async function checkAgainstReference(o: BenchOptions, set: WeightSet, executors:
     rows.push(b * o.tokens + ((i * 37) % o.tokens))
   }
   const references = new Map<ReferenceKind, Float64Array[]>()
-  const referenceFor = (kind: ReferenceKind) => {
-    if (!references.has(kind)) references.set(kind, referenceRows({set, kind, step, tokens: o.tokens, x, rows}))
+  const referenceFor = async (kind: ReferenceKind) => {
+    if (!references.has(kind)) references.set(kind, await referenceRows({set, kind, step, tokens: o.tokens, x, rows}))
     return references.get(kind)!
   }
   const out = new Map<string, {maxAbsError: number; maxAbsRef: number}>()
   for (const e of executors) {
     const y = await e.run(step, x)
     const kind: ReferenceKind = e.strategy === 'base' ? 'base' : e.strategy === 'shared-b' ? 'shared' : 'stacks'
-    out.set(e.strategy, compareRows(y, o.hidden, rows, referenceFor(kind)))
+    out.set(e.strategy, compareRows(y, o.hidden, rows, await referenceFor(kind)))
   }
   return out
 }
@@ -248,6 +291,8 @@ function validate(o: BenchOptions): void {
   if (o.mergedCache < 1) throw new UsageError('BAD_FLAG', `--merged-cache must be at least 1 (got ${o.mergedCache})`)
   if (o.strategies?.includes('shared-b') && o.sharedK < 1) throw new UsageError('BAD_FLAG', '--shared-k must be at least 1')
   if (o.packPath && o.model === 'layer') throw new UsageError('BAD_FLAG', '--pack needs --model llama (a pack holds a whole model\'s modules)')
+  if (o.sharedBPath && !o.packPath) throw new UsageError('BAD_FLAG', `--shared-b ${o.sharedBPath} needs --pack (the lora-pack it was compressed from)`)
+  if (o.sharedBPath && o.strategies && !o.strategies.includes('shared-b')) throw new UsageError('BAD_FLAG', '--shared-b is served by the shared-b strategy, which --strategies leaves out')
 }
 
 /** Throw the tolerance gate's error when any strategy failed it. */

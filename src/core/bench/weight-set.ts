@@ -5,7 +5,9 @@
  * folder and reused while `index.json` matches the configuration.
  *
  * Sources: synthetic (seeded), or a real base (`--base`, our `synth base`
- * layout) and a real pack (`--pack`, `lora pack` output) for the stacks.
+ * layout) and a real pack (`--pack`, `lora pack` output) for the stacks; the
+ * shared-B form from `shared-sources.ts` (synthetic, a `--shared-b` file, or
+ * the pack compressed in memory).
  */
 import {createHash} from 'node:crypto'
 import {existsSync, statSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
@@ -16,12 +18,13 @@ import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} 
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
 import {openPackStacks} from './pack-stacks.js'
+import {SharedErrors, SharedSource, SharedSourceKind, compressPackShared, openSharedBFile, syntheticShared} from './shared-sources.js'
 import {BaseWeightSource, StackSource, adapterRank, fillSynthetic, paddedRank, syntheticStacks} from './weight-sources.js'
 
 export {adapterRank, fillSynthetic, paddedRank}
 
 /** Bumped when the layout or synthetic values change, so old caches are rebuilt. */
-export const WEIGHT_SET_VERSION = 3
+export const WEIGHT_SET_VERSION = 4
 
 export interface WeightSetSpec {
   dims: StackDims
@@ -29,7 +32,7 @@ export interface WeightSetSpec {
   adapters: number
   /** Ranks assigned to adapters in turn (`[16]`, or `[8, 16, 64]`); stacks pad to the largest. */
   ranks: readonly number[]
-  /** Shared basis size K of the shared-B form. */
+  /** Shared basis size K of the shared-B form (synthetic, or the pack compressed in memory); a `sharedBPath` file has its own. */
   sharedK: number
   /** Fuse the A stacks of projections that share an input (q/k/v, gate/up). */
   fuse: boolean
@@ -40,6 +43,23 @@ export interface WeightSetSpec {
   basePath?: string
   /** A `lora pack` file for the stacks; synthetic when absent. */
   packPath?: string
+  /** A `lora-pack-shared-b` file compressed from `packPath`, for the shared-B form. */
+  sharedBPath?: string
+}
+
+/** What the shared-B form holds (when built). */
+export interface SharedInfo {
+  kind: SharedSourceKind
+  /** Padded width W: the largest K. */
+  width: number
+  /** K of each adapted module, by module key. */
+  ranks: Record<string, number>
+  /** Relative errors of the compressed adapters (null: synthetic). */
+  errors: SharedErrors | null
+  /** Bytes of zero padding (modules with K < W), of `bytes` in all. */
+  paddingBytes: number
+  bytes: number
+  notes: string[]
 }
 
 export interface WeightSetInfo {
@@ -49,6 +69,8 @@ export interface WeightSetInfo {
   tensors: Record<string, {dims: number[]; offset: number; length: number}>
   /** Ranks of the slots (slot 0 = 0), after reading a pack. */
   slotRanks: number[]
+  /** The shared-B form, null when not built. */
+  shared: SharedInfo | null
 }
 
 /** A built weight set: tensor ranges in `weights.bin`, and positional reads for references. */
@@ -82,6 +104,16 @@ export class WeightSet {
   /** Padded rank R. */
   get rank(): number {
     return this.info.rank
+  }
+
+  /** Width W of the shared-B tensors (the largest K; `spec.sharedK` when not built). */
+  get sharedWidth(): number {
+    return this.info.shared?.width ?? this.info.spec.sharedK
+  }
+
+  /** K of an adapted module in the shared-B form. */
+  sharedRank(moduleKey: string): number {
+    return this.info.shared?.ranks[moduleKey] ?? this.info.spec.sharedK
   }
 
   get dataPath(): string {
@@ -138,13 +170,13 @@ export interface PrepareOptions {
 export function weightSetKey(spec: WeightSetSpec): string {
   // a rewritten base or pack gets a new key: its size and time are part of it
   const stamp = (path?: string) => (path && existsSync(path) ? `${statSync(path).size}:${statSync(path).mtimeMs}` : null)
-  const text = JSON.stringify({v: WEIGHT_SET_VERSION, ...spec, stamps: [stamp(spec.basePath), stamp(spec.packPath)]})
+  const text = JSON.stringify({v: WEIGHT_SET_VERSION, ...spec, stamps: [stamp(spec.basePath), stamp(spec.packPath), stamp(spec.sharedBPath)]})
   return `ws-${createHash('sha256').update(text).digest('hex').slice(0, 16)}`
 }
 
 /**
  * Build (or reuse) the weight set of `spec` under `options.workDir`.
- * @throws InputError when the base or pack cannot be read or their shapes disagree with the flags.
+ * @throws InputError when the base, pack or shared-B file cannot be read or their shapes disagree with the flags or each other.
  */
 export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOptions): Promise<WeightSet> {
   validateSpec(spec)
@@ -161,7 +193,14 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
   const stacks: StackSource = spec.packPath ? await openPackStacks(spec.packPath, spec.dims, spec.adapters) : syntheticStacks(spec)
   const S = stacks.slots
   const R = stacks.rank
-  const K = spec.sharedK
+  let shared: SharedSource | undefined
+  try {
+    if (spec.include.shared) shared = spec.sharedBPath ? await openSharedBFile(spec.sharedBPath, spec.dims, spec.packPath!) : spec.packPath ? await compressPackShared(spec.packPath, spec.dims, spec.sharedK) : syntheticShared(spec.dims, S, spec.sharedK, spec.seed)
+  } catch (error) {
+    await base?.close()
+    await stacks.close()
+    throw error
+  }
   const file = ExternalDataFile.create(join(dir, WeightSet.DATA_FILE))
   const tensors: WeightSetInfo['tensors'] = {}
   const plan: Array<{name: string; dims: number[]; fill: (write: (elementOffset: number, data: Float32Array) => void) => Promise<void> | void}> = []
@@ -181,10 +220,11 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
       for (const m of g.members) plan.push({name: layoutNames.moduleB(m), dims: [S, m.out, R], fill: (w) => stacks.writeModuleB(m, w)})
     }
   }
-  if (spec.include.shared) {
+  if (shared) {
+    const W = shared.width
     for (const g of groups) {
-      plan.push({name: layoutNames.groupAk(g), dims: [S, g.members.length * K, g.in], fill: (w) => fillSharedA(w, g, S, K, spec.seed)})
-      for (const m of g.members) plan.push({name: layoutNames.moduleBk(m), dims: [K, m.out], fill: (w) => fillSynthetic(w, K * m.out, 1, spec.seed, 'Bk', m.key)})
+      plan.push({name: layoutNames.groupAk(g), dims: [S, g.members.length * W, g.in], fill: (w) => shared.writeGroupAk(g, w)})
+      for (const m of g.members) plan.push({name: layoutNames.moduleBk(m), dims: [W, m.out], fill: (w) => shared.writeModuleBk(m, w)})
     }
   }
   const total = plan.reduce((sum, p) => sum + p.dims.reduce((a, b) => a * b, 1) * 4, 0)
@@ -205,8 +245,9 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
     file.close()
     await base?.close()
     await stacks.close()
+    await shared?.close()
   }
-  const info: WeightSetInfo = {spec, slots: S, rank: R, tensors, slotRanks: stacks.slotRanks}
+  const info: WeightSetInfo = {spec, slots: S, rank: R, tensors, slotRanks: stacks.slotRanks, shared: shared ? sharedInfo(shared, groups, S) : null}
   writeFileSync(join(dir, 'index.json.tmp'), JSON.stringify(info))
   renameSync(join(dir, 'index.json.tmp'), join(dir, 'index.json'))
   return WeightSet.open(dir)
@@ -216,6 +257,21 @@ function validateSpec(spec: WeightSetSpec): void {
   if (!Number.isSafeInteger(spec.adapters) || spec.adapters < 1) throw new UsageError('BAD_FLAG', `--adapters must be a positive integer (got ${spec.adapters})`)
   if (spec.ranks.length === 0 || spec.ranks.some((r) => !Number.isSafeInteger(r) || r < 1)) throw new UsageError('BAD_FLAG', `--rank must be a positive integer (got ${spec.ranks.join(',')})`)
   if (!Number.isSafeInteger(spec.sharedK) || spec.sharedK < 1) throw new UsageError('BAD_FLAG', `--shared-k must be a positive integer (got ${spec.sharedK})`)
+  if (spec.sharedBPath && !spec.packPath) throw new UsageError('BAD_FLAG', `--shared-b ${spec.sharedBPath} needs --pack (the lora-pack it was compressed from)`)
+}
+
+function sharedInfo(shared: SharedSource, groups: readonly GroupSpec[], slots: number): SharedInfo {
+  const W = shared.width
+  let bytes = 0
+  let paddingBytes = 0
+  for (const g of groups) {
+    for (const m of g.members) {
+      const perK = (slots * g.in + m.out) * 4
+      bytes += W * perK
+      paddingBytes += (W - shared.ranks[m.key]!) * perK
+    }
+  }
+  return {kind: shared.kind, width: W, ranks: shared.ranks, errors: shared.errors(), paddingBytes, bytes, notes: shared.notes}
 }
 
 function fillNorm(write: (offset: number, data: Float32Array) => void, hidden: number, seed: number, layer: number, which: number): void {
@@ -223,13 +279,4 @@ function fillNorm(write: (offset: number, data: Float32Array) => void, hidden: n
   const v = new Float32Array(hidden)
   for (let i = 0; i < hidden; i++) v[i] = 1 + 0.02 * (rng.next() * 2 - 1)
   write(0, v)
-}
-
-/** Shared-B A' rows, scaled so ‖B_shared·A'‖ is about 5% of ‖W‖ as for synthetic adapters. */
-function fillSharedA(write: (offset: number, data: Float32Array) => void, g: GroupSpec, S: number, K: number, seed: number): void {
-  const std = 0.05 / Math.sqrt(K * g.in)
-  const slot = g.members.length * K * g.in
-  for (let s = 1; s < S; s++) {
-    fillSynthetic((o, d) => write(s * slot + o, d), slot, std, seed, 'Ak', g.key, s)
-  }
 }

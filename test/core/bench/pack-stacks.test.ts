@@ -91,7 +91,7 @@ test('stacks hold each adapter\'s s·B·A exactly as its PEFT files say; gather 
     const x = Float32Array.from({length: 4 * 32}, () => rng.next() * 2 - 1)
     const step = {slots: Int32Array.from([3, 0, 1, 2])}
     const rows = [0, 1, 2, 3]
-    const {maxAbsError, maxAbsRef} = compareRows(await gather.run(step, x), 32, rows, referenceRows({set, kind: 'stacks', step, tokens: 1, x, rows}))
+    const {maxAbsError, maxAbsRef} = compareRows(await gather.run(step, x), 32, rows, await referenceRows({set, kind: 'stacks', step, tokens: 1, x, rows}))
     await gather.close()
     assert.ok(maxAbsError / maxAbsRef < 1e-4)
   } finally {
@@ -108,7 +108,8 @@ test('lora bench --base --pack: every strategy within tolerance, the pack named 
     const report = JSON.parse(r.stdout)
     assert.equal([report.config.hidden, report.config.intermediate, report.config.layers, report.config.rank], [32, 48, 2, 8])
     assert.equal(report.config.targets, ['q_proj', 'v_proj', 'down_proj'])
-    assert.match(report.config.weights, /^pack .*pack\.safetensors, base .*base$/)
+    assert.match(report.config.weights, /^pack .*pack\.safetensors, base .*base; shared-b compressed in memory from the pack at K = 16$/)
+    assert.equal([report.config.shared_b.source, report.config.shared_b.k], ['compressed', 16])
     assert.equal(report.results.map((x: {strategy: string}) => x.strategy), ['base', 'gather', 'segment', 'shared-b', 'mask', 'merged'])
     for (const x of report.results) assert.is(x.adapters, 3)
     const wrong = runCli(['bench', '--pack', f.pack, '--hidden', '64'])

@@ -51,6 +51,17 @@ test('one series per strategy, log-scale x ticks at the adapter counts, escaped 
   assert.not.match(svg, /<script|href=/)
 })
 
+test('markers: a dashed vertical line with its label at the marked count, none outside the x range', () => {
+  const svg = renderThroughputSvg(results, 'x', {markers: [{adapters: 9, label: 'mask < gather from ≈ 9'}, {adapters: 5000, label: 'off the axis'}]})
+  checkWellFormed(svg)
+  const markers = [...svg.matchAll(/<g class="marker" data-adapters="(\d+)"><line x1="([\d.]+)"[^>]*stroke-dasharray[^>]*\/><text[^>]*>([^<]*)<\/text><\/g>/g)]
+  assert.equal(markers.map((m) => [m[1], m[3]]), [['9', 'mask &lt; gather from ≈ 9']])
+  // log x: 9 lies between the ticks of 4 and 16, at log(9/4)/log(4) of the way
+  const xs = [...svg.matchAll(/<g class="xtick"><line x1="([\d.]+)"/g)].map((m) => Number(m[1]))
+  const want = xs[1]! + ((xs[2]! - xs[1]!) * Math.log(9 / 4)) / Math.log(4)
+  assert.ok(Math.abs(Number(markers[0]![2]) - want) < 0.1)
+})
+
 test('python3 parses it as XML when python3 is present', () => {
   const probe = spawnSync('python3', ['-c', 'import xml.etree.ElementTree'], {encoding: 'utf8'})
   if (probe.status !== 0) {

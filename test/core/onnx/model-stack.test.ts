@@ -61,7 +61,7 @@ test('both product forms, and chunked decode gathers, give the reference answer'
       const step = {slots: Int32Array.from([4, 0, 2])}
       const rows = Array.from({length: 3 * tokens}, (_, i) => i)
       for (const strategy of ['gather', 'segment', 'shared-b'] as const) {
-        const ref = referenceRows({set, kind: strategy === 'shared-b' ? 'shared' : 'stacks', step, tokens, x, rows})
+        const ref = await referenceRows({set, kind: strategy === 'shared-b' ? 'shared' : 'stacks', step, tokens, x, rows})
         for (const form of ['gemv', 'gemm'] as const) {
           const e = await GraphExecutor.create(set, strategy, {ep: 'cpu', threads: 1, tokens, form, label: `${strategy}-${form}`})
           const {maxAbsError, maxAbsRef} = compareRows(await e.run(step, x), 16, rows, ref)

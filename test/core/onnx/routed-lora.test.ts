@@ -53,9 +53,9 @@ function kindOf(strategy: string): ReferenceKind {
 }
 
 /** Relative error of every row of `y` against the float64 reference. */
-function relativeError(set: WeightSet, kind: ReferenceKind, step: RoutingStep, tokens: number, x: Float32Array, y: Float32Array): number {
+async function relativeError(set: WeightSet, kind: ReferenceKind, step: RoutingStep, tokens: number, x: Float32Array, y: Float32Array): Promise<number> {
   const rows = Array.from({length: step.slots.length * tokens}, (_, i) => i)
-  const ref = referenceRows({set, kind, step, tokens, x, rows})
+  const ref = await referenceRows({set, kind, step, tokens, x, rows})
   const {maxAbsError, maxAbsRef} = compareRows(y, set.spec.dims.hidden, rows, ref)
   return maxAbsError / maxAbsRef
 }
@@ -75,7 +75,7 @@ for (const model of ['llama', 'layer'] as const) {
             assert.is(Array.from(step.slots).filter((s) => s === 0).length, 2, 'two of five requests have no adapter')
             for (const e of executors) {
               const y = await e.run(step, x)
-              const err = relativeError(set, kindOf(e.strategy), step, tokens, x, y)
+              const err = await relativeError(set, kindOf(e.strategy), step, tokens, x, y)
               assert.ok(err < TOLERANCE, `${e.strategy} ${workload.kind}: relative error ${err}`)
             }
           }
@@ -97,8 +97,8 @@ test('the check can fail: adapter outputs differ from the base reference, and st
     const x = input(BATCH, set.spec.dims.hidden)
     const step: RoutingStep = {slots: Int32Array.from([1, 2, 3, 4, 5])}
     const gather = await executors[1]!.run(step, x)
-    assert.ok(relativeError(set, 'base', step, 1, x, gather) > 1e-3)
-    assert.ok(relativeError(set, 'shared', step, 1, x, gather) > 1e-3)
+    assert.ok((await relativeError(set, 'base', step, 1, x, gather)) > 1e-3)
+    assert.ok((await relativeError(set, 'shared', step, 1, x, gather)) > 1e-3)
   } finally {
     for (const e of executors) await e.close()
     tmp.cleanup()
@@ -121,9 +121,9 @@ test('mask serves weighted mixtures of adapters per request', async () => {
       ],
     }
     const y = await mask.run(step, x)
-    assert.ok(relativeError(set, 'stacks', step, 2, x, y) < TOLERANCE)
+    assert.ok((await relativeError(set, 'stacks', step, 2, x, y)) < TOLERANCE)
     // and it is not the one-hot answer
-    assert.ok(relativeError(set, 'stacks', {slots: step.slots}, 2, x, y) > 1e-3)
+    assert.ok((await relativeError(set, 'stacks', {slots: step.slots}, 2, x, y)) > 1e-3)
   } finally {
     await mask?.close()
     tmp.cleanup()
@@ -140,8 +140,8 @@ test('unfused layout (one group per projection) gives the same answers', async (
     executors.push(await GraphExecutor.create(set, 'gather', options), await GraphExecutor.create(set, 'shared-b', options))
     const x = input(BATCH, set.spec.dims.hidden)
     const step: RoutingStep = {slots: Int32Array.from([7, 0, 3, 3, 1])}
-    assert.ok(relativeError(set, 'stacks', step, 1, x, await executors[0]!.run(step, x)) < TOLERANCE)
-    assert.ok(relativeError(set, 'shared', step, 1, x, await executors[1]!.run(step, x)) < TOLERANCE)
+    assert.ok((await relativeError(set, 'stacks', step, 1, x, await executors[0]!.run(step, x))) < TOLERANCE)
+    assert.ok((await relativeError(set, 'shared', step, 1, x, await executors[1]!.run(step, x))) < TOLERANCE)
   } finally {
     for (const e of executors) await e.close()
     tmp.cleanup()

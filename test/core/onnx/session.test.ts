@@ -54,7 +54,7 @@ test('webgpu: gather, segment, shared-b and mask equal the float64 reference (sk
         executors.push(e)
         const y = await e.run(step, x)
         const kind = strategy === 'base' ? 'base' : strategy === 'shared-b' ? 'shared' : 'stacks'
-        const {maxAbsError, maxAbsRef} = compareRows(y, 32, rows, referenceRows({set, kind, step, tokens, x, rows}))
+        const {maxAbsError, maxAbsRef} = compareRows(y, 32, rows, await referenceRows({set, kind, step, tokens, x, rows}))
         assert.ok(maxAbsError / maxAbsRef < 1e-3, `webgpu ${strategy} T=${tokens}: ${maxAbsError / maxAbsRef}`)
       }
     }
