@@ -1,6 +1,6 @@
 /** Human views of a merge quality report (`lora merge`, `lora demo`). */
 import type {Figures, QualityReport} from '../core/merge/quality.js'
-import {SCENARIOS} from '../core/merge/quality.js'
+import {SCENARIOS, SCENARIO_LABELS} from '../core/merge/quality.js'
 import {formatNumber, renderTable} from './table.js'
 
 /** Tensors listed in the human quality table before "… N more". */
@@ -8,13 +8,6 @@ const MAX_TENSOR_ROWS = 40
 
 /** Column prefixes of the scenarios. */
 const SHORT: Record<string, string> = {merged: 'merged', merge_then_quantize: '(a)', quantized_base_unmerged: '(b)', requantize: '(c)'}
-
-/** What each scenario is, in words. */
-export const SCENARIO_LABELS: Record<(typeof SCENARIOS)[number], string> = {
-  merge_then_quantize: '(a) merge, then quantize',
-  quantized_base_unmerged: '(b) quantized base + unmerged 16-bit adapter',
-  requantize: '(c) merge into a quantized base, re-quantize',
-}
 
 const figure = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : Math.abs(v) >= 1e5 ? v.toExponential(2) : formatNumber(v))
 
