@@ -43,7 +43,10 @@ export interface DemoSettings {
   readonly bench: DemoBenchSettings
 }
 
-export const DEMO_SIZES = {
+export const DEMO_SIZE_NAMES = ['full', 'small'] as const
+export type DemoSize = (typeof DEMO_SIZE_NAMES)[number]
+
+export const DEMO_SIZES: Readonly<Record<DemoSize, DemoSettings>> = {
   full: {
     hidden: 512,
     intermediate: 1376,
@@ -74,7 +77,4 @@ export const DEMO_SIZES = {
     probeRows: 64,
     bench: {counts: [1, 4, 12], batch: 4, rounds: 1, stepsPerRound: 2, threads: 2, mergedCache: 4, strategies: ['base', 'gather', 'segment', 'shared-b', 'mask', 'merged']},
   },
-} as const satisfies Record<string, DemoSettings>
-
-export type DemoSize = keyof typeof DEMO_SIZES
-export const DEMO_SIZE_NAMES = Object.keys(DEMO_SIZES) as DemoSize[]
+}
