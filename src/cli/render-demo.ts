@@ -25,11 +25,28 @@ const TITLES: Record<DemoStepName, string> = {
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 const pct = (share: number) => `${(100 * share).toFixed(1)}%`
+/** Prose lines of the explanations and the summary. */
+const WIDTH = 100
+
+/** Break prose at spaces into lines of at most WIDTH characters (a longer word stays whole); continuation lines get `indent`. */
+export function wrap(text: string, indent = ''): string {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > WIDTH) {
+      lines.push(line)
+      line = indent + word
+    } else line = line ? `${line} ${word}` : word
+  }
+  if (line) lines.push(line)
+  return lines.join('\n')
+}
+
 const list = (items: readonly (string | number)[]) => (items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`)
 
 export function renderDemoStart(info: {out: string; kept: boolean; settings: DemoSettings; seed: number}): string {
   return [
-    'lora demo: the whole toolchain on synthetic data, no downloads. Every figure in the tables below is measured in this run.',
+    wrap('lora demo: the whole toolchain on synthetic data, no downloads. Every figure in the tables below is measured in this run.'),
     info.kept ? `Files go to ${info.out} (kept).` : `Files go to ${info.out}, a temporary folder removed at the end (--out DIR keeps them).`,
   ].join('\n')
 }
@@ -57,7 +74,7 @@ export function explainStep(step: DemoStepName, s: DemoSettings): string {
       `Strategies: base (no adapters: the reference), gather (per-request Gather of A and B, batched MatMul), segment (one product per distinct adapter), shared-b (per-adapter A\', one shared B at the K of step 3), mask (one-hot mask over all slots), merged (the adapter merged into the weights, requests grouped by adapter; ${s.bench.mergedCache} merged copies held, the others merged on demand). ` +
       'The model is the linear work of the base\'s blocks; the adapter stacks are generated with the demo\'s ranks (speed depends on shapes, not values). Every strategy is checked against a float64 reference.',
   }
-  return `${heading}\n${text[step]}\n`
+  return `${heading}\n${wrap(text[step])}\n`
 }
 
 /** What a step measured. */
@@ -112,6 +129,6 @@ export function renderDemoSummary(report: DemoReport): string {
     ),
     '',
   ]
-  DEMO_STEPS.forEach((step, i) => lines.push(`${i + 1}. ${TITLES[step]} (${report.steps[step].seconds.toFixed(1)} s): ${report.summary.takeaways[step]}.`))
+  DEMO_STEPS.forEach((step, i) => lines.push(wrap(`${i + 1}. ${TITLES[step]} (${report.steps[step].seconds.toFixed(1)} s): ${report.summary.takeaways[step]}.`, '   ')))
   return lines.join('\n')
 }

@@ -3,6 +3,7 @@ import {existsSync, readdirSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
+import {wrap} from '../../src/cli/render-demo.js'
 import {REPO_ROOT, runCli, tempDir} from '../helpers/index.js'
 
 const test = suite('command demo')
@@ -102,6 +103,13 @@ test('--out naming a file: exit 2', () => {
   } finally {
     tmp.cleanup()
   }
+})
+
+test('wrap: prose broken at spaces into lines of at most 100 characters, continuation indented', () => {
+  const words = Array.from({length: 40}, (_, i) => `w${String(i).padStart(3, '0')}`)
+  const lines = wrap(words.join(' '), '  ').split('\n')
+  assert.equal(lines, [words.slice(0, 20).join(' '), `  ${words.slice(20, 39).join(' ')}`, `  ${words[39]}`])
+  assert.is(wrap('x'.repeat(120)), 'x'.repeat(120))
 })
 
 test.run()
