@@ -43,12 +43,13 @@ export function mergeTakeaway(m: MergeStep): string {
     const worst = byError.at(-1)!
     const errors = `${best === worst ? letter(best.s) : `${letter(best.s)} is most accurate (weight error ${best.error.toFixed(4)}), ${letter(worst.s)} least (${worst.error.toFixed(4)}, +${(100 * (worst.error / best.error - 1)).toFixed(0)}%)`}`
     const kept = [...rows].sort((x, y) => y.retained - x.retained)[0]!
-    const snrs = rows.map((r) => r.snr)
-    const swamped = snrs.every((v) => v !== null && v < 1)
+    const snrs = rows.map((r) => r.snr ?? Infinity)
+    const retained = rows.map((r) => r.retained)
+    const range = (v: number[]) => `${Math.min(...v).toFixed(2)} to ${Math.max(...v).toFixed(2)}`
     const effect =
       kept.retained > 0
         ? `${letter(kept.s)} keeps ${(100 * kept.retained).toFixed(0)}% of the adapter's effect`
-        : `the rounding error is larger than the adapter's own change in ${swamped ? 'all of them' : 'some of them'} (delta SNR ≤ ${Math.max(...snrs.map((v) => v ?? Infinity)).toFixed(2)}), so none keeps the adapter's effect (retained ≤ ${kept.retained.toFixed(2)})`
+        : `the rounding error is larger than the adapter's own change in ${snrs.every((v) => v < 1) ? 'all three' : 'some'} (delta SNR ${range(snrs)}), so none keeps the adapter's effect (adapter retained ${range(retained)})`
     return `${scheme}: ${errors}; ${effect}`
   })
   return `${m.adapter.name} (r = ${m.adapter.r}) merged; ${parts.join('; ')}`
