@@ -1,4 +1,4 @@
-import {existsSync, readFileSync, readdirSync, statSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
@@ -155,6 +155,18 @@ test('a non-empty --out is refused before any work', async () => {
     error = e as Error & {code?: string}
   }
   assert.is(error?.code, 'OUTPUT_EXISTS')
+})
+
+test('a step that fails removes what the run wrote: a new --out folder entirely, an existing one back to empty', async () => {
+  const broken = {...SETTINGS, bench: {...SETTINGS.bench, mergedCache: 0}}
+  const fresh = join(tmp.path, 'fresh')
+  const error = await runDemo({out: fresh, settings: broken}).catch((e: Error & {code?: string}) => e)
+  assert.is((error as {code?: string}).code, 'BAD_FLAG')
+  assert.not.ok(existsSync(fresh))
+  const empty = join(tmp.path, 'empty')
+  mkdirSync(empty)
+  await runDemo({out: empty, settings: broken}).catch(() => undefined)
+  assert.equal(readdirSync(empty), [])
 })
 
 test.run()
