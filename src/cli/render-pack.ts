@@ -1,6 +1,7 @@
-/** Human view of a `lora-pack` summary for `lora inspect`. */
+/** Human views of `lora pack`'s result and of a `lora-pack` summary for `lora inspect`. */
 import {renderTable} from './table.js'
 import type {PackSummary} from '../core/pack/inspect-pack.js'
+import type {PackResult} from '../core/pack/pack-adapters.js'
 import {formatBytes} from '../core/units.js'
 
 /** Rows listed before "… N more". */
@@ -33,4 +34,13 @@ export function renderPackSummary(p: PackSummary): string {
   )
   if (adapters.length > MAX_ROWS) lines.push(`… ${adapters.length - MAX_ROWS} more adapters (--json lists all)`)
   return lines.join('\n')
+}
+
+/** Two lines: what was packed, and the bytes in, out and of padding. */
+export function renderPackResult(result: PackResult): string {
+  const share = result.bytes_out > 0 ? ((100 * result.padding_bytes) / result.bytes_out).toFixed(1) : '0'
+  return [
+    `packed ${count(result.adapters, 'adapter')} into ${result.out}: ${result.slots} slots (slot 0 = no adapter), ${count(result.modules, 'module')}, ${result.dtype}`,
+    `${formatBytes(result.bytes_in)} in, ${formatBytes(result.bytes_out)} out, ${formatBytes(result.padding_bytes)} of zero padding (${share}%), ${result.seconds.toFixed(2)} s`,
+  ].join('\n')
 }

@@ -35,6 +35,14 @@ export function renderCompressReport(r: CompressReport): string {
   return lines.join('\n')
 }
 
+/** The sweep's totals: one row per K (bytes of all modules, errors over all adapters). */
+export function renderSweepTotals(r: SweepReport): string {
+  return renderTable(
+    ['K', 'before', 'after', 'saved', 'error mean', 'error max', 'worst adapter'],
+    r.sweep.map((row) => [row.K, formatBytes(row.totals.bytes_before), formatBytes(row.totals.bytes_after), pct(row.totals.savings_pct), formatNumber(row.totals.error_mean), formatNumber(row.totals.error_max), row.totals.worst_adapter?.name ?? '']),
+  )
+}
+
 /** Per-module sweep rows listed before "… N more". */
 const MAX_SWEEP_ROWS = 160
 
@@ -43,10 +51,7 @@ export function renderSweepReport(r: SweepReport): string {
   const lines = [
     `${r.input}: ${r.adapters} adapters, ${r.sweep[0]?.modules.length ?? 0} modules, ${r.input_dtype} → ${r.dtype}${r.normalize ? ', normalized' : ''} (${r.seconds.toFixed(1)} s)`,
     '',
-    renderTable(
-      ['K', 'before', 'after', 'saved', 'error mean', 'error max', 'worst adapter'],
-      r.sweep.map((row) => [row.K, formatBytes(row.totals.bytes_before), formatBytes(row.totals.bytes_after), pct(row.totals.savings_pct), formatNumber(row.totals.error_mean), formatNumber(row.totals.error_max), row.totals.worst_adapter?.name ?? '']),
-    ),
+    renderSweepTotals(r),
     '',
     'per module:',
     renderTable(

@@ -1,16 +1,12 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
 import {createProgressBar} from '../cli/progress-bar.js'
-import {formatNumber, renderTable} from '../cli/table.js'
+import {renderQuality} from '../cli/render-quality.js'
 import {parseFloatDType} from '../core/dtype.js'
 import {UsageError} from '../core/errors.js'
 import {MergeResult, gateError, mergeModel} from '../core/merge/merge-model.js'
-import {Figures, QualityReport, SCENARIOS} from '../core/merge/quality.js'
 import {QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
 import {formatBytes} from '../core/units.js'
-
-/** Tensors listed in the human quality table before "… N more". */
-const MAX_TENSOR_ROWS = 40
 
 export default class Merge extends LoraCommand {
   static override summary = 'Merge LoRA adapters into a base model, optionally re-quantized to 4 bits, and measure how much of each adapter survives.'
@@ -94,23 +90,4 @@ export default class Merge extends LoraCommand {
     if (failed) throw failed
     return result
   }
-}
-
-function cells(f: Figures | undefined): string[] {
-  const n = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : Math.abs(v) >= 1e5 ? v.toExponential(2) : formatNumber(v))
-  return f ? [n(f.weight_rel_error), f.delta_snr === null ? 'inf' : n(f.delta_snr), n(f.adapter_retained)] : ['', '', '']
-}
-
-/** The quality table: one row per merged tensor, three figures per scenario, totals last. */
-export function renderQuality(report: QualityReport): string {
-  const scenarios = report.scheme ? SCENARIOS : (['merged'] as const)
-  const short: Record<string, string> = {merged: 'merged', merge_then_quantize: '(a)', quantized_base_unmerged: '(b)', requantize: '(c)'}
-  const headers = ['tensor', ...scenarios.flatMap((s) => [`${short[s]} rel_err`, `${short[s]} snr`, `${short[s]} retained`])]
-  const rows = report.tensors.slice(0, MAX_TENSOR_ROWS).map((t) => [`${t.name}${report.scheme && !t.quantized ? ' (float)' : ''}`, ...scenarios.flatMap((s) => cells(t[s]))])
-  if (report.tensors.length > MAX_TENSOR_ROWS) rows.push([`… ${report.tensors.length - MAX_TENSOR_ROWS} more (--json lists all)`, ...scenarios.flatMap(() => ['', '', ''])])
-  rows.push(['total', ...scenarios.flatMap((s) => cells(report.totals[s]))])
-  const legend = report.scheme
-    ? `${report.scheme}: (a) merge then quantize, (b) quantized base + unmerged 16-bit adapter, (c) re-quantize a quantized base; written: ${short[report.written]}; probes: ${report.probes.source}`
-    : `probes: ${report.probes.source}`
-  return `${legend}\n${renderTable(headers, rows)}`
 }

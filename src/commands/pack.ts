@@ -1,9 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
 import {createProgressBar} from '../cli/progress-bar.js'
+import {renderPackResult} from '../cli/render-pack.js'
 import {parseFloatDType} from '../core/dtype.js'
 import {PackResult, packAdapters} from '../core/pack/pack-adapters.js'
-import {formatBytes} from '../core/units.js'
 
 export default class Pack extends LoraCommand {
   static override summary = 'Stack many LoRA adapters into one routed file (lora-pack).'
@@ -43,11 +43,7 @@ export default class Pack extends LoraCommand {
       })
       bar.stop()
       for (const w of result.warnings) this.warnUser(w)
-      if (!this.jsonEnabled()) {
-        const share = result.bytes_out > 0 ? ((100 * result.padding_bytes) / result.bytes_out).toFixed(1) : '0'
-        this.log(`packed ${result.adapters} adapter${result.adapters === 1 ? '' : 's'} into ${result.out}: ${result.slots} slots (slot 0 = no adapter), ${result.modules} module${result.modules === 1 ? '' : 's'}, ${result.dtype}`)
-        this.log(`${formatBytes(result.bytes_in)} in, ${formatBytes(result.bytes_out)} out, ${formatBytes(result.padding_bytes)} of zero padding (${share}%), ${result.seconds.toFixed(2)} s`)
-      }
+      if (!this.jsonEnabled()) this.log(renderPackResult(result))
       return result
     } finally {
       bar.stop()

@@ -2,10 +2,10 @@ import {Flags} from '@oclif/core'
 import {LoraCommand, parseIntegerList} from '../../cli/base-command.js'
 import {parseTargets, llamaDimFlags} from '../../cli/llama-flags.js'
 import {createProgressBar} from '../../cli/progress-bar.js'
+import {renderSynthAdapters} from '../../cli/render-synth.js'
 import {parseFloatDType} from '../../core/dtype.js'
 import {UsageError} from '../../core/errors.js'
 import {SynthAdaptersResult, synthesizeAdapters} from '../../core/synth/adapters.js'
-import {formatBytes} from '../../core/units.js'
 
 export default class SynthAdapters extends LoraCommand {
   static override summary = 'Write N deterministic PEFT LoRA adapters for a Llama-style base.'
@@ -53,10 +53,7 @@ export default class SynthAdapters extends LoraCommand {
         onProgress: bar.onProgress,
       })
       bar.stop()
-      if (!this.jsonEnabled()) {
-        this.log(`wrote ${result.count} adapters (${result.modules_per_adapter} modules each, ${result.dtype}, ${formatBytes(result.bytes)} of weights) to ${result.out}`)
-        this.log(`base model: ${result.base_model}`)
-      }
+      if (!this.jsonEnabled()) this.log(renderSynthAdapters(result))
       return result
     } finally {
       bar.stop()

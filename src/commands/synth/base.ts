@@ -2,9 +2,10 @@ import {Flags} from '@oclif/core'
 import {LoraCommand} from '../../cli/base-command.js'
 import {llamaDimFlags} from '../../cli/llama-flags.js'
 import {createProgressBar} from '../../cli/progress-bar.js'
+import {renderSynthBase} from '../../cli/render-synth.js'
 import {parseFloatDType} from '../../core/dtype.js'
 import {SynthBaseResult, synthesizeBase} from '../../core/synth/base.js'
-import {formatBytes, parseSize} from '../../core/units.js'
+import {parseSize} from '../../core/units.js'
 
 export default class SynthBase extends LoraCommand {
   static override summary = 'Write a deterministic Llama-style base model (safetensors + config.json).'
@@ -41,10 +42,7 @@ export default class SynthBase extends LoraCommand {
         onProgress: bar.onProgress,
       })
       bar.stop()
-      if (!this.jsonEnabled()) {
-        this.log(`wrote ${result.tensors} tensors (${(result.parameters / 1e6).toFixed(1)} M parameters, ${result.dtype}, ${formatBytes(result.bytes)}) to ${result.out}`)
-        this.log(`files: ${result.files.join(', ')}`)
-      }
+      if (!this.jsonEnabled()) this.log(renderSynthBase(result))
       return result
     } finally {
       bar.stop()

@@ -45,6 +45,13 @@ export interface Figures {
 export const SCENARIOS = ['merge_then_quantize', 'quantized_base_unmerged', 'requantize'] as const
 export type Scenario = (typeof SCENARIOS)[number] | 'merged'
 
+/** Each scenario in words, with its letter. */
+export const SCENARIO_LABELS: Readonly<Record<(typeof SCENARIOS)[number], string>> = {
+  merge_then_quantize: '(a) merge, then quantize',
+  quantized_base_unmerged: '(b) quantized base + unmerged 16-bit adapter',
+  requantize: '(c) merge into a quantized base, re-quantize',
+}
+
 export interface TensorQuality {
   name: string
   /** Whether the written tensor is 4-bit (false: kept in float because the scheme cannot hold it). */
