@@ -27,11 +27,15 @@ async function loadOrt(): Promise<Ort> {
 }
 
 /** ONNX TensorProto element types. */
-const ELEM = {float32: 1, float64: 11} as const
+const ELEM = {float32: 1, float16: 10, float64: 11} as const
+
+async function onnxNamespace(): Promise<OnnxNs> {
+  const onnxProto = (await import('onnx-proto')) as unknown as {default?: {onnx: OnnxNs}; onnx?: OnnxNs}
+  return (onnxProto.onnx ?? onnxProto.default!.onnx)!
+}
 
 async function buildModel(dtype: 'float32' | 'float64', transA: boolean, transB: boolean, withC: boolean): Promise<Uint8Array> {
-  const onnxProto = (await import('onnx-proto')) as unknown as {default?: {onnx: OnnxNs}; onnx?: OnnxNs}
-  const onnx = (onnxProto.onnx ?? onnxProto.default!.onnx)!
+  const onnx = await onnxNamespace()
   const type = (dims: string[]) => ({tensorType: {elemType: ELEM[dtype], shape: {dim: dims.map((d) => ({dimParam: d}))}}})
   const inputs = [
     {name: 'A', type: type(transA ? ['K', 'M'] : ['M', 'K'])},
@@ -52,22 +56,68 @@ async function buildModel(dtype: 'float32' | 'float64', transA: boolean, transB:
   return onnx.ModelProto.encode(model).finish()
 }
 
+/**
+ * `Y16 = f16(A · B + f32(C16))`: the product in float32 (MLAS), C widened and
+ * the sum narrowed by `Cast` (round to nearest even, the same bits as
+ * `fromFloat('F16', …)`), all inside onnxruntime.
+ */
+async function buildHalfModel(): Promise<Uint8Array> {
+  const onnx = await onnxNamespace()
+  const type = (elemType: number, dims: string[]) => ({tensorType: {elemType, shape: {dim: dims.map((d) => ({dimParam: d}))}}})
+  const graph = {
+    name: 'gemm_f16_c',
+    node: [
+      {opType: 'Cast', input: ['C16'], output: ['C'], attribute: [{name: 'to', type: 2, i: ELEM.float32}]},
+      {opType: 'Gemm', input: ['A', 'B', 'C'], output: ['Y'], attribute: []},
+      {opType: 'Cast', input: ['Y'], output: ['Y16'], attribute: [{name: 'to', type: 2, i: ELEM.float16}]},
+    ],
+    input: [
+      {name: 'A', type: type(ELEM.float32, ['M', 'K'])},
+      {name: 'B', type: type(ELEM.float32, ['K', 'N'])},
+      {name: 'C16', type: type(ELEM.float16, ['M', 'N'])},
+    ],
+    output: [{name: 'Y16', type: type(ELEM.float16, ['M', 'N'])}],
+  }
+  return onnx.ModelProto.encode(onnx.ModelProto.create({irVersion: 8, opsetImport: [{domain: '', version: 17}], graph})).finish()
+}
+
 interface OnnxNs {
   ModelProto: {create(props: unknown): unknown; encode(m: unknown): {finish(): Uint8Array}}
 }
 
-async function session(dtype: 'float32' | 'float64', transA: boolean, transB: boolean, withC: boolean): Promise<InferenceSession> {
+async function session(dtype: 'float32' | 'float64' | 'half-c', transA: boolean, transB: boolean, withC: boolean): Promise<InferenceSession> {
   const key = `${dtype}:${transA}:${transB}:${withC}`
   let s = sessions.get(key)
   if (!s) {
     s = (async () => {
       const ort = await loadOrt()
+      const model = dtype === 'half-c' ? await buildHalfModel() : await buildModel(dtype, transA, transB, withC)
       // no spinning: idle pool threads would take the CPU from the JavaScript thread converting the next chunk
-      return ort.InferenceSession.create(await buildModel(dtype, transA, transB, withC), {extra: {session: {intra_op: {allow_spinning: '0'}}}})
+      return ort.InferenceSession.create(model, {extra: {session: {intra_op: {allow_spinning: '0'}}}})
     })()
     sessions.set(key, s)
   }
   return s
+}
+
+/**
+ * `A · B + C` with C and the result in binary16 (bits in a Uint16Array),
+ * the arithmetic in float32: bit for bit what `fromFloat('F16', gemm(a, b, toFloat32('F16', c)))`
+ * gives, without the two conversions in JavaScript.
+ * @param a [m, k] float32
+ * @param b [k, n] float32
+ * @param c16 [m, n] binary16 bits
+ */
+export async function gemmAddHalf(a: Float32Array, aShape: readonly [number, number], b: Float32Array, bShape: readonly [number, number], c16: Uint16Array): Promise<Uint16Array> {
+  const [m, k] = aShape
+  const [k2, n] = bShape
+  if (k !== k2) throw new RangeError(`gemm: inner dimensions differ (${k} vs ${k2})`)
+  if (a.length !== m * k || b.length !== k * n || c16.length !== m * n) throw new RangeError('gemm: an array does not match its shape')
+  if (m === 0 || n === 0 || k === 0) return c16.slice()
+  const ort = await loadOrt()
+  const s = await session('half-c', false, false, true)
+  const result = await s.run({A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), C16: new ort.Tensor('float16', c16, [m, n])})
+  return result.Y16!.data as Uint16Array
 }
 
 /**

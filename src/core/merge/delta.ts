@@ -7,7 +7,7 @@
  * of ΔW is `P[rows] · Q`: the merge streams by row chunks.
  */
 import type {LoraAdapter} from '../formats/peft-adapter.js'
-import {gemm} from '../linalg/ort-gemm.js'
+import {gemm, gemmAddHalf} from '../linalg/ort-gemm.js'
 import type {MergeTarget} from './plan.js'
 
 export interface DeltaFactors<T extends Float32Array | Float64Array = Float64Array> {
@@ -58,4 +58,10 @@ export function toFloat32Factors(f: DeltaFactors): DeltaFactors<Float32Array> {
 export async function deltaRows<T extends Float32Array | Float64Array>(f: DeltaFactors<T>, start: number, count: number, base?: T): Promise<T> {
   const p = f.p.subarray(start * f.rank, (start + count) * f.rank) as T
   return gemm(p, [count, f.rank], f.q, [f.rank, f.cols], base)
+}
+
+/** Rows `[start, start + count)` of `base + P·Q` for a binary16 base: float32 arithmetic, binary16 in and out. */
+export async function deltaRowsHalf(f: DeltaFactors<Float32Array>, start: number, count: number, base16: Uint16Array): Promise<Uint16Array> {
+  const p = f.p.subarray(start * f.rank, (start + count) * f.rank)
+  return gemmAddHalf(p, [count, f.rank], f.q, [f.rank, f.cols], base16)
 }

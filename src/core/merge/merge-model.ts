@@ -18,7 +18,7 @@ import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
 import {TensorJob, writeModel} from '../quant/write-model.js'
 import {torchDtype} from '../quant/layout.js'
-import {DeltaFactors, deltaRows, loadDelta, toFloat32Factors} from './delta.js'
+import {DeltaFactors, deltaRows, deltaRowsHalf, loadDelta, toFloat32Factors} from './delta.js'
 import {MergeTarget, planMerge} from './plan.js'
 import {ProbeOptions, QualityReport, measureQuality} from './quality.js'
 
@@ -148,16 +148,18 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
         if (encodable) quantOf.set(t.name, quant!)
         continue
       }
-      const transform = async (start: number, count: number, rows: Float32Array) => {
+      const factors = async () => {
         let f = f32Factors.get(t.name)
         if (!f) {
           f32Factors.clear()
           f = toFloat32Factors(await loadDelta(target, adapters))
           f32Factors.set(t.name, f)
         }
-        return deltaRows(f, start, count, rows)
+        return f
       }
-      jobs.set(t.name, encodable ? {quant, dtype: options.dtype ?? t.dtype, transform} : {dtype: options.dtype ?? t.dtype, transform})
+      const transform = async (start: number, count: number, rows: Float32Array) => deltaRows(await factors(), start, count, rows)
+      const transformHalf = async (start: number, count: number, rows: Uint16Array) => deltaRowsHalf(await factors(), start, count, rows)
+      jobs.set(t.name, encodable ? {quant, dtype: options.dtype ?? t.dtype, transform} : {dtype: options.dtype ?? t.dtype, transform, transformHalf})
       if (encodable) quantOf.set(t.name, quant!)
     }
     const warnings = [...adapters.flatMap((a) => a.warnings.map((m) => `adapter ${a.name}: ${m}`)), ...plan.warnings]

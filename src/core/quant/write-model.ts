@@ -40,6 +40,9 @@ const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt|gguf|h5|msgpack|onnx|onnx_da
 /** Changes rows `[start, start + count)` of a tensor (float32, row-major) before they are written. */
 export type RowTransform = (start: number, count: number, rows: Float32Array) => Promise<Float32Array>
 
+/** Changes binary16 rows `[start, start + count)` (as Uint16 bits) before they are written; the result is binary16 too. */
+export type HalfRowTransform = (start: number, count: number, rows: Uint16Array) => Promise<Uint16Array>
+
 /** What to do with one logical tensor; tensors without a job are copied. */
 export interface TensorJob {
   /** Encode with this scheme (2-D only). */
@@ -47,6 +50,11 @@ export interface TensorJob {
   /** Float dtype to write when not quantized (default: the tensor's dtype). */
   readonly dtype?: DType
   readonly transform?: RowTransform
+  /**
+   * The same change on binary16 rows (bits), used instead of `transform` when a
+   * plain F16 tensor is written as F16 unquantized: no float32 round trip in JavaScript.
+   */
+  readonly transformHalf?: HalfRowTransform
 }
 
 export interface WriteModelOptions {
@@ -169,6 +177,9 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
   const align = encoder ? QUANT_SCHEMES[job!.quant!.scheme].rowAlignment(cols, job!.quant!.blockSize) : 1
   const step = chunkRows(rows, cols, align)
   let written = 0
+  if (!encoder && job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
+    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink)
+  }
   // one chunk read ahead and one write in flight, so file I/O overlaps the arithmetic
   const read = (r0: number) => (r0 < rows ? source.readRows(tensor.name, r0, Math.min(step, rows - r0)) : undefined)
   let next = read(0)
@@ -202,6 +213,36 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
   for (const part of encodedParts(tensor.name, encoded, p.dtype)) {
     await sink(part.name, 0, part.data)
     written += part.data.byteLength
+  }
+  return written
+}
+
+/** A plain F16 tensor transformed and written as F16 on its stored bits, chunk by chunk, reads and writes overlapping the arithmetic. */
+async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: Sink): Promise<number> {
+  const rowBytes = cols * 2
+  const read = async (r0: number) => {
+    const bytes = await source.readBytes(name, r0 * rowBytes, (r0 + Math.min(step, rows - r0)) * rowBytes)
+    // a fresh, aligned copy when the bytes sit at an odd offset of a shared buffer
+    return bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(bytes.slice().buffer)
+  }
+  let next: Promise<Uint16Array> | undefined = rows > 0 ? read(0) : undefined
+  let pendingWrite: Promise<void> | undefined
+  let written = 0
+  try {
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0)
+      const values = await next!
+      next = r0 + step < rows ? read(r0 + step) : undefined
+      const out = await transform(r0, n, values)
+      const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+      await pendingWrite
+      pendingWrite = sink(name, r0 * rowBytes, bytes)
+      written += bytes.byteLength
+    }
+    await pendingWrite
+  } finally {
+    await next?.catch(() => undefined)
+    await pendingWrite?.catch(() => undefined)
   }
   return written
 }

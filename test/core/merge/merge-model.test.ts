@@ -2,6 +2,7 @@ import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
+import {fromFloat} from '../../../src/core/dtype.js'
 import {InputError} from '../../../src/core/errors.js'
 import {SafetensorsFile} from '../../../src/core/formats/safetensors-file.js'
 import {evaluateGate, mergeModel} from '../../../src/core/merge/merge-model.js'
@@ -68,6 +69,30 @@ test('merged f32 weights equal a float64 reference (normal, [in, out], two weigh
     // untouched tensors are byte-identical copies
     assert.equal(await get('model.layers.0.norm.weight'), t('model.layers.0.norm.weight'))
     await file.close()
+  } finally {
+    dir.cleanup()
+  }
+})
+
+test('an F16 base merged to F16 (binary16 rows through onnxruntime) has exactly the bits of the float32 merge rounded to F16', async () => {
+  const dir = tempDir()
+  try {
+    await fixture(dir.path, {dtype: 'F16'})
+    const adapters = [{path: join(dir.path, 'a1'), weight: 0.7}, {path: join(dir.path, 'a2'), weight: -1.5}]
+    await mergeModel({base: join(dir.path, 'base'), adapters, out: join(dir.path, 'f16'), quality: false})
+    await mergeModel({base: join(dir.path, 'base'), adapters, out: join(dir.path, 'f32'), dtype: 'F32', quality: false})
+    const half = await SafetensorsFile.open(join(dir.path, 'f16', 'model.safetensors'))
+    const single = await SafetensorsFile.open(join(dir.path, 'f32', 'model.safetensors'))
+    try {
+      for (const name of ['model.layers.0.q_proj.weight', 'model.layers.0.up_proj.weight', 'model.layers.0.conv.weight']) {
+        assert.is(half.tensors.get(name)!.dtype, 'F16')
+        const expected = fromFloat('F16', (await single.readTensor(name)).toFloat32())
+        assert.equal(Array.from(await half.readBytes(name)), Array.from(expected), name)
+      }
+    } finally {
+      await half.close()
+      await single.close()
+    }
   } finally {
     dir.cleanup()
   }
