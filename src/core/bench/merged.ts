@@ -12,7 +12,7 @@ import {OrtSession, OrtTensor, createSession, loadOrt} from '../onnx/session.js'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {Executor, ExecutorOptions} from './executors.js'
-import type {WeightSet} from './weight-set.js'
+import {WeightSet, externalWeights} from './weight-set.js'
 import {RoutingStep} from './workload.js'
 
 export interface MergedStats {
@@ -118,14 +118,7 @@ function writeMergeModel(set: WeightSet): string {
   const g = new GraphBuilder('merge')
   const R = set.rank
   g.input('slot', 'int64', [1])
-  const used = new Set<string>()
-  const weight = (name: string) => {
-    if (!used.has(name)) {
-      used.add(name)
-      g.external(name, set.tensor(name))
-    }
-    return name
-  }
+  const {weight} = externalWeights(g, set)
   for (const group of set.groups) {
     const G = group.members.length
     const a = g.op('Reshape', [g.op('Gather', [weight(layoutNames.groupA(group)), 'slot'], {axis: 0}), g.ints(g.fresh('shape'), [G * R, group.in])])

@@ -13,7 +13,7 @@ import {createHash} from 'node:crypto'
 import {existsSync, statSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {InputError, UsageError} from '../errors.js'
-import {ExternalDataFile, ExternalTensor} from '../onnx/graph-builder.js'
+import {ExternalDataFile, ExternalTensor, GraphBuilder} from '../onnx/graph-builder.js'
 import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../onnx/lora-layout.js'
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
@@ -279,4 +279,21 @@ function fillNorm(write: (offset: number, data: Float32Array) => void, hidden: n
   const v = new Float32Array(hidden)
   for (let i = 0; i < hidden; i++) v[i] = 1 + 0.02 * (rng.next() * 2 - 1)
   write(0, v)
+}
+
+/**
+ * Declares weight-set tensors as external initializers of `g`, each once however
+ * often it is used: `weight(name)` declares (the first time) and returns the name;
+ * `declared` lists what was declared.
+ */
+export function externalWeights(g: GraphBuilder, set: WeightSet): {weight: (name: string) => string; declared: ReadonlySet<string>} {
+  const declared = new Set<string>()
+  const weight = (name: string) => {
+    if (!declared.has(name)) {
+      declared.add(name)
+      g.external(name, set.tensor(name))
+    }
+    return name
+  }
+  return {weight, declared}
 }

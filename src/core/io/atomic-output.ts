@@ -9,10 +9,11 @@
  */
 import {randomBytes} from 'node:crypto'
 import {rmSync} from 'node:fs'
-import {mkdir, open, rename, rm, stat} from 'node:fs/promises'
+import {mkdir, open, rename, rm} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import {UsageError, describeSystemError} from '../errors.js'
+import {pathExists} from './path-exists.js'
 
 const livePaths = new Set<string>()
 let handlersInstalled = false
@@ -48,21 +49,12 @@ function tempSibling(finalPath: string): string {
   return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /**
  * Refuse to overwrite `path` unless `force`.
  * @throws UsageError OUTPUT_EXISTS
  */
 export async function assertOutputFree(path: string, force = false): Promise<void> {
-  if (!force && (await exists(path))) {
+  if (!force && (await pathExists(path))) {
     throw new UsageError('OUTPUT_EXISTS', `write ${path}: already exists (use --force to overwrite)`)
   }
 }
@@ -156,7 +148,7 @@ export class AtomicDirectory {
   async commit(): Promise<void> {
     if (this.done) return
     try {
-      if (await exists(this.finalPath)) {
+      if (await pathExists(this.finalPath)) {
         if (!this.force) throw new UsageError('OUTPUT_EXISTS', `write ${this.finalPath}: already exists (use --force to overwrite)`)
         const old = tempSibling(this.finalPath)
         livePaths.add(old)

@@ -9,6 +9,7 @@
  */
 import {readdir, stat} from 'node:fs/promises'
 import {isAbsolute, join, resolve, sep} from 'node:path'
+import {pathExists} from './path-exists.js'
 
 /** Whether `text` holds an unescaped glob character (`*`, `?`, `[`). */
 export function hasGlobMagic(text: string): boolean {
@@ -117,15 +118,6 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch {
-    return false
-  }
-}
-
 async function entries(dir: string): Promise<Array<{name: string; dir: boolean; link: boolean}>> {
   try {
     const list = await readdir(dir, {withFileTypes: true})
@@ -137,7 +129,7 @@ async function entries(dir: string): Promise<Array<{name: string; dir: boolean; 
 
 async function walk(dir: string, segments: readonly string[], index: number, found: Set<string>): Promise<void> {
   if (index === segments.length) {
-    if (await exists(dir)) found.add(dir)
+    if (await pathExists(dir)) found.add(dir)
     return
   }
   const segment = segments[index]!
@@ -150,7 +142,7 @@ async function walk(dir: string, segments: readonly string[], index: number, fou
   }
   if (segment === '.' || segment === '..' || !hasGlobMagic(segment)) {
     const next = join(dir, unescape(segment))
-    if (index + 1 === segments.length ? await exists(next) : await isDirectory(next)) await walk(next, segments, index + 1, found)
+    if (index + 1 === segments.length ? await pathExists(next) : await isDirectory(next)) await walk(next, segments, index + 1, found)
     return
   }
   const re = segmentToRegExp(segment)

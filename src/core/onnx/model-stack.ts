@@ -15,7 +15,7 @@ import {join} from 'node:path'
 import {GraphBuilder} from './graph-builder.js'
 import {ModuleSpec, layoutNames, moduleSpecs} from './lora-layout.js'
 import {GraphStrategy, MatmulForm, RoutingContext, addGroupDeltas, declareRoutingInputs, defaultForm} from './routed-lora.js'
-import type {WeightSet} from '../bench/weight-set.js'
+import {WeightSet, externalWeights} from '../bench/weight-set.js'
 
 /** RMSNorm epsilon (Llama's). */
 export const RMS_EPS = 1e-5
@@ -46,14 +46,7 @@ export interface BuiltModel {
 export function buildStackModel(set: WeightSet, options: StackModelOptions): BuiltModel {
   const g = new GraphBuilder(`${set.spec.dims.model}-${options.strategy}`)
   const D = set.spec.dims.hidden
-  const used = new Set<string>()
-  const weight = (name: string) => {
-    if (!used.has(name)) {
-      used.add(name)
-      g.external(name, set.tensor(name))
-    }
-    return name
-  }
+  const {weight, declared: used} = externalWeights(g, set)
   g.input('x', 'float32', ['rows', D])
   if (options.strategy !== 'base') declareRoutingInputs(g, options.strategy, set.slots)
   const weightInputs: string[] = []
