@@ -19,7 +19,12 @@
  * the issue's sizes they take up to ~10 GB each, ~30 GB together);
  * `--keep-weights` keeps them for a rerun.
  *
- *   npm run bench:serve [-- --quick] [-- --ep webgpu] [-- --work-dir DIR] [-- --only rows|sweep|ranks] [-- --keep-weights]
+ * `--stack-dtype f16` stores every row's adapter stacks (and shared-b's A')
+ * in f16, gathered in f16 and cast to f32 in the graph (`lora bench
+ * --stack-dtype`); its reports go to `serve[-quick]-f16/`. The table says
+ * which dtype each row used.
+ *
+ *   npm run bench:serve [-- --quick] [-- --ep webgpu] [-- --work-dir DIR] [-- --only rows|sweep|ranks] [-- --keep-weights] [-- --stack-dtype f32|f16]
  *                       [-- --hidden H --intermediate I --layers L --adapters N --sweep-hidden H --sweep-adapters 1,4,16 --rounds-scale F]
  */
 import {spawnSync} from 'node:child_process'
@@ -50,8 +55,13 @@ const adapters = flag('--adapters') ?? (quick ? '100' : '1000')
 const sweepHidden = flag('--sweep-hidden') ?? (quick ? '512' : '2048')
 const sweepAdapters = flag('--sweep-adapters') ?? (quick ? '1,4,16,64,256' : '1,4,16,64,256,1000')
 const roundsScale = Number(flag('--rounds-scale') ?? '1')
+const stackDtype = flag('--stack-dtype') ?? 'f32'
+if (stackDtype !== 'f32' && stackDtype !== 'f16') {
+  console.error(`bench:serve: --stack-dtype must be f32 or f16 (got "${stackDtype}")`)
+  process.exit(2)
+}
 const issueSizes = !quick && hidden === '2048' && intermediate === '5632' && layers === '2' && adapters === '1000' && sweepHidden === '2048' && sweepAdapters === '1,4,16,64,256,1000' && roundsScale === 1
-const outDir = join(workDir, issueSizes ? 'serve' : 'serve-quick')
+const outDir = join(workDir, (issueSizes ? 'serve' : 'serve-quick') + (stackDtype === 'f16' ? '-f16' : ''))
 mkdirSync(outDir, {recursive: true})
 const keepWeights = args.includes('--keep-weights')
 const weightSets = () => readdirSync(workDir).filter((d) => d.startsWith('ws-'))
@@ -89,12 +99,12 @@ const MERGED_FACTOR = 10
 
 const started = Date.now()
 const seconds: Record<string, number> = {}
-const summary: Record<string, unknown> = {sizes: {hidden, intermediate, layers, adapters, sweep_hidden: sweepHidden, sweep_adapters: sweepAdapters, rounds_scale: roundsScale, issue_sizes: issueSizes}}
+const summary: Record<string, unknown> = {sizes: {hidden, intermediate, layers, adapters, sweep_hidden: sweepHidden, sweep_adapters: sweepAdapters, rounds_scale: roundsScale, issue_sizes: issueSizes}, stack_dtype: stackDtype}
 
 /** Run `lora bench` with `flags`, print the exact command, return its report. */
 function bench(label: string, flags: string[]): BenchReport {
   const out = join(outDir, `${label}.json`)
-  const argv = ['bench', ...flags, '--out', out, '--force']
+  const argv = ['bench', ...flags, '--stack-dtype', stackDtype, '--out', out, '--force']
   console.log(`\n$ lora ${argv.join(' ')}`)
   const t0 = Date.now()
   const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), ...argv], {stdio: ['ignore', 'inherit', 'inherit'], env: {...process.env, NO_COLOR: '1'}})
@@ -118,7 +128,7 @@ if (!only || only === 'rows') {
     for (const i of group) reports[i] = bench(`row${i + 1}`, [...COMMON, ...ROWS[i]!.flags, '--strategies', ROWS[i]!.strategies, ...timing(ROWS[i]!.rounds)])
     dropWeights()
   }
-  console.log(`\n=== serving targets: llama ${hidden}/${intermediate} × ${layers} layers, ${adapters} distinct adapters, shared-b K = 16${sizeNote}; ${reports[0]!.config.ep_detail} ===`)
+  console.log(`\n=== serving targets: llama ${hidden}/${intermediate} × ${layers} layers, ${adapters} distinct adapters, shared-b K = 16, adapter stacks ${stackDtype}${sizeNote}; ${reports[0]!.config.ep_detail} ===`)
   console.log('cells: tokens/s ÷ base tokens/s of the same run, mean (median in brackets)\n')
   const rows: Array<Record<string, unknown>> = []
   const table = ROWS.map((row, i) => {
@@ -141,6 +151,7 @@ if (!only || only === 'rows') {
     rows.push({
       case: row.name,
       flags: row.flags.join(' '),
+      stack_dtype: report.config.stack_dtype ?? 'f32',
       base_tokens_per_s: base.tokens_per_s,
       relative_to_base: Object.fromEntries([...ROUTED, 'merged'].filter((s) => resultOf(report, s)).map((s) => [s, resultOf(report, s)!.relative_to_base])),
       median_ratio: Object.fromEntries([...ROUTED, 'merged'].filter((s) => resultOf(report, s)).map((s) => [s, p50(s)])),
@@ -153,6 +164,7 @@ if (!only || only === 'rows') {
     })
     return [
       row.name,
+      report.config.stack_dtype ?? 'f32',
       fmt(base.tokens_per_s, 0),
       cell('gather'),
       cell('segment'),
@@ -166,7 +178,7 @@ if (!only || only === 'rows') {
       vsMerged === undefined ? '—' : `${fmt(vsMerged, 1)}× ${yes(vsMerged >= MERGED_FACTOR)}`,
     ]
   })
-  console.log(renderTable(['case', 'base tok/s', 'gather', 'segment', 'shared-b', 'merged', 'best routed', 'target', 'met', 'best exact', 'shared-b ÷ gather ≥ 1', `routed ÷ merged ≥ ${MERGED_FACTOR}×`], table))
+  console.log(renderTable(['case', 'stacks', 'base tok/s', 'gather', 'segment', 'shared-b', 'merged', 'best routed', 'target', 'met', 'best exact', 'shared-b ÷ gather ≥ 1', `routed ÷ merged ≥ ${MERGED_FACTOR}×`], table))
   console.log(`\nbest routed: the highest of ${ROUTED.join(', ')} (tokens/s ÷ base, mean); best exact leaves out shared-b (a compressed form). routed ÷ merged: the slowest routed strategy's tokens/s ÷ merged's (row 1; merged cache C = ${reports[0]!.config.merged_cache}).`)
   summary.rows = rows
 }
@@ -178,7 +190,7 @@ if (!only || only === 'sweep') {
   const plot = join(outDir, 'mask-sweep.svg')
   const marker = c.kind === 'between' ? [{adapters: c.at, label: `mask < gather from ≈ ${c.at.toFixed(0)}`}] : []
   writeFileSync(plot, renderThroughputSvg(report.results, plotTitle(report), {markers: marker}))
-  console.log(`\n=== mask crossover: one ${sweepHidden}×${sweepHidden} layer, batch 32, rank 16, distinct${sizeNote} ===\n`)
+  console.log(`\n=== mask crossover: one ${sweepHidden}×${sweepHidden} layer, batch 32, rank 16, distinct, adapter stacks ${stackDtype}${sizeNote} ===\n`)
   const ns = [...new Set(report.results.map((r) => r.adapters))]
   const get = (s: string, n: number) => report.results.find((r) => r.strategy === s && r.adapters === n)
   console.log(renderTable(['adapters', 'base tok/s', 'gather vs base', 'mask vs base', 'mask ÷ gather'], ns.map((n) => [n, fmt(get('base', n)?.tokens_per_s, 0), fmt(get('gather', n)?.relative_to_base), fmt(get('mask', n)?.relative_to_base), fmt(get('mask', n)!.tokens_per_s / get('gather', n)!.tokens_per_s)])))
@@ -197,7 +209,7 @@ if (!only || only === 'ranks') {
   const n = mixed.config.adapters[0]!
   const padding = rankPaddingBytes(stackBytes(mixed), mixed.config.ranks, n)
   const cost = g(mixed).relative_to_base / g(single).relative_to_base
-  console.log(`\n=== mixed ranks: 8/16/64 (in turn) padded to 64 vs rank 16 only; gather, batch 32, ${n} adapters${sizeNote} ===\n`)
+  console.log(`\n=== mixed ranks: 8/16/64 (in turn) padded to 64 vs rank 16 only; gather, batch 32, ${n} adapters, adapter stacks ${stackDtype}${sizeNote} ===\n`)
   console.log(renderTable(['pack', 'stack bytes', 'of which padding', 'gather vs base', 'gather tok/s'], [
     ['ranks 8/16/64 → 64', formatBytes(stackBytes(mixed)), `${formatBytes(padding.bytes)} (${fmt(100 * padding.share, 1)}%)`, fmt(g(mixed).relative_to_base), fmt(g(mixed).tokens_per_s, 0)],
     ['rank 16', formatBytes(stackBytes(single)), formatBytes(0), fmt(g(single).relative_to_base), fmt(g(single).tokens_per_s, 0)],

@@ -20,6 +20,7 @@ export default class Bench extends LoraCommand {
     {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --strategies base,gather,shared-b', description: 'The first target row.'},
     {command: '<%= config.bin %> bench --model layer --hidden 1024 --adapters 1,4,16,64,256,1000 --strategies base,gather,mask --plot sweep.svg', description: 'Where mask stops paying off.'},
     {command: '<%= config.bin %> bench --base ./base --pack pack.safetensors --shared-b pack-k16.safetensors', description: 'Real weights: the pack for the routed stacks, its lora compress output for shared-b.'},
+    {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --targets all --strategies base,gather,shared-b --stack-dtype f16', description: 'Adapter stacks stored in f16 (half the bytes gathered per step), products in f32.'},
     {command: '<%= config.bin %> bench --out new.json --baseline old.json --max-regression 0.10', description: 'CI: exit 1 when a strategy\'s ratio to base fell by more than 10%.'},
   ]
   static override flags = {
@@ -41,6 +42,7 @@ export default class Bench extends LoraCommand {
     threads: Flags.integer({description: 'intra-op threads', default: 2, min: 1}),
     'merged-cache': Flags.integer({description: 'merged copies held by the merged strategy (LRU)', default: 4, min: 1}),
     'shared-k': Flags.integer({description: 'shared basis size K of the shared-b strategy (synthetic, or the --pack compressed in memory); default 16', min: 1}),
+    'stack-dtype': Flags.option({description: 'storage of the adapter stacks and shared-b\'s A\' (f16: gathered in f16 and cast to f32 right after; base, shared B and products stay f32)', options: ['f32', 'f16'] as const, default: 'f32'})(),
     tolerance: Flags.string({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it)', default: '1e-3'}),
     rounds: Flags.integer({description: 'interleaved rounds', default: 8, min: 1}),
     steps: Flags.integer({description: 'timed steps per strategy per round', default: 2, min: 1}),
@@ -97,6 +99,7 @@ export default class Bench extends LoraCommand {
         basePath: flags.base,
         packPath: flags.pack,
         sharedBPath: flags['shared-b'],
+        stackDtype: flags['stack-dtype'],
         onProgress: bar.onProgress,
         onNote: (line) => this.warnUser(line),
       })

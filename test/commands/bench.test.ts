@@ -52,6 +52,26 @@ test('plain output: the table, the model note, exit 0', () => {
   assert.not.match(r.stdout, /\nmask/)
 })
 
+test('--stack-dtype f16: every strategy within tolerance, half the stack bytes, said in the report and the table', () => {
+  const args = [...SMALL, '--adapters', '3', '--json']
+  const wide = runCli(args)
+  const half = runCli([...args, '--stack-dtype', 'f16'])
+  assert.is(wide.status, 0, wide.stderr)
+  assert.is(half.status, 0, half.stderr)
+  const [w, h] = [JSON.parse(wide.stdout), JSON.parse(half.stdout)]
+  assert.is(w.config.stack_dtype, 'f32')
+  assert.is(h.config.stack_dtype, 'f16')
+  const bytes = (report: {results: Array<{strategy: string; weight_bytes: number}>}, s: string) => report.results.find((x) => x.strategy === s)!.weight_bytes
+  for (const x of h.results) assert.ok(x.max_abs_error < 1e-4, `${x.strategy}: ${x.max_abs_error}`)
+  assert.is(bytes(h, 'base'), bytes(w, 'base'))
+  for (const s of ['gather', 'segment', 'mask']) assert.is(bytes(h, s) - bytes(h, 'base'), (bytes(w, s) - bytes(w, 'base')) / 2, s)
+  const plain = runCli([...SMALL, '--adapters', '3', '--strategies', 'gather', '--stack-dtype', 'f16'])
+  assert.is(plain.status, 0, plain.stderr)
+  assert.match(plain.stdout, /adapter stacks f16 \(gathered in f16, cast to f32; products f32\)/)
+  const bad = runCli([...SMALL, '--stack-dtype', 'bf16'])
+  assert.is(bad.status, 2)
+})
+
 test('--baseline gate: exit 1 when relative_to_base fell by more than --max-regression, in both output modes', () => {
   const tmp = tempDir()
   try {

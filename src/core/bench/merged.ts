@@ -119,12 +119,17 @@ function writeMergeModel(set: WeightSet): string {
   const R = set.rank
   g.input('slot', 'int64', [1])
   const {weight} = externalWeights(g, set)
+  /** One slot of a stack, as f32 (f16 stacks are cast after the Gather). */
+  const gather = (name: string) => {
+    const rows = g.op('Gather', [weight(name), 'slot'], {axis: 0})
+    return set.tensor(name).type === 'float16' ? g.op('Cast', [rows], {to: 1}) : rows
+  }
   for (const group of set.groups) {
     const G = group.members.length
-    const a = g.op('Reshape', [g.op('Gather', [weight(layoutNames.groupA(group)), 'slot'], {axis: 0}), g.ints(g.fresh('shape'), [G * R, group.in])])
+    const a = g.op('Reshape', [gather(layoutNames.groupA(group)), g.ints(g.fresh('shape'), [G * R, group.in])])
     group.members.forEach((m, j) => {
       const aj = G === 1 ? a : g.op('Slice', [a, g.ints(g.fresh('st'), [j * R]), g.ints(g.fresh('en'), [(j + 1) * R]), g.ints(g.fresh('ax'), [0])])
-      const b = g.op('Reshape', [g.op('Gather', [weight(layoutNames.moduleB(m)), 'slot'], {axis: 0}), g.ints(g.fresh('shape'), [m.out, R])])
+      const b = g.op('Reshape', [gather(layoutNames.moduleB(m)), g.ints(g.fresh('shape'), [m.out, R])])
       const dwT = g.op('MatMul', [g.op('Transpose', [aj], {perm: [1, 0]}), g.op('Transpose', [b], {perm: [1, 0]})])
       g.node('Add', [weight(layoutNames.weight(m)), dwT], {}, {outputs: [`W:${m.key}`]})
       g.output(`W:${m.key}`, 'float32', [m.in, m.out])

@@ -5,9 +5,12 @@
  * their true rank (padding rows and columns are never read), so wrong
  * padding shows up as an error. The shared-B form uses each module's own K;
  * when it came from a `lora-pack-shared-b` file (`--shared-b`), A' and U are
- * read from that file as stored, not from the weight set's copy.
+ * read from that file as stored, not from the weight set's copy (A' rounded
+ * to f16 when the stacks are stored so). Stacks stored as f16 are read as
+ * stored: the reference is exact for the values served.
  */
 import {SharedBFile} from '../compress/shared-b-file.js'
+import {fromFloat, toFloat64} from '../dtype.js'
 import {ModuleSpec, layoutNames} from '../onnx/lora-layout.js'
 import {RMS_EPS} from '../onnx/model-stack.js'
 import type {WeightSet} from './weight-set.js'
@@ -139,7 +142,11 @@ type SharedWeights = (m: ModuleSpec, slot: number) => Promise<{k: number; a: Arr
 function sharedWeights(set: WeightSet, file: SharedBFile | undefined): SharedWeights {
   return async (m, slot) => {
     const k = set.sharedRank(m.key)
-    if (file) return {k, a: (await file.readA(m.path, slot)).toFloat64(), u: (await file.readSharedB(m.path)).toFloat64()}
+    if (file) {
+      const a = (await file.readA(m.path, slot)).toFloat64()
+      // f16 stacks: A' as the weight set stores it, rounded once from the file's values
+      return {k, a: set.stackDtype === 'f16' ? toFloat64('F16', fromFloat('F16', a)) : a, u: (await file.readSharedB(m.path)).toFloat64()}
+    }
     const group = set.groups.find((g) => g.members.some((mm) => mm.key === m.key))!
     const j = group.members.findIndex((mm) => mm.key === m.key)
     const W = set.sharedWidth

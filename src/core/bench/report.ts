@@ -29,6 +29,8 @@ export interface BenchConfig {
   /** The shared-B weights, when the shared-b strategy ran: where they came from (source: synthetic, file or compressed = the pack compressed in memory), K per module (min/max; modules below k are zero-padded), padding bytes, compression errors (null for synthetic). */
   shared_b: {source: string; path: string | null; k: number; k_min: number; k_max: number; padding_bytes: number; error_mean: number | null; error_max: number | null} | null
   merged_cache: number
+  /** How the adapter stacks (and shared-b's A') were stored: f32, or f16 gathered and cast to f32 in the graph. Absent in reports written before the flag: f32. */
+  stack_dtype?: 'f32' | 'f16'
   tolerance: number
   threads: number
   weights: string

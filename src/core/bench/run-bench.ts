@@ -19,7 +19,7 @@ import {MergedExecutor} from './merged.js'
 import {ReferenceKind, compareRows, referenceRows} from './reference.js'
 import {BenchConfig, BenchReport, BenchResult, ToleranceFailure} from './report.js'
 import {latencyStats, timeInterleaved} from './runner.js'
-import {SharedInfo, WeightSet, WeightSetSpec, prepareWeightSet} from './weight-set.js'
+import {SharedInfo, StackDtype, WeightSet, WeightSetSpec, prepareWeightSet} from './weight-set.js'
 import {Workload, drawSteps, workloadName} from './workload.js'
 
 /** Said in every report: what the llama model leaves out. */
@@ -57,6 +57,8 @@ export interface BenchOptions {
   packPath?: string
   /** A `lora-pack-shared-b` file compressed from `packPath` (K from the file); without it, shared-b serves the pack compressed in memory at `sharedK`, or synthetic weights. */
   sharedBPath?: string
+  /** How the adapter stacks and shared-b's A' are stored (f16: gathered in f16, cast to f32 after the Gather); default f32. */
+  stackDtype?: StackDtype
   /** Token rows checked against the reference per strategy. */
   sampleRows?: number
   onProgress?: ProgressCallback
@@ -104,6 +106,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
         ...(o.basePath ? {basePath: o.basePath} : {}),
         ...(o.packPath ? {packPath: o.packPath} : {}),
         ...(o.sharedBPath ? {sharedBPath: o.sharedBPath} : {}),
+        ...(o.stackDtype === 'f16' ? {stackDtype: 'f16' as const} : {}),
       }
       const set = await prepareWeightSet(spec, {workDir, onProgress: o.onProgress})
       rank = set.rank
@@ -138,6 +141,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       shared_k: shared?.width ?? o.sharedK,
       shared_b: shared ? sharedReport(shared, o) : null,
       merged_cache: o.mergedCache,
+      stack_dtype: o.stackDtype ?? 'f32',
       tolerance: o.tolerance,
       threads: o.threads,
       weights: weightsDescription(o, shared),

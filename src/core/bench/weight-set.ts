@@ -13,7 +13,8 @@ import {createHash} from 'node:crypto'
 import {existsSync, statSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {InputError, UsageError} from '../errors.js'
-import {ExternalDataFile, ExternalTensor, GraphBuilder} from '../onnx/graph-builder.js'
+import {fromFloat, toFloat32} from '../dtype.js'
+import {ELEM_BYTES, ExternalDataFile, ExternalTensor, GraphBuilder} from '../onnx/graph-builder.js'
 import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../onnx/lora-layout.js'
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
@@ -22,6 +23,15 @@ import {SharedErrors, SharedSource, SharedSourceKind, compressPackShared, openSh
 import {BaseWeightSource, StackSource, adapterRank, fillSynthetic, paddedRank, syntheticStacks} from './weight-sources.js'
 
 export {adapterRank, fillSynthetic, paddedRank}
+
+/**
+ * How the routed adapter stacks are stored (`--stack-dtype`): the A and B
+ * stacks of gather/segment/mask/merged and the shared-B form's A'. The base,
+ * the norms and the shared B stay f32; the products are f32 either way
+ * (f16 stacks are gathered in f16 and cast right after).
+ */
+export const STACK_DTYPES = ['f32', 'f16'] as const
+export type StackDtype = (typeof STACK_DTYPES)[number]
 
 /** Bumped when the layout or synthetic values change, so old caches are rebuilt. */
 export const WEIGHT_SET_VERSION = 4
@@ -45,6 +55,8 @@ export interface WeightSetSpec {
   packPath?: string
   /** A `lora-pack-shared-b` file compressed from `packPath`, for the shared-B form. */
   sharedBPath?: string
+  /** `f16`: the stacks and A' stored as f16 (rounded to nearest even once); absent = f32. */
+  stackDtype?: 'f16'
 }
 
 /** What the shared-B form holds (when built). */
@@ -66,7 +78,8 @@ export interface WeightSetInfo {
   spec: WeightSetSpec
   slots: number
   rank: number
-  tensors: Record<string, {dims: number[]; offset: number; length: number}>
+  /** `type` absent = float32. */
+  tensors: Record<string, {dims: number[]; offset: number; length: number; type?: 'float16'}>
   /** Ranks of the slots (slot 0 = 0), after reading a pack. */
   slotRanks: number[]
   /** The shared-B form, null when not built. */
@@ -128,7 +141,12 @@ export class WeightSet {
   tensor(name: string): ExternalTensor {
     const t = this.info.tensors[name]
     if (!t) throw new Error(`weight set ${this.dir} has no tensor ${name}`)
-    return {location: WeightSet.DATA_FILE, range: {offset: t.offset, length: t.length}, dims: t.dims, type: 'float32'}
+    return {location: WeightSet.DATA_FILE, range: {offset: t.offset, length: t.length}, dims: t.dims, type: t.type ?? 'float32'}
+  }
+
+  /** How the stacks are stored. */
+  get stackDtype(): StackDtype {
+    return this.info.spec.stackDtype ?? 'f32'
   }
 
   /** Bytes of the named tensors. */
@@ -138,25 +156,25 @@ export class WeightSet {
     return total
   }
 
-  /** Read `count` f32 elements of `name` starting at element `start`. */
+  /** Read `count` elements of `name` starting at element `start`, as f32 (f16 tensors widened exactly). */
   read(name: string, start: number, count: number): Float32Array {
     const t = this.info.tensors[name]
     if (!t) throw new Error(`weight set ${this.dir} has no tensor ${name}`)
-    if (start < 0 || (start + count) * 4 > t.length) throw new Error(`read ${name}: elements [${start}, ${start + count}) out of range`)
-    const out = new Float32Array(count)
-    const bytes = new Uint8Array(out.buffer)
+    const size = ELEM_BYTES[t.type ?? 'float32']
+    if (start < 0 || (start + count) * size > t.length) throw new Error(`read ${name}: elements [${start}, ${start + count}) out of range`)
+    const bytes = new Uint8Array(count * size)
     const fd = openSync(this.dataPath, 'r')
     try {
       let done = 0
       while (done < bytes.byteLength) {
-        const n = readSync(fd, bytes, done, bytes.byteLength - done, t.offset + start * 4 + done)
+        const n = readSync(fd, bytes, done, bytes.byteLength - done, t.offset + start * size + done)
         if (n === 0) throw new InputError('WEIGHTS_TRUNCATED', `read ${this.dataPath}: file ends inside tensor ${name}`)
         done += n
       }
     } finally {
       closeSync(fd)
     }
-    return out
+    return t.type === 'float16' ? toFloat32('F16', bytes) : new Float32Array(bytes.buffer)
   }
 }
 
@@ -203,7 +221,9 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
   }
   const file = ExternalDataFile.create(join(dir, WeightSet.DATA_FILE))
   const tensors: WeightSetInfo['tensors'] = {}
-  const plan: Array<{name: string; dims: number[]; fill: (write: (elementOffset: number, data: Float32Array) => void) => Promise<void> | void}> = []
+  const plan: Array<{name: string; dims: number[]; type?: 'float16'; fill: (write: (elementOffset: number, data: Float32Array) => void) => Promise<void> | void}> = []
+  /** The element type of the stacks and A' (the base, norms and shared B stay f32). */
+  const stackType = spec.stackDtype === 'f16' ? ({type: 'float16'} as const) : {}
 
   for (const m of modules) {
     plan.push({name: layoutNames.weight(m), dims: [m.in, m.out], fill: (w) => (base ? base.writeTransposed(m, w) : fillSynthetic(w, m.in * m.out, 1 / Math.sqrt(m.in), spec.seed, 'W', m.key))})
@@ -216,28 +236,32 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
   }
   if (spec.include.stacks) {
     for (const g of groups) {
-      plan.push({name: layoutNames.groupA(g), dims: [S, g.members.length * R, g.in], fill: (w) => stacks.writeGroupA(g, w)})
-      for (const m of g.members) plan.push({name: layoutNames.moduleB(m), dims: [S, m.out, R], fill: (w) => stacks.writeModuleB(m, w)})
+      plan.push({name: layoutNames.groupA(g), dims: [S, g.members.length * R, g.in], ...stackType, fill: (w) => stacks.writeGroupA(g, w)})
+      for (const m of g.members) plan.push({name: layoutNames.moduleB(m), dims: [S, m.out, R], ...stackType, fill: (w) => stacks.writeModuleB(m, w)})
     }
   }
   if (shared) {
     const W = shared.width
     for (const g of groups) {
-      plan.push({name: layoutNames.groupAk(g), dims: [S, g.members.length * W, g.in], fill: (w) => shared.writeGroupAk(g, w)})
+      plan.push({name: layoutNames.groupAk(g), dims: [S, g.members.length * W, g.in], ...stackType, fill: (w) => shared.writeGroupAk(g, w)})
       for (const m of g.members) plan.push({name: layoutNames.moduleBk(m), dims: [W, m.out], fill: (w) => shared.writeModuleBk(m, w)})
     }
   }
-  const total = plan.reduce((sum, p) => sum + p.dims.reduce((a, b) => a * b, 1) * 4, 0)
+  const byteLength = (p: (typeof plan)[number]) => p.dims.reduce((a, b) => a * b, 1) * ELEM_BYTES[p.type ?? 'float32']
+  const total = plan.reduce((sum, p) => sum + byteLength(p), 0)
   let done = 0
   try {
     for (const p of plan) {
-      const length = p.dims.reduce((a, b) => a * b, 1) * 4
+      const length = byteLength(p)
+      const size = ELEM_BYTES[p.type ?? 'float32']
       const range = file.reserve(length)
-      tensors[p.name] = {dims: p.dims, offset: range.offset, length}
+      tensors[p.name] = {dims: p.dims, offset: range.offset, length, ...(p.type ? {type: p.type} : {})}
       await p.fill((elementOffset, data) => {
-        if ((elementOffset + data.length) * 4 > length) throw new Error(`write ${p.name}: past its end`)
-        file.write(range.offset + elementOffset * 4, new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-        done += data.byteLength
+        if ((elementOffset + data.length) * size > length) throw new Error(`write ${p.name}: past its end`)
+        // f16: rounded to nearest even once, here; every reader (graphs, reference) sees these values
+        const bytes = p.type === 'float16' ? fromFloat('F16', data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+        file.write(range.offset + elementOffset * size, bytes)
+        done += bytes.byteLength
         options.onProgress?.({stage: 'weights', done, total})
       })
     }
@@ -247,7 +271,7 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
     await stacks.close()
     await shared?.close()
   }
-  const info: WeightSetInfo = {spec, slots: S, rank: R, tensors, slotRanks: stacks.slotRanks, shared: shared ? sharedInfo(shared, groups, S) : null}
+  const info: WeightSetInfo = {spec, slots: S, rank: R, tensors, slotRanks: stacks.slotRanks, shared: shared ? sharedInfo(shared, groups, S, spec.stackDtype === 'f16' ? 2 : 4) : null}
   writeFileSync(join(dir, 'index.json.tmp'), JSON.stringify(info))
   renameSync(join(dir, 'index.json.tmp'), join(dir, 'index.json'))
   return WeightSet.open(dir)
@@ -260,13 +284,13 @@ function validateSpec(spec: WeightSetSpec): void {
   if (spec.sharedBPath && !spec.packPath) throw new UsageError('BAD_FLAG', `--shared-b ${spec.sharedBPath} needs --pack (the lora-pack it was compressed from)`)
 }
 
-function sharedInfo(shared: SharedSource, groups: readonly GroupSpec[], slots: number): SharedInfo {
+function sharedInfo(shared: SharedSource, groups: readonly GroupSpec[], slots: number, aBytes: number): SharedInfo {
   const W = shared.width
   let bytes = 0
   let paddingBytes = 0
   for (const g of groups) {
     for (const m of g.members) {
-      const perK = (slots * g.in + m.out) * 4
+      const perK = slots * g.in * aBytes + m.out * 4
       bytes += W * perK
       paddingBytes += (W - shared.ranks[m.key]!) * perK
     }

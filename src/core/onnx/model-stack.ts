@@ -51,7 +51,7 @@ export function buildStackModel(set: WeightSet, options: StackModelOptions): Bui
   if (options.strategy !== 'base') declareRoutingInputs(g, options.strategy, set.slots)
   const weightInputs: string[] = []
   const ctx: RoutingContext | undefined =
-    options.strategy === 'base' ? undefined : {g, strategy: options.strategy, tokens: options.tokens, form: options.form ?? defaultForm(options.tokens), ...(options.chunk ? {chunk: options.chunk} : {}), slots: set.slots, rank: set.rank, sharedK: set.sharedWidth, weight}
+    options.strategy === 'base' ? undefined : {g, strategy: options.strategy, tokens: options.tokens, form: options.form ?? defaultForm(options.tokens), ...(options.chunk ? {chunk: options.chunk} : {}), slots: set.slots, rank: set.rank, sharedK: set.sharedWidth, weight, weightType: (name) => set.tensor(name).type}
   const deltas = new Map<string, string>()
   const groupsByInput = new Map<string, typeof set.groups>()
   for (const group of set.groups) {

@@ -14,8 +14,13 @@
  *   MatMul per member with the shared `[K, out]`.
  * - mask: `mask [N, S]` (one-hot or weighted); products with every slot's A
  *   and B, weighted by the mask: correct for any mask, cost grows with S.
+ *
+ * Stacks stored as f16 (`weightType`) are gathered in f16 and cast to f32
+ * right after each Gather, so only half the bytes come from memory and the
+ * products stay f32; mask casts the whole stack (onnxruntime may fold that
+ * into an f32 copy when the session loads).
  */
-import {GraphBuilder} from './graph-builder.js'
+import {ElemType, GraphBuilder} from './graph-builder.js'
 import {GroupSpec, ModuleSpec, layoutNames} from './lora-layout.js'
 
 /** Strategies that are one ONNX graph over the stacks. */
@@ -62,6 +67,22 @@ export interface RoutingContext {
   sharedK: number
   /** Add an initializer from the weight set (once) and return its name. */
   weight(name: string): string
+  /** The element type of a weight-set tensor (stacks may be float16). */
+  weightType(name: string): ElemType
+}
+
+/** ONNX `TensorProto.DataType.FLOAT`, the `to` of a Cast. */
+const FLOAT = 1
+
+/** `Gather(weight, index)` along axis 0, cast to f32 when the weight is stored as f16. */
+function gatherWeight(ctx: RoutingContext, name: string, index: string): string {
+  const rows = ctx.g.op('Gather', [ctx.weight(name), index], {axis: 0})
+  return ctx.weightType(name) === 'float16' ? ctx.g.op('Cast', [rows], {to: FLOAT}) : rows
+}
+
+/** The whole weight as f32 (cast when stored as f16). */
+function wholeWeight(ctx: RoutingContext, name: string): string {
+  return ctx.weightType(name) === 'float16' ? ctx.g.op('Cast', [ctx.weight(name)], {to: FLOAT}) : ctx.weight(name)
 }
 
 /** Declare the routing inputs of `strategy` on `g`. */
@@ -110,13 +131,13 @@ function gatherDeltas(ctx: RoutingContext, group: GroupSpec, x: string, index: s
       const range = [g.ints(g.fresh('st'), [c0]), g.ints(g.fresh('en'), [Math.min(ctx.chunk.batch, c0 + ctx.chunk.size)]), g.ints(g.fresh('ax'), [0])]
       const idx = g.op('Slice', [index, ...range])
       const xc = g.op('Reshape', [g.op('Slice', [x, ...range]), g.ints(g.fresh('shape'), [-1, group.in, 1])])
-      const h = g.op('MatMul', [g.op('Gather', [ctx.weight(aName), idx], {axis: 0}), xc])
+      const h = g.op('MatMul', [gatherWeight(ctx, aName, idx), xc])
       group.members.forEach((m, j) => parts.get(m.key)!.push(bSide(m, member(g, h, j, G, width, 1), idx)))
     }
     for (const m of group.members) out.set(m.key, g.op('Concat', parts.get(m.key)!, {axis: 0}))
     return out
   }
-  const a = g.op('Gather', [ctx.weight(aName), index], {axis: 0})
+  const a = gatherWeight(ctx, aName, index)
   if (ctx.form === 'gemv') {
     const xc = ctx.tokens === 1 ? g.op('Reshape', [x, g.ints(g.fresh('shape'), [-1, group.in, 1])]) : g.op('Transpose', [requestRows(ctx, x, index, group.in)], {perm: [0, 2, 1]})
     const h = g.op('MatMul', [a, xc])
@@ -144,14 +165,14 @@ function rowsOf(ctx: RoutingContext, h: string, width: number): string {
 /** Per-request B: gemv `B[b] @ h[b]` (`[B, out, R] @ [B, R, T]`), gemm `h[b] @ B[b]ᵀ`. */
 function gatherB(ctx: RoutingContext, m: ModuleSpec, h: string, index: string): string {
   const {g} = ctx
-  const b = g.op('Gather', [ctx.weight(layoutNames.moduleB(m)), index], {axis: 0})
+  const b = gatherWeight(ctx, layoutNames.moduleB(m), index)
   const d = ctx.form === 'gemv' ? g.op('MatMul', [b, h]) : g.op('MatMul', [h, g.op('Transpose', [b], {perm: [0, 2, 1]})])
   return rowsOf(ctx, d, m.out)
 }
 
 /** Shared B: one plain MatMul `[N, K] @ [K, out]`. */
 function sharedB(ctx: RoutingContext, m: ModuleSpec, h: string): string {
-  return ctx.g.op('MatMul', [rowsOf(ctx, h, ctx.sharedK), ctx.weight(layoutNames.moduleBk(m))])
+  return ctx.g.op('MatMul', [rowsOf(ctx, h, ctx.sharedK), wholeWeight(ctx, layoutNames.moduleBk(m))])
 }
 
 /**
@@ -163,7 +184,7 @@ function segmentDeltas(ctx: RoutingContext, group: GroupSpec, x: string): Map<st
   const {g} = ctx
   const G = group.members.length
   const R = ctx.rank
-  const a = g.op('Gather', [ctx.weight(layoutNames.groupA(group)), 'seg_slots'], {axis: 0})
+  const a = gatherWeight(ctx, layoutNames.groupA(group), 'seg_slots')
   // rows per segment L = |seg_rows| / |seg_slots|: reshape with the segment count taken from seg_slots
   const segCount = g.op('Shape', ['seg_slots'])
   const shape3 = g.op('Concat', [segCount, g.ints(g.fresh('c'), [-1, group.in])], {axis: 0})
@@ -174,7 +195,7 @@ function segmentDeltas(ctx: RoutingContext, group: GroupSpec, x: string): Map<st
   const h = decodeLike ? g.op('MatMul', [a, g.op('Transpose', [xg], {perm: [0, 2, 1]})]) : g.op('MatMul', [xg, g.op('Transpose', [a], {perm: [0, 2, 1]})])
   group.members.forEach((m, j) => {
     const hj = member(g, h, j, G, R, decodeLike ? 1 : 2)
-    const b = g.op('Gather', [ctx.weight(layoutNames.moduleB(m)), 'seg_slots'], {axis: 0})
+    const b = gatherWeight(ctx, layoutNames.moduleB(m), 'seg_slots')
     const d = decodeLike ? g.op('Transpose', [g.op('MatMul', [b, hj])], {perm: [0, 2, 1]}) : g.op('MatMul', [hj, g.op('Transpose', [b], {perm: [0, 2, 1]})])
     const flat = g.op('Reshape', [d, g.ints(g.fresh('shape'), [-1, m.out])])
     out.set(m.key, g.op('Gather', [flat, 'unperm'], {axis: 0}))
@@ -188,14 +209,14 @@ function maskDeltas(ctx: RoutingContext, group: GroupSpec, x: string): Map<strin
   const G = group.members.length
   const R = ctx.rank
   const S = ctx.slots
-  const a2 = g.op('Reshape', [ctx.weight(layoutNames.groupA(group)), g.ints(g.fresh('shape'), [S * G * R, group.in])])
+  const a2 = g.op('Reshape', [wholeWeight(ctx, layoutNames.groupA(group)), g.ints(g.fresh('shape'), [S * G * R, group.in])])
   const hall = g.op('Gemm', [x, a2], {transB: 1})
   const h3 = g.op('Reshape', [hall, g.ints(g.fresh('shape'), [-1, S, G * R])])
   const hm = g.op('Mul', [h3, g.op('Unsqueeze', ['mask', g.ints(g.fresh('axes'), [2])])])
   const out = new Map<string, string>()
   group.members.forEach((m, j) => {
     const hj = g.op('Reshape', [member(g, hm, j, G, R, 2), g.ints(g.fresh('shape'), [-1, S * R])])
-    const bt = g.op('Transpose', [ctx.weight(layoutNames.moduleB(m))], {perm: [0, 2, 1]})
+    const bt = g.op('Transpose', [wholeWeight(ctx, layoutNames.moduleB(m))], {perm: [0, 2, 1]})
     const b2 = g.op('Reshape', [bt, g.ints(g.fresh('shape'), [S * R, m.out])])
     out.set(m.key, g.op('MatMul', [hj, b2]))
   })

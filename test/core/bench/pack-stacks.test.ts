@@ -99,6 +99,46 @@ test('stacks hold each adapter\'s s·B·A exactly as its PEFT files say; gather 
   }
 })
 
+test('f16 stacks of an F16 pack hold the stored A exactly, and B with the scaling (2 = alpha/r) folded in exactly; gather equals the reference', async () => {
+  const tmp = tempDir()
+  try {
+    const f = await fixture(tmp.path)
+    const set = await prepareWeightSet(
+      {dims: {model: 'llama', ...DIMS, targets: ['q_proj', 'v_proj', 'down_proj'] as Projection[]}, adapters: 3, ranks: [8], sharedK: 2, fuse: true, seed: 0, include: {stacks: true, shared: false}, packPath: f.pack, stackDtype: 'f16'},
+      {workDir: join(tmp.path, 'work')},
+    )
+    for (const [slot, name] of [[1, 'adapter-0000'], [2, 'adapter-0001'], [3, 'adapter-0002']] as const) {
+      const adapter = await LoraAdapter.load(join(f.adapters, name))
+      for (const m of set.modules.filter((x) => x.targeted)) {
+        const lm = adapter.modules.get(m.path)!
+        assert.is(lm.dtype, 'F16')
+        assert.is(lm.scaling, 2)
+        const a = (await adapter.readA(m.path)).toFloat32() // [r, in]
+        const b = (await adapter.readB(m.path)).toFloat32() // [out, r]
+        const group = set.groups.find((g) => g.members.some((x) => x.key === m.key))!
+        const j = group.members.findIndex((x) => x.key === m.key)
+        const G = group.members.length
+        assert.is(set.tensor(layoutNames.groupA(group)).type, 'float16')
+        const A = set.read(layoutNames.groupA(group), slot * G * 8 * m.in + j * 8 * m.in, lm.r * m.in)
+        assert.equal(Array.from(A), Array.from(a), `${name} ${m.path}: A`)
+        const B = set.read(layoutNames.moduleB(m), slot * m.out * 8, m.out * 8)
+        for (let o = 0; o < m.out; o++) for (let c = 0; c < lm.r; c++) assert.is(B[o * 8 + c], 2 * b[o * lm.r + c]!, `${name} ${m.path}: B[${o}, ${c}]`)
+      }
+      await adapter.file.close()
+    }
+    const gather = await GraphExecutor.create(set, 'gather', {ep: 'cpu', threads: 1, tokens: 1, batch: 4})
+    const rng = new Rng(2, 'x')
+    const x = Float32Array.from({length: 4 * 32}, () => rng.next() * 2 - 1)
+    const step = {slots: Int32Array.from([3, 0, 1, 2])}
+    const rows = [0, 1, 2, 3]
+    const {maxAbsError, maxAbsRef} = compareRows(await gather.run(step, x), 32, rows, await referenceRows({set, kind: 'stacks', step, tokens: 1, x, rows}))
+    await gather.close()
+    assert.ok(maxAbsError / maxAbsRef < 1e-5, `${maxAbsError / maxAbsRef}`)
+  } finally {
+    tmp.cleanup()
+  }
+})
+
 test('lora bench --base --pack: every strategy within tolerance, the pack named in the report', async () => {
   const tmp = tempDir()
   try {

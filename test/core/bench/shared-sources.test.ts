@@ -7,6 +7,7 @@ import {compareRows, referenceRows} from '../../../src/core/bench/reference.js'
 import {WeightSet, WeightSetSpec, prepareWeightSet} from '../../../src/core/bench/weight-set.js'
 import {compressFile} from '../../../src/core/compress/compress-file.js'
 import {SharedBFile} from '../../../src/core/compress/shared-b-file.js'
+import {fromFloat, toFloat32} from '../../../src/core/dtype.js'
 import type {Projection} from '../../../src/core/models/llama.js'
 import {ModuleSpec, layoutNames} from '../../../src/core/onnx/lora-layout.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
@@ -111,6 +112,35 @@ test('--shared-b: the file\'s stored A\' and U, K per module from the file, padd
     assert.ok(set.info.shared!.errors!.max > 0.01, 'K = 4 of Σr = 4 is exact, K = 6 of 8 on q is not')
     await assertHoldsFile(set, file)
     const err = await sharedError(set)
+    assert.ok(err < 1e-5, `relative error ${err}`)
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('f16 stacks with --shared-b: an F16 file\'s A\' is held exactly, an F32 file\'s rounded once to f16 and the reference rounds it alike; shared-b equals the reference', async () => {
+  const tmp = tempDir()
+  try {
+    const pack = await fixture(tmp.path)
+    const half = await compressed(pack, join(tmp.path, 'k6-f16.safetensors'), 6, 'F16')
+    const exact = await prepareWeightSet(spec({packPath: pack, sharedBPath: half, stackDtype: 'f16'}), {workDir: join(tmp.path, 'work')})
+    assert.is(exact.tensor(place(exact, exact.modules.find((m) => m.targeted)!).name).type, 'float16')
+    await assertHoldsFile(exact, half)
+    assert.ok((await sharedError(exact)) < 1e-5)
+    const full = await compressed(pack, join(tmp.path, 'k6-f32.safetensors'), 6, 'F32')
+    const rounded = await prepareWeightSet(spec({packPath: pack, sharedBPath: full, stackDtype: 'f16'}), {workDir: join(tmp.path, 'work')})
+    const file = await SharedBFile.open(full)
+    try {
+      const m = rounded.modules.find((x) => x.key === 'L0.q_proj')!
+      const {name, j, G} = place(rounded, m)
+      const want = (await file.readA(m.path, 1)).toFloat32()
+      const got = rounded.read(name, (1 * G * 6 + j * 6) * m.in, 6 * m.in)
+      assert.equal(Array.from(got), Array.from(toFloat32('F16', fromFloat('F16', want))))
+      assert.ok(got.some((v, i) => v !== want[i]), 'some A\' values moved')
+    } finally {
+      await file.close()
+    }
+    const err = await sharedError(rounded)
     assert.ok(err < 1e-5, `relative error ${err}`)
   } finally {
     tmp.cleanup()

@@ -3,6 +3,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {baseDims} from '../../../src/core/bench/base-dims.js'
+import {fromFloat, toFloat32} from '../../../src/core/dtype.js'
 import {WeightSetSpec, prepareWeightSet, weightSetKey} from '../../../src/core/bench/weight-set.js'
 import {openModel} from '../../../src/core/formats/sharded-model.js'
 import {layoutNames} from '../../../src/core/onnx/lora-layout.js'
@@ -75,6 +76,36 @@ test('a set is built once per configuration and reused; the key follows every fi
     assert.is.not(weightSetKey(spec({ranks: [4]})), weightSetKey(spec()))
     const c = await prepareWeightSet(spec({seed: 2}), {workDir: tmp.path})
     assert.not.equal(Array.from(c.read('L0.qkv.A', 8 * 16, 16)), Array.from(a.read('L0.qkv.A', 8 * 16, 16)))
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('f16 stacks: the A/B stacks and A\' are stored as f16 (half the bytes), the f32 set\'s values rounded to nearest even; base, norms and shared B stay f32; a cache key of their own', async () => {
+  const tmp = tempDir()
+  try {
+    const f32 = await prepareWeightSet(spec(), {workDir: tmp.path})
+    const f16 = await prepareWeightSet(spec({stackDtype: 'f16'}), {workDir: tmp.path})
+    assert.is.not(f16.dir, f32.dir)
+    assert.is(f16.stackDtype, 'f16')
+    assert.is(f32.stackDtype, 'f32')
+    const halves = new Set([...f16.groups.flatMap((g) => [layoutNames.groupA(g), layoutNames.groupAk(g), ...g.members.map((m) => layoutNames.moduleB(m))])])
+    for (const [name, t] of Object.entries(f16.info.tensors)) {
+      const wide = f32.info.tensors[name]!
+      assert.equal(t.dims, wide.dims, name)
+      assert.is(f16.tensor(name).type, halves.has(name) ? 'float16' : 'float32', name)
+      assert.is(f32.tensor(name).type, 'float32', name)
+      assert.is(t.length, halves.has(name) ? wide.length / 2 : wide.length, name)
+      const count = t.dims.reduce((a, b) => a * b, 1)
+      const want = f32.read(name, 0, count)
+      const got = f16.read(name, 0, count)
+      const rounded = halves.has(name) ? toFloat32('F16', fromFloat('F16', want)) : want
+      assert.equal(Array.from(got), Array.from(rounded), name)
+      if (halves.has(name)) assert.ok(got.some((v, i) => v !== want[i]), `${name}: some values moved when rounded`)
+      // reads at an offset land on the same elements
+      assert.equal(Array.from(f16.read(name, 3, 5)), Array.from(got.subarray(3, 8)), `${name} at an offset`)
+    }
+    assert.is(f16.info.shared!.bytes, f32.info.shared!.bytes - f16.groups.reduce((s, g) => s + g.members.length * 2 * f16.slots * g.in * 2, 0), 'A\' bytes halved, shared B not')
   } finally {
     tmp.cleanup()
   }

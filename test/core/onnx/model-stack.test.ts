@@ -1,7 +1,9 @@
 import {spawnSync} from 'node:child_process'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
+import {readFileSync} from 'node:fs'
 import {GraphExecutor} from '../../../src/core/bench/executors.js'
+import {MergedExecutor} from '../../../src/core/bench/merged.js'
 import {compareRows, referenceRows} from '../../../src/core/bench/reference.js'
 import {prepareWeightSet} from '../../../src/core/bench/weight-set.js'
 import {buildStackModel} from '../../../src/core/onnx/model-stack.js'
@@ -46,6 +48,32 @@ test('every graph the builder makes loads in an ORT session: each strategy × mo
       }
     }
     assert.is(count, 2 * 2 * (GRAPH_STRATEGIES.length * 2 + 1))
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('with f16 stacks every graph loads too (each strategy × model × product form, chunked decode, the merged pair), and casts each gathered stack to f32', async () => {
+  const tmp = tempDir()
+  try {
+    let count = 0
+    for (const model of ['llama', 'layer'] as const) {
+      const set = await prepareWeightSet({...spec(model, true), dims: {...spec(model, true).dims, targets: [...spec(model, true).dims.targets]}, stackDtype: 'f16'}, {workDir: tmp.path})
+      for (const strategy of GRAPH_STRATEGIES) {
+        for (const variant of [{form: 'gemv' as const}, {form: 'gemm' as const}, {form: 'gemv' as const, chunk: {batch: 3, size: 2}}]) {
+          const built = buildStackModel(set, {strategy, tokens: variant.chunk ? 1 : 2, ...variant, fileName: `h-${strategy}-${variant.form}-${variant.chunk ? 'c' : 'w'}.onnx`})
+          const text = Buffer.from(readFileSync(built.path)).toString('latin1')
+          assert.is(text.includes('Cast'), strategy !== 'base', `${strategy}: a Cast after the f16 stacks`)
+          const session = await createSession(built.path, {ep: 'cpu', threads: 1})
+          await session.release()
+          count++
+        }
+      }
+      const executor = await MergedExecutor.create(set, 1, {ep: 'cpu', threads: 1, tokens: 1})
+      await executor.close()
+      count++
+    }
+    assert.is(count, 2 * (GRAPH_STRATEGIES.length * 3 + 1))
   } finally {
     tmp.cleanup()
   }

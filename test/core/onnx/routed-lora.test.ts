@@ -16,7 +16,7 @@ const WORKLOADS: Workload[] = [{kind: 'distinct'}, {kind: 'uniform'}, {kind: 'zi
 const TOLERANCE = 1e-4
 const BATCH = 5
 
-async function buildSet(dir: string, model: BenchModelKind, ranks: number[], fuse = true): Promise<WeightSet> {
+async function buildSet(dir: string, model: BenchModelKind, ranks: number[], fuse = true, stackDtype?: 'f16'): Promise<WeightSet> {
   return prepareWeightSet(
     {
       dims: {model, hidden: 24, intermediate: 40, layers: 2, targets: [...ALL_PROJECTIONS]},
@@ -26,6 +26,7 @@ async function buildSet(dir: string, model: BenchModelKind, ranks: number[], fus
       fuse,
       seed: 5,
       include: {stacks: true, shared: true},
+      ...(stackDtype ? {stackDtype} : {}),
     },
     {workDir: dir},
   )
@@ -86,6 +87,29 @@ for (const model of ['llama', 'layer'] as const) {
       }
     })
   }
+}
+
+for (const tokens of [1, 3]) {
+  test(`f16 stacks, ${tokens === 1 ? 'decode (chunked gathers)' : `prefill T=${tokens}`}: every strategy equals the float64 reference of the f16-rounded weights, with base-fraction requests and ranks 2/4 padded to 4`, async () => {
+    const tmp = tempDir()
+    const executors: Executor[] = []
+    try {
+      const set = await buildSet(tmp.path, 'llama', [2, 4], true, 'f16')
+      assert.is(set.stackDtype, 'f16')
+      executors.push(...(await executorsFor(set, tokens)))
+      const x = input(BATCH * tokens, set.spec.dims.hidden)
+      for (const workload of [WORKLOADS[0]!, WORKLOADS[2]!]) {
+        const [step] = drawSteps({workload, adapters: 7, batch: BATCH, baseFraction: 0.4, seed: 3, steps: 1})
+        for (const e of executors) {
+          const err = await relativeError(set, kindOf(e.strategy), step!, tokens, x, await e.run(step!, x))
+          assert.ok(err < TOLERANCE, `${e.strategy} ${workload.kind}: relative error ${err}`)
+        }
+      }
+    } finally {
+      for (const e of executors) await e.close()
+      tmp.cleanup()
+    }
+  })
 }
 
 test('the check can fail: adapter outputs differ from the base reference, and stacks from shared-B', async () => {
