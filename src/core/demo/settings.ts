@@ -46,35 +46,33 @@ export interface DemoSettings {
 export const DEMO_SIZE_NAMES = ['full', 'small'] as const
 export type DemoSize = (typeof DEMO_SIZE_NAMES)[number]
 
+const FULL_SETTINGS: DemoSettings = {
+  hidden: 512,
+  intermediate: 1376,
+  layers: 4,
+  vocab: 8192,
+  dtype: 'F16',
+  adapters: 64,
+  ranks: [8, 16, 32],
+  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+  sharedSubspace: 0.98,
+  maxError: 0.2,
+  schemes: ['nf4', 'q4_0'],
+  probeRows: 256,
+  bench: {counts: [1, 16, 64], batch: 16, rounds: 6, stepsPerRound: 2, threads: 2, mergedCache: 4, strategies: ['base', 'gather', 'segment', 'shared-b', 'mask', 'merged']},
+}
+
 export const DEMO_SIZES: Readonly<Record<DemoSize, DemoSettings>> = {
-  full: {
-    hidden: 512,
-    intermediate: 1376,
-    layers: 4,
-    vocab: 8192,
-    dtype: 'F16',
-    adapters: 64,
-    ranks: [8, 16, 32],
-    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
-    sharedSubspace: 0.98,
-    maxError: 0.2,
-    schemes: ['nf4', 'q4_0'],
-    probeRows: 256,
-    bench: {counts: [1, 16, 64], batch: 16, rounds: 6, stepsPerRound: 2, threads: 2, mergedCache: 4, strategies: ['base', 'gather', 'segment', 'shared-b', 'mask', 'merged']},
-  },
+  full: FULL_SETTINGS,
+  // every step at toy sizes (tests): the same choices, smaller shapes and fewer timed steps
   small: {
+    ...FULL_SETTINGS,
     hidden: 64,
     intermediate: 128,
     layers: 1,
     vocab: 256,
-    dtype: 'F16',
     adapters: 12,
-    ranks: [8, 16, 32],
-    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
-    sharedSubspace: 0.98,
-    maxError: 0.2,
-    schemes: ['nf4', 'q4_0'],
     probeRows: 64,
-    bench: {counts: [1, 4, 12], batch: 4, rounds: 1, stepsPerRound: 2, threads: 2, mergedCache: 4, strategies: ['base', 'gather', 'segment', 'shared-b', 'mask', 'merged']},
+    bench: {...FULL_SETTINGS.bench, counts: [1, 4, 12], batch: 4, rounds: 1},
   },
 }
