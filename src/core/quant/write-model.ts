@@ -13,11 +13,10 @@
  * before they are renamed into place, and an error anywhere leaves nothing.
  */
 import {copyFile, readFile, readdir, stat, writeFile} from 'node:fs/promises'
-import {basename, join} from 'node:path'
+import {join} from 'node:path'
 import {DTYPES, DType, fromFloat} from '../dtype.js'
 import {InputError, LoraError, UsageError} from '../errors.js'
-import {GgufValueType, GgmlTypeName, GgufKV} from '../formats/gguf-types.js'
-import {GgufTensorSpec, GgufWriter} from '../formats/gguf-writer.js'
+import type {GgufKV} from '../formats/gguf-types.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
@@ -97,53 +96,36 @@ interface Planned {
   readonly job: TensorJob | undefined
   readonly action: 'copy' | 'float' | 'encode'
   readonly dtype: DType
-  readonly specs: TensorSpec[] | GgufTensorSpec[]
+  readonly specs: TensorSpec[]
   readonly file: string
 }
 
-/** GGML type for a float dtype written into GGUF (BF16 is widened to F32, exactly). */
-function ggmlType(dtype: DType, name: string): GgmlTypeName {
-  const map: Partial<Record<DType, GgmlTypeName>> = {F32: 'F32', F16: 'F16', BF16: 'F32', F64: 'F64', I8: 'I8', I16: 'I16', I32: 'I32', I64: 'I64'}
-  const t = map[dtype]
-  if (!t) throw new InputError('GGUF_UNSUPPORTED_DTYPE', `tensor "${sanitizeName(name)}" is ${dtype}, which GGUF cannot hold`)
-  return t
-}
-
 function plan(options: WriteModelOptions): Planned[] {
-  const {source, format} = options
+  const {source} = options
   const out: Planned[] = []
   for (const tensor of source.tensors.values()) {
     const job = options.jobs.get(tensor.name)
-    const file = format === 'gguf' ? basename(options.out) : (tensor.shard ?? SINGLE_MODEL_NAME)
+    const file = tensor.shard ?? SINGLE_MODEL_NAME
     if (job?.quant) {
       const q = job.quant
-      if (QUANT_SCHEMES[q.scheme].format !== format) throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${QUANT_SCHEMES[q.scheme].format}, not ${format}`)
-      const shape = tensor.shape as [number, number]
+      if (QUANT_SCHEMES[q.scheme].format !== 'safetensors') throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${QUANT_SCHEMES[q.scheme].format}, not safetensors`)
       const dtype = job.dtype ?? tensor.dtype
-      const specs = format === 'gguf' ? [{name: tensor.name, shape, type: 'Q4_0' as const}] : plannedParts(tensor.name, shape, q, dtype)
-      out.push({tensor, job, action: 'encode', dtype, specs, file})
+      out.push({tensor, job, action: 'encode', dtype, specs: plannedParts(tensor.name, tensor.shape as [number, number], q, dtype), file})
       continue
     }
     if (tensor.encoding !== 'plain' && !job) {
-      const same = format === QUANT_SCHEMES[tensor.encoding].format
-      if (!same) throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a ${format} output`)
-      const specs =
-        format === 'gguf'
-          ? [{name: tensor.name, shape: tensor.shape, type: 'Q4_0' as const}]
-          : tensor.parts.map((p) => {
-              const i = source.storedInfo(p)
-              return {name: p, dtype: i.dtype, shape: i.shape}
-            })
+      if (QUANT_SCHEMES[tensor.encoding].format !== 'safetensors') throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a safetensors output`)
+      const specs = tensor.parts.map((p) => {
+        const i = source.storedInfo(p)
+        return {name: p, dtype: i.dtype, shape: i.shape}
+      })
       out.push({tensor, job, action: 'copy', dtype: tensor.dtype, specs, file})
       continue
     }
     const dtype = job?.dtype ?? tensor.dtype
-    const changes = job?.transform !== undefined || dtype !== tensor.dtype || tensor.encoding !== 'plain' || (format === 'gguf' && ggmlType(dtype, tensor.name) !== dtype)
-    if (job?.transform || dtype !== tensor.dtype || tensor.encoding !== 'plain') {
-      if (DTYPES[dtype].kind !== 'float') throw new RangeError(`tensor "${tensor.name}" cannot be written as ${dtype}`)
-    }
-    const specs = format === 'gguf' ? [{name: tensor.name, shape: tensor.shape, type: ggmlType(dtype, tensor.name)}] : [{name: tensor.name, dtype, shape: tensor.shape}]
-    out.push({tensor, job, action: changes ? 'float' : 'copy', dtype: format === 'gguf' && dtype === 'BF16' ? 'F32' : dtype, specs, file})
+    const changes = job?.transform !== undefined || dtype !== tensor.dtype || tensor.encoding !== 'plain'
+    if (changes && DTYPES[dtype].kind !== 'float') throw new RangeError(`tensor "${tensor.name}" cannot be written as ${dtype}`)
+    out.push({tensor, job, action: changes ? 'float' : 'copy', dtype, specs: [{name: tensor.name, dtype, shape: tensor.shape}], file})
   }
   return out
 }
@@ -260,6 +242,8 @@ function inTensor(error: unknown, name: string, file: string): unknown {
  * @throws UsageError when `out` exists and not `force`; InputError for tensors that cannot be encoded (naming them)
  */
 export async function writeModel(options: WriteModelOptions): Promise<WriteModelResult> {
+  // GGUF models follow llama.cpp's conventions (names, layout, metadata, tokenizer): their own writer
+  if (options.format === 'gguf') return (await import('../gguf/write-gguf-model.js')).writeGgufModel(options)
   const planned = plan(options)
   const total = planned.length
   let done = 0
@@ -268,25 +252,6 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     written.push({name: p.tensor.name, shape: p.tensor.shape, written: p.action === 'encode' ? p.job!.quant!.scheme : p.action, dtype: p.dtype, bytes})
     options.onProgress?.({stage: 'tensors', done: ++done, total})
   }
-  if (options.format === 'gguf') {
-    const kv = [...(await ggufMetadata(options)), ...(options.ggufKV ?? [])]
-    const writer = await GgufWriter.create(options.out, kv, planned.flatMap((p) => p.specs as GgufTensorSpec[]), {force: options.force})
-    try {
-      for (const p of planned) {
-        try {
-          record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data)))
-        } catch (error) {
-          throw inTensor(error, p.tensor.name, options.source.path)
-        }
-      }
-      await options.inspect?.(writer.tempPath)
-      await writer.commit()
-    } catch (error) {
-      await writer.abort()
-      throw error
-    }
-    return {out: options.out, format: 'gguf', files: [basename(options.out)], tensors: written, bytes: writer.plan.fileSize}
-  }
   const dir = await AtomicDirectory.create(options.out, {force: options.force})
   try {
     const files = [...new Set(planned.map((p) => p.file))]
@@ -294,7 +259,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     let bytes = 0
     for (const file of files) {
       const inFile = planned.filter((p) => p.file === file)
-      const specs = inFile.flatMap((p) => p.specs as TensorSpec[])
+      const specs = inFile.flatMap((p) => p.specs)
       const writer = await SafetensorsWriter.create(join(dir.path, file), specs, {metadata: {format: 'pt', ...options.metadata}})
       try {
         for (const p of inFile) {
@@ -357,31 +322,3 @@ async function copySmallFiles(options: WriteModelOptions, target: string): Promi
   }
   return copied
 }
-
-/** general.* keys: architecture (config.json's model_type when known), name, file type, quantization version. */
-async function ggufMetadata(options: WriteModelOptions): Promise<GgufKV[]> {
-  const hasQ4 = [...options.jobs.values()].some((j) => j.quant?.scheme === 'q4_0') || [...options.source.tensors.values()].some((t) => t.encoding === 'q4_0')
-  const source = options.source.ggufFile
-  const arch = (source?.value('general.architecture') as string | undefined) ?? (await modelType(options.source.folder)) ?? 'unknown'
-  const name = (source?.value('general.name') as string | undefined) ?? basename(options.source.path)
-  const kv: GgufKV[] = [
-    {key: 'general.architecture', type: GgufValueType.STRING, value: arch},
-    {key: 'general.name', type: GgufValueType.STRING, value: name},
-  ]
-  if (hasQ4) {
-    kv.push({key: 'general.file_type', type: GgufValueType.UINT32, value: 2}, {key: 'general.quantization_version', type: GgufValueType.UINT32, value: 2})
-  }
-  return kv
-}
-
-/** config.json's model_type, if the model folder has one. */
-async function modelType(folder: string | undefined): Promise<string | undefined> {
-  if (folder === undefined) return undefined
-  try {
-    const config = JSON.parse(await readFile(join(folder, 'config.json'), 'utf8')) as {model_type?: unknown}
-    return typeof config.model_type === 'string' ? config.model_type : undefined
-  } catch {
-    return undefined
-  }
-}
-
