@@ -18,6 +18,9 @@ import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
 import {TensorJob, writeModel} from '../quant/write-model.js'
 import {torchDtype} from '../quant/layout.js'
+import {ggufBaseResolver} from '../gguf/base-resolver.js'
+import {GgufAsHfReader} from '../gguf/hf-view.js'
+import {describeSource, ggufOrientedShape} from '../gguf/model-plan.js'
 import {DeltaFactors, deltaRows, deltaRowsHalf, loadDelta, toFloat32Factors} from './delta.js'
 import {MergeTarget, planMerge} from './plan.js'
 import {ProbeOptions, QualityReport, measureQuality} from './quality.js'
@@ -124,9 +127,15 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       ? resolveQuantOptions(schemeName, options.blockSize ?? (schemeName === stored?.scheme ? stored.blockSize : undefined), options.doubleQuant ?? (schemeName === stored?.scheme ? stored.doubleQuant : undefined))
       : undefined
     const quant = resolved?.quant
-    const format = resolved?.format ?? (base.format === 'gguf' ? 'gguf' : 'safetensors')
+    const ggufOut = /\.gguf$/i.test(options.out)
+    if (ggufOut && quant && QUANT_SCHEMES[quant.scheme].format !== 'gguf') throw new UsageError('BAD_FLAG', `--out ${options.out}: ${quant.scheme} is written as a safetensors folder, not GGUF (q4_0 or a float GGUF are)`)
+    const format = resolved?.format ?? (base.format === 'gguf' || ggufOut ? 'gguf' : 'safetensors')
+    // a float GGUF is F16 unless --dtype says otherwise, as llama.cpp's converter writes it
+    const floatDtype: FloatOutputDType | undefined = options.dtype ?? (format === 'gguf' && !quant ? 'F16' : undefined)
+    // llama.cpp's layout of a Hugging Face base, checked before any work (config.json, architecture)
+    const spec = format === 'gguf' && base.format !== 'gguf' ? await describeSource(base) : undefined
     const weights = options.adapters.map((a) => a.weight ?? 1)
-    const plan = planMerge(base, adapters, weights)
+    const plan = planMerge(base, adapters, weights, base.format === 'gguf' ? ggufBaseResolver(base.ggufFile!) : undefined)
 
     const select = quantizeSelector(options)
     const f32Factors = new Map<string, DeltaFactors<Float32Array>>()
@@ -136,14 +145,14 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     for (const t of base.tensors.values()) {
       const target = plan.targets.get(t.name)
       const selected = quant !== undefined && select(t.name, t.shape, t.dtype)
-      const problem = selected ? QUANT_SCHEMES[quant.scheme].shapeProblem(t.shape, quant.blockSize) : undefined
+      const problem = selected ? QUANT_SCHEMES[quant.scheme].shapeProblem(ggufOrientedShape(spec, t.name, t.shape), quant.blockSize) : undefined
       if (problem) kept.push({name: t.name, reason: problem})
       const encodable = selected && problem === undefined
       const sameAsStored = t.encoding !== 'plain' && quant !== undefined && t.encoding === quant.scheme && t.blockSize === quant.blockSize && (t.doubleQuant ?? false) === quant.doubleQuant
       if (!target) {
         if (sameAsStored) continue // untouched 4-bit tensor: copied as stored
-        if (t.encoding === 'plain' && !encodable && options.dtype === undefined) continue
-        const dtype: DType | undefined = t.encoding === 'plain' && !['F16', 'BF16', 'F32'].includes(t.dtype) ? undefined : (options.dtype ?? t.dtype)
+        if (t.encoding === 'plain' && !encodable && floatDtype === undefined) continue
+        const dtype: DType | undefined = t.encoding === 'plain' && !['F16', 'BF16', 'F32'].includes(t.dtype) ? undefined : (floatDtype ?? t.dtype)
         jobs.set(t.name, encodable ? {quant, dtype} : {dtype})
         if (encodable) quantOf.set(t.name, quant!)
         continue
@@ -159,7 +168,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       }
       const transform = async (start: number, count: number, rows: Float32Array) => deltaRows(await factors(), start, count, rows)
       const transformHalf = async (start: number, count: number, rows: Uint16Array) => deltaRowsHalf(await factors(), start, count, rows)
-      jobs.set(t.name, encodable ? {quant, dtype: options.dtype ?? t.dtype, transform} : {dtype: options.dtype ?? t.dtype, transform, transformHalf})
+      jobs.set(t.name, encodable ? {quant, dtype: floatDtype ?? t.dtype, transform} : {dtype: floatDtype ?? t.dtype, transform, transformHalf})
       if (encodable) quantOf.set(t.name, quant!)
     }
     const warnings = [...adapters.flatMap((a) => a.warnings.map((m) => `adapter ${a.name}: ${m}`)), ...plan.warnings]
@@ -168,7 +177,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     const targets = [...plan.targets.values()]
     let report: QualityReport | null = null
     const quantized = new Set(quantOf.keys())
-    const mainDtype: DType = options.dtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
+    const mainDtype: DType = floatDtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
     const written = await writeModel({
       source: base,
       out: options.out,
@@ -186,7 +195,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
         options.quality === false
           ? undefined
           : async (path) => {
-              const output = await ModelReader.open(path)
+              const output = spec ? await GgufAsHfReader.open(path, spec) : await ModelReader.open(path)
               try {
                 report = await measureQuality({
                   base,
@@ -213,7 +222,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       out: options.out,
       format,
       files: written.files,
-      dtype: options.dtype ?? 'as base',
+      dtype: floatDtype ?? 'as base',
       quantize: quant?.scheme ?? null,
       block_size: quant?.blockSize ?? null,
       from_quantized: options.fromQuantized ?? false,
