@@ -7,7 +7,7 @@
 import type {FloatOutputDType} from '../dtype.js'
 import type {Projection} from '../models/llama.js'
 import type {QuantSchemeName} from '../quant/schemes.js'
-import type {Strategy} from '../bench/executors.js'
+import type {Strategy} from '../serve/registry.js'
 
 export interface DemoBenchSettings {
   /** Adapter counts served. */

@@ -5,15 +5,15 @@
  * (`Wᵀ + (s·B·A)ᵀ` in an ORT session) and every merge and switch counts in
  * the step's time.
  */
-import {GraphBuilder} from '../onnx/graph-builder.js'
-import {layoutNames} from '../onnx/lora-layout.js'
-import {buildStackModel} from '../onnx/model-stack.js'
-import {OrtSession, OrtTensor, createSession, loadOrt} from '../onnx/session.js'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import type {Executor, ExecutorOptions} from './executors.js'
-import {WeightSet, externalWeights} from './weight-set.js'
-import {RoutingStep} from './workload.js'
+import {GraphBuilder} from '../onnx/graph-builder.js'
+import {OrtSession, OrtTensor, createSession, loadOrt} from '../onnx/session.js'
+import {layoutNames} from './lora-layout.js'
+import {buildStackModel} from './model-stack.js'
+import type {RoutingStep} from './routing.js'
+import type {Executor, ExecutorOptions} from './strategy.js'
+import {WeightSet, externalWeights} from './weights/weight-set.js'
 
 export interface MergedStats {
   merges: number
@@ -41,7 +41,7 @@ export class MergedExecutor implements Executor {
   /** `capacity` = C merged copies held at once (≥ 1). */
   static async create(set: WeightSet, capacity: number, options: ExecutorOptions): Promise<MergedExecutor> {
     const ort = await loadOrt()
-    const built = buildStackModel(set, {strategy: 'base', tokens: options.tokens, weightInputs: true, fileName: `model-merged-t${options.tokens}.onnx`})
+    const built = buildStackModel(set, {tokens: options.tokens, weightInputs: true, fileName: `model-merged-t${options.tokens}.onnx`})
     const mergePath = writeMergeModel(set)
     const settings = {ep: options.ep, threads: options.threads}
     const [model, merge] = await Promise.all([createSession(built.path, settings), createSession(mergePath, settings)])

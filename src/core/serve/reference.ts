@@ -11,13 +11,11 @@
  */
 import {SharedBFile} from '../compress/shared-b-file.js'
 import {fromFloat, toFloat64} from '../dtype.js'
-import {ModuleSpec, layoutNames} from '../onnx/lora-layout.js'
-import {RMS_EPS} from '../onnx/model-stack.js'
-import type {WeightSet} from './weight-set.js'
-import type {RoutingStep} from './workload.js'
-
-/** Which adapters the output includes: none, the stacks, or the shared-B form. */
-export type ReferenceKind = 'base' | 'stacks' | 'shared'
+import {ModuleSpec, layoutNames} from './lora-layout.js'
+import {RMS_EPS} from './model-stack.js'
+import type {RoutingStep} from './routing.js'
+import type {ReferenceKind} from './strategy.js'
+import type {WeightSet} from './weights/weight-set.js'
 
 export interface ReferenceRequest {
   set: WeightSet

@@ -1,6 +1,6 @@
 /**
  * The weights of one benchmark configuration, in the routing layout of
- * `onnx/lora-layout.ts`, in one ONNX external data file (`weights.bin`)
+ * `serve/lora-layout.ts`, in one ONNX external data file (`weights.bin`)
  * that every strategy's model maps. Built once per configuration in a work
  * folder and reused while `index.json` matches the configuration.
  *
@@ -12,12 +12,12 @@
 import {createHash} from 'node:crypto'
 import {existsSync, statSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {InputError, UsageError} from '../errors.js'
-import {fromFloat, toFloat32} from '../dtype.js'
-import {ELEM_BYTES, ExternalDataFile, ExternalTensor, GraphBuilder} from '../onnx/graph-builder.js'
-import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../onnx/lora-layout.js'
-import type {ProgressCallback} from '../progress.js'
-import {Rng} from '../random.js'
+import {InputError, UsageError} from '../../errors.js'
+import {fromFloat, toFloat32} from '../../dtype.js'
+import {ELEM_BYTES, ExternalDataFile, ExternalTensor, GraphBuilder} from '../../onnx/graph-builder.js'
+import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../lora-layout.js'
+import type {ProgressCallback} from '../../progress.js'
+import {Rng} from '../../random.js'
 import {openPackStacks} from './pack-stacks.js'
 import {SharedErrors, SharedSource, SharedSourceKind, compressPackShared, openSharedBFile, syntheticShared} from './shared-sources.js'
 import {BaseWeightSource, StackSource, adapterRank, fillSynthetic, paddedRank, syntheticStacks} from './weight-sources.js'
