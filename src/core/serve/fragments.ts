@@ -12,10 +12,9 @@
  * transposed or packed: `A[b] @ x[b]ᵀ`, `B[b] @ h[b]`); prefill transposes
  * the gathered weights, which is cheaper than moving T rows.
  */
-import type {GraphBuilder} from '../onnx/graph-builder.js'
-import type {GroupSpec, ModuleSpec} from './lora-layout.js'
+import type {ElemType, GraphBuilder} from '../onnx/graph-builder.js'
 import type {RoutingStep} from './routing.js'
-import type {FragmentContext, RoutingArrays, RoutingInput} from './strategy.js'
+import type {FragmentContext, FragmentGroup, FragmentMember, RoutingArrays, RoutingInput} from './strategy.js'
 
 /** The per-request slots `[B]` (int64), the routing input of per-request gathers. */
 export const SLOTS_INPUT: RoutingInput = Object.freeze({name: 'slots', type: 'int64', dims: () => ['requests']})
@@ -35,10 +34,15 @@ export function slotFeeds(step: RoutingStep): RoutingArrays {
 /** ONNX `TensorProto.DataType.FLOAT`, the `to` of a Cast. */
 const FLOAT = 1
 
+/** `Gather(value, index)` along axis 0, cast to f32 when `type` is float16. */
+export function gatherAsFloat(g: GraphBuilder, value: string, type: ElemType, index: string): string {
+  const rows = g.op('Gather', [value, index], {axis: 0})
+  return type === 'float16' ? g.op('Cast', [rows], {to: FLOAT}) : rows
+}
+
 /** `Gather(weight, index)` along axis 0, cast to f32 when the weight is stored as f16. */
 export function gatherWeight(ctx: FragmentContext, name: string, index: string): string {
-  const rows = ctx.g.op('Gather', [ctx.weight(name), index], {axis: 0})
-  return ctx.weightType(name) === 'float16' ? ctx.g.op('Cast', [rows], {to: FLOAT}) : rows
+  return gatherAsFloat(ctx.g, ctx.weight(name), ctx.weightType(name), index)
 }
 
 /** The whole weight as f32 (cast when stored as f16). */
@@ -53,7 +57,7 @@ export function member(g: GraphBuilder, h: string, j: number, count: number, wid
 }
 
 /** Turns a member's slice of the A-side product `h` into its delta `[N, out]`. */
-export type BSide = (m: ModuleSpec, h: string, index: string) => string
+export type BSide = (m: FragmentMember, h: string, index: string) => string
 
 /**
  * A side by request. `gemv`: `h = A[b] @ x[b]ᵀ` is `[B, G·W, T]` (for decode x is
@@ -63,7 +67,7 @@ export type BSide = (m: ModuleSpec, h: string, index: string) => string
  * @param aName layout name of the group's fused A-side stack `[S, G·W, in]`
  * @param width rows W per member in that stack
  */
-export function gatherDeltas(ctx: FragmentContext, group: GroupSpec, x: string, index: string, aName: string, width: number, bSide: BSide): Map<string, string> {
+export function gatherDeltas(ctx: FragmentContext, group: FragmentGroup, x: string, index: string, aName: string, width: number, bSide: BSide): Map<string, string> {
   const {g} = ctx
   const G = group.members.length
   const out = new Map<string, string>()

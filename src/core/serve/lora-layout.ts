@@ -101,12 +101,12 @@ export function isAttention(p: Projection): boolean {
   return (ATTENTION_PROJECTIONS as readonly string[]).includes(p)
 }
 
-/** Tensor names of the layout. */
+/** Tensor names of the layout, from a module's or group's key (`ModuleSpec`, `GroupSpec`, or any keyed projection). */
 export const layoutNames = {
-  weight: (m: ModuleSpec) => `${m.key}.W`,
+  weight: (m: {key: string}) => `${m.key}.W`,
   norm: (layer: number, which: 1 | 2) => `L${layer}.norm${which}`,
-  groupA: (g: GroupSpec) => `${g.key}.A`,
-  moduleB: (m: ModuleSpec) => `${m.key}.B`,
-  groupAk: (g: GroupSpec) => `${g.key}.Ak`,
-  moduleBk: (m: ModuleSpec) => `${m.key}.Bk`,
+  groupA: (g: {key: string}) => `${g.key}.A`,
+  moduleB: (m: {key: string}) => `${m.key}.B`,
+  groupAk: (g: {key: string}) => `${g.key}.Ak`,
+  moduleBk: (m: {key: string}) => `${m.key}.Bk`,
 }

@@ -9,6 +9,7 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {GraphBuilder} from '../onnx/graph-builder.js'
 import {OrtSession, OrtTensor, createSession, loadOrt} from '../onnx/session.js'
+import {gatherAsFloat} from './fragments.js'
 import {layoutNames} from './lora-layout.js'
 import {buildStackModel} from './model-stack.js'
 import type {RoutingStep} from './routing.js'
@@ -120,10 +121,7 @@ function writeMergeModel(set: WeightSet): string {
   g.input('slot', 'int64', [1])
   const {weight} = externalWeights(g, set)
   /** One slot of a stack, as f32 (f16 stacks are cast after the Gather). */
-  const gather = (name: string) => {
-    const rows = g.op('Gather', [weight(name), 'slot'], {axis: 0})
-    return set.tensor(name).type === 'float16' ? g.op('Cast', [rows], {to: 1}) : rows
-  }
+  const gather = (name: string) => gatherAsFloat(g, weight(name), set.tensor(name).type, 'slot')
   for (const group of set.groups) {
     const G = group.members.length
     const a = g.op('Reshape', [gather(layoutNames.groupA(group)), g.ints(g.fresh('shape'), [G * R, group.in])])

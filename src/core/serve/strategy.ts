@@ -15,7 +15,6 @@
  */
 import type {Dim, ElemType, GraphBuilder} from '../onnx/graph-builder.js'
 import type {ExecutionProvider} from '../onnx/session.js'
-import type {GroupSpec} from './lora-layout.js'
 import type {RoutingStep} from './routing.js'
 import type {WeightSet} from './weights/weight-set.js'
 
@@ -55,6 +54,26 @@ export interface RoutingArrays {
   [name: string]: {data: Float32Array | BigInt64Array; dims: number[]}
 }
 
+/** A projection as a fragment sees it (a `ModuleSpec` is one). */
+export interface FragmentMember {
+  /** Names its B-side stacks (`layoutNames.moduleB`, `moduleBk`) and keys its delta. */
+  key: string
+  /** Output width. */
+  out: number
+}
+
+/**
+ * Projections that share an input, as a fragment sees them (a `GroupSpec` is
+ * one; a single projection is a group of one, see `projection-delta.ts`).
+ */
+export interface FragmentGroup {
+  /** Names the fused A-side stacks (`layoutNames.groupA`, `groupAk`): member j's rows at j·R…. */
+  key: string
+  /** Input width. */
+  in: number
+  members: readonly FragmentMember[]
+}
+
 /** What a graph fragment is given besides its group and input. */
 export interface FragmentContext {
   g: GraphBuilder
@@ -90,7 +109,7 @@ export interface FragmentContext {
  * sharing the input `x [rows, in]`), each member's delta `[rows, out]`, keyed
  * by module key. A single projection is a group of one.
  */
-export type DeltaFragment = (ctx: FragmentContext, group: GroupSpec, x: string) => Map<string, string>
+export type DeltaFragment = (ctx: FragmentContext, group: FragmentGroup, x: string) => Map<string, string>
 
 /** A strategy ready to serve steps. */
 export interface Executor {

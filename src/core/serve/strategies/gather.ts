@@ -4,8 +4,8 @@
  * its s·B and a batched MatMul (`fragments.ts`, `gatherDeltas`).
  */
 import {SLOTS_INPUT, gatherDeltas, gatherWeight, rowsOf, slotFeeds} from '../fragments.js'
-import {ModuleSpec, layoutNames} from '../lora-layout.js'
-import {FragmentContext, defineStrategy} from '../strategy.js'
+import {layoutNames} from '../lora-layout.js'
+import {FragmentContext, FragmentMember, defineStrategy} from '../strategy.js'
 
 export const gather = defineStrategy({
   name: 'gather',
@@ -19,7 +19,7 @@ export const gather = defineStrategy({
 })
 
 /** Per-request B: gemv `B[b] @ h[b]` (`[B, out, R] @ [B, R, T]`), gemm `h[b] @ B[b]ᵀ`. */
-function gatherB(ctx: FragmentContext, m: ModuleSpec, h: string, index: string): string {
+function gatherB(ctx: FragmentContext, m: FragmentMember, h: string, index: string): string {
   const {g} = ctx
   const b = gatherWeight(ctx, layoutNames.moduleB(m), index)
   const d = ctx.form === 'gemv' ? g.op('MatMul', [b, h]) : g.op('MatMul', [h, g.op('Transpose', [b], {perm: [0, 2, 1]})])

@@ -7,9 +7,9 @@
  * would not fit.
  */
 import {member, wholeWeight} from '../fragments.js'
-import {GroupSpec, layoutNames} from '../lora-layout.js'
+import {layoutNames} from '../lora-layout.js'
 import type {RoutingStep} from '../routing.js'
-import {FragmentContext, defineStrategy} from '../strategy.js'
+import {FragmentContext, FragmentGroup, defineStrategy} from '../strategy.js'
 
 export const mask = defineStrategy({
   name: 'mask',
@@ -37,7 +37,7 @@ export function maskFeed(step: RoutingStep, tokens: number, slots: number): Floa
 }
 
 /** Mask: `h = x @ A_allᵀ` over every slot, weighted by `mask [N, S]`, then `@ B_all`. */
-function maskDeltas(ctx: FragmentContext, group: GroupSpec, x: string): Map<string, string> {
+function maskDeltas(ctx: FragmentContext, group: FragmentGroup, x: string): Map<string, string> {
   const {g} = ctx
   const G = group.members.length
   const R = ctx.rank

@@ -5,9 +5,9 @@
  * `unperm [N]` (each row's place in the grouped layout).
  */
 import {gatherWeight, member} from '../fragments.js'
-import {GroupSpec, layoutNames} from '../lora-layout.js'
+import {layoutNames} from '../lora-layout.js'
 import type {RoutingStep} from '../routing.js'
-import {FragmentContext, defineStrategy} from '../strategy.js'
+import {FragmentContext, FragmentGroup, defineStrategy} from '../strategy.js'
 
 export const segment = defineStrategy({
   name: 'segment',
@@ -72,7 +72,7 @@ export function segmentFeed(step: RoutingStep, tokens: number): Segments {
  * rows repeat a real row), one gather per distinct adapter, results put
  * back in request order with `unperm`.
  */
-function segmentDeltas(ctx: FragmentContext, group: GroupSpec, x: string): Map<string, string> {
+function segmentDeltas(ctx: FragmentContext, group: FragmentGroup, x: string): Map<string, string> {
   const {g} = ctx
   const {seg_slots: segSlots, seg_rows: segRows, unperm} = ctx.routing as Record<'seg_slots' | 'seg_rows' | 'unperm', string>
   const G = group.members.length

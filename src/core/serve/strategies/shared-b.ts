@@ -4,8 +4,8 @@
  * MatMul per member with the module's shared `[K, out]`: no per-request B.
  */
 import {SLOTS_INPUT, gatherDeltas, rowsOf, slotFeeds, wholeWeight} from '../fragments.js'
-import {ModuleSpec, layoutNames} from '../lora-layout.js'
-import {FragmentContext, defineStrategy} from '../strategy.js'
+import {layoutNames} from '../lora-layout.js'
+import {FragmentContext, FragmentMember, defineStrategy} from '../strategy.js'
 
 export const sharedB = defineStrategy({
   name: 'shared-b',
@@ -19,6 +19,6 @@ export const sharedB = defineStrategy({
 })
 
 /** Shared B: one plain MatMul `[N, K] @ [K, out]`. */
-function sharedProduct(ctx: FragmentContext, m: ModuleSpec, h: string): string {
+function sharedProduct(ctx: FragmentContext, m: FragmentMember, h: string): string {
   return ctx.g.op('MatMul', [rowsOf(ctx, h, ctx.sharedK), wholeWeight(ctx, layoutNames.moduleBk(m))])
 }
