@@ -72,8 +72,8 @@ async function run(strategy: ServeStrategy, projection: ProjectionStacks, tokens
 
 const withFragment = STRATEGY_TABLE.filter((s) => s.fragment)
 
-test('the table has strategies with a delta fragment to check (gather, segment, shared-b, mask)', () => {
-  assert.equal(withFragment.map((s) => s.name), ['gather', 'segment', 'shared-b', 'mask'])
+test('the strategies with a delta fragment include gather, segment, shared-b and mask', () => {
+  for (const name of ['gather', 'segment', 'shared-b', 'mask']) assert.ok(withFragment.some((s) => s.name === name), name)
 })
 
 for (const half of [false, true]) {
