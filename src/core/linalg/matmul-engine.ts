@@ -23,11 +23,13 @@ import type {Precision} from './product-graphs.js'
 
 export type {Precision}
 
+/** Operands and results of `matmul`. */
 export type FloatArray = Float32Array | Float64Array
 
 /** Operands of `gemm`: both Float32Array or both Float64Array. */
 export type GemmArray = FloatArray
 
+/** Transpositions of `matmul`'s operands. */
 export interface MatMulOptions {
   /** Use the operand transposed: `a` is stored `[..., k, m]` and read as `[..., m, k]`. */
   transposeA?: boolean
@@ -35,6 +37,7 @@ export interface MatMulOptions {
   transposeB?: boolean
 }
 
+/** Transpositions of `gemm`'s operands. */
 export interface GemmOptions {
   /** Use Aᵀ: `a` is stored [k, m]. */
   transA?: boolean

@@ -9,12 +9,16 @@
 import {UsageError} from '../errors.js'
 
 type Ort = typeof import('onnxruntime-node')
+/** An onnxruntime-node inference session. */
 export type OrtSession = import('onnxruntime-node').InferenceSession
+/** An onnxruntime-node tensor. */
 export type OrtTensor = import('onnxruntime-node').Tensor
 
 /** Execution providers a user may ask for. */
 export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const
+/** A provider a session can run on. */
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number]
+/** A provider, or `auto` (the first of `AUTO_ORDER` that initializes). */
 export type ExecutionProviderChoice = ExecutionProvider | 'auto'
 
 /** Order in which `auto` tries providers. */
@@ -89,6 +93,7 @@ export async function tensorOf(data: Float32Array | BigInt64Array, dims: readonl
   return data instanceof Float32Array ? new ort.Tensor('float32', data, dims) : new ort.Tensor('int64', data, dims)
 }
 
+/** Whether a provider initialized, and why not. */
 export interface ProviderProbe {
   ep: ExecutionProvider
   ok: boolean
@@ -124,6 +129,7 @@ export async function probeProvider(ep: ExecutionProvider): Promise<ProviderProb
   }
 }
 
+/** The provider chosen for a run, and how. */
 export interface ResolvedProvider {
   ep: ExecutionProvider
   /** What was tried and why others were passed over. */

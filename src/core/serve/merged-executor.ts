@@ -16,12 +16,14 @@ import type {RoutingStep} from './routing.js'
 import type {Executor, ExecutorOptions} from './strategy.js'
 import {WeightSet, externalWeights} from './weights/weight-set.js'
 
+/** What the merged executor did since its warm-up: merges run, cache hits, weight switches. */
 export interface MergedStats {
   merges: number
   hits: number
   switches: number
 }
 
+/** The `merged` strategy's executor: merge on demand, hold C merged copies (LRU), run each adapter's requests on its merged weights. */
 export class MergedExecutor implements Executor {
   readonly strategy = 'merged' as const
   readonly label = 'merged'

@@ -20,6 +20,7 @@ import {WeightSet, externalWeights} from './weights/weight-set.js'
 /** RMSNorm epsilon (Llama's). */
 export const RMS_EPS = 1e-5
 
+/** Which graph to build over the weight set: the strategy, tokens per request, product form, file name. */
 export interface StackModelOptions {
   /** The strategy whose routing inputs and delta fragment the graph gets; absent = the base model alone. */
   strategy?: ServeStrategy
@@ -35,6 +36,7 @@ export interface StackModelOptions {
   fileName: string
 }
 
+/** A model written next to the weight set: its path, the weight-set tensors it maps, its inputs, its size. */
 export interface BuiltModel {
   path: string
   /** Weight-set tensors the graph uses (for `weight_bytes`). */

@@ -40,6 +40,7 @@ export interface ProjectionStacks {
   Bk?: StackedTensor
 }
 
+/** One projection's delta to emit: the graph, the strategy, the projection and its stacks, the routing inputs. */
 export interface ProjectionDeltaOptions {
   g: GraphBuilder
   strategy: ServeStrategy

@@ -17,6 +17,7 @@ import type {RoutingStep} from './routing.js'
 import type {ReferenceKind} from './strategy.js'
 import type {WeightSet} from './weights/weight-set.js'
 
+/** One reference computation: the weights, which adapters count, the step, and the rows wanted. */
 export interface ReferenceRequest {
   set: WeightSet
   kind: ReferenceKind

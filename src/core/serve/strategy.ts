@@ -126,6 +126,7 @@ export interface Executor {
   close(): Promise<void>
 }
 
+/** How an executor is built: provider, threads, tokens per request, graph-variant overrides. */
 export interface ExecutorOptions {
   ep: ExecutionProvider
   threads?: number

@@ -5,6 +5,7 @@
  */
 import {defineStrategy} from '../strategy.js'
 
+/** The table entry of `base`. */
 export const base = defineStrategy({
   name: 'base',
   summary: 'the base model without adapters',

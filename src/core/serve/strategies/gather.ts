@@ -7,6 +7,7 @@ import {SLOTS_INPUT, gatherDeltas, gatherWeight, rowsOf, slotFeeds} from '../fra
 import {layoutNames} from '../lora-layout.js'
 import {FragmentContext, FragmentMember, defineStrategy} from '../strategy.js'
 
+/** The table entry of `gather`. */
 export const gather = defineStrategy({
   name: 'gather',
   summary: 'per-request Gather + batched MatMul',

@@ -11,6 +11,7 @@ import {layoutNames} from '../lora-layout.js'
 import type {RoutingStep} from '../routing.js'
 import {FragmentContext, FragmentGroup, defineStrategy} from '../strategy.js'
 
+/** The table entry of `mask`. */
 export const mask = defineStrategy({
   name: 'mask',
   summary: 'one-hot mask over all slots',

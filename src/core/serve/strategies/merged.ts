@@ -7,6 +7,7 @@
 import {MergedExecutor} from '../merged-executor.js'
 import {defineStrategy} from '../strategy.js'
 
+/** The table entry of `merged`. */
 export const merged = defineStrategy({
   name: 'merged',
   summary: 'one merged model per adapter, LRU of --merged-cache copies',

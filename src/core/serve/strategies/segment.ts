@@ -9,6 +9,7 @@ import {layoutNames} from '../lora-layout.js'
 import type {RoutingStep} from '../routing.js'
 import {FragmentContext, FragmentGroup, defineStrategy} from '../strategy.js'
 
+/** The table entry of `segment`. */
 export const segment = defineStrategy({
   name: 'segment',
   summary: 'one product per distinct adapter',
@@ -26,6 +27,7 @@ export const segment = defineStrategy({
   weights: ['stacks'],
 })
 
+/** The segment strategy's routing inputs for one step. */
 export interface Segments {
   /** Distinct slots in order of first appearance `[G]`. */
   slots: BigInt64Array

@@ -7,6 +7,7 @@ import {SLOTS_INPUT, gatherDeltas, rowsOf, slotFeeds, wholeWeight} from '../frag
 import {layoutNames} from '../lora-layout.js'
 import {FragmentContext, FragmentMember, defineStrategy} from '../strategy.js'
 
+/** The table entry of `shared-b`. */
 export const sharedB = defineStrategy({
   name: 'shared-b',
   summary: "per-adapter A', one shared B",

@@ -34,6 +34,7 @@ export interface SharedErrors {
   max: number
 }
 
+/** A source of the shared-B form, written module by module into the layout. */
 export interface SharedSource {
   readonly kind: SharedSourceKind
   /** Padded width W (the largest K). */

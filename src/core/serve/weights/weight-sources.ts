@@ -41,6 +41,7 @@ export function fillSynthetic(write: (offset: number, data: Float32Array) => voi
   }
 }
 
+/** Writes `data` at element `elementOffset` of the tensor being filled. */
 export type ElementWriter = (elementOffset: number, data: Float32Array) => void
 
 /** Adapter stacks in the routing layout, written slot by slot (slot 0 stays zero). */
