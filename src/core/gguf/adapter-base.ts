@@ -74,7 +74,7 @@ export async function openAdapterBase(path: string): Promise<AdapterBase> {
         const tensor = ggufTensorName(arch, hf) ?? missing(module, dir, hf)
         const role = arch.permuteQK ? qkRole(hf) : undefined
         const permuteHeads = role === 'q' ? spec.heads : role === 'k' ? spec.kvHeads : undefined
-        return {tensor, shape: twoD(ggufOrientedShape(spec, hf, t.shape), hf), ...(permuteHeads ? {permuteHeads} : {})}
+        return {tensor, shape: twoD(ggufOrientedShape(spec, t), hf), ...(permuteHeads ? {permuteHeads} : {})}
       },
       close: () => reader.close(),
     }

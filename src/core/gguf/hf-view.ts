@@ -6,10 +6,10 @@
  */
 import {InputError} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
+import {transposeTyped} from '../linalg/dense.js'
 import {ggufTensorName, permuteRowsFromGguf, qkRole} from '../models/gguf-names.js'
 import {ModelReader} from '../quant/model-reader.js'
 import type {GgufModelSpec} from './hyperparameters.js'
-import {transposeRows} from './write-gguf-model.js'
 
 export class GgufAsHfReader {
   private cache: {name: string; values: Float32Array; cols: number} | undefined
@@ -37,7 +37,7 @@ export class GgufAsHfReader {
       const role = arch.permuteQK ? qkRole(hfName) : undefined
       if (role) values = permuteRowsFromGguf(values, role === 'q' ? this.spec.heads : this.spec.kvHeads, cols)
       const transposed = this.spec.isConv1D(hfName) && t.shape.length === 2
-      if (transposed) values = transposeRows(values, rows, cols)
+      if (transposed) values = transposeTyped(values, rows, cols)
       this.cache = {name: hfName, values, cols: transposed ? rows : cols}
     }
     const {values, cols} = this.cache

@@ -14,6 +14,7 @@
  */
 import {InputError} from '../errors.js'
 import type {GgufKV} from '../formats/gguf-types.js'
+import {isConv1DWeight} from '../models/conv1d.js'
 import {GGUF_ARCHITECTURES, GgufArchitecture, ggufArchitectureForModelType} from '../models/gguf-names.js'
 import {f32, str, u32} from './kv.js'
 
@@ -166,7 +167,7 @@ function gpt2(arch: GgufArchitecture, c: ConfigReader): GgufModelSpec {
     vocabSize: c.int(['vocab_size']),
     heads,
     kvHeads: heads,
-    isConv1D: (n) => /(^|\.)(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(n),
+    isConv1D: (n) => isConv1DWeight(c.config.model_type, n),
     isIgnored: (n) => /\.attn\.(masked_)?bias$/.test(n),
     // GPT-2 ties its head to wte; llama.cpp's converter writes it as output.weight
     extraTensors: (planned) => (planned.has('output.weight') ? [] : [{name: 'output.weight', copyOf: 'token_embd.weight'}]),

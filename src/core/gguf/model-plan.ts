@@ -13,13 +13,13 @@
  * Types: every 1-D and norm tensor F32 (llama.cpp aborts on F16 norms); a
  * quantized job Q4_0; otherwise the job's float dtype or the tensor's own.
  */
-import {readFile} from 'node:fs/promises'
-import {basename, join} from 'node:path'
+import {basename} from 'node:path'
 import type {DType} from '../dtype.js'
 import {InputError} from '../errors.js'
 import type {GgmlTypeName, GgufKV} from '../formats/gguf-types.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {ggufTensorName, qkRole} from '../models/gguf-names.js'
+import {readModelConfig} from '../models/model-config.js'
 import type {ModelReader} from '../quant/model-reader.js'
 import type {TensorJob} from '../quant/write-model.js'
 import {formatShape} from '../shape.js'
@@ -67,32 +67,12 @@ export function ggmlFloatDtype(type: GgmlTypeName): DType | undefined {
   return GGML_FLOAT[type]
 }
 
-/** The config.json of the folder `source` lives in, or undefined. */
-export async function readModelConfig(source: ModelReader): Promise<{config: Record<string, unknown>; file: string} | undefined> {
-  if (!source.folder) return undefined
-  const file = join(source.folder, 'config.json')
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch {
-    return undefined
-  }
-  let config: unknown
-  try {
-    config = JSON.parse(text)
-  } catch {
-    throw new InputError('CONFIG_INVALID', `read ${file}: not valid JSON`)
-  }
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError('CONFIG_INVALID', `read ${file}: not a JSON object`)
-  return {config: config as Record<string, unknown>, file}
-}
-
 /**
  * The architecture description of a Hugging Face source, for GGUF output.
  * @throws InputError GGUF_NEEDS_CONFIG when there is no config.json beside the weights
  */
 export async function describeSource(source: ModelReader): Promise<GgufModelSpec> {
-  const found = await readModelConfig(source)
+  const found = await readModelConfig(source.folder)
   if (!found) {
     throw new InputError(
       'GGUF_NEEDS_CONFIG',
@@ -103,8 +83,9 @@ export async function describeSource(source: ModelReader): Promise<GgufModelSpec
 }
 
 /** The row-major shape a source tensor has in the GGUF file (GPT-2's Conv1D weights transposed), for shape checks before planning. */
-export function ggufOrientedShape(spec: GgufModelSpec | undefined, name: string, shape: readonly number[]): readonly number[] {
-  return spec?.isConv1D(name) && shape.length === 2 ? [shape[1]!, shape[0]!] : shape
+export function ggufOrientedShape(spec: GgufModelSpec | undefined, tensor: {name: string; shape: readonly number[]; encoding: string}): readonly number[] {
+  const s = tensor.shape
+  return spec?.isConv1D(tensor.name) && tensor.encoding === 'plain' && s.length === 2 ? [s[1]!, s[0]!] : s
 }
 
 function isNormOr1D(ggufName: string, shape: readonly number[]): boolean {
@@ -151,8 +132,9 @@ export async function planGgufModel(source: ModelReader, jobs: ReadonlyMap<strin
       throw new InputError('GGUF_VOCAB_MISMATCH', `convert ${source.path}: "${sanitizeName(t.name)}" has ${t.shape[0]} rows but config.json's vocab_size is ${spec.vocabSize}`)
     }
     const job = jobs.get(t.name)
-    const transpose = spec.isConv1D(t.name)
-    const shape = ggufOrientedShape(spec, t.name, t.shape)
+    // a Conv1D weight still in the checkpoint's [in, out] (one already quantized by lora is [out, in])
+    const transpose = spec.isConv1D(t.name) && t.encoding === 'plain'
+    const shape = transpose ? [t.shape[1]!, t.shape[0]!] : t.shape
     const role = arch.permuteQK ? qkRole(t.name) : undefined
     const permuteHeads = role === 'q' ? spec.heads : role === 'k' ? spec.kvHeads : undefined
     const type: GgmlTypeName = isNormOr1D(name, shape) ? 'F32' : job?.quant ? 'Q4_0' : floatType(job?.dtype ?? t.dtype, t.name, source.path)
@@ -168,7 +150,7 @@ export async function planGgufModel(source: ModelReader, jobs: ReadonlyMap<strin
       tensors.push({...of, name: extra.name})
     }
   }
-  const found = await readModelConfig(source)
+  const found = await readModelConfig(source.folder)
   const tokenizer = await convertTokenizer(source.folder!, spec.vocabSize)
   const nameOrPath = found?.config._name_or_path
   const name = typeof nameOrPath === 'string' && nameOrPath.trim() ? basename(nameOrPath.trim()) : basename(source.folder!)

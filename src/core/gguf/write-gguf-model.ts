@@ -11,6 +11,7 @@ import {DTYPES, fromFloat} from '../dtype.js'
 import {InputError, LoraError} from '../errors.js'
 import {GgufWriter} from '../formats/gguf-writer.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
+import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
 import type {ModelReader} from '../quant/model-reader.js'
 import {createEncoder} from '../quant/schemes.js'
@@ -22,13 +23,6 @@ import {GgufModelPlan, PlannedGgufTensor, ggmlFloatDtype, planGgufModel} from '.
 const COPY_CHUNK_BYTES = 64 << 20
 
 type Sink = (name: string, byteOffset: number, data: Uint8Array) => Promise<void>
-
-/** `[rows, cols]` row-major → `[cols, rows]`. */
-export function transposeRows<T extends Float32Array | Uint16Array>(values: T, rows: number, cols: number): T {
-  const out = new (values.constructor as {new (n: number): T})(values.length)
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!
-  return out
-}
 
 /** Rows per chunk: whole heads when rows are permuted, the whole tensor when it is transposed. */
 function chunkRows(t: PlannedGgufTensor, rows: number, cols: number): number {
@@ -76,7 +70,7 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
     let values = await source.readRows(name, r0, n)
     if (job?.transform) values = await job.transform(r0, n, values)
     if (heads) values = permuteRowsToGguf(values, heads, cols)
-    if (t.transpose) values = transposeRows(values, rows, cols)
+    if (t.transpose) values = transposeTyped(values, rows, cols)
     if (encoder) encoder.push(values)
     else {
       const bytes = fromFloat(dtype!, values)

@@ -19,6 +19,9 @@ import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
 import {TensorJob, writeModel} from '../quant/write-model.js'
 import {torchDtype} from '../quant/layout.js'
 import {ggufBaseResolver} from '../gguf/base-resolver.js'
+import {isConv1DWeight} from '../models/conv1d.js'
+import {readModelConfig} from '../models/model-config.js'
+import {TransposedBackView} from './written-view.js'
 import {GgufAsHfReader} from '../gguf/hf-view.js'
 import {describeSource, ggufOrientedShape} from '../gguf/model-plan.js'
 import {DeltaFactors, deltaRows, deltaRowsHalf, loadDelta, toFloat32Factors} from './delta.js'
@@ -138,6 +141,10 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     const plan = planMerge(base, adapters, weights, base.format === 'gguf' ? ggufBaseResolver(base.ggufFile!) : undefined)
 
     const select = quantizeSelector(options)
+    // GPT-2's Conv1D weights (stored [in, out]) are quantized as [out, in] for bitsandbytes
+    const modelType = quant?.scheme === 'nf4' && base.format !== 'gguf' ? (await readModelConfig(base.folder))?.config.model_type : undefined
+    const transposeForNf4 = (t: {name: string; encoding: string}) => (modelType !== undefined && t.encoding === 'plain' && isConv1DWeight(modelType, t.name) ? {transposeBeforeEncode: true} : {})
+    const transposedNames = new Set<string>()
     const f32Factors = new Map<string, DeltaFactors<Float32Array>>()
     const jobs = new Map<string, TensorJob>()
     const quantOf = new Map<string, QuantOptions>()
@@ -145,7 +152,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     for (const t of base.tensors.values()) {
       const target = plan.targets.get(t.name)
       const selected = quant !== undefined && select(t.name, t.shape, t.dtype)
-      const problem = selected ? QUANT_SCHEMES[quant.scheme].shapeProblem(ggufOrientedShape(spec, t.name, t.shape), quant.blockSize) : undefined
+      const problem = selected ? QUANT_SCHEMES[quant.scheme].shapeProblem(ggufOrientedShape(spec, t), quant.blockSize) : undefined
       if (problem) kept.push({name: t.name, reason: problem})
       const encodable = selected && problem === undefined
       const sameAsStored = t.encoding !== 'plain' && quant !== undefined && t.encoding === quant.scheme && t.blockSize === quant.blockSize && (t.doubleQuant ?? false) === quant.doubleQuant
@@ -153,7 +160,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
         if (sameAsStored) continue // untouched 4-bit tensor: copied as stored
         if (t.encoding === 'plain' && !encodable && floatDtype === undefined) continue
         const dtype: DType | undefined = t.encoding === 'plain' && !['F16', 'BF16', 'F32'].includes(t.dtype) ? undefined : (floatDtype ?? t.dtype)
-        jobs.set(t.name, encodable ? {quant, dtype} : {dtype})
+        jobs.set(t.name, encodable ? {quant, dtype, ...transposeForNf4(t)} : {dtype})
         if (encodable) quantOf.set(t.name, quant!)
         continue
       }
@@ -168,8 +175,9 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       }
       const transform = async (start: number, count: number, rows: Float32Array) => deltaRows(await factors(), start, count, rows)
       const transformHalf = async (start: number, count: number, rows: Uint16Array) => deltaRowsHalf(await factors(), start, count, rows)
-      jobs.set(t.name, encodable ? {quant, dtype: floatDtype ?? t.dtype, transform} : {dtype: floatDtype ?? t.dtype, transform, transformHalf})
+      jobs.set(t.name, encodable ? {quant, dtype: floatDtype ?? t.dtype, transform, ...transposeForNf4(t)} : {dtype: floatDtype ?? t.dtype, transform, transformHalf})
       if (encodable) quantOf.set(t.name, quant!)
+      if (encodable && transposeForNf4(t).transposeBeforeEncode) transposedNames.add(t.name)
     }
     const warnings = [...adapters.flatMap((a) => a.warnings.map((m) => `adapter ${a.name}: ${m}`)), ...plan.warnings]
     if (kept.length > 0) warnings.push(`${kept.length} tensor${kept.length === 1 ? '' : 's'} stay in float, ${quant!.scheme} cannot hold them (${kept[0]!.name}: ${kept[0]!.reason}${kept.length > 1 ? '; …' : ''})`)
@@ -195,7 +203,9 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
         options.quality === false
           ? undefined
           : async (path) => {
-              const output = spec ? await GgufAsHfReader.open(path, spec) : await ModelReader.open(path)
+              // the written file, read back under the base's names and layout
+              const reader = spec ? await GgufAsHfReader.open(path, spec) : await ModelReader.open(path)
+              const output = reader instanceof ModelReader && transposedNames.size > 0 ? new TransposedBackView(reader, transposedNames) : reader
               try {
                 report = await measureQuality({
                   base,
@@ -209,7 +219,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
                   onProgress: options.onProgress,
                 })
               } finally {
-                await output.close()
+                await reader.close()
               }
             },
       onProgress: options.onProgress,

@@ -6,7 +6,10 @@
  */
 import type {DType} from '../dtype.js'
 import {UsageError} from '../errors.js'
+import {JsonFloat} from '../formats/json-floats.js'
 import type {ProgressCallback} from '../progress.js'
+import {isConv1DWeight} from '../models/conv1d.js'
+import {readModelConfig} from '../models/model-config.js'
 import {shapeSize} from '../shape.js'
 import {int4Module, torchDtype} from './layout.js'
 import {ModelReader} from './model-reader.js'
@@ -66,7 +69,11 @@ export function resolveQuantOptions(scheme: QuantSchemeName, blockSize: number |
   return {quant: {scheme, blockSize: size, doubleQuant: doubleQuant ?? false}, format: fmt}
 }
 
-/** transformers' `quantization_config` for a bitsandbytes nf4 checkpoint. */
+/**
+ * transformers' `quantization_config` for a bitsandbytes nf4 checkpoint, every field typed as
+ * `BitsAndBytesConfig.post_init` checks it: booleans, torch dtype names, and `llm_int8_threshold`
+ * a float (written `6.0`: an integer `6` is a TypeError there).
+ */
 export function bnbQuantizationConfig(quant: QuantOptions, computeDtype: DType, skipModules: readonly string[]): Record<string, unknown> {
   return {
     _load_in_4bit: true,
@@ -78,7 +85,7 @@ export function bnbQuantizationConfig(quant: QuantOptions, computeDtype: DType, 
     llm_int8_enable_fp32_cpu_offload: false,
     llm_int8_has_fp16_weight: false,
     llm_int8_skip_modules: [...skipModules],
-    llm_int8_threshold: 6.0,
+    llm_int8_threshold: new JsonFloat(6),
     load_in_4bit: true,
     load_in_8bit: false,
     quant_method: 'bitsandbytes',
@@ -104,6 +111,8 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     const already = [...source.tensors.values()].find((t) => t.encoding !== 'plain')
     if (already) throw new UsageError('ALREADY_QUANTIZED', `quantize ${options.model}: tensor "${already.name}" is already ${already.encoding}; merge into it with \`lora merge --from-quantized\` instead`)
     const select = quantizeSelector(options)
+    // GPT-2's Conv1D weights are stored [in, out]; bitsandbytes holds them [out, in]
+    const modelType = (await readModelConfig(source.folder))?.config.model_type
     const jobs = new Map<string, TensorJob>()
     const kept: KeptTensor[] = []
     let quantizedParameters = 0
@@ -117,7 +126,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         kept.push({name: t.name, reason: problem})
         continue
       }
-      jobs.set(t.name, {quant})
+      jobs.set(t.name, {quant, ...(quant.scheme === 'nf4' && isConv1DWeight(modelType, t.name) ? {transposeBeforeEncode: true} : {})})
       quantizedParameters += shapeSize(t.shape)
       dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1)
     }

@@ -17,11 +17,13 @@ import {join} from 'node:path'
 import {DTYPES, DType, fromFloat} from '../dtype.js'
 import {InputError, LoraError, UsageError} from '../errors.js'
 import type {GgufKV} from '../formats/gguf-types.js'
+import {parseJsonKeepingFloats, stringifyJsonKeepingFloats} from '../formats/json-floats.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
+import {transposeTyped} from '../linalg/dense.js'
 import {shapeSize} from '../shape.js'
 import {encodedParts, plannedParts} from './layout.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
@@ -54,6 +56,11 @@ export interface TensorJob {
    * plain F16 tensor is written as F16 unquantized: no float32 round trip in JavaScript.
    */
   readonly transformHalf?: HalfRowTransform
+  /**
+   * Encode the transpose ([cols, rows]) of the tensor: GPT-2's Conv1D weights are stored [in, out]
+   * but bitsandbytes holds every 4-bit weight as [out, in] (the quant state records [out, in]).
+   */
+  readonly transposeBeforeEncode?: boolean
 }
 
 export interface WriteModelOptions {
@@ -110,7 +117,8 @@ function plan(options: WriteModelOptions): Planned[] {
       const q = job.quant
       if (QUANT_SCHEMES[q.scheme].format !== 'safetensors') throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${QUANT_SCHEMES[q.scheme].format}, not safetensors`)
       const dtype = job.dtype ?? tensor.dtype
-      out.push({tensor, job, action: 'encode', dtype, specs: plannedParts(tensor.name, tensor.shape as [number, number], q, dtype), file})
+      const [rows, cols] = tensor.shape as [number, number]
+      out.push({tensor, job, action: 'encode', dtype, specs: plannedParts(tensor.name, job.transposeBeforeEncode ? [cols, rows] : [rows, cols], q, dtype), file})
       continue
     }
     if (tensor.encoding !== 'plain' && !job) {
@@ -155,9 +163,11 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
   const shape = tensor.shape
   const rows = shape.length <= 1 ? 1 : shape[0]!
   const cols = shape.length <= 1 ? shapeSize(shape) : shapeSize(shape) / Math.max(1, rows)
-  const encoder = p.action === 'encode' ? createEncoder(job!.quant!, shape) : undefined
+  const transpose = p.action === 'encode' && job?.transposeBeforeEncode === true
+  const encoder = p.action === 'encode' ? createEncoder(job!.quant!, transpose ? [cols, rows] : shape) : undefined
   const align = encoder ? QUANT_SCHEMES[job!.quant!.scheme].rowAlignment(cols, job!.quant!.blockSize) : 1
-  const step = chunkRows(rows, cols, align)
+  // a transposed tensor is encoded from all of its rows at once
+  const step = transpose ? rows : chunkRows(rows, cols, align)
   let written = 0
   if (!encoder && job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
     return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink)
@@ -172,6 +182,7 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
       let values = await next!
       next = read(r0 + step)
       if (job?.transform) values = await job.transform(r0, n, values)
+      if (transpose) values = transposeTyped(values, rows, cols)
       if (encoder) encoder.push(values)
       else {
         const bytes = fromFloat(p.dtype, values)
@@ -308,13 +319,14 @@ async function copySmallFiles(options: WriteModelOptions, target: string): Promi
     if (e.name === 'config.json' && options.editConfig) {
       let config: unknown
       try {
-        config = JSON.parse(await readFile(from, 'utf8'))
+        // floats stay floats (`6.0`, `10000.0`): transformers type-checks some of them
+        config = parseJsonKeepingFloats(await readFile(from, 'utf8'))
       } catch {
         throw new InputError('CONFIG_INVALID', `read ${from}: not valid JSON`)
       }
       if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError('CONFIG_INVALID', `read ${from}: not a JSON object`)
       options.editConfig(config as Record<string, unknown>)
-      await writeFile(join(target, e.name), `${JSON.stringify(config, null, 2)}\n`)
+      await writeFile(join(target, e.name), `${stringifyJsonKeepingFloats(config)}\n`)
     } else {
       await copyFile(from, join(target, e.name))
     }
