@@ -1,7 +1,7 @@
 /**
  * A model as logical float tensors, whatever the storage: a safetensors file
  * or sharded checkpoint (plain, or holding nf4/int4 weights in `lora`'s
- * layouts), or a GGUF file (F32/F16/BF16 and Q4_0). Rows are decoded on
+ * layouts), or a GGUF file (F32/F16/BF16, Q8_0 read as float, and Q4_0). Rows are decoded on
  * demand to float32; the stored bytes stay available for verbatim copies.
  */
 import {dirname} from 'node:path'
@@ -14,6 +14,7 @@ import {SafetensorsFile} from '../formats/safetensors-file.js'
 import {ShardedModel, openModel} from '../formats/sharded-model.js'
 import {shapeSize} from '../shape.js'
 import {StoredQuantTensor, findQuantizedTensors, readStoredQuant} from './layout.js'
+import {Q8_0_BLOCK_SIZE, Q8_0_BYTES_PER_BLOCK, dequantizeQ8_0} from './q8-0.js'
 import {EncodedTensor, QuantSchemeName, TensorDecoder, createDecoder} from './schemes.js'
 
 export type TensorEncoding = 'plain' | QuantSchemeName
@@ -89,7 +90,8 @@ export class ModelReader {
       const tensors = new Map<string, LogicalTensor>()
       for (const t of g.tensors.values()) {
         const isQ = t.type.name === 'Q4_0'
-        const dtype = isQ ? 'F16' : (GGUF_FLOAT[t.type.name] ?? (t.type.name as DType))
+        // Q8_0 (llama.cpp's 8-bit bases) reads as a float tensor: decoded by rows, merged like F16
+        const dtype = isQ || t.type.name === 'Q8_0' ? 'F16' : (GGUF_FLOAT[t.type.name] ?? (t.type.name as DType))
         tensors.set(t.name, {name: t.name, shape: t.shape, dtype, encoding: isQ ? 'q4_0' : 'plain', blockSize: isQ ? 32 : undefined, parts: [t.name]})
       }
       return new ModelReader(path, 'gguf', tensors, undefined, g, new Map(), undefined, undefined, new Map())
@@ -149,6 +151,10 @@ export class ModelReader {
       return this.cache.decoder.decodeRows(start, count)
     }
     const rowElements = t.shape.length <= 1 ? shapeSize(t.shape) : shapeSize(t.shape.slice(1))
+    if (this.gguf?.info(name).type.name === 'Q8_0') {
+      const blocks = rowElements / Q8_0_BLOCK_SIZE
+      return dequantizeQ8_0(await this.readBytes(name, start * blocks * Q8_0_BYTES_PER_BLOCK, (start + count) * blocks * Q8_0_BYTES_PER_BLOCK))
+    }
     const bytesPerRow = rowElements * DTYPES[t.dtype].bytes
     const bytes = await this.readBytes(name, start * bytesPerRow, (start + count) * bytesPerRow)
     const values = toFloat32(t.dtype, bytes)
