@@ -1,10 +1,11 @@
 /**
  * `lora inspect`: what is in an adapter folder, a safetensors file, a packed
- * file or a (sharded) model, from headers alone.
+ * file, a (sharded) model, or a GGUF model or adapter, from headers alone.
  */
-import {stat} from 'node:fs/promises'
+import {open, stat} from 'node:fs/promises'
 import {join} from 'node:path'
-import {withFileContext} from './errors.js'
+import {InputError, withFileContext} from './errors.js'
+import {GgufSummary, inspectGguf, isGgufFile} from './gguf/inspect-gguf.js'
 import {ADAPTER_CONFIG_NAME, LoraAdapter} from './formats/peft-adapter.js'
 import type {TensorInfo} from './formats/safetensors-header.js'
 import {ShardedModel, openModel} from './formats/sharded-model.js'
@@ -15,7 +16,7 @@ import {summarizePack} from './pack/inspect-pack.js'
 import {SHARED_B_FORMAT} from './compress/shared-b-file.js'
 import {summarizeSharedB} from './compress/inspect-shared-b.js'
 
-export type InspectKind = 'adapter' | 'safetensors' | 'pack' | 'model'
+export type InspectKind = 'adapter' | 'safetensors' | 'pack' | 'model' | 'gguf-model' | 'gguf-adapter'
 
 export interface TensorSummary {
   name: string
@@ -51,6 +52,20 @@ export interface InspectReport {
   pack?: Record<string, unknown>
   /** Shard files of a sharded model. */
   shards?: string[]
+  /** GGUF files: header, metadata and what they are (see docs/formats.md). */
+  gguf?: GgufSummary
+}
+
+/** Whether a file starts like safetensors: a u64 header length that fits the file, then "{". */
+async function looksLikeSafetensors(path: string, size: number): Promise<boolean> {
+  const handle = await withFileContext('read', path, () => open(path, 'r'))
+  try {
+    const head = Buffer.alloc(9)
+    const {bytesRead} = await handle.read(head, 0, 9, 0)
+    return bytesRead === 9 && head.readBigUInt64LE(0) <= BigInt(size - 8) && head[8] === 0x7b
+  } finally {
+    await handle.close()
+  }
 }
 
 /** `__metadata__.format` values of packed files (see docs/formats.md). */
@@ -106,6 +121,16 @@ function describeSource(path: string, kind: InspectKind, source: TensorSource): 
  */
 export async function inspectPath(path: string): Promise<InspectReport> {
   const info = await withFileContext('read', path, () => stat(path))
+  if (info.isFile() && (await isGgufFile(path))) {
+    const g = await inspectGguf(path)
+    return {path, kind: g.gguf.type === 'adapter' ? 'gguf-adapter' : 'gguf-model', bytes: g.bytes, tensors: g.tensors, metadata: {}, gguf: g.gguf}
+  }
+  if (info.isFile() && !path.endsWith('.index.json') && !(await looksLikeSafetensors(path, info.size))) {
+    throw new InputError(
+      'NOT_INSPECTABLE',
+      `inspect ${path}: neither a safetensors nor a GGUF file (lora inspects safetensors files, GGUF models and adapters, PEFT adapter folders, packs, model folders and indexes)`,
+    )
+  }
   if (info.isDirectory()) {
     const hasConfig = await stat(join(path, ADAPTER_CONFIG_NAME)).then(
       () => true,
