@@ -66,6 +66,8 @@ test('nf4 output in the transformers + bitsandbytes layout, decoding to the in-m
     assert.is(config.quantization_config.quant_method, 'bitsandbytes')
     assert.is(config.quantization_config.bnb_4bit_quant_type, 'nf4')
     assert.is(config.quantization_config.load_in_4bit, true)
+    // transformers' BitsAndBytesConfig refuses an integer threshold: written as the float literal
+    assert.match(readFileSync(join(dir.path, 'nf4', 'config.json'), 'utf8'), /"llm_int8_threshold": 6\.0,\n/)
     const reader = await ModelReader.open(join(dir.path, 'nf4'))
     assert.is(reader.get(q).encoding, 'nf4')
     const expected = roundTrip({scheme: 'nf4', blockSize: 64, doubleQuant: false}, [64, 64], Float32Array.from(stored(t[2]!.values, 'F16')))
