@@ -39,7 +39,8 @@ export function haveLlamaCpp(suite: string, needStories = true): boolean {
 
 /** Load a GGUF (and adapters) with the tests' node-llama-cpp. */
 export function openLlama(model: string, adapters: readonly LlamaCppAdapter[] = [], contextSize = 512): Promise<LlamaCppSession> {
-  return LlamaCppSession.open({model, adapters, contextSize, threads: 2, searchFrom: [ENGINES_DIR]})
+  // one thread: llama.cpp's worker threads spin-wait, and on a shared 2-core machine two of them can stall each other for minutes
+  return LlamaCppSession.open({model, adapters, contextSize, threads: 1, searchFrom: [ENGINES_DIR]})
 }
 
 /** The stories of eval.txt (separated by blank lines). */
