@@ -13,14 +13,14 @@ const MAX_KEPT_ROWS = 20
 export default class Quantize extends LoraCommand {
   static override summary = 'Quantize a base model to 4 bits (nf4, q4_0 or int4), tensor by tensor.'
   static override description =
-    'Only the 2-D linear weights inside the repeated blocks are quantized by default (embeddings, lm_head, norms and biases are kept); --include replaces that rule with globs on tensor names, --exclude removes names. nf4 is written in the layout transformers + bitsandbytes load (config.json gets a quantization_config); q4_0 is written as a GGUF file for llama.cpp\'s tools; int4 as qweight/scales/zeros. Tensors a scheme cannot hold stay in their float dtype and are listed.'
+    'Only the 2-D linear weights inside the repeated blocks are quantized by default (embeddings, lm_head, norms and biases are kept); --include replaces that rule with globs on tensor names, --exclude removes names. nf4 is written in the layout transformers + bitsandbytes load (config.json gets a quantization_config); q4_0 is written as a GGUF model llama.cpp loads (its metadata, tensor names, q/k row order and tokenizer, from config.json and tokenizer.json); int4 as qweight/scales/zeros. Tensors a scheme cannot hold stay in their float dtype and are listed.'
   static override examples = [
     {command: '<%= config.bin %> quantize ./base --out ./base-nf4 --scheme nf4', description: 'bitsandbytes NF4, block 64.'},
     {command: '<%= config.bin %> quantize ./base --out base-q4_0.gguf --scheme q4_0', description: 'A GGUF file with Q4_0 weights.'},
     {command: '<%= config.bin %> quantize ./base --out ./base-int4 --scheme int4 --group-size 64 --exclude "*.down_proj.weight"', description: 'int4 groups of 64, keeping down_proj in float.'},
   ]
   static override args = {
-    model: Args.string({description: 'model folder, .safetensors file or model.safetensors.index.json', required: true}),
+    model: Args.string({description: 'model folder, .safetensors file, model.safetensors.index.json, or a llama.cpp .gguf (q4_0 only)', required: true}),
   }
   static override flags = {
     out: Flags.string({description: 'output folder (nf4, int4) or .gguf file (q4_0)', required: true}),

@@ -130,6 +130,9 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       ? resolveQuantOptions(schemeName, options.blockSize ?? (schemeName === stored?.scheme ? stored.blockSize : undefined), options.doubleQuant ?? (schemeName === stored?.scheme ? stored.doubleQuant : undefined))
       : undefined
     const quant = resolved?.quant
+    if (base.format === 'gguf' && quant && QUANT_SCHEMES[quant.scheme].format !== 'gguf') {
+      throw new UsageError('BAD_FLAG', `--quantize ${quant.scheme}: a GGUF base is written as GGUF (q4_0, or float without --quantize); ${quant.scheme} needs the Hugging Face folder of the base`)
+    }
     const ggufOut = /\.gguf$/i.test(options.out)
     if (ggufOut && quant && QUANT_SCHEMES[quant.scheme].format !== 'gguf') throw new UsageError('BAD_FLAG', `--out ${options.out}: ${quant.scheme} is written as a safetensors folder, not GGUF (q4_0 or a float GGUF are)`)
     const format = resolved?.format ?? (base.format === 'gguf' || ggufOut ? 'gguf' : 'safetensors')

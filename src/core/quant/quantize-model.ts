@@ -8,6 +8,7 @@ import type {DType} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {JsonFloat} from '../formats/json-floats.js'
 import type {ProgressCallback} from '../progress.js'
+import {describeSource, ggufOrientedShape} from '../gguf/model-plan.js'
 import {isConv1DWeight} from '../models/conv1d.js'
 import {readModelConfig} from '../models/model-config.js'
 import {shapeSize} from '../shape.js'
@@ -108,11 +109,14 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   const {quant, format} = resolveQuantOptions(options.scheme, options.blockSize, options.doubleQuant, options.format)
   const source = await ModelReader.open(options.model)
   try {
+    if (source.format === 'gguf' && format !== 'gguf') throw new UsageError('BAD_FLAG', `--scheme ${quant.scheme}: a GGUF model is written as GGUF (q4_0); ${quant.scheme} needs the Hugging Face folder of the model`)
     const already = [...source.tensors.values()].find((t) => t.encoding !== 'plain')
     if (already) throw new UsageError('ALREADY_QUANTIZED', `quantize ${options.model}: tensor "${already.name}" is already ${already.encoding}; merge into it with \`lora merge --from-quantized\` instead`)
     const select = quantizeSelector(options)
     // GPT-2's Conv1D weights are stored [in, out]; bitsandbytes holds them [out, in]
     const modelType = (await readModelConfig(source.folder))?.config.model_type
+    // llama.cpp's layout of a Hugging Face model, checked before any work (config.json, architecture)
+    const spec = format === 'gguf' && source.format !== 'gguf' ? await describeSource(source) : undefined
     const jobs = new Map<string, TensorJob>()
     const kept: KeptTensor[] = []
     let quantizedParameters = 0
@@ -121,7 +125,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     for (const t of source.tensors.values()) {
       parameters += shapeSize(t.shape)
       if (!select(t.name, t.shape, t.dtype)) continue
-      const problem = QUANT_SCHEMES[quant.scheme].shapeProblem(t.shape, quant.blockSize)
+      const problem = QUANT_SCHEMES[quant.scheme].shapeProblem(ggufOrientedShape(spec, t), quant.blockSize)
       if (problem) {
         kept.push({name: t.name, reason: problem})
         continue
