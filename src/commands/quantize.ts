@@ -3,7 +3,7 @@ import {LoraCommand} from '../cli/base-command.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {renderTable} from '../cli/table.js'
 import {UsageError} from '../core/errors.js'
-import {QuantizeModelResult, quantizeModel} from '../core/quant/quantize-model.js'
+import {QuantizeModelResult, quantizeModel} from '../core/model-io/quantize-model.js'
 import {QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
 import {formatBytes} from '../core/units.js'
 

@@ -18,16 +18,16 @@ import {SAFETENSORS_MAX_HEADER_BYTES, TensorSpec, planFile} from '../formats/saf
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
 import {MatMulEngine} from '../linalg/matmul-engine.js'
-import type {PackFile} from '../pack/pack-file.js'
+import type {PackFile} from '../formats/pack-file.js'
 import type {ProgressCallback} from '../progress.js'
 import {TOOL_NAME, toolVersion} from '../version.js'
 import {CompressedModule, ModuleCompressOptions, RankChoice, chooseRank, maxOf, meanOf, storeModule, sweepModule} from './compress-module.js'
 import {packModuleSource} from './pack-module-source.js'
 import {RankSelection, bytesAfter, savingsPercent, sweepRanks, validateSelection} from './rank-selection.js'
-import {CompressionInfo, SHARED_B_FORMAT, SHARED_B_FORMAT_VERSION, SharedBErrors, sharedBTensorNames} from './shared-b-file.js'
+import {CompressionInfo, SHARED_B_FORMAT, SHARED_B_FORMAT_VERSION, SharedBErrors, sharedBTensorNames} from '../formats/shared-b-file.js'
 import {openInput} from './open-input.js'
 import type {BasisMethod} from './shared-basis.js'
-import {formatErrorsMetadata} from './errors-metadata.js'
+import {formatErrorsMetadata} from '../formats/shared-b-errors.js'
 
 export interface CompressInputOptions {
   /** A `lora-pack` file, or adapter folders / folders of adapters / globs. */

@@ -9,11 +9,11 @@ import {InputError, LoraError} from '../errors.js'
 import {SafetensorsFile} from '../formats/safetensors-file.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
-import {PACK_FORMAT} from '../pack/manifest.js'
+import {PACK_FORMAT} from '../formats/pack-manifest.js'
 import {packAdapters} from '../pack/pack-adapters.js'
-import {PackFile} from '../pack/pack-file.js'
+import {PackFile} from '../formats/pack-file.js'
 import type {ProgressCallback} from '../progress.js'
-import {SHARED_B_FORMAT} from './shared-b-file.js'
+import {SHARED_B_FORMAT} from '../formats/shared-b-file.js'
 
 /** The open input pack, and how to let it go. */
 export interface OpenInput {

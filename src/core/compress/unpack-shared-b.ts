@@ -10,10 +10,10 @@ import {resolve} from 'node:path'
 import {UsageError} from '../errors.js'
 import {AdapterTensor, writeAdapter} from '../formats/peft-adapter-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
-import {sourceKeys} from '../pack/manifest.js'
+import {sourceKeys} from '../formats/pack-manifest.js'
 import type {UnpackOptions, UnpackResult} from '../pack/unpack.js'
 import {SafetensorsFile} from '../formats/safetensors-file.js'
-import {SHARED_B_FORMAT, SharedBFile} from './shared-b-file.js'
+import {SHARED_B_FORMAT, SharedBFile} from '../formats/shared-b-file.js'
 
 /** Whether `path` is a safetensors file whose `__metadata__.format` is `lora-pack-shared-b` (false when it cannot be read). */
 export async function isSharedBFile(path: string): Promise<boolean> {

@@ -12,8 +12,8 @@ import {UsageError} from '../errors.js'
 import {AdapterTensor, writeAdapter} from '../formats/peft-adapter-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
-import {sourceKeys} from './manifest.js'
-import {PackFile} from './pack-file.js'
+import {sourceKeys} from '../formats/pack-manifest.js'
+import {PackFile} from '../formats/pack-file.js'
 import {isSharedBFile, unpackSharedB} from '../compress/unpack-shared-b.js'
 
 export interface UnpackOptions {

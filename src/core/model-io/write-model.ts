@@ -24,9 +24,9 @@ import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
 import {shapeSize} from '../shape.js'
-import {encodedParts, plannedParts} from './layout.js'
+import {encodedParts, plannedParts} from '../quant/layout.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, QuantOptions, createEncoder} from './schemes.js'
+import {QUANT_SCHEMES, QuantOptions, createEncoder} from '../quant/schemes.js'
 
 /** Rows are decoded and transformed in chunks of about this many elements. */
 export const ROW_CHUNK_ELEMENTS = 1 << 22

@@ -13,8 +13,8 @@ import {sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsFile} from '../formats/safetensors-file.js'
 import {ShardedModel, openModel} from '../formats/sharded-model.js'
 import {shapeSize} from '../shape.js'
-import {StoredQuantTensor, findQuantizedTensors, readStoredQuant} from './layout.js'
-import {EncodedTensor, QuantSchemeName, TensorDecoder, createDecoder} from './schemes.js'
+import {StoredQuantTensor, findQuantizedTensors, readStoredQuant} from '../quant/layout.js'
+import {EncodedTensor, QuantSchemeName, TensorDecoder, createDecoder} from '../quant/schemes.js'
 
 export type TensorEncoding = 'plain' | QuantSchemeName
 

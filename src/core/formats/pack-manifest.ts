@@ -10,9 +10,9 @@
  */
 import {DTYPES, DType, isDType} from '../dtype.js'
 import {InputError} from '../errors.js'
-import type {LoraKind} from '../formats/peft-adapter.js'
-import {sanitizeName} from '../formats/safetensors-header.js'
-import {JsonSyntaxError, JsonValue, parseStrictJson, toPlainJson} from '../formats/strict-json.js'
+import type {LoraKind} from './peft-adapter.js'
+import {sanitizeName} from './safetensors-header.js'
+import {JsonSyntaxError, JsonValue, parseStrictJson, toPlainJson} from './strict-json.js'
 
 /** `__metadata__.format` of a pack. */
 export const PACK_FORMAT = 'lora-pack'

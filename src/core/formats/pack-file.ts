@@ -13,9 +13,9 @@ import {DTYPES} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {Tensor} from '../tensor.js'
 import {formatShape} from '../shape.js'
-import {SafetensorsFile} from '../formats/safetensors-file.js'
-import {sanitizeName} from '../formats/safetensors-header.js'
-import {PACK_FORMAT, PACK_FORMAT_VERSION, PackAdapterEntry, PackAdapterModule, PackManifest, PackModuleEntry, parseManifest} from './manifest.js'
+import {SafetensorsFile} from './safetensors-file.js'
+import {sanitizeName} from './safetensors-header.js'
+import {PACK_FORMAT, PACK_FORMAT_VERSION, PackAdapterEntry, PackAdapterModule, PackManifest, PackModuleEntry, parseManifest} from './pack-manifest.js'
 
 /** Which stack of a module: A [S, R, in] or B [S, out, R]. */
 export type StackRole = 'A' | 'B'

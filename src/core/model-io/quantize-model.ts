@@ -8,10 +8,10 @@ import type {DType} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import type {ProgressCallback} from '../progress.js'
 import {shapeSize} from '../shape.js'
-import {int4Module, torchDtype} from './layout.js'
+import {int4Module, torchDtype} from '../quant/layout.js'
 import {ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from './schemes.js'
-import {SelectionOptions, quantizeSelector} from './selection.js'
+import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from '../quant/schemes.js'
+import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
 import {TensorJob, WriteModelResult, writeModel} from './write-model.js'
 
 export interface QuantizeModelOptions extends SelectionOptions {

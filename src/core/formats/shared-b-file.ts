@@ -15,10 +15,10 @@
  */
 import {DType, DTYPES, isDType} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {SafetensorsFile} from '../formats/safetensors-file.js'
-import {sanitizeName} from '../formats/safetensors-header.js'
-import {JsonSyntaxError, JsonValue, parseStrictJson} from '../formats/strict-json.js'
-import {PackAdapterEntry, PackManifest, PackModuleEntry, parseManifest} from '../pack/manifest.js'
+import {SafetensorsFile} from './safetensors-file.js'
+import {sanitizeName} from './safetensors-header.js'
+import {JsonSyntaxError, JsonValue, parseStrictJson} from './strict-json.js'
+import {PackAdapterEntry, PackManifest, PackModuleEntry, parseManifest} from './pack-manifest.js'
 import {formatShape} from '../shape.js'
 import {Tensor} from '../tensor.js'
 
