@@ -4,7 +4,7 @@
  * float64. Rank padding is zeroed on read (a pack stores zeros there, but
  * the file is input and is not trusted to).
  */
-import {floatDecoder} from './decode.js'
+import {floatDecoder} from '../dtype.js'
 import type {PackFile} from '../formats/pack-file.js'
 import type {PackModuleEntry} from '../formats/pack-manifest.js'
 import {type AdapterChunk, type AdapterChunk64, type ModuleAdapter, type ModuleSource, cachedModuleSource} from './module-source.js'

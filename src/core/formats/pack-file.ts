@@ -16,6 +16,7 @@ import {formatShape} from '../shape.js'
 import {SafetensorsFile} from './safetensors-file.js'
 import {sanitizeName} from './safetensors-header.js'
 import {PACK_FORMAT, PACK_FORMAT_VERSION, PackAdapterEntry, PackAdapterModule, PackManifest, PackModuleEntry, parseManifest} from './pack-manifest.js'
+import type {FileFormat} from './file-format.js'
 
 /** Which stack of a module: A [S, R, in] or B [S, out, R]. */
 export type StackRole = 'A' | 'B'
@@ -198,3 +199,10 @@ function checkTensors(file: SafetensorsFile, manifest: PackManifest): void {
     if (!expected.has(name)) throw new InputError('PACK_TENSOR_UNEXPECTED', `read ${file.path}: tensor "${sanitizeName(name)}" belongs to no module of the manifest`)
   }
 }
+
+/** `detect`'s view of a `lora-pack` file: a safetensors file whose `__metadata__.format` is `lora-pack`. */
+export const PACK_FILE_FORMAT: FileFormat<'pack'> = Object.freeze<FileFormat<'pack'>>({
+  kind: 'pack',
+  label: 'a lora-pack file',
+  matches: async (probe) => (await probe.safetensorsMetadata())?.get('format') === PACK_FORMAT,
+})

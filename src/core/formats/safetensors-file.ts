@@ -11,6 +11,7 @@ import {Tensor} from '../tensor.js'
 import {readFully} from '../io/positional.js'
 import {TensorInfo, parseHeader, parseHeaderLength, sanitizeName} from './safetensors-header.js'
 import type {TensorSource} from './tensor-source.js'
+import type {FileFormat} from './file-format.js'
 
 /** One read allocates at most this much; larger tensors must be read by rows. */
 export const MAX_SINGLE_READ_BYTES = 2 ** 31
@@ -115,3 +116,10 @@ export async function fileSize(path: string): Promise<number | undefined> {
     return undefined
   }
 }
+
+/** `detect`'s view of a plain safetensors file (what no more specific format claimed). */
+export const SAFETENSORS_FILE_FORMAT: FileFormat<'safetensors'> = Object.freeze<FileFormat<'safetensors'>>({
+  kind: 'safetensors',
+  label: 'a safetensors file',
+  matches: async (probe) => probe.entries === undefined && (await probe.safetensorsMetadata()) !== undefined,
+})

@@ -21,6 +21,7 @@ import {JsonSyntaxError, JsonValue, parseStrictJson} from './strict-json.js'
 import {PackAdapterEntry, PackManifest, PackModuleEntry, parseManifest} from './pack-manifest.js'
 import {formatShape} from '../shape.js'
 import {Tensor} from '../tensor.js'
+import type {FileFormat} from './file-format.js'
 
 /** `__metadata__.format` of a shared-B pack. */
 export const SHARED_B_FORMAT = 'lora-pack-shared-b'
@@ -231,3 +232,10 @@ function checkTensors(file: SafetensorsFile, manifest: PackManifest, errors: Sha
   }
   return dtype!
 }
+
+/** `detect`'s view of a shared-B pack: a safetensors file whose `__metadata__.format` is `lora-pack-shared-b`. */
+export const SHARED_B_FILE_FORMAT: FileFormat<'shared-b'> = Object.freeze<FileFormat<'shared-b'>>({
+  kind: 'shared-b',
+  label: 'a lora-pack-shared-b file',
+  matches: async (probe) => (await probe.safetensorsMetadata())?.get('format') === SHARED_B_FORMAT,
+})

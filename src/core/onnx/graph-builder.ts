@@ -11,6 +11,7 @@
 import onnxProto from 'onnx-proto'
 import {closeSync, fstatSync, ftruncateSync, openSync, writeSync} from 'node:fs'
 import {basename} from 'node:path'
+import {DTYPES, DTypeInfo} from '../dtype.js'
 import {InputError} from '../errors.js'
 
 const {onnx} = onnxProto
@@ -23,15 +24,23 @@ export const MS_DOMAIN = 'com.microsoft'
 /** Element types the builder emits. */
 export type ElemType = 'float32' | 'float16' | 'int64' | 'int32'
 
+/** Each element type's entry in the dtype table (an `ElemType` is onnxruntime's name there). */
+const ELEM_DTYPES: Readonly<Record<ElemType, DTypeInfo>> = Object.freeze({float32: DTYPES.F32, float16: DTYPES.F16, int64: DTYPES.I64, int32: DTYPES.I32})
+
 const ELEM_TYPE_CODES: Readonly<Record<ElemType, number>> = Object.freeze({
-  float32: onnx.TensorProto.DataType.FLOAT,
-  float16: onnx.TensorProto.DataType.FLOAT16,
-  int64: onnx.TensorProto.DataType.INT64,
-  int32: onnx.TensorProto.DataType.INT32,
+  float32: ELEM_DTYPES.float32.onnx.code,
+  float16: ELEM_DTYPES.float16.onnx.code,
+  int64: ELEM_DTYPES.int64.onnx.code,
+  int32: ELEM_DTYPES.int32.onnx.code,
 })
 
 /** Bytes per element of each `ElemType`. */
-export const ELEM_BYTES: Readonly<Record<ElemType, number>> = Object.freeze({float32: 4, float16: 2, int64: 8, int32: 4})
+export const ELEM_BYTES: Readonly<Record<ElemType, number>> = Object.freeze({
+  float32: ELEM_DTYPES.float32.bytes,
+  float16: ELEM_DTYPES.float16.bytes,
+  int64: ELEM_DTYPES.int64.bytes,
+  int32: ELEM_DTYPES.int32.bytes,
+})
 
 /** A dimension: a fixed size or a symbolic name (`batch`). */
 export type Dim = number | string
