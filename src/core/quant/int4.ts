@@ -176,6 +176,7 @@ function int4Weight(source: TensorSource, m: string, metadata: ReadonlyMap<strin
 /** int4 as a scheme: groups along each row, stored as qweight/scales/zeros in safetensors. */
 export const INT4_SCHEME: SafetensorsScheme<Int4Encoded> = Object.freeze<SafetensorsScheme<Int4Encoded>>({
   name: 'int4',
+  description: "group-wise asymmetric int4, as qweight/scales/zeros",
   format: 'safetensors',
   defaultBlockSize: INT4_DEFAULT_GROUP_SIZE,
   blockSizeFlag: '--group-size',

@@ -354,6 +354,7 @@ export function skippedModules(tensors: Iterable<{name: string; shape: readonly 
 /** NF4 as a scheme: blocks over the flattened tensor, stored in bitsandbytes' layout with a `quantization_config`. */
 export const NF4_SCHEME: SafetensorsScheme<Nf4Encoded> = Object.freeze<SafetensorsScheme<Nf4Encoded>>({
   name: 'nf4',
+  description: "bitsandbytes NF4, in the layout transformers + bitsandbytes load (config.json gets a quantization_config)",
   format: 'safetensors',
   defaultBlockSize: NF4_DEFAULT_BLOCK_SIZE,
   blockSizeFlag: '--block-size',

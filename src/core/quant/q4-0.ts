@@ -122,6 +122,7 @@ export const Q4_0_FILE_TYPE = 2
 /** Q4_0 as a scheme: blocks of 32 along each row, stored as GGML type Q4_0 in GGUF. */
 export const Q4_0_SCHEME: GgufScheme<Uint8Array> = Object.freeze<GgufScheme<Uint8Array>>({
   name: 'q4_0',
+  description: "llama.cpp's Q4_0, in a GGUF file for llama.cpp's tools",
   format: 'gguf',
   ggmlType: 'Q4_0',
   fileType: Q4_0_FILE_TYPE,

@@ -80,6 +80,8 @@ export interface QuantizedModel {
 /** What every scheme has, whatever its storage. */
 interface SchemeBase<D> {
   readonly name: string
+  /** One phrase for help texts: what it is and where it is written. */
+  readonly description: string
   readonly defaultBlockSize: number
   /** The flag that sets the block size. */
   readonly blockSizeFlag: '--block-size' | '--group-size'
