@@ -9,17 +9,20 @@
  * | nf4  | 64 (`--block-size`, 64…4096) | 32 + 4 (f32 absmax) | the flattened tensor | safetensors, bitsandbytes layout |
  * | q4_0 | 32 (fixed) | 18 (f16 d + 16) | each row (GGML ne[0]) | GGUF, GGML type Q4_0 |
  * | int4 | 128 (`--group-size`) | g/2 + 2 (f16 scale) + 1 (zero) | each row | safetensors, qweight/scales/zeros |
+ * | q8_0 | 32 (fixed) | 34 (f16 d + 32 int8) | each row (GGML ne[0]) | GGUF, GGML type Q8_0 |
  */
 import {InputError, UsageError} from '../errors.js'
 import {INT4_SCHEME} from './int4.js'
 import {NF4_NESTED_BLOCK_SIZE, NF4_SCHEME} from './nf4.js'
 import {Q4_0_SCHEME} from './q4-0.js'
+import {Q8_0_SCHEME} from './q8-0.js'
 import type {BlockOptions, EncodedTensor, QuantScheme, QuantizedModel} from './quant-scheme.js'
 
 const registry = {
   nf4: NF4_SCHEME,
   q4_0: Q4_0_SCHEME,
   int4: INT4_SCHEME,
+  q8_0: Q8_0_SCHEME,
 }
 
 export type QuantSchemeName = keyof typeof registry
