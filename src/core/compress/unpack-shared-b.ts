@@ -1,5 +1,5 @@
 /**
- * `lora unpack` for a `lora-pack-shared-b` file: one adapter as a PEFT
+ * Unpacking a `lora-pack-shared-b` file: one adapter as a PEFT
  * adapter folder whose delta is exactly the compressed one. Per module,
  * B = the shared basis [out, K], A = the adapter's A' [K, in], r = K and
  * lora_alpha = K (scaling 1, since A' has the scaling folded in), stored in
@@ -12,20 +12,7 @@ import {AdapterTensor, writeAdapter} from '../formats/peft-adapter-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
 import {sourceKeys} from '../formats/pack-manifest.js'
 import type {UnpackOptions, UnpackResult} from '../pack/unpack.js'
-import {SafetensorsFile} from '../formats/safetensors-file.js'
-import {SHARED_B_FORMAT, SharedBFile} from '../formats/shared-b-file.js'
-
-/** Whether `path` is a safetensors file whose `__metadata__.format` is `lora-pack-shared-b` (false when it cannot be read). */
-export async function isSharedBFile(path: string): Promise<boolean> {
-  try {
-    const file = await SafetensorsFile.open(path)
-    const format = file.metadata.get('format')
-    await file.close()
-    return format === SHARED_B_FORMAT
-  } catch {
-    return false
-  }
-}
+import {SharedBFile} from '../formats/shared-b-file.js'
 
 /** A PEFT pattern key matching exactly one module path (dots escaped). */
 export function exactPatternKey(module: string): string {

@@ -48,9 +48,16 @@ export function fileFormat(kind: FileKind): FileFormat<FileKind> {
  *   says why it is not one)
  */
 export async function detect(path: string): Promise<FileKind> {
-  const probe = await probePath(path)
+  return kindOf(await probePath(path))
+}
+
+/**
+ * The kind of a probed path (`detect` for callers that read more of the probe afterwards).
+ * @throws InputError as `detect`
+ */
+export async function kindOf(probe: FormatProbe): Promise<FileKind> {
   for (const format of FILE_FORMATS) if (await format.matches(probe)) return format.kind
-  throw new InputError('UNKNOWN_FORMAT', `read ${path}: not a file format lora reads (${FILE_FORMATS.map((f) => f.label).join(', ')})`)
+  throw new InputError('UNKNOWN_FORMAT', `read ${probe.path}: not a file format lora reads (${FILE_FORMATS.map((f) => f.label).join(', ')})`)
 }
 
 /**
