@@ -8,6 +8,7 @@ import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {GateError, UsageError} from '../errors.js'
+import {removeOnExit} from '../io/exit-cleanup.js'
 import {Projection} from '../models/llama.js'
 import {BenchModelKind} from '../onnx/lora-layout.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
@@ -83,11 +84,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   }
   const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'lora-bench-'))
   // a temporary folder can hold gigabytes of weights: remove it on Ctrl-C too
-  const onSignal = (signal: NodeJS.Signals) => {
-    rmSync(workDir, {recursive: true, force: true})
-    process.kill(process.pid, signal)
-  }
-  if (!o.workDir) for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, onSignal)
+  const releaseWorkDir = o.workDir ? undefined : removeOnExit(workDir)
   const results: BenchResult[] = []
   const toleranceFailures: ToleranceFailure[] = []
   let rank = Math.max(...o.ranks)
@@ -115,8 +112,8 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
     }
   } finally {
-    if (!o.workDir) {
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal)
+    if (releaseWorkDir) {
+      releaseWorkDir()
       rmSync(workDir, {recursive: true, force: true})
     }
   }

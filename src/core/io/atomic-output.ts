@@ -3,47 +3,18 @@
  * into place only on success, so a crash, Ctrl-C or a full disk never leaves
  * a truncated file (or half a folder) under the final name.
  *
- * Temporary paths are registered while open; on SIGINT/SIGTERM or a normal
- * exit they are removed. (SIGKILL cannot be caught: the temporary file may
- * stay, the final name is still never a partial output.)
+ * Temporary paths are registered with the process's exit cleanup
+ * (`exit-cleanup.ts`) while open; on SIGINT/SIGTERM/SIGHUP or a normal exit
+ * they are removed. (SIGKILL cannot be caught: the temporary file may stay,
+ * the final name is still never a partial output.)
  */
 import {randomBytes} from 'node:crypto'
-import {rmSync} from 'node:fs'
 import {mkdir, open, rename, rm} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import {UsageError, describeSystemError} from '../errors.js'
+import {removeOnExit} from './exit-cleanup.js'
 import {pathExists} from './path-exists.js'
-
-const livePaths = new Set<string>()
-let handlersInstalled = false
-
-function cleanupSync(): void {
-  for (const p of livePaths) {
-    try {
-      rmSync(p, {recursive: true, force: true})
-    } catch {
-      // best effort while exiting
-    }
-  }
-  livePaths.clear()
-}
-
-function installHandlers(): void {
-  if (handlersInstalled) return
-  handlersInstalled = true
-  process.on('exit', cleanupSync)
-  for (const [signal, status] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-    ['SIGHUP', 129],
-  ] as const) {
-    process.once(signal, () => {
-      cleanupSync()
-      process.exit(status)
-    })
-  }
-}
 
 function tempSibling(finalPath: string): string {
   return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
@@ -72,6 +43,7 @@ export class AtomicFile {
     readonly tempPath: string,
     readonly handle: FileHandle,
     private readonly force: boolean,
+    private readonly release: () => void,
   ) {}
 
   /**
@@ -81,14 +53,14 @@ export class AtomicFile {
   static async create(finalPath: string, options: OutputOptions = {}): Promise<AtomicFile> {
     const target = resolve(finalPath)
     await assertOutputFree(target, options.force)
-    installHandlers()
+    const temp = tempSibling(target)
+    const release = removeOnExit(temp)
     try {
       await mkdir(dirname(target), {recursive: true})
-      const temp = tempSibling(target)
-      livePaths.add(temp)
       const handle = await open(temp, 'wx+')
-      return new AtomicFile(target, temp, handle, options.force ?? false)
+      return new AtomicFile(target, temp, handle, options.force ?? false, release)
     } catch (error) {
+      release()
       throw describeSystemError(error, 'write', finalPath)
     }
   }
@@ -102,7 +74,7 @@ export class AtomicFile {
       await assertOutputFree(this.finalPath, this.force)
       await rename(this.tempPath, this.finalPath)
       this.done = true
-      livePaths.delete(this.tempPath)
+      this.release()
     } catch (error) {
       await this.abort()
       throw describeSystemError(error, 'write', this.finalPath)
@@ -115,7 +87,7 @@ export class AtomicFile {
     this.done = true
     await this.handle.close().catch(() => undefined)
     await rm(this.tempPath, {force: true})
-    livePaths.delete(this.tempPath)
+    this.release()
   }
 }
 
@@ -127,19 +99,24 @@ export class AtomicDirectory {
     /** Write the folder's files here. */
     readonly path: string,
     private readonly force: boolean,
+    private readonly release: () => void,
   ) {}
 
+  /**
+   * Create the temporary folder next to `finalPath` (creating its parent if needed).
+   * @throws UsageError when `finalPath` exists and not `force`
+   */
   static async create(finalPath: string, options: OutputOptions = {}): Promise<AtomicDirectory> {
     const target = resolve(finalPath)
     await assertOutputFree(target, options.force)
-    installHandlers()
+    const temp = tempSibling(target)
+    const release = removeOnExit(temp)
     try {
       await mkdir(dirname(target), {recursive: true})
-      const temp = tempSibling(target)
-      livePaths.add(temp)
       await mkdir(temp)
-      return new AtomicDirectory(target, temp, options.force ?? false)
+      return new AtomicDirectory(target, temp, options.force ?? false, release)
     } catch (error) {
+      release()
       throw describeSystemError(error, 'write', finalPath)
     }
   }
@@ -151,16 +128,16 @@ export class AtomicDirectory {
       if (await pathExists(this.finalPath)) {
         if (!this.force) throw new UsageError('OUTPUT_EXISTS', `write ${this.finalPath}: already exists (use --force to overwrite)`)
         const old = tempSibling(this.finalPath)
-        livePaths.add(old)
+        const releaseOld = removeOnExit(old)
         await rename(this.finalPath, old)
         await rename(this.path, this.finalPath)
         await rm(old, {recursive: true, force: true})
-        livePaths.delete(old)
+        releaseOld()
       } else {
         await rename(this.path, this.finalPath)
       }
       this.done = true
-      livePaths.delete(this.path)
+      this.release()
     } catch (error) {
       await this.abort()
       throw describeSystemError(error, 'write', this.finalPath)
@@ -171,7 +148,7 @@ export class AtomicDirectory {
     if (this.done) return
     this.done = true
     await rm(this.path, {recursive: true, force: true})
-    livePaths.delete(this.path)
+    this.release()
   }
 }
 
