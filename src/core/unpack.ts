@@ -5,10 +5,9 @@
  * for a `lora-pack-shared-b`). A file of any other kind goes to the
  * `lora-pack` reader, whose error says what it is not.
  */
-import {UsageError} from './errors.js'
 import {FileKind, detect} from './formats/detect.js'
 import {unpackSharedB} from './compress/unpack-shared-b.js'
-import {UnpackOptions, UnpackResult, unpackPack} from './pack/unpack.js'
+import {UnpackOptions, UnpackResult, assertOneAdapter, unpackPack} from './pack/unpack.js'
 
 export type {UnpackOptions, UnpackResult}
 
@@ -24,9 +23,7 @@ const UNPACKERS: Partial<Record<FileKind, (options: UnpackOptions) => Promise<Un
  * @throws InputError for a file that is no pack, a malformed one, or an unknown adapter / slot
  */
 export async function unpackAdapter(options: UnpackOptions): Promise<UnpackResult> {
-  if ((options.adapter === undefined) === (options.slot === undefined)) {
-    throw new UsageError('UNPACK_WHICH', 'unpack: give exactly one of --adapter NAME or --slot N')
-  }
+  assertOneAdapter(options)
   const kind = await detect(options.file).catch(() => undefined)
   return ((kind && UNPACKERS[kind]) || unpackPack)(options)
 }

@@ -7,11 +7,10 @@
  * Modules of different K get `rank_pattern` / `alpha_pattern` entries.
  */
 import {resolve} from 'node:path'
-import {UsageError} from '../errors.js'
 import {AdapterTensor, writeAdapter} from '../formats/peft-adapter-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
 import {sourceKeys} from '../formats/pack-manifest.js'
-import type {UnpackOptions, UnpackResult} from '../pack/unpack.js'
+import {UnpackOptions, UnpackResult, assertOneAdapter} from '../pack/unpack.js'
 import {SharedBFile} from '../formats/shared-b-file.js'
 
 /** A PEFT pattern key matching exactly one module path (dots escaped). */
@@ -25,9 +24,7 @@ export function exactPatternKey(module: string): string {
  * @throws InputError for a malformed file or an unknown adapter / slot
  */
 export async function unpackSharedB(options: UnpackOptions): Promise<UnpackResult> {
-  if ((options.adapter === undefined) === (options.slot === undefined)) {
-    throw new UsageError('UNPACK_WHICH', 'unpack: give exactly one of --adapter NAME or --slot N')
-  }
+  assertOneAdapter(options)
   await assertOutputFree(options.out, options.force)
   const file = await SharedBFile.open(options.file)
   try {

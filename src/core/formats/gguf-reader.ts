@@ -27,6 +27,7 @@ import {
 } from './gguf-types.js'
 import {sanitizeName} from './safetensors-header.js'
 import type {FileFormat} from './file-format.js'
+import {byteRangeEnd, readAt, tensorEntry} from './tensor-bytes.js'
 
 /** A key or string value longer than this is refused (CWE-770: a bogus length must not make us allocate gigabytes). */
 export const GGUF_MAX_STRING_BYTES = 16 * 1024 * 1024
@@ -250,20 +251,16 @@ export class GgufFile {
     }
   }
 
+  /** Tensor `name`'s entry; throws InputError naming the file when absent. */
   info(name: string): GgufTensorInfo {
-    const info = this.tensors.get(name)
-    if (!info) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
-    return info
+    return tensorEntry(this.tensors, this.path, name)
   }
 
   /** Raw bytes `[begin, end)` of a tensor's data. */
   async readBytes(name: string, begin = 0, end?: number): Promise<Uint8Array> {
     const info = this.info(name)
-    const stop = end ?? info.byteLength
-    if (!(begin >= 0 && begin <= stop && stop <= info.byteLength)) throw new RangeError(`byte range [${begin}, ${stop}) is outside tensor "${name}" (${info.byteLength} bytes)`)
-    const target = new Uint8Array(stop - begin)
-    await withFileContext('read', this.path, () => readFully(this.handle, target, this.dataStart + info.offset + begin))
-    return target
+    const stop = byteRangeEnd(name, info.byteLength, begin, end)
+    return readAt(this.handle, this.path, this.dataStart + info.offset + begin, stop - begin)
   }
 
   async close(): Promise<void> {

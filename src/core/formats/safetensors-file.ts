@@ -12,6 +12,7 @@ import {readFully} from '../io/positional.js'
 import {TensorInfo, parseHeader, parseHeaderLength, sanitizeName} from './safetensors-header.js'
 import type {TensorSource} from './tensor-source.js'
 import type {FileFormat} from './file-format.js'
+import {byteRangeEnd, readAt, tensorEntry} from './tensor-bytes.js'
 
 /** One read allocates at most this much; larger tensors must be read by rows. */
 export const MAX_SINGLE_READ_BYTES = 2 ** 31
@@ -57,27 +58,20 @@ export class SafetensorsFile implements TensorSource {
 
   /** Header entry for `name`; throws InputError naming the file when absent. */
   info(name: string): TensorInfo {
-    const info = this.tensors.get(name)
-    if (!info) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
-    return info
+    return tensorEntry(this.tensors, this.path, name)
   }
 
+  /** Raw bytes `[begin, end)` of a tensor's data. */
   async readBytes(name: string, begin = 0, end?: number): Promise<Uint8Array> {
     const info = this.info(name)
-    const stop = end ?? info.byteLength
-    if (!(begin >= 0 && begin <= stop && stop <= info.byteLength)) {
-      throw new RangeError(`byte range [${begin}, ${stop}) is outside tensor "${name}" (${info.byteLength} bytes)`)
-    }
-    const length = stop - begin
+    const length = byteRangeEnd(name, info.byteLength, begin, end) - begin
     if (length > MAX_SINGLE_READ_BYTES) {
       throw new InputError(
         'TENSOR_TOO_LARGE_TO_READ',
         `read ${this.path}: tensor "${sanitizeName(name)}" range is ${length} bytes, more than one read may hold (${MAX_SINGLE_READ_BYTES}); read it by rows`,
       )
     }
-    const target = new Uint8Array(length)
-    await withFileContext('read', this.path, () => readFully(this.handle, target, this.dataStart + info.dataOffsets[0] + begin))
-    return target
+    return readAt(this.handle, this.path, this.dataStart + info.dataOffsets[0] + begin, length)
   }
 
   async readTensor(name: string): Promise<Tensor> {
@@ -99,6 +93,21 @@ export class SafetensorsFile implements TensorSource {
 
   async close(): Promise<void> {
     await this.handle.close()
+  }
+}
+
+/**
+ * Open `path` and check it as a particular kind of safetensors file (`check`
+ * throws for a file that is not one, and the file is closed again).
+ * @throws InputError from `SafetensorsFile.open` or from `check`
+ */
+export async function openChecked<T>(path: string, check: (file: SafetensorsFile) => T): Promise<T> {
+  const file = await SafetensorsFile.open(path)
+  try {
+    return check(file)
+  } catch (error) {
+    await file.close()
+    throw error
   }
 }
 

@@ -13,6 +13,7 @@ import {TensorInfo, sanitizeName} from './safetensors-header.js'
 import {JsonSyntaxError, parseStrictJson, toPlainJson} from './strict-json.js'
 import type {TensorSource} from './tensor-source.js'
 import type {FileFormat} from './file-format.js'
+import {tensorEntry} from './tensor-bytes.js'
 
 export const SHARD_INDEX_NAME = 'model.safetensors.index.json'
 export const SINGLE_MODEL_NAME = 'model.safetensors'
@@ -42,9 +43,7 @@ export class ShardedModel implements TensorSource {
 
   /** The shard holding `name`. */
   shardOf(name: string): SafetensorsFile {
-    const file = this.weightMap.get(name)
-    if (file === undefined) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
-    return this.shards.get(file)!
+    return this.shards.get(tensorEntry(this.weightMap, this.path, name))!
   }
 
   /**

@@ -15,10 +15,10 @@
  */
 import {DType, DTYPES, isDType} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {SafetensorsFile} from './safetensors-file.js'
+import {SafetensorsFile, openChecked} from './safetensors-file.js'
 import {sanitizeName} from './safetensors-header.js'
 import {JsonSyntaxError, JsonValue, parseStrictJson} from './strict-json.js'
-import {PackAdapterEntry, PackManifest, PackModuleEntry, parseManifest} from './pack-manifest.js'
+import {PackAdapterEntry, PackManifest, PackModuleEntry, adapterInSlot, adapterNamed, parseManifest} from './pack-manifest.js'
 import {formatShape} from '../shape.js'
 import {Tensor} from '../tensor.js'
 import type {FileFormat} from './file-format.js'
@@ -73,13 +73,7 @@ export class SharedBFile {
    * @throws InputError for a file that is not one, or whose parts disagree
    */
   static async open(path: string): Promise<SharedBFile> {
-    const file = await SafetensorsFile.open(path)
-    try {
-      return SharedBFile.fromFile(file)
-    } catch (error) {
-      await file.close()
-      throw error
-    }
+    return openChecked(path, (file) => SharedBFile.fromFile(file))
   }
 
   /** Check an open safetensors file as a shared-B pack (the caller keeps ownership of `file`). */
@@ -122,19 +116,14 @@ export class SharedBFile {
     return new Tensor(this.dtype, [K, m.in], t.bytes)
   }
 
+  /** The adapter in `slot` (1..N); throws InputError for slot 0 or out of range. */
   adapterBySlot(slot: number): PackAdapterEntry {
-    const a = Number.isSafeInteger(slot) && slot >= 1 ? this.manifest.adapters[slot - 1] : undefined
-    if (!a) throw new InputError('PACK_NO_SUCH_SLOT', `read ${this.path}: slot ${slot} holds no adapter (adapters are in slots 1..${this.manifest.slots - 1}; slot 0 is the null adapter)`)
-    return a
+    return adapterInSlot(this.manifest, this.path, slot)
   }
 
+  /** The adapter named `name`; throws InputError naming a few that exist. */
   adapterByName(name: string): PackAdapterEntry {
-    const a = this.manifest.adapters.find((x) => x.name === name)
-    if (!a) {
-      const some = this.manifest.adapters.slice(0, 5).map((x) => `"${sanitizeName(x.name, 40)}"`).join(', ')
-      throw new InputError('PACK_NO_SUCH_ADAPTER', `read ${this.path}: no adapter named "${sanitizeName(name)}" (it holds ${this.manifest.adapters.length}: ${some}${this.manifest.adapters.length > 5 ? ', …' : ''})`)
-    }
-    return a
+    return adapterNamed(this.manifest, this.path, name)
   }
 
   close(): Promise<void> {

@@ -35,120 +35,130 @@ export interface OutputOptions {
   force?: boolean
 }
 
-/** A file being written under a temporary name. */
-export class AtomicFile {
+/** Check that `finalPath` is free, then make its temporary sibling with `make`, registered for removal on exit. */
+async function startTemporary<T>(finalPath: string, options: OutputOptions, make: (temp: string) => Promise<T>): Promise<{target: string; temp: string; made: T; release: () => void}> {
+  const target = resolve(finalPath)
+  await assertOutputFree(target, options.force)
+  const temp = tempSibling(target)
+  const release = removeOnExit(temp)
+  try {
+    await mkdir(dirname(target), {recursive: true})
+    return {target, temp, made: await make(temp), release}
+  } catch (error) {
+    release()
+    throw describeSystemError(error, 'write', finalPath)
+  }
+}
+
+/** What a file and a folder written under a temporary name share: commit once, or abort once. */
+abstract class AtomicOutput {
   private done = false
-  private constructor(
+
+  protected constructor(
     readonly finalPath: string,
-    readonly tempPath: string,
-    readonly handle: FileHandle,
-    private readonly force: boolean,
+    protected readonly force: boolean,
     private readonly release: () => void,
   ) {}
+
+  /** Move the finished temporary into place. */
+  protected abstract moveIntoPlace(): Promise<void>
+  /** Delete the temporary. */
+  protected abstract discard(): Promise<void>
+
+  /** Rename into place (aborting on failure). Safe to call twice. */
+  async commit(): Promise<void> {
+    if (this.done) return
+    try {
+      await this.moveIntoPlace()
+      this.done = true
+      this.release()
+    } catch (error) {
+      await this.abort()
+      throw describeSystemError(error, 'write', this.finalPath)
+    }
+  }
+
+  /** Delete the temporary. Safe to call twice. */
+  async abort(): Promise<void> {
+    if (this.done) return
+    this.done = true
+    await this.discard()
+    this.release()
+  }
+}
+
+/** A file being written under a temporary name. */
+export class AtomicFile extends AtomicOutput {
+  private constructor(
+    finalPath: string,
+    readonly tempPath: string,
+    readonly handle: FileHandle,
+    force: boolean,
+    release: () => void,
+  ) {
+    super(finalPath, force, release)
+  }
 
   /**
    * Create the temporary file next to `finalPath` (creating the folder if needed).
    * @throws UsageError when `finalPath` exists and not `force`
    */
   static async create(finalPath: string, options: OutputOptions = {}): Promise<AtomicFile> {
-    const target = resolve(finalPath)
-    await assertOutputFree(target, options.force)
-    const temp = tempSibling(target)
-    const release = removeOnExit(temp)
-    try {
-      await mkdir(dirname(target), {recursive: true})
-      const handle = await open(temp, 'wx+')
-      return new AtomicFile(target, temp, handle, options.force ?? false, release)
-    } catch (error) {
-      release()
-      throw describeSystemError(error, 'write', finalPath)
-    }
+    const t = await startTemporary(finalPath, options, (temp) => open(temp, 'wx+'))
+    return new AtomicFile(t.target, t.temp, t.made, options.force ?? false, t.release)
   }
 
   /** Flush, close and rename into place. */
-  async commit(): Promise<void> {
-    if (this.done) return
-    try {
-      await this.handle.sync()
-      await this.handle.close()
-      await assertOutputFree(this.finalPath, this.force)
-      await rename(this.tempPath, this.finalPath)
-      this.done = true
-      this.release()
-    } catch (error) {
-      await this.abort()
-      throw describeSystemError(error, 'write', this.finalPath)
-    }
+  protected async moveIntoPlace(): Promise<void> {
+    await this.handle.sync()
+    await this.handle.close()
+    await assertOutputFree(this.finalPath, this.force)
+    await rename(this.tempPath, this.finalPath)
   }
 
-  /** Close and delete the temporary file. Safe to call twice. */
-  async abort(): Promise<void> {
-    if (this.done) return
-    this.done = true
+  /** Close and delete the temporary file. */
+  protected async discard(): Promise<void> {
     await this.handle.close().catch(() => undefined)
     await rm(this.tempPath, {force: true})
-    this.release()
   }
 }
 
 /** A folder being filled under a temporary name. */
-export class AtomicDirectory {
-  private done = false
+export class AtomicDirectory extends AtomicOutput {
   private constructor(
-    readonly finalPath: string,
+    finalPath: string,
     /** Write the folder's files here. */
     readonly path: string,
-    private readonly force: boolean,
-    private readonly release: () => void,
-  ) {}
+    force: boolean,
+    release: () => void,
+  ) {
+    super(finalPath, force, release)
+  }
 
   /**
    * Create the temporary folder next to `finalPath` (creating its parent if needed).
    * @throws UsageError when `finalPath` exists and not `force`
    */
   static async create(finalPath: string, options: OutputOptions = {}): Promise<AtomicDirectory> {
-    const target = resolve(finalPath)
-    await assertOutputFree(target, options.force)
-    const temp = tempSibling(target)
-    const release = removeOnExit(temp)
-    try {
-      await mkdir(dirname(target), {recursive: true})
-      await mkdir(temp)
-      return new AtomicDirectory(target, temp, options.force ?? false, release)
-    } catch (error) {
-      release()
-      throw describeSystemError(error, 'write', finalPath)
-    }
+    const t = await startTemporary(finalPath, options, (temp) => mkdir(temp))
+    return new AtomicDirectory(t.target, t.temp, options.force ?? false, t.release)
   }
 
   /** Rename the finished folder into place (replacing an old one when forced). */
-  async commit(): Promise<void> {
-    if (this.done) return
-    try {
-      if (await pathExists(this.finalPath)) {
-        if (!this.force) throw new UsageError('OUTPUT_EXISTS', `write ${this.finalPath}: already exists (use --force to overwrite)`)
-        const old = tempSibling(this.finalPath)
-        const releaseOld = removeOnExit(old)
-        await rename(this.finalPath, old)
-        await rename(this.path, this.finalPath)
-        await rm(old, {recursive: true, force: true})
-        releaseOld()
-      } else {
-        await rename(this.path, this.finalPath)
-      }
-      this.done = true
-      this.release()
-    } catch (error) {
-      await this.abort()
-      throw describeSystemError(error, 'write', this.finalPath)
-    }
+  protected async moveIntoPlace(): Promise<void> {
+    if (!(await pathExists(this.finalPath))) return rename(this.path, this.finalPath)
+    if (!this.force) throw new UsageError('OUTPUT_EXISTS', `write ${this.finalPath}: already exists (use --force to overwrite)`)
+    const old = tempSibling(this.finalPath)
+    const releaseOld = removeOnExit(old)
+    await rename(this.finalPath, old)
+    await rename(this.path, this.finalPath)
+    await rm(old, {recursive: true, force: true})
+    releaseOld()
   }
 
-  async abort(): Promise<void> {
-    if (this.done) return
-    this.done = true
+  /** Delete the temporary folder. */
+  protected async discard(): Promise<void> {
     await rm(this.path, {recursive: true, force: true})
-    this.release()
   }
 }
 

@@ -8,13 +8,13 @@
 import {dirname} from 'node:path'
 import {stat} from 'node:fs/promises'
 import {DTYPES, DType, dtypeFromGgml, toFloat32} from '../dtype.js'
-import {InputError, withFileContext} from '../errors.js'
+import {withFileContext} from '../errors.js'
 import {detect} from '../formats/detect.js'
 import {GgufFile} from '../formats/gguf-reader.js'
-import {sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsFile} from '../formats/safetensors-file.js'
 import {ShardedModel, openModel} from '../formats/sharded-model.js'
 import type {TensorSource} from '../formats/tensor-source.js'
+import {tensorEntry} from '../formats/tensor-bytes.js'
 import {shapeSize} from '../shape.js'
 import type {StoredQuantTensor} from '../quant/quant-scheme.js'
 import {EncodedTensor, QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName, TensorDecoder, createDecoder, schemeOfGgmlType} from '../quant/schemes.js'
@@ -130,9 +130,7 @@ export class ModelReader {
   }
 
   get(name: string): LogicalTensor {
-    const t = this.tensors.get(name)
-    if (!t) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
-    return t
+    return tensorEntry(this.tensors, this.path, name)
   }
 
   /** All stored parts of an encoded tensor. */
@@ -177,9 +175,7 @@ export class ModelReader {
       const dtype = dtypeFromGgml(g.type.name)
       return {dtype: dtype !== undefined && DTYPES[dtype].kind === 'float' ? dtype : 'U8', shape: g.shape, byteLength: g.byteLength}
     }
-    const info = this.safetensors!.tensors.get(stored)
-    if (!info) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(stored)}"`)
-    return info
+    return tensorEntry(this.safetensors!.tensors, this.path, stored)
   }
 
   async close(): Promise<void> {

@@ -41,6 +41,16 @@ export interface UnpackResult {
   warnings: string[]
 }
 
+/**
+ * Unpacking takes one adapter, by name or by slot.
+ * @throws UsageError UNPACK_WHICH unless exactly one of `adapter` / `slot` is given
+ */
+export function assertOneAdapter(options: Pick<UnpackOptions, 'adapter' | 'slot'>): void {
+  if ((options.adapter === undefined) === (options.slot === undefined)) {
+    throw new UsageError('UNPACK_WHICH', 'unpack: give exactly one of --adapter NAME or --slot N')
+  }
+}
+
 /** Whether every value of `from` is exactly a value of `to`. */
 export function holdsExactly(to: DType, from: DType): boolean {
   if (to === from || to === 'F64') return true
@@ -54,9 +64,7 @@ export function holdsExactly(to: DType, from: DType): boolean {
  * @throws InputError for a malformed pack or an unknown adapter / slot
  */
 export async function unpackPack(options: UnpackOptions): Promise<UnpackResult> {
-  if ((options.adapter === undefined) === (options.slot === undefined)) {
-    throw new UsageError('UNPACK_WHICH', 'unpack: give exactly one of --adapter NAME or --slot N')
-  }
+  assertOneAdapter(options)
   await assertOutputFree(options.out, options.force)
   const pack = await PackFile.open(options.file)
   try {

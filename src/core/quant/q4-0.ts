@@ -15,7 +15,7 @@
  */
 import {InputError} from '../errors.js'
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
-import {GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
+import {GgmlBlockEncoder, GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
 
 export const Q4_0_BLOCK_SIZE = 32
 export const Q4_0_BYTES_PER_BLOCK = 18
@@ -76,24 +76,9 @@ export function quantizeQ4_0(values: Float32Array): Uint8Array {
 }
 
 /** Streaming Q4_0 encoder: push whole rows (any number at a time), then `finish()`. */
-export class Q4_0Encoder {
-  readonly bytes: Uint8Array
-  private done = 0
-
-  constructor(readonly count: number) {
-    if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} elements is not a whole number of blocks`)
-    this.bytes = new Uint8Array((count / Q4_0_BLOCK_SIZE) * Q4_0_BYTES_PER_BLOCK)
-  }
-
-  push(values: Float32Array): void {
-    if (this.done + values.length > this.count) throw new RangeError(`q4_0: ${this.done + values.length} elements pushed, tensor has ${this.count}`)
-    quantizeQ4_0Blocks(values, this.bytes, (this.done / Q4_0_BLOCK_SIZE) * Q4_0_BYTES_PER_BLOCK, this.done)
-    this.done += values.length
-  }
-
-  finish(): Uint8Array {
-    if (this.done !== this.count) throw new RangeError(`q4_0: ${this.done} of ${this.count} elements pushed`)
-    return this.bytes
+export class Q4_0Encoder extends GgmlBlockEncoder {
+  constructor(count: number) {
+    super('q4_0', count, Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK, quantizeQ4_0Blocks)
   }
 }
 

@@ -14,7 +14,7 @@
  */
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
+import {GgmlBlockEncoder, GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
 
 export const Q8_0_BLOCK_SIZE = 32
 export const Q8_0_BYTES_PER_BLOCK = 34
@@ -74,26 +74,9 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
 }
 
 /** Streaming Q8_0 encoder: push whole rows (any number at a time), then `finish()`. */
-export class Q8_0Encoder {
-  readonly bytes: Uint8Array
-  private done = 0
-
-  constructor(readonly count: number) {
-    if (count % Q8_0_BLOCK_SIZE !== 0) throw new RangeError(`q8_0: ${count} elements is not a whole number of blocks`)
-    this.bytes = new Uint8Array((count / Q8_0_BLOCK_SIZE) * Q8_0_BYTES_PER_BLOCK)
-  }
-
-  /** Encode the next whole rows. */
-  push(values: Float32Array): void {
-    if (this.done + values.length > this.count) throw new RangeError(`q8_0: ${this.done + values.length} elements pushed, tensor has ${this.count}`)
-    quantizeQ8_0Blocks(values, this.bytes, (this.done / Q8_0_BLOCK_SIZE) * Q8_0_BYTES_PER_BLOCK, this.done)
-    this.done += values.length
-  }
-
-  /** All elements pushed: the GGUF blocks. */
-  finish(): Uint8Array {
-    if (this.done !== this.count) throw new RangeError(`q8_0: ${this.done} of ${this.count} elements pushed`)
-    return this.bytes
+export class Q8_0Encoder extends GgmlBlockEncoder {
+  constructor(count: number) {
+    super('q8_0', count, Q8_0_BLOCK_SIZE, Q8_0_BYTES_PER_BLOCK, quantizeQ8_0Blocks)
   }
 }
 

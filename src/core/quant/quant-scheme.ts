@@ -163,3 +163,38 @@ export function weightModule(name: string): string {
 export function partError(source: TensorSource, code: string, problem: string): InputError {
   return new InputError(code, `read ${source.path}: ${problem}`)
 }
+
+/** Quantizes whole blocks of `values` into `out` at byte `outOffset`; `firstIndex` is the tensor index of values[0], for messages. */
+export type BlockQuantizer = (values: Float32Array, out: Uint8Array, outOffset: number, firstIndex: number) => void
+
+/** Streaming encoder of a GGML block type (blocks run along rows): push whole rows, any number at a time, then `finish()`. */
+export class GgmlBlockEncoder {
+  readonly bytes: Uint8Array
+  private done = 0
+
+  constructor(
+    /** The scheme's name, for messages. */
+    readonly scheme: string,
+    /** Elements of the whole tensor. */
+    readonly count: number,
+    private readonly blockSize: number,
+    private readonly bytesPerBlock: number,
+    private readonly quantize: BlockQuantizer,
+  ) {
+    if (count % blockSize !== 0) throw new RangeError(`${scheme}: ${count} elements is not a whole number of blocks`)
+    this.bytes = new Uint8Array((count / blockSize) * bytesPerBlock)
+  }
+
+  /** Encode the next whole rows. */
+  push(values: Float32Array): void {
+    if (this.done + values.length > this.count) throw new RangeError(`${this.scheme}: ${this.done + values.length} elements pushed, tensor has ${this.count}`)
+    this.quantize(values, this.bytes, (this.done / this.blockSize) * this.bytesPerBlock, this.done)
+    this.done += values.length
+  }
+
+  /** All elements pushed: the blocks as GGUF stores them. */
+  finish(): Uint8Array {
+    if (this.done !== this.count) throw new RangeError(`${this.scheme}: ${this.done} of ${this.count} elements pushed`)
+    return this.bytes
+  }
+}
