@@ -9,7 +9,7 @@ import {Q8_0Encoder, dequantizeQ8_0, q8_0RowProblem, quantizeQ8_0} from '../../.
 import {QUANT_SCHEMES, roundTrip} from '../../../src/core/quant/schemes.js'
 import {Rng} from '../../../src/core/random.js'
 import {parseGguf} from '../../helpers/gguf-reference.js'
-import {tempDir} from '../../helpers/index.js'
+import {REPO_ROOT, tempDir} from '../../helpers/index.js'
 import {normal, stored, writeBase} from '../../helpers/merge-fixtures.js'
 
 const test = suite('quant/q8-0')
@@ -49,6 +49,16 @@ test('hand-worked block: d = amax/127 as f16, q = roundf(x · (1/d)) with halves
   assert.is(y[8], -64 * 0.1259765625)
   assert.is(y[16], 0)
   assert.is(y[31], Math.fround(119 * 0.1259765625))
+})
+
+test('the worked example in docs/formats.md is byte-exact', () => {
+  const doc = readFileSync(join(REPO_ROOT, 'docs/formats.md'), 'utf8')
+  const section = doc.slice(doc.indexOf('## GGUF q8_0'), doc.indexOf('## lora-pack-shared-b'))
+  const block = section.slice(section.indexOf('```\n') + 4, section.indexOf('\n```', section.indexOf('```\n') + 4))
+  const bytes = block.split('\n').flatMap((line) => line.slice(0, 47).trim().split(/\s+/).map((h) => parseInt(h, 16)))
+  const x = new Float32Array(32)
+  for (let j = 0; j < 32; j++) x[j] = j - 16
+  assert.equal(bytes, [...quantizeQ8_0(x)])
 })
 
 test('amax 127 gives d = 1 exactly: codes are the rounded values, ties away from zero on both sides', () => {
