@@ -43,7 +43,13 @@ export default class Generate extends LoraCommand {
       adapters = [{pack: flags.pack, name: names[0]!, weight: weights[0]}]
     } else adapters = names.map((path, k) => ({path, weight: weights[k]}))
     const stream = !this.jsonEnabled()
-    if (stream) process.stdout.write(flags.prompt)
+    // the prompt goes out with the first new text, so a failure to load prints nothing on stdout
+    let started = false
+    const write = (piece: string) => {
+      if (!started) process.stdout.write(flags.prompt)
+      started = true
+      process.stdout.write(piece)
+    }
     const result = await generateText({
       base: flags.base,
       adapters,
@@ -53,9 +59,9 @@ export default class Generate extends LoraCommand {
       temperature,
       seed: flags.seed,
       threads: flags.threads,
-      onText: stream ? (piece) => process.stdout.write(piece) : undefined,
+      onText: stream ? write : undefined,
     })
-    if (stream) process.stdout.write('\n')
+    if (stream) write('\n')
     return result
   }
 }

@@ -41,9 +41,9 @@ export interface GenerateTextResult {
  * @throws InputError / UsageError for unreadable models, adapters or tokenizers, and bad settings
  */
 export async function generateText(options: GenerateTextOptions): Promise<GenerateTextResult> {
-  const tokenizer = await loadTokenizer(options.base)
   const loaded = await loadDecoder({base: options.base, adapters: options.adapters, merge: options.merge, ep: options.ep, threads: options.threads})
   try {
+    const tokenizer = await loadTokenizer(options.base)
     const promptIds = tokenizer.encode(options.prompt)
     const stream = new TextStream((ids) => tokenizer.decode(ids), promptIds)
     let text = ''
