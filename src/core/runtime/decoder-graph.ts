@@ -64,7 +64,7 @@ export interface DecoderGraphSummary {
 }
 
 /** Transpose a row-major `[rows, cols]` float32 matrix. */
-export function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
+function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(values.length)
   for (let r = 0; r < rows; r++) {
     const at = r * cols

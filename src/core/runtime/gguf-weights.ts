@@ -13,7 +13,7 @@ import {sanitizeName} from '../formats/safetensors-header.js'
 import {GGUF_ARCHITECTURES, GgufArchitecture, hfTensorName, qkRole} from '../models/gguf-names.js'
 import {DecoderConfig, decoderConfigFromGguf} from './decoder-config.js'
 import type {DecoderWeights} from './decoder-weights.js'
-import {LinearWeight, floatLinear, linearValues, q4_0ToNBits, q8_0ToNBits, reorderRows} from './linear-weight.js'
+import {LinearWeight, floatLinear, q4_0ToNBits, q8_0ToNBits, reorderRows} from './linear-weight.js'
 
 /** GGML float types and the dtype-table name that decodes them. */
 const FLOAT_TYPES: Readonly<Record<string, 'F32' | 'F16' | 'BF16'>> = Object.freeze({F32: 'F32', F16: 'F16', BF16: 'BF16'})
@@ -127,7 +127,3 @@ export async function openGgufWeights(path: string): Promise<DecoderWeights & {r
   }
 }
 
-/** Float32 values of any 2-D weight of a source (quantized blocks decoded), e.g. for a float64 check. */
-export async function readLinearValues(weights: DecoderWeights, name: string): Promise<Float32Array> {
-  return linearValues(await weights.linear(name))
-}

@@ -1,0 +1,11 @@
+import {loadDecoder} from '/work/runtime/dist/src/core/runtime/load-decoder.js'
+let t=Date.now()
+const m=await loadDecoder({base:'/tmp/synth1k', maxPositions: 1024})
+console.log('load', Date.now()-t, 'ms', m.model.summary)
+const prompt=Array.from({length:128},(_, i)=>(i*7+1)%32000)
+t=Date.now(); let r=await m.model.forward({tokens:[prompt]}); console.log('prefill 128', Date.now()-t)
+t=Date.now(); for(let i=0;i<20;i++) r=await m.model.forward({tokens:[[5]], cache:r.cache}); console.log('decode step', (Date.now()-t)/20)
+const rows=Array.from({length:8},()=>prompt)
+t=Date.now(); r=await m.model.forward({tokens:rows}); console.log('prefill 8x128', Date.now()-t)
+t=Date.now(); for(let i=0;i<10;i++) r=await m.model.forward({tokens:rows.map(()=>[5]), cache:r.cache}); console.log('decode step b8', (Date.now()-t)/10)
+await m.close()
