@@ -87,9 +87,10 @@ class Builder {
   rmsNorm(x: string, weightName: string, w: Float32Array): string {
     const {g} = this
     const weight = this.o.store.add(weightName, w, [w.length])
-    const ms = g.op('ReduceMean', [g.op('Mul', [x, x])], {axes: [-1], keepdims: 1})
-    const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.floats(g.fresh('eps'), [this.c.rmsEps], [])])])])
-    return g.op('Mul', [g.op('Mul', [x, inv]), weight])
+    // Pow → ReduceMean → Add → Sqrt → Div → Mul: the pattern onnxruntime fuses into SimplifiedLayerNormalization
+    const ms = g.op('ReduceMean', [g.op('Pow', [x, g.floats(g.fresh('two'), [2], [])])], {axes: [-1], keepdims: 1})
+    const rms = g.op('Sqrt', [g.op('Add', [ms, g.floats(g.fresh('eps'), [this.c.rmsEps], [])])])
+    return g.op('Mul', [g.op('Div', [x, rms]), weight])
   }
 
   /** `x · Wᵀ` for a weight `[out, in]`: MatMul over Wᵀ, or MatMulNBits over the blocks. */

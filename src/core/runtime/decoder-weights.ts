@@ -113,3 +113,20 @@ export function withReplacedWeights(base: DecoderWeights, replaced: ReadonlyMap<
     close: () => (options.closeBase === false ? Promise.resolve() : base.close()),
   }
 }
+
+/**
+ * `weights` with every 2-D weight (projections, embedding, head) passed
+ * through `map`, e.g. to quantize the projections of a variant
+ * (`q4_0ToNBits(quantizeQ4_0(values), out, in)`) or round them to f16.
+ */
+export function mapLinearWeights(weights: DecoderWeights, map: (name: string, weight: LinearWeight) => LinearWeight | Promise<LinearWeight>): DecoderWeights {
+  return {
+    path: weights.path,
+    format: weights.format,
+    config: weights.config,
+    names: weights.names,
+    vector: (name) => weights.vector(name),
+    linear: async (name) => map(name, await weights.linear(name)),
+    close: () => weights.close(),
+  }
+}

@@ -17,7 +17,10 @@ import {GGUF_ARCHITECTURES, hfTensorName, permuteRowsFromGguf, qkRole} from '../
 import {dequantizeQ4_0, quantizeQ4_0} from '../../../src/core/quant/q4-0.js'
 import {Rng} from '../../../src/core/random.js'
 import {linearValues, q4_0ToNBits, q8_0ToNBits, reorderRows} from '../../../src/core/runtime/linear-weight.js'
-import {loadDecoder} from '../../../src/core/runtime/load-decoder.js'
+import {loadDecoder, openDecoderWeights, readAdapters} from '../../../src/core/runtime/load-decoder.js'
+import {DecoderModel} from '../../../src/core/runtime/decoder-model.js'
+import {mapLinearWeights} from '../../../src/core/runtime/decoder-weights.js'
+import {mergedWeights} from '../../../src/core/runtime/lora-deltas.js'
 
 const unit = suite('runtime/linear-weight')
 
@@ -118,5 +121,28 @@ for (const type of ['Q4_0', 'Q8_0'] as const) {
     }
   })
 }
+
+real('projections quantized in memory (a merge-then-quantize variant) run through MatMulNBits and equal the reference', async () => {
+  const base = await openDecoderWeights(join(STORIES, 'hf'))
+  const ref = await LlamaReference.fromHfFolder(join(STORIES, 'hf'))
+  await ref.mergeAdapter(join(STORIES, 'adapters/lora_small'))
+  const adapters = await readAdapters([{path: join(STORIES, 'adapters/lora_small')}], base)
+  const quantized = mapLinearWeights(mergedWeights(base, adapters), (name, w) => {
+    if (!/\.(self_attn|mlp)\./.test(name) || w.in % 32 !== 0) return w
+    const blocks = quantizeQ4_0(linearValues(w))
+    ref.setWeight(name, Float64Array.from(dequantizeQ4_0(blocks)))
+    return q4_0ToNBits(blocks, w.out, w.in)
+  })
+  const model = await DecoderModel.create({weights: quantized})
+  try {
+    assert.is(model.summary.nbitsWeights, 5 * 6)
+    const [logits] = await model.sequenceLogits([IDS])
+    const err = relativeError(logits!, ref.logits(IDS), 512)
+    assert.ok(err < 1e-4, `relative error ${err}`)
+  } finally {
+    await model.release()
+    await base.close()
+  }
+})
 
 test.run()
