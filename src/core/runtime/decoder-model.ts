@@ -92,9 +92,13 @@ export class DecoderModel {
     }
   }
 
-  /** An empty cache for `rows` new sequences. */
-  emptyCache(rows: number): KvCache {
-    return KvCache.empty(this.config, rows)
+  /**
+   * A cache for `rows` new sequences: empty and grown by each call, or, with
+   * `capacity`, allocated once and written in place (no copy per step; it is
+   * re-allocated, doubled, when a call needs more room).
+   */
+  emptyCache(rows: number, capacity?: number): KvCache {
+    return capacity === undefined ? KvCache.empty(this.config, rows) : KvCache.allocate(this.config, rows, Math.min(capacity, this.maxPositions))
   }
 
   /**
@@ -115,10 +119,11 @@ export class DecoderModel {
     }
     const prompt = cache.lengths.every((l) => l === 0)
     const single = input.tokens.every((t) => t.length === 1)
-    if (rows === 1 || prompt || single) return this.run(input.tokens, prompt ? this.emptyCache(rows) : cache, input.logits ?? 'last', input.adapters)
+    if (rows === 1 || prompt || single) return this.run(input.tokens, prompt && !cache.inPlace ? this.emptyCache(rows) : cache, input.logits ?? 'last', input.adapters)
     const parts: ForwardOutput[] = []
     for (let r = 0; r < rows; r++) parts.push(await this.run([input.tokens[r]!], cache.take([r]), input.logits ?? 'last', input.adapters ? [input.adapters[r]!] : undefined))
-    return {logits: parts.flatMap((p) => p.logits), cache: KvCache.concat(parts.map((p) => p.cache))}
+    const joined = KvCache.concat(parts.map((p) => p.cache))
+    return {logits: parts.flatMap((p) => p.logits), cache: cache.inPlace ? joined.withCapacity(Math.max(cache.capacity, joined.capacity)) : joined}
   }
 
   /**
@@ -165,6 +170,7 @@ export class DecoderModel {
       if (which === 'last') index.push(b * S + t.length - 1)
       else for (let s = 0; s < t.length; s++) index.push(b * S + s)
     }
+    if (cache.inPlace && cache.capacity < total) cache = cache.withCapacity(Math.min(this.maxPositions, Math.max(total, 2 * cache.capacity)))
     const io = DECODER_IO
     const feeds: Record<string, OrtTensor> = {
       [io.inputIds]: new ort.Tensor('int64', ids, [B, S]),
@@ -173,13 +179,17 @@ export class DecoderModel {
       [io.totalSequenceLength]: new ort.Tensor('int32', Int32Array.of(total), []),
       [io.logitsIndex]: new ort.Tensor('int64', BigInt64Array.from(index.map(BigInt)), [index.length]),
     }
+    // an in-place cache is bound as the present outputs too: GroupQueryAttention then writes the new positions into it
+    const fetches: Record<string, OrtTensor | null> = {[io.logits]: null}
     for (let l = 0; l < c.layers; l++) {
       const dims = [B, c.kvHeads, cache.capacity, c.headDim]
       feeds[io.pastKey(l)] = new ort.Tensor('float32', cache.keys[l]!, dims)
       feeds[io.pastValue(l)] = new ort.Tensor('float32', cache.values[l]!, dims)
+      fetches[io.presentKey(l)] = cache.inPlace ? feeds[io.pastKey(l)]! : null
+      fetches[io.presentValue(l)] = cache.inPlace ? feeds[io.pastValue(l)]! : null
     }
     if (this.deltas?.feeds) Object.assign(feeds, await this.deltas.feeds({rows: B, tokens: S, adapters: adapters ?? new Array<null>(B).fill(null)}))
-    const out = await this.session.run(feeds)
+    const out = await this.session.run(feeds, fetches)
     const logits = out[io.logits]!.data as Float32Array
     const V = c.vocab
     const perRow: Float32Array[] = []
@@ -189,6 +199,7 @@ export class DecoderModel {
       perRow.push(logits.slice(at * V, (at + n) * V))
       at += n
     }
+    if (cache.inPlace) return {logits: perRow, cache: cache.advanced(newLengths)}
     const keys: Float32Array[] = []
     const values: Float32Array[] = []
     let capacity = 0

@@ -104,6 +104,28 @@ real('a batch of sequences of different lengths equals each run alone, through p
   assert.equal(mixed.cache.lengths, [12, 3])
 })
 
+real('an allocated cache written in place gives the same logits, doubling when it runs out of room', async () => {
+  const [fa, fb] = await hf.model.sequenceLogits([IDS, OTHER])
+  let step = await hf.model.forward({tokens: [IDS.slice(0, 5), OTHER.slice(0, 3)], cache: hf.model.emptyCache(2, 6)})
+  const arrays = step.cache.keys[0]
+  assert.ok(step.cache.inPlace)
+  assert.is(step.cache.capacity, 6)
+  for (let s = 0; s < 4; s++) {
+    step = await hf.model.forward({tokens: [[IDS[5 + s]!], [OTHER[3 + s]!]], cache: step.cache})
+    assert.ok(relativeDiff(step.logits[0]!, fa!.subarray((5 + s) * V, (6 + s) * V)) < 1e-5, `row 0 step ${s}`)
+    assert.ok(relativeDiff(step.logits[1]!, fb!.subarray((3 + s) * V, (4 + s) * V)) < 1e-5, `row 1 step ${s}`)
+    if (s === 0) assert.is(step.cache.keys[0], arrays, 'written in place while it fits')
+  }
+  assert.is(step.cache.capacity, 12) // 6 was full after the first step: doubled
+  assert.ok(step.cache.inPlace)
+  assert.equal(step.cache.lengths, [9, 7])
+  // the row-by-row path (a chunk after a past, beside another row) keeps the cache allocated
+  const mixed = await hf.model.forward({tokens: [IDS.slice(9, 11), [OTHER[0]!]], cache: step.cache, logits: 'all'})
+  assert.ok(relativeDiff(mixed.logits[0]!, fa!.subarray(9 * V, 11 * V)) < 1e-5)
+  assert.ok(mixed.cache.inPlace)
+  assert.equal(mixed.cache.lengths, [11, 8])
+})
+
 real('greedy decoding from "Once upon a time" writes the text quoted in PROVENANCE.md', async () => {
   const tokenizer = await loadTokenizer(join(STORIES, 'hf'))
   const ids = tokenizer.encode('Once upon a time')

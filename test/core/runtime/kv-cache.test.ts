@@ -50,6 +50,24 @@ test('concat joins batches of different capacities; empty caches join too', () =
   assert.is(at(j, 0, 3, 1, 0, 0), at(b, 0, 1, 1, 0, 0))
 })
 
+test('an allocated cache keeps its rows when moved to a larger capacity, and is written in place', () => {
+  const c = labelled([3, 1], 4, 3)
+  assert.not.ok(c.inPlace)
+  const big = c.withCapacity(7)
+  assert.ok(big.inPlace)
+  assert.equal([big.capacity, big.lengths], [7, [3, 1]])
+  assert.is(at(big, 1, 0, 1, 2, 1), at(c, 1, 0, 1, 2, 1))
+  assert.is(at(big, 0, 1, 0, 0, 0), at(c, 0, 1, 0, 0, 0))
+  assert.is(at(big, 0, 1, 0, 1, 0), 0)
+  const moved = big.advanced([4, 2])
+  assert.is(moved.keys, big.keys)
+  assert.equal(moved.lengths, [4, 2])
+  const fresh = KvCache.allocate(config, 3, 5)
+  assert.equal([fresh.inPlace, fresh.lengths, fresh.keys[0]!.length], [true, [0, 0, 0], 3 * 2 * 5 * 2])
+  assert.throws(() => c.withCapacity(2), /below a row's length/)
+  assert.throws(() => KvCache.allocate(config, 1, 0), /capacity must be a positive integer/)
+})
+
 test('layouts that do not match are range errors', () => {
   assert.throws(() => KvCache.of(config, [1], 2, [new Float32Array(3), new Float32Array(8)], [new Float32Array(8), new Float32Array(8)]), /holds 3 values/)
   assert.throws(() => KvCache.of(config, [3], 2, [new Float32Array(8), new Float32Array(8)], [new Float32Array(8), new Float32Array(8)]), /exceeds the capacity/)
