@@ -24,6 +24,7 @@ export interface ModuleFactors {
   readonly out: number
 }
 
+/** One adapter's factors by module, float32. */
 export interface AdapterFactors {
   /** The adapter's name (folder name or pack entry). */
   readonly name: string

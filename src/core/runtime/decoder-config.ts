@@ -11,6 +11,7 @@ export type RopeScaling =
   | {readonly type: 'linear'; readonly factor: number}
   | {readonly type: 'llama3'; readonly factor: number; readonly lowFreqFactor: number; readonly highFreqFactor: number; readonly originalMaxPositions: number}
 
+/** A decoder's hyperparameters, checked (heads divide evenly, head size a multiple of 8). */
 export interface DecoderConfig {
   /** `llama`, `mistral`, `qwen2` (config.json's model_type or the GGUF architecture). */
   readonly architecture: string

@@ -44,6 +44,7 @@ export const DECODER_IO = Object.freeze({
   presentValue: (layer: number) => `present_value.${layer}`,
 })
 
+/** What `buildDecoderGraph` reads and where it puts the weights. */
 export interface DecoderGraphOptions {
   weights: DecoderWeights
   store: InitializerStore

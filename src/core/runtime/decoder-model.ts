@@ -20,6 +20,7 @@ import type {ProjectionDeltas} from './projection-delta.js'
 /** Positions of the RoPE tables when the config allows more (override with `maxPositions`). */
 export const DEFAULT_MAX_POSITIONS = 8192
 
+/** A model variant: its weights (merged adapters included) and the adapters applied unmerged. */
 export interface DecoderModelOptions {
   weights: DecoderWeights
   /** Adapters applied unmerged (merged ones are already in `weights`). */
@@ -33,6 +34,7 @@ export interface DecoderModelOptions {
   externalData?: boolean
 }
 
+/** One forward call: new tokens for each row of a batch, and the rows' cache. */
 export interface ForwardInput {
   /** Per row: the new tokens (at least one). */
   readonly tokens: readonly (readonly number[])[]
@@ -44,6 +46,7 @@ export interface ForwardInput {
   readonly adapters?: readonly (string | null)[]
 }
 
+/** Logits of the asked positions per row, and the cache with the new tokens. */
 export interface ForwardOutput {
   /** Per row: float32 `[1 or n, vocab]` row-major. */
   readonly logits: Float32Array[]
@@ -59,6 +62,7 @@ function estimateBytes(c: DecoderConfig): number {
   return 4 * (c.layers * perLayer + (c.tieEmbeddings ? 1 : 2) * c.vocab * c.hidden)
 }
 
+/** One model variant in one onnxruntime session: `forward` with a KV cache, `sequenceLogits` for scoring. */
 export class DecoderModel {
   private constructor(
     readonly config: DecoderConfig,

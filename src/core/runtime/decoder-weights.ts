@@ -13,6 +13,7 @@ import {ModelReader} from '../quant/model-reader.js'
 import {DecoderConfig, decoderConfigFromHf} from './decoder-config.js'
 import {LinearWeight, floatLinear} from './linear-weight.js'
 
+/** A decoder's weights by Hugging Face name, read one tensor at a time. */
 export interface DecoderWeights {
   /** The model path as given. */
   readonly path: string

@@ -8,6 +8,7 @@ import {GenerateResult, TextStream, generateTokens} from './generate.js'
 import {AdapterRef, loadDecoder} from './load-decoder.js'
 import {loadTokenizer} from './tokenizer.js'
 
+/** What `generateText` loads and how it samples. */
 export interface GenerateTextOptions {
   base: string
   adapters?: readonly AdapterRef[]
@@ -22,6 +23,7 @@ export interface GenerateTextOptions {
   onText?(piece: string): void
 }
 
+/** `lora generate --json`: the prompt's ids, the new ids and their text. */
 export interface GenerateTextResult {
   base: string
   adapters: string[]

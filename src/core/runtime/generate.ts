@@ -8,6 +8,7 @@ import {UsageError} from '../errors.js'
 import {Rng} from '../random.js'
 import type {DecoderModel} from './decoder-model.js'
 
+/** One generation: the prompt, the length limit and the sampler. */
 export interface GenerateOptions {
   /** Prompt token ids (BOS included when the model wants one). */
   prompt: readonly number[]
@@ -25,6 +26,7 @@ export interface GenerateOptions {
   onToken?(id: number): void
 }
 
+/** The new ids and why generation stopped. */
 export interface GenerateResult {
   /** The new token ids. */
   ids: number[]

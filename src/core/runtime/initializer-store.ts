@@ -16,6 +16,7 @@ export const INLINE_WEIGHT_LIMIT = 1024 * 1024 * 1024
 /** What to hand onnxruntime: model bytes, or a model path (external data beside it). */
 export type EncodedModel = {kind: 'bytes'; bytes: Uint8Array} | {kind: 'file'; path: string; dir: string}
 
+/** Adds weight initializers to a graph, inline or in an external data file. */
 export class InitializerStore {
   private constructor(
     readonly g: GraphBuilder,

@@ -18,6 +18,7 @@
  */
 import type {DecoderConfig} from './decoder-config.js'
 
+/** A batch's keys and values per layer, right-padded rows (see the module comment). */
 export class KvCache {
   private constructor(
     readonly layers: number,

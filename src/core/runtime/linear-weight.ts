@@ -14,8 +14,9 @@ import {f16BitsToNumber} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK} from '../quant/q4-0.js'
 
-/** Q8_0: 32 elements per block, f16 scale + 32 signed bytes. */
+/** Q8_0: 32 elements per block, an f16 scale and 32 signed bytes. */
 export const Q8_0_BLOCK_SIZE = 32
+/** Q8_0: bytes per block (f16 scale + 32 int8). */
 export const Q8_0_BYTES_PER_BLOCK = 34
 
 /** A float32 weight, row-major `[out, in]` (an `nn.Linear` weight as stored). */
@@ -39,6 +40,7 @@ export interface NBitsLinear {
   readonly scales: Float32Array
 }
 
+/** A linear weight as the graph runs it: float (`MatMul`) or blocks (`MatMulNBits`). */
 export type LinearWeight = FloatLinear | NBitsLinear
 
 /** Zero point `MatMulNBits` assumes when none is given. */

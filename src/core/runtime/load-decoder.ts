@@ -35,6 +35,7 @@ export async function openDecoderWeights(path: string): Promise<DecoderWeights> 
 /** An adapter to apply: a PEFT folder, or adapter `name` of a pack file. */
 export type AdapterRef = {readonly path: string; readonly weight?: number} | {readonly pack: string; readonly name: string; readonly weight?: number}
 
+/** A base and adapters by path, and how to run them. */
 export interface LoadDecoderOptions {
   /** Base model: a Hugging Face folder or a GGUF file. */
   base: string
@@ -47,6 +48,7 @@ export interface LoadDecoderOptions {
   externalData?: boolean
 }
 
+/** A running variant and what it was built from. */
 export interface LoadedDecoder {
   readonly model: DecoderModel
   readonly weights: DecoderWeights

@@ -41,6 +41,7 @@ export interface RoutingBatch {
   readonly adapters: readonly (string | null)[]
 }
 
+/** A provider of adapter deltas beside the base products (plain LoRA, or routed per request). */
 export interface ProjectionDeltas {
   /** A short description for reports (`lora ×2`, `routed gather`). */
   readonly description: string

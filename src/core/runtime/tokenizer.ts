@@ -15,6 +15,7 @@ type HfTokenizer = import('@huggingface/tokenizers').Tokenizer
 /** A tokenizer.json larger than this is refused (the largest real ones are ~30 MB). */
 export const MAX_TOKENIZER_JSON_BYTES = 256 * 1024 * 1024
 
+/** A model's tokenizer: `encode` (BOS as the tokenizer adds it), `decode`, its BOS and EOS ids. */
 export class TextTokenizer {
   private constructor(
     private readonly tokenizer: HfTokenizer,
