@@ -65,7 +65,7 @@ export const DEFAULT_SHAPE: ModelShape = {hidden: 512, intermediate: 1376, layer
  */
 export async function resolveModelShape(r: ModelShapeRequest): Promise<ModelShape> {
   const fromBase = r.basePath ? await baseDims(r.basePath, r) : undefined
-  const pack = r.packPath ? await (await import('./pack-stacks.js')).readPackShape(r.packPath) : undefined
+  const pack = r.packPath ? await (await import('../serve/weights/pack-stacks.js')).readPackShape(r.packPath) : undefined
   const hidden = fromBase?.hidden ?? r.hidden ?? pack?.hidden ?? DEFAULT_SHAPE.hidden
   const intermediate = fromBase?.intermediate ?? r.intermediate ?? pack?.intermediate ?? DEFAULT_SHAPE.intermediate
   const layers = fromBase?.layers ?? r.layers ?? pack?.layers ?? DEFAULT_SHAPE.layers

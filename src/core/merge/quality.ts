@@ -25,7 +25,7 @@
 import {UsageError} from '../errors.js'
 import {SafetensorsFile} from '../formats/safetensors-file.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
-import {gemm} from '../linalg/ort-gemm.js'
+import {gemm} from '../linalg/matmul-engine.js'
 import type {ModelReader} from '../quant/model-reader.js'
 import {QUANT_SCHEMES, QuantOptions, TensorDecoder, createDecoder, createEncoder} from '../quant/schemes.js'
 import {Rng} from '../random.js'

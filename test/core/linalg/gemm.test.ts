@@ -1,10 +1,10 @@
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {fromFloat, toFloat32} from '../../../src/core/dtype.js'
-import {gemm, gemmAddHalf} from '../../../src/core/linalg/ort-gemm.js'
+import {gemm, gemmAddHalf} from '../../../src/core/linalg/matmul-engine.js'
 import {Rng} from '../../../src/core/random.js'
 
-const test = suite('linalg/ort-gemm')
+const test = suite('linalg/gemm')
 
 test('gemmAddHalf = f16(A·B + f32(C)) bit for bit, including overflow to Inf, subnormals, zeros and ties', async () => {
   const m = 37

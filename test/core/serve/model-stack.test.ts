@@ -2,12 +2,12 @@ import {spawnSync} from 'node:child_process'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {readFileSync} from 'node:fs'
-import {GraphExecutor} from '../../../src/core/bench/executors.js'
-import {MergedExecutor} from '../../../src/core/bench/merged.js'
-import {compareRows, referenceRows} from '../../../src/core/bench/reference.js'
-import {prepareWeightSet} from '../../../src/core/bench/weight-set.js'
-import {buildStackModel} from '../../../src/core/onnx/model-stack.js'
-import {GRAPH_STRATEGIES} from '../../../src/core/onnx/routed-lora.js'
+import {GraphExecutor} from '../../../src/core/serve/executors.js'
+import {MergedExecutor} from '../../../src/core/serve/merged-executor.js'
+import {compareRows, referenceRows} from '../../../src/core/serve/reference.js'
+import {prepareWeightSet} from '../../../src/core/serve/weights/weight-set.js'
+import {buildStackModel} from '../../../src/core/serve/model-stack.js'
+import {GRAPH_STRATEGIES, strategyOf} from '../../../src/core/serve/registry.js'
 import {createSession} from '../../../src/core/onnx/session.js'
 import {Rng} from '../../../src/core/random.js'
 import {tempDir} from '../../helpers/index.js'
@@ -33,14 +33,14 @@ test('every graph the builder makes loads in an ORT session: each strategy × mo
         const set = await prepareWeightSet({...spec(model, fuse), dims: {...spec(model, fuse).dims, targets: [...spec(model, fuse).dims.targets]}}, {workDir: tmp.path})
         for (const strategy of GRAPH_STRATEGIES) {
           for (const form of ['gemv', 'gemm'] as const) {
-            const built = buildStackModel(set, {strategy, tokens: 2, form, fileName: `m-${strategy}-${form}.onnx`})
+            const built = buildStackModel(set, {strategy: strategyOf(strategy), tokens: 2, form, fileName: `m-${strategy}-${form}.onnx`})
             const session = await createSession(built.path, {ep: 'cpu', threads: 1})
             assert.equal([...session.inputNames].sort(), [...built.inputs, ...(strategy === 'base' ? [] : strategy === 'segment' ? ['seg_rows', 'seg_slots', 'unperm'] : strategy === 'mask' ? ['mask'] : ['slots'])].sort())
             await session.release()
             count++
           }
         }
-        const merged = buildStackModel(set, {strategy: 'base', tokens: 1, weightInputs: true, fileName: 'merged.onnx'})
+        const merged = buildStackModel(set, {tokens: 1, weightInputs: true, fileName: 'merged.onnx'})
         const session = await createSession(merged.path, {ep: 'cpu', threads: 1})
         assert.is(session.inputNames.length, 1 + set.modules.filter((m) => m.targeted).length)
         await session.release()
@@ -61,7 +61,7 @@ test('with f16 stacks every graph loads too (each strategy × model × product f
       const set = await prepareWeightSet({...spec(model, true), dims: {...spec(model, true).dims, targets: [...spec(model, true).dims.targets]}, stackDtype: 'f16'}, {workDir: tmp.path})
       for (const strategy of GRAPH_STRATEGIES) {
         for (const variant of [{form: 'gemv' as const}, {form: 'gemm' as const}, {form: 'gemv' as const, chunk: {batch: 3, size: 2}}]) {
-          const built = buildStackModel(set, {strategy, tokens: variant.chunk ? 1 : 2, ...variant, fileName: `h-${strategy}-${variant.form}-${variant.chunk ? 'c' : 'w'}.onnx`})
+          const built = buildStackModel(set, {strategy: strategyOf(strategy), tokens: variant.chunk ? 1 : 2, ...variant, fileName: `h-${strategy}-${variant.form}-${variant.chunk ? 'c' : 'w'}.onnx`})
           const text = Buffer.from(readFileSync(built.path)).toString('latin1')
           assert.is(text.includes('Cast'), strategy !== 'base', `${strategy}: a Cast after the f16 stacks`)
           const session = await createSession(built.path, {ep: 'cpu', threads: 1})
@@ -119,7 +119,7 @@ test('onnx.checker accepts the graphs (when python3 has the onnx package)', asyn
   try {
     const set = await prepareWeightSet({...spec('llama', true), dims: {...spec('llama', true).dims, targets: [...spec('llama', true).dims.targets]}}, {workDir: tmp.path})
     for (const strategy of GRAPH_STRATEGIES) {
-      const built = buildStackModel(set, {strategy, tokens: 1, fileName: `c-${strategy}.onnx`})
+      const built = buildStackModel(set, {strategy: strategyOf(strategy), tokens: 1, fileName: `c-${strategy}.onnx`})
       const r = spawnSync('python3', ['-c', 'import sys, onnx; onnx.checker.check_model(sys.argv[1], full_check=True)', built.path], {encoding: 'utf8'})
       assert.is(r.status, 0, `${strategy}: ${r.stderr}`)
     }

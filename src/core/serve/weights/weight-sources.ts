@@ -3,13 +3,13 @@
  * W^T for MatMul), and the adapter stacks (synthetic, or a pack file in
  * `pack-stacks.ts`), each written slot by slot into the layout.
  */
-import {toFloat32} from '../dtype.js'
-import {InputError} from '../errors.js'
-import {openModel} from '../formats/sharded-model.js'
-import type {TensorSource} from '../formats/tensor-source.js'
-import {GroupSpec, ModuleSpec, StackDims} from '../onnx/lora-layout.js'
-import {formatShape} from '../shape.js'
-import type {WeightSetSpec} from './weight-set.js'
+import {toFloat32} from '../../dtype.js'
+import {InputError} from '../../errors.js'
+import {openModel} from '../../formats/sharded-model.js'
+import type {TensorSource} from '../../formats/tensor-source.js'
+import {Rng} from '../../random.js'
+import {formatShape} from '../../shape.js'
+import {GroupSpec, ModuleSpec, StackDims, moduleSpecs} from '../lora-layout.js'
 
 /** Padded rank R of a spec. */
 export function paddedRank(spec: {ranks: readonly number[]}): number {
@@ -41,8 +41,7 @@ export function fillSynthetic(write: (offset: number, data: Float32Array) => voi
   }
 }
 
-import {Rng} from '../random.js'
-
+/** Writes `data` at element `elementOffset` of the tensor being filled. */
 export type ElementWriter = (elementOffset: number, data: Float32Array) => void
 
 /** Adapter stacks in the routing layout, written slot by slot (slot 0 stays zero). */
@@ -64,8 +63,17 @@ export function syntheticBStd(rank: number): number {
   return 0.05 / Math.sqrt(rank)
 }
 
+/** What seeded stacks are drawn from (a `WeightSetSpec` has it). */
+export interface SyntheticStackSpec {
+  /** Adapters N (slots S = N + 1). */
+  adapters: number
+  /** Ranks assigned to adapters in turn; stacks pad to the largest. */
+  ranks: readonly number[]
+  seed: number
+}
+
 /** Seeded stacks: A ~ U with std 1/√in, B (scaling folded) with std 0.05/√r. */
-export function syntheticStacks(spec: WeightSetSpec): StackSource {
+export function syntheticStacks(spec: SyntheticStackSpec): StackSource {
   const S = spec.adapters + 1
   const R = paddedRank(spec)
   const slotRanks = [0, ...Array.from({length: spec.adapters}, (_, i) => adapterRank(spec, i))]
@@ -113,7 +121,6 @@ export class BaseWeightSource {
     const source = await openModel(path)
     const base = new BaseWeightSource(source)
     try {
-      const {moduleSpecs} = await import('../onnx/lora-layout.js')
       for (const m of moduleSpecs(dims)) base.check(`${m.path}.weight`, [m.out, m.in])
       if (dims.model === 'llama') {
         for (let layer = 0; layer < dims.layers; layer++) {

@@ -4,10 +4,10 @@
  * the bench layout, f32, fused A per group, scaling folded into B, every
  * module padded to the largest R_P of the targeted modules.
  */
-import {InputError, UsageError} from '../errors.js'
-import {ALL_PROJECTIONS, Projection, isProjection} from '../models/llama.js'
-import {GroupSpec, ModuleSpec, StackDims, moduleSpecs} from '../onnx/lora-layout.js'
-import {PackFile} from '../pack/pack-file.js'
+import {InputError, UsageError} from '../../errors.js'
+import {ALL_PROJECTIONS, Projection, isProjection} from '../../models/llama.js'
+import {GroupSpec, ModuleSpec, StackDims, moduleSpecs} from '../lora-layout.js'
+import {PackFile} from '../../pack/pack-file.js'
 import type {ElementWriter, StackSource} from './weight-sources.js'
 
 /** Bytes of pack data read per chunk of slots. */

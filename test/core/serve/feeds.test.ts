@@ -1,8 +1,11 @@
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {maskFeed, routingArrays, segmentFeed, slotFeed} from '../../../src/core/bench/feeds.js'
+import {slotFeed} from '../../../src/core/serve/fragments.js'
+import {strategyOf} from '../../../src/core/serve/registry.js'
+import {maskFeed} from '../../../src/core/serve/strategies/mask.js'
+import {segmentFeed} from '../../../src/core/serve/strategies/segment.js'
 
-const test = suite('bench routing feeds')
+const test = suite('serve routing feeds')
 
 const big = (a: BigInt64Array) => Array.from(a, Number)
 
@@ -26,11 +29,11 @@ test('mask: one-hot rows per token, slot-0 rows all zero, mixtures weighted', ()
 
 test('routing inputs per strategy carry their shapes', () => {
   const step = {slots: Int32Array.from([3, 1, 3])}
-  assert.equal(Object.keys(routingArrays('base', step, 1, 5)), [])
-  assert.equal(routingArrays('gather', step, 1, 5).slots!.dims, [3])
+  assert.equal(Object.keys(strategyOf('base').feeds(step, 1, 5)), [])
+  assert.equal(strategyOf('gather').feeds(step, 1, 5).slots!.dims, [3])
   assert.equal(big(slotFeed(step)), [3, 1, 3])
-  assert.equal(routingArrays('mask', step, 2, 5).mask!.dims, [6, 5])
-  const seg = routingArrays('segment', step, 1, 5)
+  assert.equal(strategyOf('mask').feeds(step, 2, 5).mask!.dims, [6, 5])
+  const seg = strategyOf('segment').feeds(step, 1, 5)
   assert.equal([seg.seg_slots!.dims, seg.seg_rows!.dims, seg.unperm!.dims], [[2], [4], [3]])
 })
 

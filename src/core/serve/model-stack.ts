@@ -12,21 +12,23 @@
  */
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {GraphBuilder} from './graph-builder.js'
+import {GraphBuilder} from '../onnx/graph-builder.js'
 import {ModuleSpec, layoutNames, moduleSpecs} from './lora-layout.js'
-import {GraphStrategy, MatmulForm, RoutingContext, addGroupDeltas, declareRoutingInputs, defaultForm} from './routed-lora.js'
-import {WeightSet, externalWeights} from '../bench/weight-set.js'
+import {FragmentContext, MatmulForm, ServeStrategy, declareRoutingInputs, defaultForm} from './strategy.js'
+import {WeightSet, externalWeights} from './weights/weight-set.js'
 
 /** RMSNorm epsilon (Llama's). */
 export const RMS_EPS = 1e-5
 
+/** Which graph to build over the weight set: the strategy, tokens per request, product form, file name. */
 export interface StackModelOptions {
-  strategy: GraphStrategy
+  /** The strategy whose routing inputs and delta fragment the graph gets; absent = the base model alone. */
+  strategy?: ServeStrategy
   /** Tokens per request T (1 = decode). */
   tokens: number
   /** Product layout; default `gemv` for decode, `gemm` for prefill. */
   form?: MatmulForm
-  /** Decode: gather requests in static chunks (see `RoutingContext.chunk`). */
+  /** Decode: gather requests in static chunks (see `FragmentContext.chunk`). */
   chunk?: {batch: number; size: number}
   /** Projections whose base weight is a graph input `W:<module key>` (the merged strategy). */
   weightInputs?: boolean
@@ -34,6 +36,7 @@ export interface StackModelOptions {
   fileName: string
 }
 
+/** A model written next to the weight set: its path, the weight-set tensors it maps, its inputs, its size. */
 export interface BuiltModel {
   path: string
   /** Weight-set tensors the graph uses (for `weight_bytes`). */
@@ -44,14 +47,14 @@ export interface BuiltModel {
 
 /** Build the model, write it next to the weight set's data file, and return its path. */
 export function buildStackModel(set: WeightSet, options: StackModelOptions): BuiltModel {
-  const g = new GraphBuilder(`${set.spec.dims.model}-${options.strategy}`)
+  const g = new GraphBuilder(`${set.spec.dims.model}-${options.strategy?.name ?? 'base'}`)
   const D = set.spec.dims.hidden
   const {weight, declared: used} = externalWeights(g, set)
   g.input('x', 'float32', ['rows', D])
-  if (options.strategy !== 'base') declareRoutingInputs(g, options.strategy, set.slots)
+  const routing = options.strategy ? declareRoutingInputs(g, options.strategy, set.slots) : {}
   const weightInputs: string[] = []
-  const ctx: RoutingContext | undefined =
-    options.strategy === 'base' ? undefined : {g, strategy: options.strategy, tokens: options.tokens, form: options.form ?? defaultForm(options.tokens), ...(options.chunk ? {chunk: options.chunk} : {}), slots: set.slots, rank: set.rank, sharedK: set.sharedWidth, weight, weightType: (name) => set.tensor(name).type}
+  const fragment = options.strategy?.fragment
+  const ctx: FragmentContext = {g, tokens: options.tokens, form: options.form ?? defaultForm(options.tokens), ...(options.chunk ? {chunk: options.chunk} : {}), slots: set.slots, rank: set.rank, sharedK: set.sharedWidth, routing, weight, weightType: (name) => set.tensor(name).type}
   const deltas = new Map<string, string>()
   const groupsByInput = new Map<string, typeof set.groups>()
   for (const group of set.groups) {
@@ -61,10 +64,10 @@ export function buildStackModel(set: WeightSet, options: StackModelOptions): Bui
   }
   /** Linear `input·Wᵀ` of module m, plus its routed delta when adapted. */
   const linear = (m: ModuleSpec, input: string): string => {
-    if (ctx) {
+    if (fragment) {
       for (const group of groupsByInput.get(`${m.layer}:${inputOf(m)}`) ?? []) {
         if (group.members.some((x) => x.key === m.key) && !deltas.has(m.key)) {
-          for (const [key, d] of addGroupDeltas(ctx, group, input)) deltas.set(key, d)
+          for (const [key, d] of fragment(ctx, group, input)) deltas.set(key, d)
         }
       }
     }

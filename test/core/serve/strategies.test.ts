@@ -1,12 +1,15 @@
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {Executor, GraphExecutor} from '../../../src/core/bench/executors.js'
-import {MergedExecutor} from '../../../src/core/bench/merged.js'
-import {ReferenceKind, compareRows, referenceRows} from '../../../src/core/bench/reference.js'
-import {WeightSet, prepareWeightSet} from '../../../src/core/bench/weight-set.js'
-import {RoutingStep, Workload, drawSteps} from '../../../src/core/bench/workload.js'
+import {GraphExecutor, createExecutor} from '../../../src/core/serve/executors.js'
+import {STRATEGIES, strategyOf} from '../../../src/core/serve/registry.js'
+import {MergedExecutor} from '../../../src/core/serve/merged-executor.js'
+import {compareRows, referenceRows} from '../../../src/core/serve/reference.js'
+import type {RoutingStep} from '../../../src/core/serve/routing.js'
+import type {Executor, ReferenceKind} from '../../../src/core/serve/strategy.js'
+import {WeightSet, prepareWeightSet} from '../../../src/core/serve/weights/weight-set.js'
+import {Workload, drawSteps} from '../../../src/core/bench/workload.js'
 import {ALL_PROJECTIONS} from '../../../src/core/models/llama.js'
-import {BenchModelKind} from '../../../src/core/onnx/lora-layout.js'
+import {BenchModelKind} from '../../../src/core/serve/lora-layout.js'
 import {Rng} from '../../../src/core/random.js'
 import {tempDir} from '../../helpers/index.js'
 
@@ -37,20 +40,15 @@ function input(rows: number, hidden: number): Float32Array {
   return Float32Array.from({length: rows * hidden}, () => rng.next() * 2 - 1)
 }
 
+/** One executor per strategy of the table, in table order (merged holds 2 copies). */
 async function executorsFor(set: WeightSet, tokens: number): Promise<Executor[]> {
-  const options = {ep: 'cpu' as const, threads: 1, tokens, batch: BATCH}
-  return [
-    await GraphExecutor.create(set, 'base', options),
-    await GraphExecutor.create(set, 'gather', options),
-    await GraphExecutor.create(set, 'segment', options),
-    await GraphExecutor.create(set, 'shared-b', options),
-    await GraphExecutor.create(set, 'mask', options),
-    await MergedExecutor.create(set, 2, options),
-  ]
+  const executors: Executor[] = []
+  for (const s of STRATEGIES) executors.push(await createExecutor(set, s, {ep: 'cpu', threads: 1, tokens, batch: BATCH, mergedCache: 2}))
+  return executors
 }
 
 function kindOf(strategy: string): ReferenceKind {
-  return strategy === 'base' ? 'base' : strategy === 'shared-b' ? 'shared' : 'stacks'
+  return strategyOf(strategy).reference
 }
 
 /** Relative error of every row of `y` against the float64 reference. */
@@ -120,7 +118,7 @@ test('the check can fail: adapter outputs differ from the base reference, and st
     executors.push(...(await executorsFor(set, 1)))
     const x = input(BATCH, set.spec.dims.hidden)
     const step: RoutingStep = {slots: Int32Array.from([1, 2, 3, 4, 5])}
-    const gather = await executors[1]!.run(step, x)
+    const gather = await executors.find((e) => e.strategy === 'gather')!.run(step, x)
     assert.ok((await relativeError(set, 'base', step, 1, x, gather)) > 1e-3)
     assert.ok((await relativeError(set, 'shared', step, 1, x, gather)) > 1e-3)
   } finally {

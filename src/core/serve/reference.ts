@@ -11,14 +11,13 @@
  */
 import {SharedBFile} from '../compress/shared-b-file.js'
 import {fromFloat, toFloat64} from '../dtype.js'
-import {ModuleSpec, layoutNames} from '../onnx/lora-layout.js'
-import {RMS_EPS} from '../onnx/model-stack.js'
-import type {WeightSet} from './weight-set.js'
-import type {RoutingStep} from './workload.js'
+import {ModuleSpec, groupOf, layoutNames} from './lora-layout.js'
+import {RMS_EPS} from './model-stack.js'
+import type {RoutingStep} from './routing.js'
+import type {ReferenceKind} from './strategy.js'
+import type {WeightSet} from './weights/weight-set.js'
 
-/** Which adapters the output includes: none, the stacks, or the shared-B form. */
-export type ReferenceKind = 'base' | 'stacks' | 'shared'
-
+/** One reference computation: the weights, which adapters count, the step, and the rows wanted. */
 export interface ReferenceRequest {
   set: WeightSet
   kind: ReferenceKind
@@ -113,23 +112,27 @@ async function applyLinear(r: ReferenceRequest, m: ModuleSpec, input: Float64Arr
 
 /** `s·B·A·x` of one adapter at its true rank. */
 function stackDelta(set: WeightSet, m: ModuleSpec, slot: number, x: Float64Array): Float64Array {
-  const group = set.groups.find((g) => g.members.some((mm) => mm.key === m.key))!
-  const j = group.members.findIndex((mm) => mm.key === m.key)
+  const {group, index: j} = groupOf(set.groups, m.key)
   const R = set.rank
   const r = set.info.slotRanks[slot]!
   const G = group.members.length
   const a = set.read(layoutNames.groupA(group), (slot * G * R + j * R) * m.in, r * m.in)
+  const b = set.read(layoutNames.moduleB(m), slot * m.out * R, m.out * R)
+  return lowRankDelta(a, b, r, R, m, x)
+}
+
+/** `B·(A·x)` at rank r: A's rows `[r, in]`; B `[out, stride]`, its first r columns. */
+function lowRankDelta(a: ArrayLike<number>, b: ArrayLike<number>, r: number, stride: number, m: ModuleSpec, x: Float64Array): Float64Array {
   const h = new Float64Array(r)
   for (let c = 0; c < r; c++) {
     let s = 0
     for (let i = 0; i < m.in; i++) s += a[c * m.in + i]! * x[i]!
     h[c] = s
   }
-  const b = set.read(layoutNames.moduleB(m), slot * m.out * R, m.out * R)
   const d = new Float64Array(m.out)
   for (let o = 0; o < m.out; o++) {
     let s = 0
-    for (let c = 0; c < r; c++) s += b[o * R + c]! * h[c]!
+    for (let c = 0; c < r; c++) s += b[o * stride + c]! * h[c]!
     d[o] = s
   }
   return d
@@ -147,8 +150,7 @@ function sharedWeights(set: WeightSet, file: SharedBFile | undefined): SharedWei
       // f16 stacks: A' as the weight set stores it, rounded once from the file's values
       return {k, a: set.stackDtype === 'f16' ? toFloat64('F16', fromFloat('F16', a)) : a, u: (await file.readSharedB(m.path)).toFloat64()}
     }
-    const group = set.groups.find((g) => g.members.some((mm) => mm.key === m.key))!
-    const j = group.members.findIndex((mm) => mm.key === m.key)
+    const {group, index: j} = groupOf(set.groups, m.key)
     const W = set.sharedWidth
     const G = group.members.length
     const a = set.read(layoutNames.groupAk(group), (slot * G * W + j * W) * m.in, k * m.in)
@@ -161,20 +163,7 @@ function sharedWeights(set: WeightSet, file: SharedBFile | undefined): SharedWei
 
 /** `U·A'·x` of one adapter in the shared-B form. */
 function sharedDelta(w: {k: number; a: ArrayLike<number>; u: ArrayLike<number>}, m: ModuleSpec, x: Float64Array): Float64Array {
-  const {k, a, u} = w
-  const h = new Float64Array(k)
-  for (let c = 0; c < k; c++) {
-    let s = 0
-    for (let i = 0; i < m.in; i++) s += a[c * m.in + i]! * x[i]!
-    h[c] = s
-  }
-  const d = new Float64Array(m.out)
-  for (let o = 0; o < m.out; o++) {
-    let s = 0
-    for (let c = 0; c < k; c++) s += u[o * k + c]! * h[c]!
-    d[o] = s
-  }
-  return d
+  return lowRankDelta(w.a, w.u, w.k, w.k, m, x)
 }
 
 /** Largest |y − y_ref| over the sampled rows, and the largest |y_ref|. */

@@ -5,22 +5,25 @@
  * (`Wᵀ + (s·B·A)ᵀ` in an ORT session) and every merge and switch counts in
  * the step's time.
  */
-import {GraphBuilder} from '../onnx/graph-builder.js'
-import {layoutNames} from '../onnx/lora-layout.js'
-import {buildStackModel} from '../onnx/model-stack.js'
-import {OrtSession, OrtTensor, createSession, loadOrt} from '../onnx/session.js'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import type {Executor, ExecutorOptions} from './executors.js'
-import {WeightSet, externalWeights} from './weight-set.js'
-import {RoutingStep} from './workload.js'
+import {GraphBuilder} from '../onnx/graph-builder.js'
+import {OrtSession, OrtTensor, createSession, loadOrt} from '../onnx/session.js'
+import {gatherAsFloat} from './fragments.js'
+import {layoutNames} from './lora-layout.js'
+import {buildStackModel} from './model-stack.js'
+import type {RoutingStep} from './routing.js'
+import type {Executor, ExecutorOptions} from './strategy.js'
+import {WeightSet, externalWeights} from './weights/weight-set.js'
 
+/** What the merged executor did since its warm-up: merges run, cache hits, weight switches. */
 export interface MergedStats {
   merges: number
   hits: number
   switches: number
 }
 
+/** The `merged` strategy's executor: merge on demand, hold C merged copies (LRU), run each adapter's requests on its merged weights. */
 export class MergedExecutor implements Executor {
   readonly strategy = 'merged' as const
   readonly label = 'merged'
@@ -41,7 +44,7 @@ export class MergedExecutor implements Executor {
   /** `capacity` = C merged copies held at once (≥ 1). */
   static async create(set: WeightSet, capacity: number, options: ExecutorOptions): Promise<MergedExecutor> {
     const ort = await loadOrt()
-    const built = buildStackModel(set, {strategy: 'base', tokens: options.tokens, weightInputs: true, fileName: `model-merged-t${options.tokens}.onnx`})
+    const built = buildStackModel(set, {tokens: options.tokens, weightInputs: true, fileName: `model-merged-t${options.tokens}.onnx`})
     const mergePath = writeMergeModel(set)
     const settings = {ep: options.ep, threads: options.threads}
     const [model, merge] = await Promise.all([createSession(built.path, settings), createSession(mergePath, settings)])
@@ -120,10 +123,7 @@ function writeMergeModel(set: WeightSet): string {
   g.input('slot', 'int64', [1])
   const {weight} = externalWeights(g, set)
   /** One slot of a stack, as f32 (f16 stacks are cast after the Gather). */
-  const gather = (name: string) => {
-    const rows = g.op('Gather', [weight(name), 'slot'], {axis: 0})
-    return set.tensor(name).type === 'float16' ? g.op('Cast', [rows], {to: 1}) : rows
-  }
+  const gather = (name: string) => gatherAsFloat(g, weight(name), set.tensor(name).type, 'slot')
   for (const group of set.groups) {
     const G = group.members.length
     const a = g.op('Reshape', [gather(layoutNames.groupA(group)), g.ints(g.fresh('shape'), [G * R, group.in])])

@@ -16,6 +16,7 @@ import {ALL_PROJECTIONS, ATTENTION_PROJECTIONS, Projection, projectionPath, proj
 /** `layer`: one hidden×hidden linear; `llama`: L decoder blocks of linear work. */
 export type BenchModelKind = 'layer' | 'llama'
 
+/** The dims of a bench model and the projections its adapters target. */
 export interface StackDims {
   model: BenchModelKind
   hidden: number
@@ -25,6 +26,7 @@ export interface StackDims {
   targets: readonly Projection[]
 }
 
+/** One projection of the model (`in`, `out` of its Linear), adapted or not. */
 export interface ModuleSpec {
   /** `L0.q_proj`. */
   key: string
@@ -37,6 +39,7 @@ export interface ModuleSpec {
   targeted: boolean
 }
 
+/** Adapted projections of one layer that share an input and so one fused A stack. */
 export interface GroupSpec {
   /** `L0.qkv`. */
   key: string
@@ -101,12 +104,12 @@ export function isAttention(p: Projection): boolean {
   return (ATTENTION_PROJECTIONS as readonly string[]).includes(p)
 }
 
-/** Tensor names of the layout. */
+/** Tensor names of the layout, from a module's or group's key (`ModuleSpec`, `GroupSpec`, or any keyed projection). */
 export const layoutNames = {
-  weight: (m: ModuleSpec) => `${m.key}.W`,
+  weight: (m: {key: string}) => `${m.key}.W`,
   norm: (layer: number, which: 1 | 2) => `L${layer}.norm${which}`,
-  groupA: (g: GroupSpec) => `${g.key}.A`,
-  moduleB: (m: ModuleSpec) => `${m.key}.B`,
-  groupAk: (g: GroupSpec) => `${g.key}.Ak`,
-  moduleBk: (m: ModuleSpec) => `${m.key}.Bk`,
+  groupA: (g: {key: string}) => `${g.key}.A`,
+  moduleB: (m: {key: string}) => `${m.key}.B`,
+  groupAk: (g: {key: string}) => `${g.key}.Ak`,
+  moduleBk: (m: {key: string}) => `${m.key}.Bk`,
 }

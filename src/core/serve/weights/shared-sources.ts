@@ -1,6 +1,6 @@
 /**
  * Where the shared-B form's numbers come from, in the layout of
- * `onnx/lora-layout.ts` (`L{l}.{g}.Ak [S, G·W, in]`, `L{l}.{p}.Bk [W, out]`,
+ * `serve/lora-layout.ts` (`L{l}.{g}.Ak [S, G·W, in]`, `L{l}.{p}.Bk [W, out]`,
  * W = the largest K of any module; a module with a smaller K has zero rows
  * past its K in both):
  * - synthetic (seeded), K = `--shared-k` for every module;
@@ -10,15 +10,15 @@
  *   the compress core at K = `--shared-k` (clamped per module to its useful
  *   rank min(out, Σr), as `lora compress --rank` does), stored as f32.
  */
-import {DTYPES} from '../dtype.js'
-import {InputError, UsageError} from '../errors.js'
-import {MatMulEngine} from '../linalg/matmul-engine.js'
-import {GroupSpec, ModuleSpec, StackDims, moduleSpecs} from '../onnx/lora-layout.js'
-import {PackFile} from '../pack/pack-file.js'
-import {storeModule} from '../compress/compress-module.js'
-import {packModuleSource} from '../compress/pack-module-source.js'
-import {maxUsefulRank} from '../compress/rank-selection.js'
-import {SharedBFile, sharedBTensorNames} from '../compress/shared-b-file.js'
+import {DTYPES} from '../../dtype.js'
+import {InputError, UsageError} from '../../errors.js'
+import {MatMulEngine} from '../../linalg/matmul-engine.js'
+import {GroupSpec, ModuleSpec, StackDims, moduleSpecs} from '../lora-layout.js'
+import {PackFile} from '../../pack/pack-file.js'
+import {storeModule} from '../../compress/compress-module.js'
+import {packModuleSource} from '../../compress/pack-module-source.js'
+import {maxUsefulRank} from '../../compress/rank-selection.js'
+import {SharedBFile, sharedBTensorNames} from '../../compress/shared-b-file.js'
 import type {ElementWriter} from './weight-sources.js'
 import {fillSynthetic} from './weight-sources.js'
 
@@ -34,6 +34,7 @@ export interface SharedErrors {
   max: number
 }
 
+/** A source of the shared-B form, written module by module into the layout. */
 export interface SharedSource {
   readonly kind: SharedSourceKind
   /** Padded width W (the largest K). */

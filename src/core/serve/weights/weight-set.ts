@@ -1,6 +1,6 @@
 /**
  * The weights of one benchmark configuration, in the routing layout of
- * `onnx/lora-layout.ts`, in one ONNX external data file (`weights.bin`)
+ * `serve/lora-layout.ts`, in one ONNX external data file (`weights.bin`)
  * that every strategy's model maps. Built once per configuration in a work
  * folder and reused while `index.json` matches the configuration.
  *
@@ -12,12 +12,12 @@
 import {createHash} from 'node:crypto'
 import {existsSync, statSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {InputError, UsageError} from '../errors.js'
-import {fromFloat, toFloat32} from '../dtype.js'
-import {ELEM_BYTES, ExternalDataFile, ExternalTensor, GraphBuilder} from '../onnx/graph-builder.js'
-import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../onnx/lora-layout.js'
-import type {ProgressCallback} from '../progress.js'
-import {Rng} from '../random.js'
+import {InputError, UsageError} from '../../errors.js'
+import {fromFloat, toFloat32} from '../../dtype.js'
+import {ELEM_BYTES, ExternalDataFile, ExternalTensor, GraphBuilder} from '../../onnx/graph-builder.js'
+import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../lora-layout.js'
+import type {ProgressCallback} from '../../progress.js'
+import {Rng} from '../../random.js'
 import {openPackStacks} from './pack-stacks.js'
 import {SharedErrors, SharedSource, SharedSourceKind, compressPackShared, openSharedBFile, syntheticShared} from './shared-sources.js'
 import {BaseWeightSource, StackSource, adapterRank, fillSynthetic, paddedRank, syntheticStacks} from './weight-sources.js'
@@ -31,11 +31,13 @@ export {adapterRank, fillSynthetic, paddedRank}
  * (f16 stacks are gathered in f16 and cast right after).
  */
 export const STACK_DTYPES = ['f32', 'f16'] as const
+/** `f32` or `f16`: how the stacks are stored. */
 export type StackDtype = (typeof STACK_DTYPES)[number]
 
 /** Bumped when the layout or synthetic values change, so old caches are rebuilt. */
 export const WEIGHT_SET_VERSION = 4
 
+/** One benchmark configuration's weights: model dims, adapters, ranks, sources; its hash names the cache folder. */
 export interface WeightSetSpec {
   dims: StackDims
   /** Adapters N (slots S = N + 1, slot 0 = no adapter). */
@@ -74,6 +76,7 @@ export interface SharedInfo {
   notes: string[]
 }
 
+/** A built weight set's `index.json`: the spec, slots, rank and every tensor's range in `weights.bin`. */
 export interface WeightSetInfo {
   spec: WeightSetSpec
   slots: number
@@ -178,6 +181,7 @@ export class WeightSet {
   }
 }
 
+/** Where weight sets are cached, and progress. */
 export interface PrepareOptions {
   /** Folder holding cached weight sets (one sub-folder per configuration). */
   workDir: string
