@@ -40,6 +40,8 @@ real('--pack P --adapter NAME runs the packed adapter like its folder; --merge g
   const folder = run(['--adapter', join(STORIES, 'adapters/lora_medium')])
   assert.equal(run(['--pack', pack, '--adapter', 'lora_medium']).ids, folder.ids)
   assert.equal(run(['--adapter', join(STORIES, 'adapters/lora_medium'), '--merge']).ids, folder.ids)
+  const routed = run(['--pack', pack, '--adapter', 'lora_medium', '--strategy', 'segment']) as {ids: number[]; strategy: string}
+  assert.equal([routed.ids, routed.strategy], [folder.ids, 'segment'])
 })
 
 real('bad input exits 2 with one line, plain and --json', () => {

@@ -109,13 +109,22 @@ export function projectionShapeOf(config: DecoderConfig, projection: Projection)
  * @throws InputError naming the adapter and the first module that does not fit
  */
 export function checkAdapterFits(adapter: AdapterFactors, config: DecoderConfig): void {
+  checkModulesFit(adapter.source, [...adapter.modules].map(([name, m]) => ({name, in: m.in, out: m.out})), config)
+}
+
+/**
+ * Check that adapter modules (from `source`) are projections of the decoder
+ * with the same `[out, in]`.
+ * @throws InputError naming the source and the first module that does not fit
+ */
+export function checkModulesFit(source: string, modules: Iterable<{name: string; in: number; out: number}>, config: DecoderConfig): void {
   const shapes = new Map<string, [number, number]>()
   for (let layer = 0; layer < config.layers; layer++) for (const p of ALL_PROJECTIONS) shapes.set(projectionPath(layer, p), projectionShapeOf(config, p))
-  for (const [name, m] of adapter.modules) {
-    const shape = shapes.get(name)
-    if (!shape) throw new InputError('ADAPTER_MODULE_MISMATCH', `adapter ${adapter.source}: module "${sanitizeName(name)}" is not a projection of this ${config.layers}-layer decoder`)
+  for (const m of modules) {
+    const shape = shapes.get(m.name)
+    if (!shape) throw new InputError('ADAPTER_MODULE_MISMATCH', `adapter ${source}: module "${sanitizeName(m.name)}" is not a projection of this ${config.layers}-layer decoder`)
     if (shape[0] !== m.out || shape[1] !== m.in) {
-      throw new InputError('ADAPTER_MODULE_MISMATCH', `adapter ${adapter.source}: module "${sanitizeName(name)}" is [${m.out}, ${m.in}] but the base's weight is [${shape[0]}, ${shape[1]}]`)
+      throw new InputError('ADAPTER_MODULE_MISMATCH', `adapter ${source}: module "${sanitizeName(m.name)}" is [${m.out}, ${m.in}] but the base's weight is [${shape[0]}, ${shape[1]}]`)
     }
   }
 }

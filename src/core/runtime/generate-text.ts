@@ -13,6 +13,8 @@ export interface GenerateTextOptions {
   base: string
   adapters?: readonly AdapterRef[]
   merge?: boolean
+  /** Serve adapter `adapter` of `pack` through a routed strategy (the whole pack stacked), instead of `adapters`. */
+  routed?: {pack: string; strategy: string; adapter: string}
   prompt: string
   maxTokens: number
   temperature?: number
@@ -27,6 +29,8 @@ export interface GenerateTextOptions {
 export interface GenerateTextResult {
   base: string
   adapters: string[]
+  /** The routed strategy that served the adapter, or null (applied to the one request unmerged, or merged). */
+  strategy: string | null
   merged: boolean
   prompt: string
   prompt_ids: number[]
@@ -43,7 +47,8 @@ export interface GenerateTextResult {
  * @throws InputError / UsageError for unreadable models, adapters or tokenizers, and bad settings
  */
 export async function generateText(options: GenerateTextOptions): Promise<GenerateTextResult> {
-  const loaded = await loadDecoder({base: options.base, adapters: options.adapters, merge: options.merge, ep: options.ep, threads: options.threads})
+  const routed = options.routed ? {pack: options.routed.pack, strategy: options.routed.strategy} : undefined
+  const loaded = await loadDecoder({base: options.base, adapters: options.adapters, merge: options.merge, routed, ep: options.ep, threads: options.threads})
   try {
     const tokenizer = await loadTokenizer(options.base)
     const promptIds = tokenizer.encode(options.prompt)
@@ -56,6 +61,7 @@ export async function generateText(options: GenerateTextOptions): Promise<Genera
       temperature: options.temperature,
       seed: options.seed,
       stopIds,
+      adapter: options.routed?.adapter,
       onToken: (id) => {
         const piece = stream.push(id)
         text += piece
@@ -67,7 +73,8 @@ export async function generateText(options: GenerateTextOptions): Promise<Genera
     if (rest) options.onText?.(rest)
     return {
       base: options.base,
-      adapters: loaded.adapters.map((a) => a.name),
+      adapters: options.routed ? [options.routed.adapter] : loaded.adapters.map((a) => a.name),
+      strategy: options.routed?.strategy ?? null,
       merged: Boolean(options.merge) && loaded.adapters.length > 0,
       prompt: options.prompt,
       prompt_ids: promptIds,

@@ -8,7 +8,7 @@
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {ElemType, ExternalDataFile, GraphBuilder} from '../onnx/graph-builder.js'
+import {ElemType, ExternalDataFile, ExternalTensor, GraphBuilder} from '../onnx/graph-builder.js'
 
 /** Weights above this many bytes go to an external data file by default (protobuf refuses 2 GB). */
 export const INLINE_WEIGHT_LIMIT = 1024 * 1024 * 1024
@@ -46,6 +46,17 @@ export class InitializerStore {
     if (!this.data) return this.g.constant(name, data, dims, type)
     const range = this.data.add(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
     return this.g.external(name, {location: this.data.location, range, dims, type})
+  }
+
+  /**
+   * A float32 tensor for a builder that declares its own initializers (the
+   * serve layer's `emitProjectionDelta`): a range of the data file when the
+   * store is external, else the values themselves.
+   */
+  tensor(data: Float32Array, dims: readonly number[]): ExternalTensor | {data: Float32Array; dims: readonly number[]; type: 'float32'} {
+    if (!this.data) return {data, dims, type: 'float32'}
+    const range = this.data.add(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    return {location: this.data.location, range, dims, type: 'float32'}
   }
 
   /** Serialize the graph: bytes, or `decoder.onnx` beside the data file. */

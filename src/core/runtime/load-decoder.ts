@@ -12,6 +12,7 @@ import {DecoderModel, assertDecoderTensors} from './decoder-model.js'
 import {DecoderWeights, openHfWeights} from './decoder-weights.js'
 import {openGgufWeights} from './gguf-weights.js'
 import {loraDeltas, mergedWeights} from './lora-deltas.js'
+import {routedDeltas} from './routed-deltas.js'
 
 /**
  * Open a base model's weights: a GGUF file (by its magic, not its name) or a
@@ -40,6 +41,11 @@ export interface LoadDecoderOptions {
   /** Base model: a Hugging Face folder or a GGUF file. */
   base: string
   adapters?: readonly AdapterRef[]
+  /**
+   * Every adapter of a lora-pack, routed per request by a serving strategy
+   * (`ForwardInput.adapters` names each row's adapter); not with `adapters`.
+   */
+  routed?: {readonly pack: string; readonly strategy: string}
   /** Merge the adapters into the weights instead of applying them beside the base product. */
   merge?: boolean
   maxPositions?: number
@@ -53,6 +59,8 @@ export interface LoadedDecoder {
   readonly model: DecoderModel
   readonly weights: DecoderWeights
   readonly adapters: readonly AdapterFactors[]
+  /** With `routed`: the pack's adapter names, which rows may ask for. */
+  readonly routedAdapters: readonly string[]
   /** Release the session and close the files. */
   close(): Promise<void>
 }
@@ -81,11 +89,14 @@ export async function loadDecoder(options: LoadDecoderOptions): Promise<LoadedDe
   const weights = await openDecoderWeights(options.base)
   try {
     assertDecoderTensors(weights)
+    if (options.routed && (options.adapters?.length ?? 0) > 0) throw new UsageError('RUNTIME_ROUTED_AND_ADAPTERS', 'give adapters either routed from a pack or applied to every request, not both')
+    if (options.routed && options.merge) throw new UsageError('RUNTIME_ROUTED_MERGE', 'routed adapters are served unmerged; merging applies to adapters given for every request')
     const adapters = await readAdapters(options.adapters ?? [], weights)
     const unmerged = adapters.length > 0 && !options.merge
+    const routed = options.routed ? await routedDeltas(options.routed.pack, options.routed.strategy, weights.config) : undefined
     const model = await DecoderModel.create({
       weights: adapters.length > 0 && options.merge ? mergedWeights(weights, adapters) : weights,
-      deltas: unmerged ? loraDeltas(adapters) : undefined,
+      deltas: routed ?? (unmerged ? loraDeltas(adapters) : undefined),
       maxPositions: options.maxPositions,
       ep: options.ep,
       threads: options.threads,
@@ -95,6 +106,7 @@ export async function loadDecoder(options: LoadDecoderOptions): Promise<LoadedDe
       model,
       weights,
       adapters: adapters.map((a) => a.adapter),
+      routedAdapters: routed?.adapters ?? [],
       async close() {
         await model.release()
         await weights.close()
