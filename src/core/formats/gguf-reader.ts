@@ -221,7 +221,7 @@ export class GgufFile {
         if (!Number.isSafeInteger(count)) throw bad('GGUF_BAD_SHAPE', `${where} has too many elements`)
         const typeId = await c.u32()
         const type = ggmlTypeById(typeId)
-        if (!type) throw bad('GGUF_UNSUPPORTED_TYPE', `${where} has GGML type ${typeId}, which lora does not read (F32, F16, BF16, Q4_0, I8–I64, F64)`)
+        if (!type) throw bad('GGUF_UNSUPPORTED_TYPE', `${where} has GGML type ${typeId}, which lora does not read (F32, F16, BF16, Q4_0, Q8_0, I8–I64, F64)`)
         if ((ne[0] ?? 1) % type.blockSize !== 0) {
           throw bad('GGUF_PARTIAL_BLOCK', `${where} has row size ${ne[0]}, not a multiple of ${type.name} block size (${type.blockSize})`)
         }

@@ -21,7 +21,7 @@ export const ONNX_OPSET = 17
 export const MS_DOMAIN = 'com.microsoft'
 
 /** Element types the builder emits. */
-export type ElemType = 'float32' | 'float16' | 'float64' | 'int64' | 'int32'
+export type ElemType = 'float32' | 'float16' | 'float64' | 'int64' | 'int32' | 'uint8'
 
 const ELEM_TYPE_CODES: Readonly<Record<ElemType, number>> = Object.freeze({
   float32: onnx.TensorProto.DataType.FLOAT,
@@ -29,10 +29,11 @@ const ELEM_TYPE_CODES: Readonly<Record<ElemType, number>> = Object.freeze({
   float64: onnx.TensorProto.DataType.DOUBLE,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
+  uint8: onnx.TensorProto.DataType.UINT8,
 })
 
 /** Bytes per element of each `ElemType`. */
-export const ELEM_BYTES: Readonly<Record<ElemType, number>> = Object.freeze({float32: 4, float16: 2, float64: 8, int64: 8, int32: 4})
+export const ELEM_BYTES: Readonly<Record<ElemType, number>> = Object.freeze({float32: 4, float16: 2, float64: 8, int64: 8, int32: 4, uint8: 1})
 
 /** A dimension: a fixed size or a symbolic name (`batch`). */
 export type Dim = number | string
@@ -123,7 +124,7 @@ export interface ExternalTensor {
   type: ElemType
 }
 
-type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint16Array
+type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint16Array | Uint8Array
 
 /**
  * Builds one ONNX graph. Names are plain strings; `fresh(prefix)` gives an
@@ -262,6 +263,7 @@ function typeOf(data: TypedData): ElemType {
   if (data instanceof Float64Array) return 'float64'
   if (data instanceof BigInt64Array) return 'int64'
   if (data instanceof Int32Array) return 'int32'
+  if (data instanceof Uint8Array) return 'uint8'
   return 'float16'
 }
 
