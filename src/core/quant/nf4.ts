@@ -211,6 +211,7 @@ export function dequantizeNf4(
 
 // ---------------------------------------------------------------- stored as bitsandbytes does
 
+/** The name suffix of an nf4 weight's quant-state tensor (JSON). */
 export const NF4_STATE_SUFFIX = '.quant_state.bitsandbytes__nf4'
 /** Room reserved in the quant-state JSON for `nested_offset` (the longest JavaScript number text). */
 const OFFSET_TEXT_RESERVE = 24

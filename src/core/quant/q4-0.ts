@@ -17,7 +17,9 @@ import {InputError} from '../errors.js'
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
 import {GgmlBlockEncoder, GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
 
+/** Elements per Q4_0 block (GGML's QK4_0). */
 export const Q4_0_BLOCK_SIZE = 32
+/** Bytes per Q4_0 block: f16 d + 16 bytes of nibbles. */
 export const Q4_0_BYTES_PER_BLOCK = 18
 /** Largest block magnitude whose scale `d = v/−8` fits in f16 (65504 · 8). */
 export const Q4_0_MAX_ABS = 65504 * 8

@@ -16,7 +16,9 @@ import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {GgmlBlockEncoder, GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
 
+/** Elements per Q8_0 block (GGML's QK8_0). */
 export const Q8_0_BLOCK_SIZE = 32
+/** Bytes per Q8_0 block: f16 d + 32 int8. */
 export const Q8_0_BYTES_PER_BLOCK = 34
 /** Largest block magnitude whose scale `d = amax/127` fits in f16 (65504 · 127). */
 export const Q8_0_MAX_ABS = 65504 * 127

@@ -25,6 +25,7 @@ const registry = {
   q8_0: Q8_0_SCHEME,
 }
 
+/** A registered scheme's name (`nf4`, `q4_0`, `int4`, `q8_0`). */
 export type QuantSchemeName = keyof typeof registry
 
 /** The scheme table, by name. */
