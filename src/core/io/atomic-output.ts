@@ -15,6 +15,7 @@ import {basename, dirname, join, resolve} from 'node:path'
 import {UsageError, describeSystemError} from '../errors.js'
 import {removeOnExit} from './exit-cleanup.js'
 import {pathExists} from './path-exists.js'
+import {writeFully} from './positional.js'
 
 function tempSibling(finalPath: string): string {
   return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
@@ -106,6 +107,23 @@ export class AtomicFile extends AtomicOutput {
   static async create(finalPath: string, options: OutputOptions = {}): Promise<AtomicFile> {
     const t = await startTemporary(finalPath, options, (temp) => open(temp, 'wx+'))
     return new AtomicFile(t.target, t.temp, t.made, options.force ?? false, t.release)
+  }
+
+  /**
+   * Create the temporary file at its final `size` with `header` written at
+   * offset 0: how the plan-then-stream writers (safetensors, GGUF) start.
+   * @throws UsageError when `finalPath` exists and not `force`
+   */
+  static async createPlanned(finalPath: string, size: number, header: Uint8Array, options: OutputOptions = {}): Promise<AtomicFile> {
+    const output = await AtomicFile.create(finalPath, options)
+    try {
+      await output.handle.truncate(size)
+      await writeFully(output.handle, header, 0)
+    } catch (error) {
+      await output.abort()
+      throw describeSystemError(error, 'write', finalPath)
+    }
+    return output
   }
 
   /** Flush, close and rename into place. */
