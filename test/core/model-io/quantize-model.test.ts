@@ -13,7 +13,7 @@ import {decodeQ4_0, parseGguf} from '../../helpers/gguf-reference.js'
 import {tempDir} from '../../helpers/index.js'
 import {FixtureTensor, normal, stored, writeBase} from '../../helpers/merge-fixtures.js'
 
-const test = suite('quant/quantize-model')
+const test = suite('model-io/quantize-model')
 
 function tensors(): FixtureTensor[] {
   return [
