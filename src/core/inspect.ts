@@ -2,18 +2,16 @@
  * `lora inspect`: what is in an adapter folder, a safetensors file, a packed
  * file, a (sharded) model, or a GGUF model or adapter, from headers alone.
  */
-import {open, stat} from 'node:fs/promises'
-import {join} from 'node:path'
-import {InputError, withFileContext} from './errors.js'
-import {GgufSummary, inspectGguf, isGgufFile} from './gguf/inspect-gguf.js'
-import {ADAPTER_CONFIG_NAME, LoraAdapter} from './formats/peft-adapter.js'
+import {stat} from 'node:fs/promises'
+import {withFileContext} from './errors.js'
+import {FileKind, detect} from './formats/detect.js'
+import {LoraAdapter} from './formats/peft-adapter.js'
+import {GgufSummary, inspectGguf} from './gguf/inspect-gguf.js'
 import type {TensorInfo} from './formats/safetensors-header.js'
 import {ShardedModel, openModel} from './formats/sharded-model.js'
 import type {TensorSource} from './formats/tensor-source.js'
 import {SafetensorsFile} from './formats/safetensors-file.js'
-import {PACK_FORMAT} from './pack/manifest.js'
 import {summarizePack} from './pack/inspect-pack.js'
-import {SHARED_B_FORMAT} from './compress/shared-b-file.js'
 import {summarizeSharedB} from './compress/inspect-shared-b.js'
 
 export type InspectKind = 'adapter' | 'safetensors' | 'pack' | 'model' | 'gguf-model' | 'gguf-adapter'
@@ -54,18 +52,6 @@ export interface InspectReport {
   shards?: string[]
   /** GGUF files: header, metadata and what they are (see docs/formats.md). */
   gguf?: GgufSummary
-}
-
-/** Whether a file starts like safetensors: a u64 header length that fits the file, then "{". */
-async function looksLikeSafetensors(path: string, size: number): Promise<boolean> {
-  const handle = await withFileContext('read', path, () => open(path, 'r'))
-  try {
-    const head = Buffer.alloc(9)
-    const {bytesRead} = await handle.read(head, 0, 9, 0)
-    return bytesRead === 9 && head.readBigUInt64LE(0) <= BigInt(size - 8) && head[8] === 0x7b
-  } finally {
-    await handle.close()
-  }
 }
 
 /** `__metadata__.format` values of packed files (see docs/formats.md). */
@@ -115,40 +101,49 @@ function describeSource(path: string, kind: InspectKind, source: TensorSource): 
   return {path, kind, bytes: source.bytes, tensors: summarizeTensors(source.tensors), metadata: plainMetadata(source.metadata)}
 }
 
+/** A packed file's report: the generic part, and the summary its format's module gives. */
+function describePacked(summarize: (file: SafetensorsFile) => object): (path: string) => Promise<InspectReport> {
+  return async (path) => {
+    const source = await openModel(path)
+    try {
+      return {...describeSource(path, 'pack', source), pack: summarize(source as SafetensorsFile) as Record<string, unknown>}
+    } finally {
+      await source.close()
+    }
+  }
+}
+
+/** Any tensor file or model: its tensors, metadata and (sharded) its shards. */
+async function describeModel(path: string): Promise<InspectReport> {
+  const info = await withFileContext('read', path, () => stat(path))
+  const source = await openModel(path)
+  try {
+    if (source instanceof ShardedModel) return {...describeSource(path, 'model', source), shards: [...source.shards.keys()]}
+    return describeSource(path, info.isDirectory() ? 'model' : 'safetensors', source)
+  } finally {
+    await source.close()
+  }
+}
+
+/** A GGUF model or LoRA adapter (llama.cpp): its metadata, tokenizer or adapter alpha, tensors and GGML types. */
+async function describeGguf(path: string): Promise<InspectReport> {
+  const g = await inspectGguf(path)
+  return {path, kind: g.gguf.type === 'adapter' ? 'gguf-adapter' : 'gguf-model', bytes: g.bytes, tensors: g.tensors, metadata: {}, gguf: g.gguf}
+}
+
+/** How each kind `detect` names is described; other kinds are read as a tensor file or model. */
+const DESCRIBERS: Partial<Record<FileKind, (path: string) => Promise<InspectReport>>> = Object.freeze({
+  adapter: inspectAdapter,
+  gguf: describeGguf,
+  pack: describePacked(summarizePack),
+  'shared-b': describePacked(summarizeSharedB),
+})
+
 /**
  * Describe whatever is at `path` (headers only: fast and small for any file size).
  * @throws InputError for missing paths and malformed files
  */
 export async function inspectPath(path: string): Promise<InspectReport> {
-  const info = await withFileContext('read', path, () => stat(path))
-  if (info.isFile() && (await isGgufFile(path))) {
-    const g = await inspectGguf(path)
-    return {path, kind: g.gguf.type === 'adapter' ? 'gguf-adapter' : 'gguf-model', bytes: g.bytes, tensors: g.tensors, metadata: {}, gguf: g.gguf}
-  }
-  if (info.isFile() && !path.endsWith('.index.json') && !(await looksLikeSafetensors(path, info.size))) {
-    throw new InputError(
-      'NOT_INSPECTABLE',
-      `inspect ${path}: neither a safetensors nor a GGUF file (lora inspects safetensors files, GGUF models and adapters, PEFT adapter folders, packs, model folders and indexes)`,
-    )
-  }
-  if (info.isDirectory()) {
-    const hasConfig = await stat(join(path, ADAPTER_CONFIG_NAME)).then(
-      () => true,
-      () => false,
-    )
-    if (hasConfig) return inspectAdapter(path)
-  }
-  const source = await openModel(path)
-  try {
-    if (source instanceof ShardedModel) {
-      return {...describeSource(path, 'model', source), shards: [...source.shards.keys()]}
-    }
-    const format = source.metadata.get('format')
-    if (format === PACK_FORMAT && source instanceof SafetensorsFile) return {...describeSource(path, 'pack', source), pack: summarizePack(source)}
-    if (format === SHARED_B_FORMAT && source instanceof SafetensorsFile) return {...describeSource(path, 'pack', source), pack: summarizeSharedB(source)}
-    if (format !== undefined && PACK_FORMATS.has(format)) return {...describeSource(path, 'pack', source), pack: {format}}
-    return describeSource(path, info.isDirectory() ? 'model' : 'safetensors', source)
-  } finally {
-    await source.close()
-  }
+  const kind = await detect(path)
+  return (DESCRIBERS[kind] ?? describeModel)(path)
 }

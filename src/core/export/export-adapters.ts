@@ -6,18 +6,18 @@
  * folder. Formats come from a table; today one: GGUF LoRA adapters for
  * llama.cpp.
  */
-import {mkdtemp, rm, stat} from 'node:fs/promises'
+import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {SharedBFile} from '../compress/shared-b-file.js'
-import {isSharedBFile} from '../compress/unpack-shared-b.js'
-import {UsageError, withFileContext} from '../errors.js'
+import {InputError, UsageError} from '../errors.js'
+import {FileKind, detect} from '../formats/detect.js'
+import {PackFile} from '../formats/pack-file.js'
+import {SharedBFile} from '../formats/shared-b-file.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
 import {AdapterBase, openAdapterBase} from '../gguf/adapter-base.js'
 import {ADAPTER_GGUF_TYPES, AdapterGgufType, WrittenAdapter, writeGgufAdapter} from '../gguf/adapter-writer.js'
 import {AtomicDirectory, assertOutputFree} from '../io/atomic-output.js'
-import {PackFile} from '../pack/pack-file.js'
-import {unpackAdapter} from '../pack/unpack.js'
+import {unpackAdapter} from '../unpack.js'
 import type {ProgressCallback} from '../progress.js'
 
 interface ExportFormat {
@@ -68,23 +68,25 @@ export interface ExportResult {
   readonly adapters: WrittenAdapter[]
 }
 
-/** Adapter names of a pack file, in slot order. */
-async function packAdapterNames(file: string): Promise<string[]> {
-  if (await isSharedBFile(file)) {
+/** Adapter names of each packed kind, in slot order. */
+const PACK_ADAPTER_NAMES: Partial<Record<FileKind, (file: string) => Promise<string[]>>> = Object.freeze({
+  pack: async (file: string) => {
+    const pack = await PackFile.open(file)
+    try {
+      return pack.adapters.map((a) => a.name)
+    } finally {
+      await pack.close()
+    }
+  },
+  'shared-b': async (file: string) => {
     const f = await SharedBFile.open(file)
     try {
       return f.manifest.adapters.map((a) => a.name)
     } finally {
       await f.close()
     }
-  }
-  const pack = await PackFile.open(file)
-  try {
-    return pack.adapters.map((a) => a.name)
-  } finally {
-    await pack.close()
-  }
-}
+  },
+})
 
 /** A file-system-safe file name for an adapter name. */
 function fileName(name: string, extension: string): string {
@@ -101,15 +103,17 @@ export async function exportAdapters(options: ExportOptions): Promise<ExportResu
   const format = EXPORT_FORMATS[options.format]
   const dtype = (options.dtype ?? format.defaultDtype).toUpperCase()
   if (!format.dtypes.includes(dtype)) throw new UsageError('BAD_FLAG', `--dtype ${options.dtype}: ${options.format} adapters are written as ${format.dtypes.map((d) => d.toLowerCase()).join(', ')}`)
-  const info = await withFileContext('read', options.input, () => stat(options.input))
-  const isPack = info.isFile()
+  const kind = await detect(options.input)
+  const listNames = PACK_ADAPTER_NAMES[kind]
+  if (kind !== 'adapter' && !listNames) throw new InputError('EXPORT_NOT_AN_ADAPTER', `export ${options.input}: a ${kind} file, not a PEFT adapter folder or a pack`)
+  const isPack = listNames !== undefined
   if (!isPack && (options.adapter !== undefined || options.all)) throw new UsageError('BAD_FLAG', `--adapter and --all pick adapters out of a pack; ${options.input} is an adapter folder`)
   if (isPack && (options.adapter === undefined) === !options.all) throw new UsageError('BAD_FLAG', `${options.input} is a pack: name one adapter with --adapter NAME, or export every one with --all`)
   await assertOutputFree(options.out, options.force)
   const base = await openAdapterBase(options.base)
   const scratch = isPack ? await mkdtemp(join(tmpdir(), 'lora-export-')) : undefined
   try {
-    const names = isPack ? (options.all ? await packAdapterNames(options.input) : [options.adapter!]) : [undefined]
+    const names = isPack ? (options.all ? await listNames(options.input) : [options.adapter!]) : [undefined]
     const written: WrittenAdapter[] = []
     const exportOne = async (name: string | undefined, out: string) => {
       let dir = options.input

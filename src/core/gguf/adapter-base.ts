@@ -8,7 +8,7 @@
 import {InputError} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {ggufTensorName, qkRole} from '../models/gguf-names.js'
-import {ModelReader} from '../quant/model-reader.js'
+import {ModelReader} from '../model-io/model-reader.js'
 import {formatShape} from '../shape.js'
 import {ggufBaseResolver} from './base-resolver.js'
 import {describeSource, ggufOrientedShape} from './model-plan.js'

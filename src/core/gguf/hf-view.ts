@@ -8,7 +8,7 @@ import {InputError} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {ggufTensorName, permuteRowsFromGguf, qkRole} from '../models/gguf-names.js'
-import {ModelReader} from '../quant/model-reader.js'
+import {ModelReader} from '../model-io/model-reader.js'
 import type {GgufModelSpec} from './hyperparameters.js'
 
 export class GgufAsHfReader {

@@ -4,10 +4,8 @@
  * alpha, the base tensors it changes), every metadata entry (long arrays
  * summarized) and every tensor with its GGML type, shape and bytes.
  */
-import {open} from 'node:fs/promises'
-import {withFileContext} from '../errors.js'
 import {GgufFile} from '../formats/gguf-reader.js'
-import {GGUF_MAGIC, GgufArray, GgufKV, GgufValueType} from '../formats/gguf-types.js'
+import {GgufArray, GgufKV, GgufValueType} from '../formats/gguf-types.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {GGUF_FILE_TYPES} from './model-plan.js'
 
@@ -52,18 +50,6 @@ export interface GgufTensorSummary {
   /** Row-major shape ([out, in] for weights); GGUF's ne[] reversed. */
   shape: number[]
   bytes: number
-}
-
-/** Whether `path` is a file beginning with the GGUF magic. */
-export async function isGgufFile(path: string): Promise<boolean> {
-  const handle = await withFileContext('read', path, () => open(path, 'r'))
-  try {
-    const head = Buffer.alloc(4)
-    const {bytesRead} = await handle.read(head, 0, 4, 0)
-    return bytesRead === 4 && head.readUInt32LE(0) === GGUF_MAGIC
-  } finally {
-    await handle.close()
-  }
 }
 
 function plain(v: unknown): string | number | boolean {

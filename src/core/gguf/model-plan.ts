@@ -11,7 +11,8 @@
  * - a GGUF file (llama.cpp's own conversion of the base): names, layout,
  *   metadata and tokenizer kept; only `general.file_type` is rewritten.
  * Types: every 1-D and norm tensor F32 (llama.cpp aborts on F16 norms); a
- * quantized job Q4_0; otherwise the job's float dtype or the tensor's own.
+ * quantized job its GGUF scheme's GGML type (Q4_0, Q8_0); otherwise the job's
+ * float dtype or the tensor's own.
  */
 import {basename} from 'node:path'
 import type {DType} from '../dtype.js'
@@ -20,8 +21,9 @@ import type {GgmlTypeName, GgufKV} from '../formats/gguf-types.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {ggufTensorName, qkRole} from '../models/gguf-names.js'
 import {readModelConfig} from '../models/model-config.js'
-import type {ModelReader} from '../quant/model-reader.js'
-import type {TensorJob} from '../quant/write-model.js'
+import type {ModelReader} from '../model-io/model-reader.js'
+import type {TensorJob} from '../model-io/write-model.js'
+import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName} from '../quant/schemes.js'
 import {formatShape} from '../shape.js'
 import {GgufModelSpec, describeHfModel} from './hyperparameters.js'
 import {str, u32} from './kv.js'
@@ -60,6 +62,16 @@ export interface GgufModelPlan {
   readonly kv: GgufKV[]
   /** The architecture description (Hugging Face sources only). */
   readonly spec?: GgufModelSpec
+}
+
+/** GGML types of the quantization schemes stored in GGUF (Q4_0, Q8_0), from the scheme registry. */
+const GGUF_SCHEME_TYPES: readonly GgmlTypeName[] = Object.freeze(QUANT_SCHEME_NAMES.map((n) => QUANT_SCHEMES[n]).flatMap((s) => (s.format === 'gguf' ? [s.ggmlType] : [])))
+
+/** The GGML type scheme `name` writes into GGUF. */
+function ggufSchemeType(name: QuantSchemeName): GgmlTypeName {
+  const scheme = QUANT_SCHEMES[name]
+  if (scheme.format !== 'gguf') throw new RangeError(`${name} is stored as ${scheme.format}, not GGUF`)
+  return scheme.ggmlType
 }
 
 /** The float dtype a plain GGUF tensor type stands for. */
@@ -101,7 +113,7 @@ function floatType(dtype: DType, name: string, file: string): GgmlTypeName {
 function generalKV(arch: string, name: string, types: readonly PlannedGgufTensor[]): GgufKV[] {
   const weights = types.filter((t) => t.shape.length >= 2 && !isNormOr1D(t.name, t.shape))
   const count = (type: GgmlTypeName) => weights.filter((t) => t.type === type).length
-  const quant = (['Q4_0', 'Q8_0'] as const).find((q) => count(q) > 0)
+  const quant = GGUF_SCHEME_TYPES.find((q) => count(q) > 0)
   const float = (['F16', 'BF16', 'F32'] as const).reduce((best, t) => (count(t) > count(best) ? t : best), 'F32' as GgmlTypeName)
   return [
     str('general.architecture', arch),
@@ -137,7 +149,7 @@ export async function planGgufModel(source: ModelReader, jobs: ReadonlyMap<strin
     const shape = transpose ? [t.shape[1]!, t.shape[0]!] : t.shape
     const role = arch.permuteQK ? qkRole(t.name) : undefined
     const permuteHeads = role === 'q' ? spec.heads : role === 'k' ? spec.kvHeads : undefined
-    const type: GgmlTypeName = isNormOr1D(name, shape) ? 'F32' : job?.quant ? 'Q4_0' : floatType(job?.dtype ?? t.dtype, t.name, source.path)
+    const type: GgmlTypeName = isNormOr1D(name, shape) ? 'F32' : job?.quant ? ggufSchemeType(job.quant.scheme) : floatType(job?.dtype ?? t.dtype, t.name, source.path)
     const copy = !job && !transpose && permuteHeads === undefined && t.encoding === 'plain' && ggmlFloatDtype(type) === t.dtype
     tensors.push({name, source: t.name, shape, type, copy, permuteHeads, transpose, job})
   }
@@ -170,9 +182,9 @@ function planFromGguf(source: ModelReader, jobs: ReadonlyMap<string, TensorJob>)
     const info = g.info(t.name)
     const job = jobs.get(t.name)
     let type: GgmlTypeName = info.type.name
-    if (job && !isNormOr1D(t.name, t.shape)) type = job.quant ? 'Q4_0' : floatType(job.dtype ?? t.dtype, t.name, source.path)
+    if (job && !isNormOr1D(t.name, t.shape)) type = job.quant ? ggufSchemeType(job.quant.scheme) : floatType(job.dtype ?? t.dtype, t.name, source.path)
     const copy = !job || (type === info.type.name && !job.transform && !job.quant)
-    if (!copy && t.shape.length >= 2 && !GGML_FLOAT[type] && type !== 'Q4_0') throw new InputError('GGUF_UNSUPPORTED_DTYPE', `convert ${source.path}: cannot write "${sanitizeName(t.name)}" as ${type}`)
+    if (!copy && t.shape.length >= 2 && !GGML_FLOAT[type] && !GGUF_SCHEME_TYPES.includes(type)) throw new InputError('GGUF_UNSUPPORTED_DTYPE', `convert ${source.path}: cannot write "${sanitizeName(t.name)}" as ${type}`)
     tensors.push({name: t.name, source: t.name, shape: t.shape, type, copy, transpose: false, job})
   }
   const name = typeof g.value('general.name') === 'string' ? (g.value('general.name') as string) : basename(source.path)

@@ -13,9 +13,9 @@ import {GgufWriter} from '../formats/gguf-writer.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
-import type {ModelReader} from '../quant/model-reader.js'
-import {createEncoder} from '../quant/schemes.js'
-import {ROW_CHUNK_ELEMENTS, WriteModelOptions, WriteModelResult, WrittenTensor} from '../quant/write-model.js'
+import type {ModelReader} from '../model-io/model-reader.js'
+import {QUANT_SCHEMES, createEncoder} from '../quant/schemes.js'
+import {ROW_CHUNK_ELEMENTS, WriteModelOptions, WriteModelResult, WrittenTensor} from '../model-io/write-model.js'
 import {shapeSize} from '../shape.js'
 import {GgufModelPlan, PlannedGgufTensor, ggmlFloatDtype, planGgufModel} from './model-plan.js'
 
@@ -50,7 +50,8 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
   const cols = shape.length <= 1 ? shapeSize(shape) : shapeSize(shape) / Math.max(1, rows)
   const job = t.job
   const dtype = ggmlFloatDtype(t.type)
-  const encoder = t.type === 'Q4_0' ? createEncoder(job?.quant ?? {scheme: 'q4_0', blockSize: 32, doubleQuant: false}, t.shape) : undefined
+  const quant = job?.quant
+  const encoder = quant ? createEncoder(quant, t.shape) : undefined
   if (!encoder && !dtype) throw new RangeError(`cannot write ${t.name} as ${t.type}`)
   const step = chunkRows(t, rows, cols)
   const half = !encoder && !t.transpose && dtype === 'F16' && logical.encoding === 'plain' && logical.dtype === 'F16' && job?.transformHalf !== undefined
@@ -79,10 +80,11 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
     }
   }
   if (!encoder) return written
-  const encoded = encoder.finish()
-  if (encoded.scheme !== 'q4_0') throw new RangeError(`GGUF models hold q4_0, not ${encoded.scheme}`)
-  await sink(t.name, 0, encoded.blocks)
-  return encoded.blocks.byteLength
+  const scheme = QUANT_SCHEMES[quant!.scheme]
+  if (scheme.format !== 'gguf') throw new RangeError(`${quant!.scheme} is not stored in GGUF`)
+  const [part] = scheme.storedParts(t.name, encoder.finish(), logical.dtype)
+  await sink(t.name, 0, part!.data)
+  return part!.data.byteLength
 }
 
 function inTensor(error: unknown, t: PlannedGgufTensor, file: string): unknown {
@@ -119,7 +121,7 @@ export async function writeGgufModel(options: WriteModelOptions): Promise<WriteG
         throw inTensor(error, t, options.source.path)
       }
       const dtype = ggmlFloatDtype(t.type) ?? t.job?.dtype ?? (t.source ? options.source.get(t.source).dtype : 'F32')
-      written.push({name: t.source ?? t.name, shape: t.shape, written: t.type === 'Q4_0' && !t.copy ? 'q4_0' : t.copy ? 'copy' : 'float', dtype, bytes})
+      written.push({name: t.source ?? t.name, shape: t.shape, written: t.copy ? 'copy' : (t.job?.quant?.scheme ?? 'float'), dtype, bytes})
       options.onProgress?.({stage: 'tensors', done: i + 1, total: plan.tensors.length})
     }
     await options.inspect?.(writer.tempPath)

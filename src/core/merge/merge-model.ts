@@ -7,17 +7,16 @@
  * The quality report is measured on the files as written, before they are
  * renamed into place.
  */
+import {DTYPES} from '../dtype.js'
 import type {DType, FloatOutputDType} from '../dtype.js'
 import {GateError, UsageError} from '../errors.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
 import {AtomicFile, assertOutputFree} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
-import {ModelReader} from '../quant/model-reader.js'
-import {bnbQuantizationConfig, resolveQuantOptions, skippedModules} from '../quant/quantize-model.js'
-import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from '../quant/schemes.js'
+import {ModelReader} from '../model-io/model-reader.js'
+import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantOptions, QuantSchemeName, resolveQuantOptions, schemeOutput, transposesConv1D} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
-import {TensorJob, writeModel} from '../quant/write-model.js'
-import {torchDtype} from '../quant/layout.js'
+import {TensorJob, writeModel} from '../model-io/write-model.js'
 import {ggufBaseResolver} from '../gguf/base-resolver.js'
 import {isConv1DWeight} from '../models/conv1d.js'
 import {readModelConfig} from '../models/model-config.js'
@@ -121,10 +120,14 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
   try {
     for (const a of options.adapters) adapters.push(await LoraAdapter.load(a.path))
     const stored = baseScheme(base)
-    if (stored && !options.fromQuantized) {
+    // an 8-bit GGUF base (llama.cpp's Q8_0) merges like a float one; --from-quantized is for 4-bit bases
+    const fromQuantized = options.fromQuantized === true || (stored !== undefined && base.format === 'gguf' && QUANT_SCHEMES[stored.scheme].bits >= 8)
+    if (stored && !fromQuantized) {
       throw new UsageError('BASE_IS_QUANTIZED', `merge ${options.base}: the base holds ${stored.scheme} weights; pass --from-quantized to decode, merge and re-quantize them`)
     }
-    if (options.fromQuantized && !stored) throw new UsageError('BASE_NOT_QUANTIZED', `merge ${options.base}: --from-quantized was given but the base holds no nf4, int4 or q4_0 weights`)
+    if (options.fromQuantized && !stored) {
+      throw new UsageError('BASE_NOT_QUANTIZED', `merge ${options.base}: --from-quantized was given but the base holds no quantized weights (${QUANT_SCHEME_NAMES.join(', ')})`)
+    }
     const schemeName = options.quantize ?? stored?.scheme
     const resolved = schemeName
       ? resolveQuantOptions(schemeName, options.blockSize ?? (schemeName === stored?.scheme ? stored.blockSize : undefined), options.doubleQuant ?? (schemeName === stored?.scheme ? stored.doubleQuant : undefined))
@@ -144,8 +147,8 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     const plan = planMerge(base, adapters, weights, base.format === 'gguf' ? ggufBaseResolver(base.ggufFile!) : undefined)
 
     const select = quantizeSelector(options)
-    // GPT-2's Conv1D weights (stored [in, out]) are quantized as [out, in] for bitsandbytes
-    const modelType = quant?.scheme === 'nf4' && base.format !== 'gguf' ? (await readModelConfig(base.folder))?.config.model_type : undefined
+    // GPT-2's Conv1D weights (stored [in, out]) are quantized [out, in] for loaders that hold them so (bitsandbytes)
+    const modelType = quant && transposesConv1D(quant.scheme) && base.format !== 'gguf' ? (await readModelConfig(base.folder))?.config.model_type : undefined
     const transposeForNf4 = (t: {name: string; encoding: string}) => (modelType !== undefined && t.encoding === 'plain' && isConv1DWeight(modelType, t.name) ? {transposeBeforeEncode: true} : {})
     const transposedNames = new Set<string>()
     const f32Factors = new Map<string, DeltaFactors<Float32Array>>()
@@ -189,18 +192,19 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     let report: QualityReport | null = null
     const quantized = new Set(quantOf.keys())
     const mainDtype: DType = floatDtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
+    const output = quant ? schemeOutput(quant, {mainDtype, tensors: [...base.tensors.values()], quantized}) : {}
     const written = await writeModel({
       source: base,
       out: options.out,
       format,
       jobs,
       force: options.force,
-      metadata: quant?.scheme === 'int4' ? {'lora.quantization': 'int4', 'lora.group_size': String(quant.blockSize), 'lora.dtype': mainDtype} : undefined,
+      metadata: output.metadata,
       editConfig: (config) => {
         // a base quantized with bitsandbytes and merged into another scheme must not keep its quantization_config
         delete config.quantization_config
-        if (quant?.scheme === 'nf4') config.quantization_config = bnbQuantizationConfig(quant, mainDtype, skippedModules(base.tensors.values(), quantized))
-        else if (!quant && options.dtype) config.torch_dtype = torchDtype(options.dtype)
+        if (output.editConfig) output.editConfig(config)
+        else if (!quant && options.dtype) config.torch_dtype = DTYPES[options.dtype].torch
       },
       inspect:
         options.quality === false
@@ -208,16 +212,16 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
           : async (path) => {
               // the written file, read back under the base's names and layout
               const reader = spec ? await GgufAsHfReader.open(path, spec) : await ModelReader.open(path)
-              const output = reader instanceof ModelReader && transposedNames.size > 0 ? new TransposedBackView(reader, transposedNames) : reader
+              const readBack = reader instanceof ModelReader && transposedNames.size > 0 ? new TransposedBackView(reader, transposedNames) : reader
               try {
                 report = await measureQuality({
                   base,
-                  output,
+                  output: readBack,
                   targets,
                   deltas: (target) => loadDelta(target, adapters),
                   quantOf: (name) => quantOf.get(name),
                   scheme: quant,
-                  fromQuantized: options.fromQuantized ?? false,
+                  fromQuantized,
                   probes: options.quality || {rows: 256, seed: 0},
                   onProgress: options.onProgress,
                 })
@@ -238,7 +242,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       dtype: floatDtype ?? 'as base',
       quantize: quant?.scheme ?? null,
       block_size: quant?.blockSize ?? null,
-      from_quantized: options.fromQuantized ?? false,
+      from_quantized: fromQuantized,
       adapters: adapters.map((a, k) => ({name: a.name, path: options.adapters[k]!.path, weight: weights[k]!, modules: a.modules.size})),
       merged: targets.map((t: MergeTarget) => ({
         name: t.name,

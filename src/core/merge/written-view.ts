@@ -5,7 +5,7 @@
  * quality report compares them row by row with the base.
  */
 import {transposeTyped} from '../linalg/dense.js'
-import type {ModelReader} from '../quant/model-reader.js'
+import type {ModelReader} from '../model-io/model-reader.js'
 
 export class TransposedBackView {
   private cache: {name: string; values: Float32Array; cols: number} | undefined

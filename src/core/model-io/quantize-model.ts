@@ -1,21 +1,19 @@
 /**
- * `lora quantize`: re-encode a base model's linear weights with a 4-bit
- * scheme, streaming tensor by tensor. Tensors the scheme cannot hold (a row
- * that is not a whole number of blocks, a 1-D tensor) stay in their float
- * dtype and are reported, as llama.cpp's converter falls back to F16.
+ * `lora quantize`: re-encode a base model's linear weights with a scheme
+ * (`quant/schemes.ts`), streaming tensor by tensor. Tensors the scheme cannot
+ * hold (a row that is not a whole number of blocks, a 1-D tensor) stay in
+ * their float dtype and are reported, as llama.cpp's converter falls back to F16.
  */
 import type {DType} from '../dtype.js'
 import {UsageError} from '../errors.js'
-import {JsonFloat} from '../formats/json-floats.js'
 import type {ProgressCallback} from '../progress.js'
 import {describeSource, ggufOrientedShape} from '../gguf/model-plan.js'
 import {isConv1DWeight} from '../models/conv1d.js'
 import {readModelConfig} from '../models/model-config.js'
 import {shapeSize} from '../shape.js'
-import {int4Module, torchDtype} from './layout.js'
 import {ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from './schemes.js'
-import {SelectionOptions, quantizeSelector} from './selection.js'
+import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName, resolveQuantOptions, schemeOutput, transposesConv1D} from '../quant/schemes.js'
+import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
 import {TensorJob, WriteModelResult, writeModel} from './write-model.js'
 
 export interface QuantizeModelOptions extends SelectionOptions {
@@ -23,10 +21,10 @@ export interface QuantizeModelOptions extends SelectionOptions {
   readonly model: string
   readonly out: string
   readonly scheme: QuantSchemeName
-  /** Default: the scheme's (nf4 64, q4_0 32, int4 128). */
+  /** Default: the scheme's (`QuantScheme.defaultBlockSize`). */
   readonly blockSize?: number
   readonly doubleQuant?: boolean
-  /** Default: the scheme's own (q4_0 → gguf, nf4/int4 → safetensors). */
+  /** Default: the scheme's own (`QuantScheme.format`). */
   readonly format?: 'safetensors' | 'gguf'
   readonly force?: boolean
   readonly onProgress?: ProgressCallback
@@ -56,51 +54,6 @@ export interface QuantizeModelResult {
 }
 
 /**
- * Check scheme, block size and format against each other.
- * @throws UsageError naming the flag
- */
-export function resolveQuantOptions(scheme: QuantSchemeName, blockSize: number | undefined, doubleQuant: boolean | undefined, format?: 'safetensors' | 'gguf'): {quant: QuantOptions; format: 'safetensors' | 'gguf'} {
-  const info = QUANT_SCHEMES[scheme]
-  const size = blockSize ?? info.defaultBlockSize
-  const problem = info.blockSizeProblem(size)
-  if (problem) throw new UsageError('BAD_FLAG', `${info.blockSizeFlag}: ${problem}`)
-  if (doubleQuant && scheme !== 'nf4') throw new UsageError('BAD_FLAG', `--double-quant applies to nf4 only (got --scheme ${scheme})`)
-  const fmt = format ?? info.format
-  if (fmt !== info.format) throw new UsageError('BAD_FLAG', `--format ${fmt}: ${scheme} is written as ${info.format}${scheme === 'q4_0' ? ' (GGUF is the format llama.cpp reads)' : ''}`)
-  return {quant: {scheme, blockSize: size, doubleQuant: doubleQuant ?? false}, format: fmt}
-}
-
-/**
- * transformers' `quantization_config` for a bitsandbytes nf4 checkpoint, every field typed as
- * `BitsAndBytesConfig.post_init` checks it: booleans, torch dtype names, and `llm_int8_threshold`
- * a float (written `6.0`: an integer `6` is a TypeError there).
- */
-export function bnbQuantizationConfig(quant: QuantOptions, computeDtype: DType, skipModules: readonly string[]): Record<string, unknown> {
-  return {
-    _load_in_4bit: true,
-    _load_in_8bit: false,
-    bnb_4bit_compute_dtype: torchDtype(computeDtype),
-    bnb_4bit_quant_storage: 'uint8',
-    bnb_4bit_quant_type: 'nf4',
-    bnb_4bit_use_double_quant: quant.doubleQuant,
-    llm_int8_enable_fp32_cpu_offload: false,
-    llm_int8_has_fp16_weight: false,
-    llm_int8_skip_modules: [...skipModules],
-    llm_int8_threshold: new JsonFloat(6),
-    load_in_4bit: true,
-    load_in_8bit: false,
-    quant_method: 'bitsandbytes',
-  }
-}
-
-/** 2-D float `.weight` modules left unquantized, for `llm_int8_skip_modules` (with lm_head, as transformers skips it by default). */
-export function skippedModules(tensors: Iterable<{name: string; shape: readonly number[]; dtype: DType}>, quantized: ReadonlySet<string>): string[] {
-  const out = new Set<string>(['lm_head'])
-  for (const t of tensors) if (t.shape.length === 2 && t.name.endsWith('.weight') && !quantized.has(t.name) && ['F16', 'BF16', 'F32'].includes(t.dtype)) out.add(int4Module(t.name))
-  return [...out]
-}
-
-/**
  * Quantize a model.
  * @throws UsageError for impossible flag combinations or an existing output; InputError for unreadable models,
  *   an already-quantized model, or values the scheme cannot encode (NaN, ±Infinity, f16 scale overflow)
@@ -109,7 +62,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   const {quant, format} = resolveQuantOptions(options.scheme, options.blockSize, options.doubleQuant, options.format)
   const source = await ModelReader.open(options.model)
   try {
-    if (source.format === 'gguf' && format !== 'gguf') throw new UsageError('BAD_FLAG', `--scheme ${quant.scheme}: a GGUF model is written as GGUF (q4_0); ${quant.scheme} needs the Hugging Face folder of the model`)
+    if (source.format === 'gguf' && format !== 'gguf') throw new UsageError('BAD_FLAG', `--scheme ${quant.scheme}: a GGUF model is written as GGUF (${schemesStoredAsGguf()}); ${quant.scheme} needs the Hugging Face folder of the model`)
     const already = [...source.tensors.values()].find((t) => t.encoding !== 'plain')
     if (already) throw new UsageError('ALREADY_QUANTIZED', `quantize ${options.model}: tensor "${already.name}" is already ${already.encoding}; merge into it with \`lora merge --from-quantized\` instead`)
     const select = quantizeSelector(options)
@@ -130,24 +83,20 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         kept.push({name: t.name, reason: problem})
         continue
       }
-      jobs.set(t.name, {quant, ...(quant.scheme === 'nf4' && isConv1DWeight(modelType, t.name) ? {transposeBeforeEncode: true} : {})})
+      jobs.set(t.name, {quant, ...(transposesConv1D(quant.scheme) && isConv1DWeight(modelType, t.name) ? {transposeBeforeEncode: true} : {})})
       quantizedParameters += shapeSize(t.shape)
       dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1)
     }
     const mainDtype = [...dtypes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'F16'
+    const {metadata, editConfig} = schemeOutput(quant, {mainDtype, tensors: [...source.tensors.values()], quantized: new Set(jobs.keys())})
     const result: WriteModelResult = await writeModel({
       source,
       out: options.out,
       format,
       jobs,
       force: options.force,
-      metadata: quant.scheme === 'int4' ? {'lora.quantization': 'int4', 'lora.group_size': String(quant.blockSize), 'lora.dtype': mainDtype} : undefined,
-      editConfig:
-        quant.scheme === 'nf4'
-          ? (config) => {
-              config.quantization_config = bnbQuantizationConfig(quant, mainDtype, skippedModules(source.tensors.values(), new Set(jobs.keys())))
-            }
-          : undefined,
+      metadata,
+      editConfig,
       onProgress: options.onProgress,
     })
     return {
@@ -167,4 +116,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   } finally {
     await source.close()
   }
+}
+
+/** The schemes written into GGUF, for messages. */
+function schemesStoredAsGguf(): string {
+  return QUANT_SCHEME_NAMES.filter((n) => QUANT_SCHEMES[n].format === 'gguf').join(', ')
 }

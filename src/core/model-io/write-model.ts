@@ -17,17 +17,16 @@ import {join} from 'node:path'
 import {DTYPES, DType, fromFloat} from '../dtype.js'
 import {InputError, LoraError, UsageError} from '../errors.js'
 import type {GgufKV} from '../formats/gguf-types.js'
-import {parseJsonKeepingFloats, stringifyJsonKeepingFloats} from '../formats/json-floats.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
+import {parseJsonKeepingFloats, stringifyJsonKeepingFloats} from '../formats/json-floats.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {shapeSize} from '../shape.js'
-import {encodedParts, plannedParts} from './layout.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, QuantOptions, createEncoder} from './schemes.js'
+import {QUANT_SCHEMES, QuantOptions, createEncoder} from '../quant/schemes.js'
 
 /** Rows are decoded and transformed in chunks of about this many elements. */
 export const ROW_CHUNK_ELEMENTS = 1 << 22
@@ -115,14 +114,17 @@ function plan(options: WriteModelOptions): Planned[] {
     const file = tensor.shard ?? SINGLE_MODEL_NAME
     if (job?.quant) {
       const q = job.quant
-      if (QUANT_SCHEMES[q.scheme].format !== 'safetensors') throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${QUANT_SCHEMES[q.scheme].format}, not safetensors`)
-      const dtype = job.dtype ?? tensor.dtype
+      const scheme = QUANT_SCHEMES[q.scheme]
+      if (scheme.format !== 'safetensors') throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${scheme.format}, not safetensors`)
       const [rows, cols] = tensor.shape as [number, number]
-      out.push({tensor, job, action: 'encode', dtype, specs: plannedParts(tensor.name, job.transposeBeforeEncode ? [cols, rows] : [rows, cols], q, dtype), file})
+      const shape: [number, number] = job.transposeBeforeEncode ? [cols, rows] : [rows, cols]
+      const dtype = job.dtype ?? tensor.dtype
+      out.push({tensor, job, action: 'encode', dtype, specs: scheme.plannedParts(tensor.name, shape, q, dtype), file})
       continue
     }
     if (tensor.encoding !== 'plain' && !job) {
-      if (QUANT_SCHEMES[tensor.encoding].format !== 'safetensors') throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a safetensors output`)
+      const scheme = QUANT_SCHEMES[tensor.encoding]
+      if (scheme.format !== 'safetensors') throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a safetensors output`)
       const specs = tensor.parts.map((p) => {
         const i = source.storedInfo(p)
         return {name: p, dtype: i.dtype, shape: i.shape}
@@ -199,11 +201,7 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
   }
   if (!encoder) return written
   const encoded = encoder.finish()
-  if (encoded.scheme === 'q4_0') {
-    await sink(tensor.name, 0, encoded.blocks)
-    return encoded.blocks.byteLength
-  }
-  for (const part of encodedParts(tensor.name, encoded, p.dtype)) {
+  for (const part of QUANT_SCHEMES[job!.quant!.scheme].storedParts(tensor.name, encoded, p.dtype)) {
     await sink(part.name, 0, part.data)
     written += part.data.byteLength
   }
