@@ -151,6 +151,18 @@ real('a Q8_0 GGUF base: llama.cpp decodes our Q8_0 as we do, and merge --base q8
   assert.ok(agreement(Q, L).top1 >= 0.95)
 })
 
+real('quantize --scheme q8_0 of the Hugging Face folder: llama.cpp computes what our Q8_0 decoding computes', async () => {
+  const out = join(dir.path, 'q8-hf.gguf')
+  await quantizeModel({model: HF, scheme: 'q8_0', out})
+  const {ids} = await mergedReference()
+  const base = await LlamaReference.fromHfFolder(HF)
+  const own = distributions(referenceFromGguf(base, out).model, ids)
+  const a = agreement(own, await engineDistributions(out, ids, base.config.vocab))
+  console.log(`\n  hf → q8_0: KL(our decoding ‖ llama.cpp) ${a.meanKl.toExponential(2)}, top-1 ${(100 * a.top1).toFixed(2)}%`)
+  assert.ok(a.meanKl <= 1e-3, `mean KL ${a.meanKl}`)
+  assert.ok(a.top1 >= 0.98, `top-1 ${a.top1}`)
+})
+
 /** A synthetic base merged with a synthetic adapter and written as q4_0: llama.cpp against the dequantized reference on random token ids. */
 async function syntheticQ4_0(arch: SynthArchitecture): Promise<void> {
   const root = join(dir.path, `synth-${arch}`)
