@@ -31,8 +31,3 @@ export function str(key: string, value: string): GgufKV {
 export function array(key: string, itemType: GgufValueTypeId, items: readonly GgufScalar[]): GgufKV {
   return {key, type: GgufValueType.ARRAY, value: {itemType, items}}
 }
-
-/** The value of `key` in a list of entries, or undefined. */
-export function kvValue(entries: readonly GgufKV[], key: string): GgufKV['value'] | undefined {
-  return entries.find((e) => e.key === key)?.value
-}

@@ -24,7 +24,6 @@ import {readModelConfig} from '../models/model-config.js'
 import type {ModelReader} from '../model-io/model-reader.js'
 import type {TensorJob} from '../model-io/write-model.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName} from '../quant/schemes.js'
-import {formatShape} from '../shape.js'
 import {GgufModelSpec, describeHfModel} from './hyperparameters.js'
 import {str, u32} from './kv.js'
 import {convertTokenizer} from './tokenizer.js'
@@ -190,9 +189,4 @@ function planFromGguf(source: ModelReader, jobs: ReadonlyMap<string, TensorJob>)
   const name = typeof g.value('general.name') === 'string' ? (g.value('general.name') as string) : basename(source.path)
   const kept = [...g.kv.values()].filter((e) => !REWRITTEN_KEYS.has(e.key) && !['general.architecture', 'general.type', 'general.name'].includes(e.key))
   return {tensors, kv: [...generalKV(arch, name, tensors), ...kept]}
-}
-
-/** A one-line description of a planned tensor, for errors. */
-export function describePlanned(t: PlannedGgufTensor): string {
-  return `"${sanitizeName(t.name)}" ${t.type} ${formatShape(t.shape)}`
 }
