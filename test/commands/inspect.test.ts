@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {planFile} from '../../src/core/formats/safetensors-header.js'
-import {REAL_ADAPTERS, REPO_ROOT, haveRealAdapters, runCli, tempDir} from '../helpers/index.js'
+import {REAL_ADAPTERS, REPO_ROOT, realAdaptersMissing, runCli, skipIf, tempDir} from '../helpers/index.js'
 
 const test = suite('command inspect')
 
@@ -107,7 +107,7 @@ test('inspect reads only the header of a 1 GB file: fast and under 100 MB of mem
 })
 
 {
-  const realTest = haveRealAdapters('command inspect') ? test : test.skip
+  const realTest = skipIf(test, realAdaptersMissing())
   realTest('inspects the real tiny base model as a model folder', async () => {
     const r = await runCli(['inspect', join(REAL_ADAPTERS, '_base-models/tiny-gpt2-n_embd2'), '--json'])
     assert.is(r.status, 0, r.stderr)

@@ -12,7 +12,7 @@ import {join} from 'node:path'
 import {Plugin} from '@oclif/core'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {REPO_ROOT, runCli, runCliProcess, tempDir} from '../helpers/index.js'
+import {REPO_ROOT, runCli, runCliProcess, skipIf, tempDir} from '../helpers/index.js'
 
 const test = suite('command process')
 
@@ -48,9 +48,8 @@ test('bin/run.js: bad input exits 2 with one line on stderr; under --json the er
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 const haveScript = spawnSync('script', ['--version'], {encoding: 'utf8'}).status === 0
-if (!haveScript) console.log('\n  [skip] command process: a terminal: `script` (util-linux) is not installed, so no pseudo-terminal can be opened')
 
-;(haveScript ? test : test.skip)('under --json a warning reaches stderr on a terminal, and not through a pipe', async () => {
+skipIf(test, haveScript ? undefined : '`script` (util-linux) is not installed, so no pseudo-terminal can be opened')('under --json a warning reaches stderr on a terminal, and not through a pipe', async () => {
   const tmp = tempDir()
   try {
     for (const [dir, dtype] of [['a', 'f16'], ['b', 'bf16']] as const) {

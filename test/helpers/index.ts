@@ -12,12 +12,12 @@ export {REPO_ROOT}
 /** The third-party adapter corpus; read in place, never copied. */
 export const REAL_ADAPTERS = resolve(REPO_ROOT, '../shared/real-adapters')
 
-/** Whether ../shared/real-adapters is present; prints the skip reason when not (use `ok ? test : test.skip` so skips are counted). */
-export function haveRealAdapters(suite: string): boolean {
-  const ok = existsSync(join(REAL_ADAPTERS, 'PROVENANCE.md'))
-  if (!ok) console.log(`\n  [skip] ${suite}: ${REAL_ADAPTERS} is absent, real-adapter tests skipped`)
-  return ok
+/** Why the real-adapter tests cannot run here (../shared/real-adapters is absent), or undefined when they can: `skipIf(test, realAdaptersMissing())`. */
+export function realAdaptersMissing(): string | undefined {
+  return existsSync(join(REAL_ADAPTERS, 'PROVENANCE.md')) ? undefined : `${REAL_ADAPTERS} is absent (the real-adapter corpus, see COMMON.md)`
 }
+
+export {skipIf} from './skip.js'
 
 /** A fresh temporary folder; remove it with `cleanup`. */
 export function tempDir(prefix = 'lora-test-'): {path: string; cleanup: () => void} {
