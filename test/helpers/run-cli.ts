@@ -99,7 +99,7 @@ export async function runCli(args: readonly string[], options: RunCliOptions = {
       exitStatus ??= code
     }) as typeof Exit.exit
     await execute({args: [...args], loadOptions: {root: REPO_ROOT}})
-    return {status: exitStatus ?? Number(process.exitCode ?? 0), stdout: decode(out), stderr: decode(err)}
+    return {status: exitStatus ?? Number(process.exitCode ?? 0), stdout: decode(out), stderr: withoutNodeWarnings(decode(err))}
   } finally {
     Exit.exit = realExit
     process.exitCode = savedExitCode
@@ -112,6 +112,21 @@ export async function runCli(args: readonly string[], options: RunCliOptions = {
     restoreOut()
     running = false
   }
+}
+
+/**
+ * Node's own process warnings ("(node:PID) Warning: Closing file descriptor 22 on garbage
+ * collection") may come from anything this process did earlier, when the garbage collector
+ * happens to run during a command: they are passed on to the test run's stderr, not counted
+ * as the command's output.
+ */
+function withoutNodeWarnings(text: string): string {
+  const lines = text.split(/(?<=\n)/)
+  const warning = (line: string) => /^\(node:\d+\) |^\(Use `node --trace-warnings/.test(line)
+  const warnings = lines.filter(warning)
+  if (warnings.length === 0) return text
+  process.nextTick(() => process.stderr.write(warnings.join('')))
+  return lines.filter((l) => !warning(l)).join('')
 }
 
 function decode(chunks: Buffer[]): string {
