@@ -13,6 +13,8 @@ import {join, resolve} from 'node:path'
 import {UsageError} from '../errors.js'
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+/** How long an interrupted run waits, on exit, for file operations already under way to finish. */
+const SETTLE_MS = 100
 
 export interface WorkspaceOptions {
   /** Keep the artifacts here; a temporary folder when absent. */
@@ -26,6 +28,12 @@ export class DemoWorkspace {
   private live = true
   private readonly onSignal = (signal: NodeJS.Signals) => {
     this.discardSync()
+    // file operations already running on libuv's threads (a recursive mkdir) can recreate the folder
+    // until the process is gone: on the way out, give them a moment to land, then remove it once more
+    process.once('exit', () => {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SETTLE_MS)
+      this.removeSync()
+    })
     process.kill(process.pid, signal)
   }
   private readonly onExit = () => this.discardSync()
@@ -92,13 +100,17 @@ export class DemoWorkspace {
 
   private discardSync(): void {
     if (!this.live) return
+    this.removeSync()
+    this.release()
+  }
+
+  private removeSync(): void {
     try {
       if (this.created) rmSync(this.dir, {recursive: true, force: true})
       else for (const name of this.written) rmSync(this.path(name), {recursive: true, force: true})
     } catch {
       // best effort while failing or exiting
     }
-    this.release()
   }
 
   private release(): void {
