@@ -4,8 +4,9 @@
  * `runCli` runs a command in this process, the way `bin/run.js` does
  * (oclif's `execute`: parse, run, and on failure oclif's own error handler),
  * with stdout and stderr captured, both streams seen as pipes (not a
- * terminal), and the exit status a user would get. Starting a real process
- * costs 0.6–1.5 s a call; this costs what the command itself costs.
+ * terminal), and the exit status a user would get. A real process costs a
+ * Node start and oclif's load on every call (seconds on a loaded machine);
+ * this costs what the command itself costs.
  *
  * `runCliProcess` spawns `bin/run.js`: for the few tests that need a real
  * process (the bin entry, signals, a real terminal or pipe).
