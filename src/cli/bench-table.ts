@@ -1,5 +1,6 @@
 /** Human tables for bench reports. */
 import type {BenchReport} from '../core/bench/report.js'
+import {BASELINE, isStrategy, strategyOf} from '../core/serve/registry.js'
 import {formatBytes} from '../core/units.js'
 import {renderTable} from './table.js'
 
@@ -20,8 +21,8 @@ export function renderBenchTable(report: BenchReport): string {
     r.samples,
   ])
   const table = renderTable(['strategy', 'adapters', 'tokens/s', 'mean ms', 'p50 ms', 'p99 ms', 'vs base', 'weights', 'max_abs_error', 'steps'], rows)
-  const sharedK = report.results.some((r) => r.strategy === 'shared-b') ? `; shared-b K = ${c.shared_k}${c.shared_b && c.shared_b.k_min !== c.shared_b.k_max ? ` (${c.shared_b.k_min}–${c.shared_b.k_max} per module, zero-padded)` : ''}` : ''
-  const stacks = report.results.some((r) => r.strategy !== 'base') ? `; adapter stacks ${c.stack_dtype ?? 'f32'}${c.stack_dtype === 'f16' ? ' (gathered in f16, cast to f32; products f32)' : ''}` : ''
+  const sharedK = report.results.some((r) => isStrategy(r.strategy) && strategyOf(r.strategy).weights.includes('shared')) ? `; shared-b K = ${c.shared_k}${c.shared_b && c.shared_b.k_min !== c.shared_b.k_max ? ` (${c.shared_b.k_min}–${c.shared_b.k_max} per module, zero-padded)` : ''}` : ''
+  const stacks = report.results.some((r) => r.strategy !== BASELINE) ? `; adapter stacks ${c.stack_dtype ?? 'f32'}${c.stack_dtype === 'f16' ? ' (gathered in f16, cast to f32; products f32)' : ''}` : ''
   return [head, `weights: ${c.weights}${sharedK}${stacks}`, `note: ${c.note}`, '', table].join('\n')
 }
 

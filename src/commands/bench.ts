@@ -4,17 +4,17 @@ import {renderBenchTable} from '../cli/bench-table.js'
 import {parseTargets} from '../cli/llama-flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {writeBenchOutputs, checkOutputsFree} from '../core/bench/outputs.js'
-import {STRATEGIES, Strategy} from '../core/bench/executors.js'
 import {BenchReport, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
 import {assertTolerance, runBench} from '../core/bench/run-bench.js'
 import {parseWorkload} from '../core/bench/workload.js'
 import {resolveModelShape} from '../core/bench/base-dims.js'
 import {GateError, UsageError} from '../core/errors.js'
+import {STRATEGIES, Strategy, describeStrategies, isStrategy} from '../core/serve/registry.js'
 
 export default class Bench extends LoraCommand {
   static override summary = 'Measure multi-adapter batch serving on onnxruntime: routed LoRA strategies against the base model.'
   static override description =
-    'Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times base, gather (per-request Gather + batched MatMul), segment (one product per distinct adapter), shared-b (per-adapter A\', one shared B), mask (one-hot mask over all slots) and merged (one merged model per adapter, LRU of --merged-cache copies) interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones; with --pack, shared-b serves the pack compressed in memory at --shared-k, or the lora compress output named by --shared-b.'
+    `Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times ${describeStrategies()} interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones; with --pack, shared-b serves the pack compressed in memory at --shared-k, or the lora compress output named by --shared-b.`
   static override examples = [
     {command: '<%= config.bin %> bench', description: 'Default run: a small llama stack, 100 adapters, batch 32, every strategy.'},
     {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --strategies base,gather,shared-b', description: 'The first target row.'},
@@ -121,8 +121,8 @@ export default class Bench extends LoraCommand {
 function parseStrategies(text: string): Strategy[] {
   const out: Strategy[] = []
   for (const s of text.split(',').map((t) => t.trim()).filter(Boolean)) {
-    if (!(STRATEGIES as readonly string[]).includes(s)) throw new UsageError('BAD_FLAG', `--strategies: unknown strategy "${s}" (expected ${STRATEGIES.join(', ')})`)
-    if (!out.includes(s as Strategy)) out.push(s as Strategy)
+    if (!isStrategy(s)) throw new UsageError('BAD_FLAG', `--strategies: unknown strategy "${s}" (expected ${STRATEGIES.join(', ')})`)
+    if (!out.includes(s)) out.push(s)
   }
   if (out.length === 0) throw new UsageError('BAD_FLAG', '--strategies needs at least one strategy')
   return out

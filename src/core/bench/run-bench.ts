@@ -8,18 +8,21 @@ import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {GateError, UsageError} from '../errors.js'
-import {Projection} from '../models/llama.js'
-import {BenchModelKind} from '../onnx/lora-layout.js'
+import {removeOnExit} from '../io/exit-cleanup.js'
+import {Projection, projectionShape} from '../models/llama.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
+import {createExecutor} from '../serve/executors.js'
+import {BenchModelKind} from '../serve/lora-layout.js'
+import {compareRows, referenceRows} from '../serve/reference.js'
+import {BASELINE, STRATEGY_TABLE, Strategy, strategyOf} from '../serve/registry.js'
+import type {RoutingStep} from '../serve/routing.js'
+import type {Executor, ReferenceKind} from '../serve/strategy.js'
+import {SharedInfo, StackDtype, WeightSet, WeightSetSpec, prepareWeightSet} from '../serve/weights/weight-set.js'
 import {formatBytes} from '../units.js'
-import {Executor, GraphExecutor, STRATEGIES, Strategy} from './executors.js'
-import {MergedExecutor} from './merged.js'
-import {ReferenceKind, compareRows, referenceRows} from './reference.js'
 import {BenchConfig, BenchReport, BenchResult, ToleranceFailure} from './report.js'
 import {latencyStats, timeInterleaved} from './runner.js'
-import {SharedInfo, StackDtype, WeightSet, WeightSetSpec, prepareWeightSet} from './weight-set.js'
 import {Workload, drawSteps, workloadName} from './workload.js'
 
 /** Said in every report: what the llama model leaves out. */
@@ -83,11 +86,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   }
   const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'lora-bench-'))
   // a temporary folder can hold gigabytes of weights: remove it on Ctrl-C too
-  const onSignal = (signal: NodeJS.Signals) => {
-    rmSync(workDir, {recursive: true, force: true})
-    process.kill(process.pid, signal)
-  }
-  if (!o.workDir) for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, onSignal)
+  const releaseWorkDir = o.workDir ? undefined : removeOnExit(workDir)
   const results: BenchResult[] = []
   const toleranceFailures: ToleranceFailure[] = []
   let rank = Math.max(...o.ranks)
@@ -102,7 +101,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
         sharedK: o.sharedK,
         fuse: true,
         seed: o.seed,
-        include: {stacks: wanted.some((s) => s !== 'base' && s !== 'shared-b'), shared: wanted.includes('shared-b')},
+        include: {stacks: reads(wanted, 'stacks'), shared: reads(wanted, 'shared')},
         ...(o.basePath ? {basePath: o.basePath} : {}),
         ...(o.packPath ? {packPath: o.packPath} : {}),
         ...(o.sharedBPath ? {sharedBPath: o.sharedBPath} : {}),
@@ -115,8 +114,8 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
     }
   } finally {
-    if (!o.workDir) {
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal)
+    if (releaseWorkDir) {
+      releaseWorkDir()
       rmSync(workDir, {recursive: true, force: true})
     }
   }
@@ -162,10 +161,9 @@ async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readon
   const steps = drawSteps({workload: o.workload, adapters, batch: o.batch, baseFraction: o.baseFraction, seed: o.seed, steps: 32})
   const executors: Executor[] = []
   try {
-    const order = ['base', ...strategies.filter((s) => s !== 'base')] as Strategy[]
+    const order: Strategy[] = [BASELINE, ...strategies.filter((s) => s !== BASELINE)]
     for (const s of order) {
-      const options = {ep, threads: o.threads, tokens: o.tokens, batch: o.batch}
-      executors.push(s === 'merged' ? await MergedExecutor.create(set, o.mergedCache, options) : await GraphExecutor.create(set, s, options))
+      executors.push(await createExecutor(set, s, {ep, threads: o.threads, tokens: o.tokens, batch: o.batch, mergedCache: o.mergedCache}))
       await executors.at(-1)!.warm(x, o.batch, adapters)
     }
     const errors = await checkAgainstReference(o, set, executors, steps[0]!, x)
@@ -177,7 +175,7 @@ async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readon
       minSamples: 3,
       onProgress: o.onProgress,
     })
-    const baseStats = latencyStats(samples.get('base')!)
+    const baseStats = latencyStats(samples.get(BASELINE)!)
     const baseTps = rows / (baseStats.mean / 1000)
     const out: BenchResult[] = []
     for (const e of executors) {
@@ -185,7 +183,7 @@ async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readon
       const tps = rows / (stats.mean / 1000)
       const err = errors.get(e.strategy)!
       if (!(err.maxAbsError <= o.tolerance * err.maxAbsRef)) failures.push({strategy: e.strategy, adapters, relativeError: err.maxAbsError / err.maxAbsRef})
-      if (!strategies.includes(e.strategy) && e.strategy !== 'base') continue
+      if (!(strategies as readonly string[]).includes(e.strategy) && e.strategy !== BASELINE) continue
       out.push({
         strategy: e.strategy,
         adapters,
@@ -240,7 +238,7 @@ function describeShared(shared: SharedInfo, o: BenchOptions): string[] {
 }
 
 /** Run step 0 on every executor and compare sampled rows with the float64 reference. */
-async function checkAgainstReference(o: BenchOptions, set: WeightSet, executors: readonly Executor[], step: import('./workload.js').RoutingStep, x: Float32Array): Promise<Map<string, {maxAbsError: number; maxAbsRef: number}>> {
+async function checkAgainstReference(o: BenchOptions, set: WeightSet, executors: readonly Executor[], step: RoutingStep, x: Float32Array): Promise<Map<string, {maxAbsError: number; maxAbsRef: number}>> {
   const count = Math.min(o.sampleRows ?? 4, o.batch)
   const rows: number[] = []
   for (let i = 0; i < count; i++) {
@@ -255,28 +253,32 @@ async function checkAgainstReference(o: BenchOptions, set: WeightSet, executors:
   const out = new Map<string, {maxAbsError: number; maxAbsRef: number}>()
   for (const e of executors) {
     const y = await e.run(step, x)
-    const kind: ReferenceKind = e.strategy === 'base' ? 'base' : e.strategy === 'shared-b' ? 'shared' : 'stacks'
-    out.set(e.strategy, compareRows(y, o.hidden, rows, await referenceFor(kind)))
+    out.set(e.strategy, compareRows(y, o.hidden, rows, await referenceFor(strategyOf(e.strategy).reference)))
   }
   return out
 }
 
-/** All strategies, less `mask` where its all-slot copies would not fit in memory. */
+/** Whether any of `strategies` reads the weight-set part `part`. */
+function reads(strategies: readonly Strategy[], part: 'stacks' | 'shared'): boolean {
+  return strategies.some((s) => strategyOf(s).weights.includes(part))
+}
+
+/** All strategies, less those whose working copies of the stacks would not fit in memory. */
 function defaultStrategies(o: BenchOptions, adapters: number, note: (line: string) => void): Strategy[] {
   const R = Math.max(...o.ranks)
   let stackBytes = 0
-  const dims = {hidden: o.hidden, intermediate: o.intermediate}
   for (const p of o.model === 'layer' ? (['q_proj'] as Projection[]) : o.targets) {
-    const [out, inp] = p === 'gate_proj' || p === 'up_proj' ? [dims.intermediate, dims.hidden] : p === 'down_proj' ? [dims.hidden, dims.intermediate] : [dims.hidden, dims.hidden]
+    const [out, inp] = projectionShape(o, p)
     stackBytes += (adapters + 1) * R * (out + inp) * 4 * (o.model === 'layer' ? 1 : o.layers)
   }
   const available = availableMemory()
-  const all = [...STRATEGIES]
-  if (3 * stackBytes > available / 2) {
-    note(`mask skipped at ${adapters} adapters: its all-slot copies need about ${(3 * stackBytes / 2 ** 30).toFixed(1)} GiB, over half of the ${(available / 2 ** 30).toFixed(1)} GiB available (name it in --strategies to run it anyway)`)
-    return all.filter((s) => s !== 'mask')
-  }
-  return all
+  const GiB = (bytes: number) => (bytes / 2 ** 30).toFixed(1)
+  return STRATEGY_TABLE.filter((s) => {
+    const need = s.workingMemory ? s.workingMemory.stackCopies * stackBytes : 0
+    if (need <= available / 2) return true
+    note(`${s.name} skipped at ${adapters} adapters: ${s.workingMemory!.what} need about ${GiB(need)} GiB, over half of the ${GiB(available)} GiB available (name it in --strategies to run it anyway)`)
+    return false
+  }).map((s) => s.name)
 }
 
 function availableMemory(): number {
@@ -293,10 +295,13 @@ function validate(o: BenchOptions): void {
   if (o.adapters.length === 0) throw new UsageError('BAD_FLAG', '--adapters needs at least one count')
   if (!(o.tolerance > 0)) throw new UsageError('BAD_FLAG', `--tolerance must be positive (got ${o.tolerance})`)
   if (o.mergedCache < 1) throw new UsageError('BAD_FLAG', `--merged-cache must be at least 1 (got ${o.mergedCache})`)
-  if (o.strategies?.includes('shared-b') && o.sharedK < 1) throw new UsageError('BAD_FLAG', '--shared-k must be at least 1')
+  if (o.strategies && reads(o.strategies, 'shared') && o.sharedK < 1) throw new UsageError('BAD_FLAG', '--shared-k must be at least 1')
   if (o.packPath && o.model === 'layer') throw new UsageError('BAD_FLAG', '--pack needs --model llama (a pack holds a whole model\'s modules)')
   if (o.sharedBPath && !o.packPath) throw new UsageError('BAD_FLAG', `--shared-b ${o.sharedBPath} needs --pack (the lora-pack it was compressed from)`)
-  if (o.sharedBPath && o.strategies && !o.strategies.includes('shared-b')) throw new UsageError('BAD_FLAG', '--shared-b is served by the shared-b strategy, which --strategies leaves out')
+  if (o.sharedBPath && o.strategies && !reads(o.strategies, 'shared')) {
+    const servedBy = STRATEGY_TABLE.filter((s) => s.weights.includes('shared')).map((s) => s.name)
+    throw new UsageError('BAD_FLAG', `--shared-b is served by the ${servedBy.join(', ')} strategy, which --strategies leaves out`)
+  }
 }
 
 /** Throw the tolerance gate's error when any strategy failed it. */

@@ -6,8 +6,8 @@
  */
 import {Bench} from 'tinybench'
 import type {ProgressCallback} from '../progress.js'
-import type {Executor} from './executors.js'
-import type {RoutingStep} from './workload.js'
+import type {RoutingStep} from '../serve/routing.js'
+import type {Executor} from '../serve/strategy.js'
 
 export interface TimingOptions {
   /** Rounds of turns. */

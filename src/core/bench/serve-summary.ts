@@ -4,7 +4,7 @@
  * adapter sweep, and what padding mixed ranks to the largest costs in bytes.
  */
 import type {BenchReport, BenchResult} from './report.js'
-import {adapterRank} from './weight-sources.js'
+import {adapterRank} from '../serve/weights/weight-sources.js'
 
 /** The result of `strategy` in `report` (first adapter count). */
 export function resultOf(report: BenchReport, strategy: string): BenchResult | undefined {

@@ -5,6 +5,7 @@
  */
 import {UsageError} from '../errors.js'
 import {Rng} from '../random.js'
+import type {RoutingStep} from '../serve/routing.js'
 
 export type Workload = {kind: 'distinct'} | {kind: 'uniform'} | {kind: 'identical'} | {kind: 'zipf'; alpha: number}
 
@@ -22,13 +23,6 @@ export function parseWorkload(text: string): Workload {
 /** `zipf:1.2` style name. */
 export function workloadName(w: Workload): string {
   return w.kind === 'zipf' ? `zipf:${w.alpha}` : w.kind
-}
-
-/** One step: the slot of every request (0 = no adapter), optionally a weighted mixture per request. */
-export interface RoutingStep {
-  slots: Int32Array
-  /** Per request, (slot, weight) pairs; only the mask strategy serves these. */
-  mixtures?: Array<Array<{slot: number; weight: number}>>
 }
 
 export interface WorkloadOptions {
@@ -70,17 +64,6 @@ export function drawSteps(o: WorkloadOptions): RoutingStep[] {
       for (let b = 0; b < o.batch; b++) slots[b] = rankToSlot[sampleTable(popularity!, rng.next())]!
     }
     for (const b of shuffled(rng, o.batch).slice(0, baseCount)) slots[b] = 0
-    steps.push({slots})
-  }
-  return steps
-}
-
-/** Steps that together route every slot 0…N at least once (warm-up: touch every adapter's pages). */
-export function coveringSteps(adapters: number, batch: number): RoutingStep[] {
-  const steps: RoutingStep[] = []
-  for (let start = 0; start <= adapters; start += batch) {
-    const slots = new Int32Array(batch)
-    for (let b = 0; b < batch; b++) slots[b] = (start + b) % (adapters + 1)
     steps.push({slots})
   }
   return steps

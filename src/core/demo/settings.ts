@@ -7,7 +7,7 @@
 import type {FloatOutputDType} from '../dtype.js'
 import type {Projection} from '../models/llama.js'
 import type {QuantSchemeName} from '../quant/schemes.js'
-import type {Strategy} from '../bench/executors.js'
+import {STRATEGIES, type Strategy} from '../serve/registry.js'
 
 export interface DemoBenchSettings {
   /** Adapter counts served. */
@@ -59,7 +59,7 @@ const FULL_SETTINGS: DemoSettings = {
   maxError: 0.2,
   schemes: ['nf4', 'q4_0'],
   probeRows: 256,
-  bench: {counts: [1, 16, 64], batch: 16, rounds: 6, stepsPerRound: 2, threads: 2, mergedCache: 4, strategies: ['base', 'gather', 'segment', 'shared-b', 'mask', 'merged']},
+  bench: {counts: [1, 16, 64], batch: 16, rounds: 6, stepsPerRound: 2, threads: 2, mergedCache: 4, strategies: STRATEGIES},
 }
 
 export const DEMO_SIZES: Readonly<Record<DemoSize, DemoSettings>> = {

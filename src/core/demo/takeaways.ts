@@ -1,5 +1,6 @@
 /** One sentence per demo step, computed from the step's report (no figure is written in advance). */
 import {SCENARIOS, SCENARIO_LABELS} from '../merge/quality.js'
+import {BASELINE} from '../serve/registry.js'
 import {formatBytes} from '../units.js'
 import type {BenchStep} from './step-bench.js'
 import type {CompressStep} from './step-compress.js'
@@ -59,7 +60,7 @@ export function benchTakeaway(b: BenchStep): string {
   const counts = [...new Set(b.report.results.map((r) => r.adapters))].sort((x, y) => x - y)
   const ratios = (n: number) =>
     b.report.results
-      .filter((r) => r.adapters === n && r.strategy !== 'base')
+      .filter((r) => r.adapters === n && r.strategy !== BASELINE)
       .sort((x, y) => y.relative_to_base - x.relative_to_base)
   const hi = counts.at(-1)!
   const lo = counts[0]!

@@ -11,10 +11,7 @@ import {mkdirSync, mkdtempSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {UsageError} from '../errors.js'
-
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
-/** How long an interrupted run waits, on exit, for file operations already under way to finish. */
-const SETTLE_MS = 100
+import {onExitCleanup} from '../io/exit-cleanup.js'
 
 export interface WorkspaceOptions {
   /** Keep the artifacts here; a temporary folder when absent. */
@@ -26,17 +23,8 @@ export interface WorkspaceOptions {
 export class DemoWorkspace {
   private readonly written = new Set<string>()
   private live = true
-  private readonly onSignal = (signal: NodeJS.Signals) => {
-    this.discardSync()
-    // file operations already running on libuv's threads (a recursive mkdir) can recreate the folder
-    // until the process is gone: on the way out, give them a moment to land, then remove it once more
-    process.once('exit', () => {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SETTLE_MS)
-      this.removeSync()
-    })
-    process.kill(process.pid, signal)
-  }
-  private readonly onExit = () => this.discardSync()
+  /** Unregisters the exit cleanup (which discards the run's output on an exit or signal before `finish`). */
+  private readonly releaseCleanup = onExitCleanup(() => this.discardSync())
 
   private constructor(
     /** Absolute path of the folder. */
@@ -45,10 +33,7 @@ export class DemoWorkspace {
     readonly kept: boolean,
     /** Whether this run created `dir` (removed whole on failure). */
     private readonly created: boolean,
-  ) {
-    for (const s of SIGNALS) process.once(s, this.onSignal)
-    process.once('exit', this.onExit)
-  }
+  ) {}
 
   /**
    * Create the temporary folder, or check and create `out`.
@@ -100,22 +85,17 @@ export class DemoWorkspace {
 
   private discardSync(): void {
     if (!this.live) return
-    this.removeSync()
-    this.release()
-  }
-
-  private removeSync(): void {
     try {
       if (this.created) rmSync(this.dir, {recursive: true, force: true})
       else for (const name of this.written) rmSync(this.path(name), {recursive: true, force: true})
     } catch {
       // best effort while failing or exiting
     }
+    this.release()
   }
 
   private release(): void {
     this.live = false
-    for (const s of SIGNALS) process.off(s, this.onSignal)
-    process.off('exit', this.onExit)
+    this.releaseCleanup()
   }
 }

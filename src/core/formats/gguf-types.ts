@@ -69,6 +69,7 @@ const ggml = {
   F32: {id: 0, blockSize: 1, typeSize: 4},
   F16: {id: 1, blockSize: 1, typeSize: 2},
   Q4_0: {id: 2, blockSize: 32, typeSize: 18},
+  Q8_0: {id: 8, blockSize: 32, typeSize: 34},
   I8: {id: 24, blockSize: 1, typeSize: 1},
   I16: {id: 25, blockSize: 1, typeSize: 2},
   I32: {id: 26, blockSize: 1, typeSize: 4},

@@ -7,7 +7,7 @@
  * of ΔW is `P[rows] · Q`: the merge streams by row chunks.
  */
 import type {LoraAdapter} from '../formats/peft-adapter.js'
-import {gemm, gemmAddHalf} from '../linalg/ort-gemm.js'
+import {gemm, gemmAddHalf} from '../linalg/matmul-engine.js'
 import type {MergeTarget} from './plan.js'
 
 export interface DeltaFactors<T extends Float32Array | Float64Array = Float64Array> {

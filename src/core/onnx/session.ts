@@ -1,17 +1,24 @@
 /**
- * onnxruntime-node sessions for the graphs built here: lazy import (so the
- * CLI starts fast), execution-provider choice (`auto` = the first of cuda,
- * webgpu, cpu that really initializes), thread settings.
+ * The one onnxruntime runtime of the toolkit: the lazy loader (so the CLI
+ * starts fast), the one session policy (execution provider, threads, the
+ * options every session gets) and the provider choice (`auto` = the first
+ * of cuda, webgpu, cpu that really initializes). Every session, the serving
+ * graphs' and the matrix products' (`linalg/matmul-engine.ts`) alike, is
+ * created here.
  */
 import {UsageError} from '../errors.js'
 
 type Ort = typeof import('onnxruntime-node')
+/** An onnxruntime-node inference session. */
 export type OrtSession = import('onnxruntime-node').InferenceSession
+/** An onnxruntime-node tensor. */
 export type OrtTensor = import('onnxruntime-node').Tensor
 
 /** Execution providers a user may ask for. */
 export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const
+/** A provider a session can run on. */
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number]
+/** A provider, or `auto` (the first of `AUTO_ORDER` that initializes). */
 export type ExecutionProviderChoice = ExecutionProvider | 'auto'
 
 /** Order in which `auto` tries providers. */
@@ -37,15 +44,18 @@ export async function ortVersion(): Promise<string> {
   return ort.env.versions?.common ?? 'unknown'
 }
 
+/** What a caller chooses about a session; everything else is the policy of `sessionOptions`. */
 export interface SessionSettings {
-  ep: ExecutionProvider
-  /** Intra-op threads of the CPU provider. */
+  /** Execution provider; default `cpu`. */
+  ep?: ExecutionProvider
+  /** Intra-op threads of the CPU provider; default `DEFAULT_INTRA_OP_THREADS`. */
   threads?: number
 }
 
 /** Session options for `settings`; the CPU provider always backs the others. */
-export function sessionOptions(settings: SessionSettings): import('onnxruntime-node').InferenceSession.SessionOptions {
-  const providers = settings.ep === 'cpu' ? ['cpu'] : [settings.ep, 'cpu']
+export function sessionOptions(settings: SessionSettings = {}): import('onnxruntime-node').InferenceSession.SessionOptions {
+  const ep = settings.ep ?? 'cpu'
+  const providers = ep === 'cpu' ? ['cpu'] : [ep, 'cpu']
   return {
     executionProviders: providers,
     intraOpNumThreads: settings.threads ?? DEFAULT_INTRA_OP_THREADS,
@@ -54,7 +64,10 @@ export function sessionOptions(settings: SessionSettings): import('onnxruntime-n
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     // idle intra-op threads block instead of spinning: strategies are timed turn by turn, each in its
-    // own session, and a spinning pool left behind by one session would steal the cores of the next
+    // own session, and a spinning pool left behind by one session would steal the cores of the next;
+    // between matrix products the JavaScript thread converts the next chunk, and a spinning pool would
+    // take its core (measured: a module's basis and stored values 1.2 + 0.4 s without spinning,
+    // 1.9 + 1.1 s with it, on 2 shared cores)
     extra: {
       session: {intra_op: {allow_spinning: '0'}, inter_op: {allow_spinning: '0'}},
       // MatMul+Add → Gemm and x·sigmoid(x) → QuickGelu made the base model 5–10% slower here
@@ -64,10 +77,14 @@ export function sessionOptions(settings: SessionSettings): import('onnxruntime-n
   }
 }
 
-/** Create a session for the model file at `path` (its external data beside it). */
-export async function createSession(path: string, settings: SessionSettings): Promise<OrtSession> {
+/**
+ * Create a session under the policy of `sessionOptions`: for a model file at
+ * a path (its external data beside it), or for encoded model bytes (a graph
+ * without external data).
+ */
+export async function createSession(model: string | Uint8Array, settings: SessionSettings = {}): Promise<OrtSession> {
   const ort = await loadOrt()
-  return ort.InferenceSession.create(path, sessionOptions(settings))
+  return typeof model === 'string' ? ort.InferenceSession.create(model, sessionOptions(settings)) : ort.InferenceSession.create(model, sessionOptions(settings))
 }
 
 /** A float32 or int64 tensor for feeds. */
@@ -76,6 +93,7 @@ export async function tensorOf(data: Float32Array | BigInt64Array, dims: readonl
   return data instanceof Float32Array ? new ort.Tensor('float32', data, dims) : new ort.Tensor('int64', data, dims)
 }
 
+/** Whether a provider initialized, and why not. */
 export interface ProviderProbe {
   ep: ExecutionProvider
   ok: boolean
@@ -99,7 +117,8 @@ export async function probeProvider(ep: ExecutionProvider): Promise<ProviderProb
   g.node('MatMul', ['x', 'x'], {}, {outputs: ['y']})
   g.output('y', 'float32', [2, 2])
   try {
-    const session = await ort.InferenceSession.create(g.encode(), {executionProviders: [ep], logSeverityLevel: 4})
+    // only `ep` (no CPU fallback to hide a failure), and silent
+    const session = await ort.InferenceSession.create(g.encode(), {...sessionOptions({ep, threads: 1}), executionProviders: [ep], logSeverityLevel: 4})
     const out = await session.run({x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [2, 2])})
     const y = out.y!.data as Float32Array
     await session.release()
@@ -110,6 +129,7 @@ export async function probeProvider(ep: ExecutionProvider): Promise<ProviderProb
   }
 }
 
+/** The provider chosen for a run, and how. */
 export interface ResolvedProvider {
   ep: ExecutionProvider
   /** What was tried and why others were passed over. */

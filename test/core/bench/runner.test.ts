@@ -1,6 +1,7 @@
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import type {Executor, Strategy} from '../../../src/core/bench/executors.js'
+import type {Strategy} from '../../../src/core/serve/registry.js'
+import type {Executor} from '../../../src/core/serve/strategy.js'
 import {latencyStats, timeInterleaved} from '../../../src/core/bench/runner.js'
 
 const test = suite('bench runner')

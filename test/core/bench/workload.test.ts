@@ -1,6 +1,7 @@
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {coveringSteps, distinctAdapters, drawSteps, parseWorkload, workloadName} from '../../../src/core/bench/workload.js'
+import {distinctAdapters, drawSteps, parseWorkload, workloadName} from '../../../src/core/bench/workload.js'
+import {coveringSteps} from '../../../src/core/serve/routing.js'
 
 const test = suite('bench workloads')
 

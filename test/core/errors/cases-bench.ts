@@ -4,7 +4,7 @@
  */
 import {truncateSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {prepareWeightSet} from '../../../src/core/bench/weight-set.js'
+import {prepareWeightSet} from '../../../src/core/serve/weights/weight-set.js'
 import {GraphBuilder} from '../../../src/core/onnx/graph-builder.js'
 import {probeProvider} from '../../../src/core/onnx/session.js'
 import {ErrorCase, Fixtures, RawTensor, lora, must, writeAdapter, writeSt} from './fixtures.js'

@@ -7,8 +7,8 @@ import {chooseSharedRank} from '../../../src/core/demo/choose-rank.js'
 import {moduleSourceFromInput} from '../../../src/core/compress/module-source.js'
 import {openInput} from '../../../src/core/compress/open-input.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
-import {PackFile} from '../../../src/core/pack/pack-file.js'
-import {unpackAdapter} from '../../../src/core/pack/unpack.js'
+import {PackFile} from '../../../src/core/formats/pack-file.js'
+import {unpackAdapter} from '../../../src/core/unpack.js'
 import {ErrorCase, Fixtures, alterSt, closing, lora, writeAdapter} from './fixtures.js'
 
 type Alter = Parameters<typeof alterSt>[2]

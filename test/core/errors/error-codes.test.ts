@@ -16,14 +16,18 @@ import {BENCH_CASES} from './cases-bench.js'
 import {FILE_CASES} from './cases-files.js'
 import {MODEL_CASES} from './cases-model.js'
 import {PACK_CASES} from './cases-pack.js'
+import {RUNTIME_CASES} from './cases-runtime.js'
 import {ErrorCase, Fixtures} from './fixtures.js'
 
 const test = suite('error codes')
 
-const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...BENCH_CASES]
+const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...BENCH_CASES, ...RUNTIME_CASES]
 const root = tempDir('lora-error-codes-')
 const fx = new Fixtures(root.path)
-test.after(() => root.cleanup())
+test.after(async () => {
+  await fx.close()
+  root.cleanup()
+})
 
 function folder(...parts: string[]): string {
   const dir = join(root.path, ...parts)
@@ -67,7 +71,8 @@ for (const c of CASES) {
 const NOT_CODES = new Set([
   'F8_E4M3', // safetensors dtype names
   'F8_E5M2',
-  'Q4_0', // the GGML type name
+  'Q4_0', // GGML type names
+  'Q8_0',
   'CAUSAL_LM', // PEFT's task_type
 ])
 

@@ -8,6 +8,8 @@ import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {open} from 'node:fs/promises'
 import {join} from 'node:path'
 import * as assert from 'uvu/assert'
+import {LoadedDecoder, loadDecoder} from '../../../src/core/runtime/load-decoder.js'
+import {SyntheticDecoderSpec, writeSyntheticDecoder} from '../../helpers/decoder-fixtures.js'
 import {runCli} from '../../helpers/index.js'
 
 const BYTES: Record<string, number> = {F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1}
@@ -137,6 +139,8 @@ export async function must(args: string[]): Promise<void> {
   assert.is(r.status, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`)
 }
 
+const DECODER: SyntheticDecoderSpec = {modelType: 'llama', hidden: 16, intermediate: 32, layers: 1, heads: 2, kvHeads: 1, vocab: 32, tie: false, biases: false, seed: 1}
+
 /** Small real inputs, made on first use and shared by the rows of one run. */
 export class Fixtures {
   private readonly made = new Map<string, Promise<string>>()
@@ -172,6 +176,27 @@ export class Fixtures {
   sharedB(count = 3): Promise<string> {
     return this.once(`shared-b-${count}.safetensors`, async (out) => must(['compress', await this.pack(count), '--out', out, '--rank', '1']))
   }
+
+  /** A tiny Llama-family decoder (Hugging Face folder, no tokenizer): hidden 16, 2 heads on 1 KV head of 8, vocab 32. */
+  decoder(change: Partial<SyntheticDecoderSpec> = {}, name = 'decoder'): Promise<string> {
+    return this.once(name, async (dir) => {
+      mkdirSync(dir)
+      await writeSyntheticDecoder(dir, {...DECODER, ...change})
+    })
+  }
+
+  /** `decoder()` loaded by the runtime (at most 16 positions); closed by `close()`. */
+  async model(): Promise<LoadedDecoder> {
+    this.loaded ??= this.decoder().then((base) => loadDecoder({base, maxPositions: 16, threads: 1}))
+    return this.loaded
+  }
+
+  /** Release what `model()` opened. */
+  async close(): Promise<void> {
+    await (await this.loaded)?.close()
+  }
+
+  private loaded: Promise<LoadedDecoder> | undefined
 
   /** A synthetic Llama base the adapters fit (f32, vocab 32). */
   base(): Promise<string> {

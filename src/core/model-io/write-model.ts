@@ -1,0 +1,383 @@
+/**
+ * Write a model tensor by tensor: each logical tensor of the source is copied
+ * verbatim, or decoded to float32 in row chunks, optionally changed by a
+ * `RowTransform` (the merge adds its delta there), and written as a float
+ * dtype or encoded with a 4-bit scheme. Peak memory is one row chunk plus the
+ * encoded form of the tensor being written (a quarter of an f16 tensor),
+ * never the model.
+ *
+ * Outputs: a safetensors folder (`model.safetensors`, or the source's shard
+ * files with a fresh `model.safetensors.index.json`; config.json and other
+ * small files copied), or one GGUF file. Everything is written under
+ * temporary names; `inspect` (the quality report) reads the finished files
+ * before they are renamed into place, and an error anywhere leaves nothing.
+ */
+import {copyFile, readFile, readdir, stat, writeFile} from 'node:fs/promises'
+import {basename, join} from 'node:path'
+import {DTYPES, DType, fromFloat} from '../dtype.js'
+import {InputError, LoraError, UsageError} from '../errors.js'
+import {GgufValueType, GgmlTypeName, GgufKV, GGML_TYPES} from '../formats/gguf-types.js'
+import {GgufTensorSpec, GgufWriter} from '../formats/gguf-writer.js'
+import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
+import {SafetensorsWriter} from '../formats/safetensors-writer.js'
+import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
+import {AtomicDirectory} from '../io/atomic-output.js'
+import type {ProgressCallback} from '../progress.js'
+import {shapeSize} from '../shape.js'
+import type {LogicalTensor, ModelReader} from './model-reader.js'
+import {QUANT_SCHEMES, QuantOptions, createEncoder} from '../quant/schemes.js'
+
+/** Rows are decoded and transformed in chunks of about this many elements. */
+export const ROW_CHUNK_ELEMENTS = 1 << 22
+/** Verbatim copies move at most this many bytes per read. */
+const COPY_CHUNK_BYTES = 64 << 20
+/** Files beside the weights larger than this are not copied (tokenizers are a few MB). */
+export const MAX_SMALL_FILE_BYTES = 64 << 20
+/** Weight files in other formats are never copied next to the output. */
+const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt|gguf|h5|msgpack|onnx|onnx_data)$|\.safetensors\.index\.json$/
+
+/** Changes rows `[start, start + count)` of a tensor (float32, row-major) before they are written. */
+export type RowTransform = (start: number, count: number, rows: Float32Array) => Promise<Float32Array>
+
+/** Changes binary16 rows `[start, start + count)` (as Uint16 bits) before they are written; the result is binary16 too. */
+export type HalfRowTransform = (start: number, count: number, rows: Uint16Array) => Promise<Uint16Array>
+
+/** What to do with one logical tensor; tensors without a job are copied. */
+export interface TensorJob {
+  /** Encode with this scheme (2-D only). */
+  readonly quant?: QuantOptions
+  /** Float dtype to write when not quantized (default: the tensor's dtype). */
+  readonly dtype?: DType
+  readonly transform?: RowTransform
+  /**
+   * The same change on binary16 rows (bits), used instead of `transform` when a
+   * plain F16 tensor is written as F16 unquantized: no float32 round trip in JavaScript.
+   */
+  readonly transformHalf?: HalfRowTransform
+}
+
+export interface WriteModelOptions {
+  readonly source: ModelReader
+  /** Output folder (safetensors) or file (gguf). */
+  readonly out: string
+  readonly format: 'safetensors' | 'gguf'
+  readonly jobs: ReadonlyMap<string, TensorJob>
+  readonly force?: boolean
+  /** Extra safetensors `__metadata__` entries. */
+  readonly metadata?: Readonly<Record<string, string>>
+  /** Extra GGUF metadata. */
+  readonly ggufKV?: readonly GgufKV[]
+  /** Edit config.json (parsed) before it is written to the output folder. */
+  readonly editConfig?: (config: Record<string, unknown>) => void
+  /** Runs on the finished files (at `path`, still under a temporary name) before they are renamed into place. */
+  readonly inspect?: (path: string) => Promise<void>
+  readonly onProgress?: ProgressCallback
+}
+
+export interface WrittenTensor {
+  readonly name: string
+  readonly shape: readonly number[]
+  /** `copy`: stored bytes unchanged; `float`: written as `dtype`; a scheme name: encoded. */
+  readonly written: 'copy' | 'float' | QuantOptions['scheme']
+  readonly dtype: DType
+  readonly bytes: number
+}
+
+export interface WriteModelResult {
+  readonly out: string
+  readonly format: 'safetensors' | 'gguf'
+  readonly files: string[]
+  readonly tensors: WrittenTensor[]
+  readonly bytes: number
+}
+
+interface Planned {
+  readonly tensor: LogicalTensor
+  readonly job: TensorJob | undefined
+  readonly action: 'copy' | 'float' | 'encode'
+  readonly dtype: DType
+  readonly specs: TensorSpec[] | GgufTensorSpec[]
+  readonly file: string
+}
+
+/** GGML type for a float dtype written into GGUF (BF16 is widened to F32, exactly). */
+function ggmlType(dtype: DType, name: string): GgmlTypeName {
+  const t = dtype === 'BF16' ? 'F32' : DTYPES[dtype].ggml
+  if (t === undefined || !(t in GGML_TYPES)) throw new InputError('GGUF_UNSUPPORTED_DTYPE', `tensor "${sanitizeName(name)}" is ${dtype}, which GGUF cannot hold`)
+  return t as GgmlTypeName
+}
+
+function plan(options: WriteModelOptions): Planned[] {
+  const {source, format} = options
+  const out: Planned[] = []
+  for (const tensor of source.tensors.values()) {
+    const job = options.jobs.get(tensor.name)
+    const file = format === 'gguf' ? basename(options.out) : (tensor.shard ?? SINGLE_MODEL_NAME)
+    if (job?.quant) {
+      const q = job.quant
+      const scheme = QUANT_SCHEMES[q.scheme]
+      if (scheme.format !== format) throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${scheme.format}, not ${format}`)
+      const shape = tensor.shape as [number, number]
+      const dtype = job.dtype ?? tensor.dtype
+      const specs = scheme.format === 'gguf' ? [{name: tensor.name, shape, type: scheme.ggmlType}] : scheme.plannedParts(tensor.name, shape, q, dtype)
+      out.push({tensor, job, action: 'encode', dtype, specs, file})
+      continue
+    }
+    if (tensor.encoding !== 'plain' && !job) {
+      const scheme = QUANT_SCHEMES[tensor.encoding]
+      if (format !== scheme.format) throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a ${format} output`)
+      const specs =
+        scheme.format === 'gguf'
+          ? [{name: tensor.name, shape: tensor.shape, type: scheme.ggmlType}]
+          : tensor.parts.map((p) => {
+              const i = source.storedInfo(p)
+              return {name: p, dtype: i.dtype, shape: i.shape}
+            })
+      out.push({tensor, job, action: 'copy', dtype: tensor.dtype, specs, file})
+      continue
+    }
+    const dtype = job?.dtype ?? tensor.dtype
+    const changes = job?.transform !== undefined || dtype !== tensor.dtype || tensor.encoding !== 'plain' || (format === 'gguf' && ggmlType(dtype, tensor.name) !== dtype)
+    if (job?.transform || dtype !== tensor.dtype || tensor.encoding !== 'plain') {
+      if (DTYPES[dtype].kind !== 'float') throw new RangeError(`tensor "${tensor.name}" cannot be written as ${dtype}`)
+    }
+    const specs = format === 'gguf' ? [{name: tensor.name, shape: tensor.shape, type: ggmlType(dtype, tensor.name)}] : [{name: tensor.name, dtype, shape: tensor.shape}]
+    out.push({tensor, job, action: changes ? 'float' : 'copy', dtype: format === 'gguf' && dtype === 'BF16' ? 'F32' : dtype, specs, file})
+  }
+  return out
+}
+
+/** Rows per chunk for a tensor, a multiple of `align`. */
+function chunkRows(rows: number, cols: number, align: number): number {
+  const target = Math.max(1, Math.floor(ROW_CHUNK_ELEMENTS / Math.max(1, cols)))
+  return Math.min(rows, Math.max(align, target - (target % align)))
+}
+
+type Sink = (stored: string, byteOffset: number, data: Uint8Array) => Promise<void>
+
+async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<number> {
+  const {tensor, job} = p
+  if (p.action === 'copy') {
+    let total = 0
+    for (const part of tensor.parts) {
+      const size = source.storedInfo(part).byteLength
+      for (let at = 0; at < size; at += COPY_CHUNK_BYTES) {
+        const end = Math.min(size, at + COPY_CHUNK_BYTES)
+        await sink(part, at, await source.readBytes(part, at, end))
+      }
+      total += size
+    }
+    return total
+  }
+  const shape = tensor.shape
+  const rows = shape.length <= 1 ? 1 : shape[0]!
+  const cols = shape.length <= 1 ? shapeSize(shape) : shapeSize(shape) / Math.max(1, rows)
+  const encoder = p.action === 'encode' ? createEncoder(job!.quant!, shape) : undefined
+  const align = encoder ? QUANT_SCHEMES[job!.quant!.scheme].rowAlignment(cols, job!.quant!.blockSize) : 1
+  const step = chunkRows(rows, cols, align)
+  let written = 0
+  if (!encoder && job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
+    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink)
+  }
+  // one chunk read ahead and one write in flight, so file I/O overlaps the arithmetic
+  const read = (r0: number) => (r0 < rows ? source.readRows(tensor.name, r0, Math.min(step, rows - r0)) : undefined)
+  let next = read(0)
+  let pendingWrite: Promise<void> | undefined
+  try {
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0)
+      let values = await next!
+      next = read(r0 + step)
+      if (job?.transform) values = await job.transform(r0, n, values)
+      if (encoder) encoder.push(values)
+      else {
+        const bytes = fromFloat(p.dtype, values)
+        await pendingWrite
+        pendingWrite = sink(tensor.name, r0 * cols * DTYPES[p.dtype].bytes, bytes)
+        written += bytes.byteLength
+      }
+    }
+    await pendingWrite
+  } finally {
+    // settle the read-ahead even on error, so no read outlives the file
+    await next?.catch(() => undefined)
+    await pendingWrite?.catch(() => undefined)
+  }
+  if (!encoder) return written
+  const encoded = encoder.finish()
+  for (const part of QUANT_SCHEMES[job!.quant!.scheme].storedParts(tensor.name, encoded, p.dtype)) {
+    await sink(part.name, 0, part.data)
+    written += part.data.byteLength
+  }
+  return written
+}
+
+/** A plain F16 tensor transformed and written as F16 on its stored bits, chunk by chunk, reads and writes overlapping the arithmetic. */
+async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: Sink): Promise<number> {
+  const rowBytes = cols * 2
+  const read = async (r0: number) => {
+    const bytes = await source.readBytes(name, r0 * rowBytes, (r0 + Math.min(step, rows - r0)) * rowBytes)
+    // a fresh, aligned copy when the bytes sit at an odd offset of a shared buffer
+    return bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(bytes.slice().buffer)
+  }
+  let next: Promise<Uint16Array> | undefined = rows > 0 ? read(0) : undefined
+  let pendingWrite: Promise<void> | undefined
+  let written = 0
+  try {
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0)
+      const values = await next!
+      next = r0 + step < rows ? read(r0 + step) : undefined
+      const out = await transform(r0, n, values)
+      const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+      await pendingWrite
+      pendingWrite = sink(name, r0 * rowBytes, bytes)
+      written += bytes.byteLength
+    }
+    await pendingWrite
+  } finally {
+    await next?.catch(() => undefined)
+    await pendingWrite?.catch(() => undefined)
+  }
+  return written
+}
+
+/** Add the tensor name to errors raised while encoding or transforming it. */
+function inTensor(error: unknown, name: string, file: string): unknown {
+  if (error instanceof LoraError && !error.message.startsWith('read ') && !error.message.startsWith('write ')) {
+    return new InputError(error.code, `quantize ${file}: tensor "${sanitizeName(name)}": ${error.message}`, {cause: error})
+  }
+  return error
+}
+
+/**
+ * Write the model.
+ * @throws UsageError when `out` exists and not `force`; InputError for tensors that cannot be encoded (naming them)
+ */
+export async function writeModel(options: WriteModelOptions): Promise<WriteModelResult> {
+  const planned = plan(options)
+  const total = planned.length
+  let done = 0
+  const written: WrittenTensor[] = []
+  const record = (p: Planned, bytes: number) => {
+    written.push({name: p.tensor.name, shape: p.tensor.shape, written: p.action === 'encode' ? p.job!.quant!.scheme : p.action, dtype: p.dtype, bytes})
+    options.onProgress?.({stage: 'tensors', done: ++done, total})
+  }
+  if (options.format === 'gguf') {
+    const kv = [...(await ggufMetadata(options)), ...(options.ggufKV ?? [])]
+    const writer = await GgufWriter.create(options.out, kv, planned.flatMap((p) => p.specs as GgufTensorSpec[]), {force: options.force})
+    try {
+      for (const p of planned) {
+        try {
+          record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data)))
+        } catch (error) {
+          throw inTensor(error, p.tensor.name, options.source.path)
+        }
+      }
+      await options.inspect?.(writer.tempPath)
+      await writer.commit()
+    } catch (error) {
+      await writer.abort()
+      throw error
+    }
+    return {out: options.out, format: 'gguf', files: [basename(options.out)], tensors: written, bytes: writer.plan.fileSize}
+  }
+  const dir = await AtomicDirectory.create(options.out, {force: options.force})
+  try {
+    const files = [...new Set(planned.map((p) => p.file))]
+    const weightMap: Record<string, string> = {}
+    let bytes = 0
+    for (const file of files) {
+      const inFile = planned.filter((p) => p.file === file)
+      const specs = inFile.flatMap((p) => p.specs as TensorSpec[])
+      const writer = await SafetensorsWriter.create(join(dir.path, file), specs, {metadata: {format: 'pt', ...options.metadata}})
+      try {
+        for (const p of inFile) {
+          try {
+            record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data)))
+          } catch (error) {
+            throw inTensor(error, p.tensor.name, options.source.path)
+          }
+        }
+        await writer.commit()
+      } catch (error) {
+        await writer.abort()
+        throw error
+      }
+      for (const info of writer.tensors.values()) {
+        weightMap[info.name] = file
+        bytes += info.byteLength
+      }
+    }
+    const outFiles = [...files]
+    if (files.length > 1 || options.source.shardFiles !== undefined) {
+      await writeFile(join(dir.path, SHARD_INDEX_NAME), `${JSON.stringify({metadata: {total_size: bytes}, weight_map: weightMap}, null, 2)}\n`)
+      outFiles.push(SHARD_INDEX_NAME)
+    }
+    outFiles.push(...(await copySmallFiles(options, dir.path)))
+    await options.inspect?.(dir.path)
+    await dir.commit()
+    return {out: options.out, format: 'safetensors', files: outFiles, tensors: written, bytes}
+  } catch (error) {
+    await dir.abort()
+    throw error
+  }
+}
+
+/** Copy config.json, tokenizer files and other small non-weight files from the model's folder (only when it has a config.json). */
+async function copySmallFiles(options: WriteModelOptions, target: string): Promise<string[]> {
+  const folder = options.source.folder
+  if (!folder) return []
+  const entries = await readdir(folder, {withFileTypes: true})
+  if (!entries.some((e) => e.name === 'config.json')) return []
+  const copied: string[] = []
+  for (const e of entries) {
+    if (!e.isFile() || e.name.startsWith('.') || WEIGHT_FILE.test(e.name)) continue
+    const from = join(folder, e.name)
+    if ((await stat(from)).size > MAX_SMALL_FILE_BYTES) continue
+    if (e.name === 'config.json' && options.editConfig) {
+      let config: unknown
+      try {
+        config = JSON.parse(await readFile(from, 'utf8'))
+      } catch {
+        throw new InputError('CONFIG_INVALID', `read ${from}: not valid JSON`)
+      }
+      if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError('CONFIG_INVALID', `read ${from}: not a JSON object`)
+      options.editConfig(config as Record<string, unknown>)
+      await writeFile(join(target, e.name), `${JSON.stringify(config, null, 2)}\n`)
+    } else {
+      await copyFile(from, join(target, e.name))
+    }
+    copied.push(e.name)
+  }
+  return copied
+}
+
+/** general.* keys: architecture (config.json's model_type when known), name, file type, quantization version. */
+async function ggufMetadata(options: WriteModelOptions): Promise<GgufKV[]> {
+  const used = [...[...options.jobs.values()].map((j) => j.quant?.scheme), ...[...options.source.tensors.values()].map((t) => t.encoding)]
+  const quantized = used.map((n) => (n === undefined || n === 'plain' ? undefined : QUANT_SCHEMES[n])).find((s) => s?.format === 'gguf')
+  const source = options.source.ggufFile
+  const arch = (source?.value('general.architecture') as string | undefined) ?? (await modelType(options.source.folder)) ?? 'unknown'
+  const name = (source?.value('general.name') as string | undefined) ?? basename(options.source.path)
+  const kv: GgufKV[] = [
+    {key: 'general.architecture', type: GgufValueType.STRING, value: arch},
+    {key: 'general.name', type: GgufValueType.STRING, value: name},
+  ]
+  if (quantized?.format === 'gguf') {
+    kv.push({key: 'general.file_type', type: GgufValueType.UINT32, value: quantized.fileType}, {key: 'general.quantization_version', type: GgufValueType.UINT32, value: 2})
+  }
+  return kv
+}
+
+/** config.json's model_type, if the model folder has one. */
+async function modelType(folder: string | undefined): Promise<string | undefined> {
+  if (folder === undefined) return undefined
+  try {
+    const config = JSON.parse(await readFile(join(folder, 'config.json'), 'utf8')) as {model_type?: unknown}
+    return typeof config.model_type === 'string' ? config.model_type : undefined
+  } catch {
+    return undefined
+  }
+}
+
