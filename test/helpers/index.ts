@@ -17,6 +17,13 @@ export function realAdaptersMissing(): string | undefined {
   return existsSync(join(REAL_ADAPTERS, 'PROVENANCE.md')) ? undefined : `${REAL_ADAPTERS} is absent (the real-adapter corpus, see COMMON.md)`
 }
 
+/** @deprecated Kept for branches written against it: use `skipIf(test, realAdaptersMissing())`, which lists each skipped test with its reason. */
+export function haveRealAdapters(suite: string): boolean {
+  const missing = realAdaptersMissing()
+  if (missing) console.log(`\n  [skip] ${suite}: ${missing}`)
+  return missing === undefined
+}
+
 export {skipIf} from './skip.js'
 
 /** A fresh temporary folder; remove it with `cleanup`. */
