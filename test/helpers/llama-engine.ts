@@ -4,7 +4,7 @@
  * runs first), the stories260K fixture, and next-token distributions of a
  * GGUF (+ GGUF LoRA adapters) for given token ids.
  *
- * Where the engine is absent the suites print a skip with the reason; with
+ * Where the engine is absent the suites skip with the reason (`skipIf`); with
  * LORA_REQUIRE_ENGINES=1 (set by .ci/run) an absent engine fails instead.
  */
 import {existsSync, readFileSync} from 'node:fs'
@@ -19,22 +19,18 @@ export const ENGINES_DIR = join(REPO_ROOT, 'test/engines')
 export const STORIES = resolve(REPO_ROOT, '../shared/real-models/stories260K')
 
 /**
- * Whether node-llama-cpp and stories260K are both here; prints the skip reason when not.
+ * Why the llama.cpp tests cannot run here (node-llama-cpp or stories260K absent), or undefined when they can;
+ * for `skipIf(test, llamaCppMissing())`.
  * @throws Error when LORA_REQUIRE_ENGINES=1 and the engine is missing (CI must run these tests)
  */
-export function haveLlamaCpp(suite: string, needStories = true): boolean {
-  const engine = locateLlamaCpp({searchFrom: [ENGINES_DIR]})
-  if (!engine) {
+export function llamaCppMissing(needStories = true): string | undefined {
+  if (!locateLlamaCpp({searchFrom: [ENGINES_DIR]})) {
     const reason = `node-llama-cpp@${NODE_LLAMA_CPP_VERSION} is not installed in ${ENGINES_DIR} (run: node scripts/install-engines.mjs)`
-    if (process.env.LORA_REQUIRE_ENGINES === '1') throw new Error(`${suite}: ${reason}; LORA_REQUIRE_ENGINES=1 forbids skipping the engine tests`)
-    console.log(`\n  [skip] ${suite}: ${reason}`)
-    return false
+    if (process.env.LORA_REQUIRE_ENGINES === '1') throw new Error(`${reason}; LORA_REQUIRE_ENGINES=1 forbids skipping the engine tests`)
+    return reason
   }
-  if (needStories && !existsSync(join(STORIES, 'hf/config.json'))) {
-    console.log(`\n  [skip] ${suite}: ${STORIES} is absent, stories260K engine tests skipped`)
-    return false
-  }
-  return true
+  if (needStories && !existsSync(join(STORIES, 'hf/config.json'))) return `${STORIES} is absent`
+  return undefined
 }
 
 /** Load a GGUF (and adapters) with the tests' node-llama-cpp. */

@@ -8,8 +8,8 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {NODE_LLAMA_CPP_VERSION, loadLlamaCpp} from '../../../src/core/engines/llama-cpp.js'
-import {rejection, tempDir} from '../../helpers/index.js'
-import {STORIES, agreement, engineDistributions, evalTokenIds, haveLlamaCpp, softmax} from '../../helpers/llama-engine.js'
+import {rejection, skipIf, tempDir} from '../../helpers/index.js'
+import {STORIES, agreement, engineDistributions, evalTokenIds, llamaCppMissing, softmax} from '../../helpers/llama-engine.js'
 import {LlamaReference} from '../../helpers/llama-reference.js'
 
 const test = suite('engines/llama-cpp')
@@ -41,7 +41,7 @@ test('another release of node-llama-cpp is refused by name, version and place', 
   }
 })
 
-const real = haveLlamaCpp('engines/llama-cpp') ? test : test.skip
+const real = skipIf(test, llamaCppMissing())
 
 real("llama.cpp's own stories260K GGUF gives the float64 reference's distributions (KL < 1e-5, top-1 ≥ 99%)", async () => {
   const ids = await evalTokenIds()

@@ -19,11 +19,11 @@ import {roundTrip} from '../../../src/core/quant/schemes.js'
 import {Rng} from '../../../src/core/random.js'
 import {readGgufF64} from '../../helpers/gguf-reference.js'
 import {Gpt2Dims, Gpt2Reference, conv1dWeights, writeGpt2} from '../../helpers/gpt2-reference.js'
-import {tempDir} from '../../helpers/index.js'
-import {agreement, engineDistributions, haveLlamaCpp, softmax} from '../../helpers/llama-engine.js'
+import {skipIf, tempDir} from '../../helpers/index.js'
+import {agreement, engineDistributions, llamaCppMissing, softmax} from '../../helpers/llama-engine.js'
 
 const test = suite('gguf/gpt2')
-const engine = haveLlamaCpp('gguf/gpt2', false) ? test : test.skip
+const engine = skipIf(test, llamaCppMissing(false))
 
 const dir = tempDir('lora-gpt2-')
 const base = join(dir.path, 'base')

@@ -14,12 +14,12 @@ import {exportAdapters} from '../../../src/core/export/export-adapters.js'
 import {loraEmbeddingKeys, loraKeys, peftLoraConfig, writeAdapter} from '../../../src/core/formats/peft-adapter-writer.js'
 import {writeSafetensors} from '../../../src/core/formats/safetensors-writer.js'
 import {Rng} from '../../../src/core/random.js'
-import {tempDir} from '../../helpers/index.js'
-import {STORIES, agreement, engineDistributions, evalTokenIds, haveLlamaCpp, softmax} from '../../helpers/llama-engine.js'
+import {skipIf, tempDir} from '../../helpers/index.js'
+import {STORIES, agreement, engineDistributions, evalTokenIds, llamaCppMissing, softmax} from '../../helpers/llama-engine.js'
 import {LlamaReference, readSafetensorsF64} from '../../helpers/llama-reference.js'
 
 const test = suite('gguf/llama.cpp applies lora\'s GGUF adapters')
-const real = haveLlamaCpp('gguf/llama-cpp-adapters') ? test : test.skip
+const real = skipIf(test, llamaCppMissing())
 
 const dir = tempDir('lora-llama-cpp-adapters-')
 const HF = join(STORIES, 'hf')

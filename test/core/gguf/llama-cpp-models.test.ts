@@ -24,12 +24,12 @@ import {SynthArchitecture, synthesizeBase} from '../../../src/core/synth/base.js
 import {Rng} from '../../../src/core/random.js'
 import {referenceFromGguf} from '../../helpers/gguf-model-reference.js'
 import {parseGguf} from '../../helpers/gguf-reference.js'
-import {tempDir} from '../../helpers/index.js'
-import {STORIES, agreement, engineDistributions, evalStories, evalTokenIds, haveLlamaCpp, openLlama, softmax} from '../../helpers/llama-engine.js'
+import {skipIf, tempDir} from '../../helpers/index.js'
+import {STORIES, agreement, engineDistributions, evalStories, evalTokenIds, llamaCppMissing, openLlama, softmax} from '../../helpers/llama-engine.js'
 import {LlamaReference} from '../../helpers/llama-reference.js'
 
 const test = suite('gguf/llama.cpp runs lora\'s GGUF models')
-const real = haveLlamaCpp('gguf/llama-cpp-models') ? test : test.skip
+const real = skipIf(test, llamaCppMissing())
 
 const dir = tempDir('lora-llama-cpp-')
 const HF = join(STORIES, 'hf')

@@ -15,13 +15,11 @@ import {toByteLevel} from '../../../src/core/gguf/byte-level.js'
 import {convertTokenizer} from '../../../src/core/gguf/tokenizer.js'
 import {TokenType} from '../../../src/core/gguf/vocabulary.js'
 import {synthTokenizer} from '../../../src/core/synth/tokenizer.js'
-import {rejection, tempDir} from '../../helpers/index.js'
+import {rejection, skipIf, tempDir} from '../../helpers/index.js'
 import {STORIES} from '../../helpers/llama-engine.js'
 
 const test = suite('gguf/tokenizer')
-const haveStories = existsSync(join(STORIES, 'hf/tokenizer.json'))
-if (!haveStories) console.log(`\n  [skip] gguf/tokenizer: ${STORIES} is absent, stories260K tokenizer tests skipped`)
-const stories = haveStories ? test : test.skip
+const stories = skipIf(test, existsSync(join(STORIES, 'hf/tokenizer.json')) ? undefined : `${STORIES} is absent`)
 
 async function storiesGguf(): Promise<{tokens: string[]; scores: number[]; types: number[]}> {
   const g = await GgufFile.open(join(STORIES, 'gguf/stories260K.gguf'))
