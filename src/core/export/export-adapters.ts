@@ -14,10 +14,11 @@ import {FileKind, detect} from '../formats/detect.js'
 import {PackFile} from '../formats/pack-file.js'
 import {SharedBFile} from '../formats/shared-b-file.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
-import {AdapterBase, openAdapterBase} from '../gguf/adapter-base.js'
-import {ADAPTER_GGUF_TYPES, AdapterGgufType, WrittenAdapter, writeGgufAdapter} from '../gguf/adapter-writer.js'
+import {AdapterBase, openAdapterBase} from './adapter-base.js'
+import {ADAPTER_GGUF_TYPES, AdapterGgufType, WrittenAdapter, writeGgufAdapter} from './gguf-adapter-writer.js'
 import {AtomicDirectory, assertOutputFree} from '../io/atomic-output.js'
-import {unpackAdapter} from '../unpack.js'
+import {unpackSharedB} from '../compress/unpack-shared-b.js'
+import {UnpackOptions, unpackPack} from '../pack/unpack.js'
 import type {ProgressCallback} from '../progress.js'
 
 interface ExportFormat {
@@ -68,23 +69,35 @@ export interface ExportResult {
   readonly adapters: WrittenAdapter[]
 }
 
-/** Adapter names of each packed kind, in slot order. */
-const PACK_ADAPTER_NAMES: Partial<Record<FileKind, (file: string) => Promise<string[]>>> = Object.freeze({
-  pack: async (file: string) => {
-    const pack = await PackFile.open(file)
-    try {
-      return pack.adapters.map((a) => a.name)
-    } finally {
-      await pack.close()
-    }
+/** What export needs of each packed kind: its adapters' names in slot order, and one adapter unpacked to a PEFT folder. */
+interface PackedKind {
+  names(file: string): Promise<string[]>
+  unpack(options: UnpackOptions): Promise<unknown>
+}
+
+/** The packed kinds `detect` names that export reads. */
+const PACKED_KINDS: Partial<Record<FileKind, PackedKind>> = Object.freeze({
+  pack: {
+    async names(file: string) {
+      const pack = await PackFile.open(file)
+      try {
+        return pack.adapters.map((a) => a.name)
+      } finally {
+        await pack.close()
+      }
+    },
+    unpack: unpackPack,
   },
-  'shared-b': async (file: string) => {
-    const f = await SharedBFile.open(file)
-    try {
-      return f.manifest.adapters.map((a) => a.name)
-    } finally {
-      await f.close()
-    }
+  'shared-b': {
+    async names(file: string) {
+      const f = await SharedBFile.open(file)
+      try {
+        return f.manifest.adapters.map((a) => a.name)
+      } finally {
+        await f.close()
+      }
+    },
+    unpack: unpackSharedB,
   },
 })
 
@@ -104,22 +117,22 @@ export async function exportAdapters(options: ExportOptions): Promise<ExportResu
   const dtype = (options.dtype ?? format.defaultDtype).toUpperCase()
   if (!format.dtypes.includes(dtype)) throw new UsageError('BAD_FLAG', `--dtype ${options.dtype}: ${options.format} adapters are written as ${format.dtypes.map((d) => d.toLowerCase()).join(', ')}`)
   const kind = await detect(options.input)
-  const listNames = PACK_ADAPTER_NAMES[kind]
-  if (kind !== 'adapter' && !listNames) throw new InputError('EXPORT_NOT_AN_ADAPTER', `export ${options.input}: a ${kind} file, not a PEFT adapter folder or a pack`)
-  const isPack = listNames !== undefined
+  const packed = PACKED_KINDS[kind]
+  if (kind !== 'adapter' && !packed) throw new InputError('EXPORT_NOT_AN_ADAPTER', `export ${options.input}: a ${kind} file, not a PEFT adapter folder or a pack`)
+  const isPack = packed !== undefined
   if (!isPack && (options.adapter !== undefined || options.all)) throw new UsageError('BAD_FLAG', `--adapter and --all pick adapters out of a pack; ${options.input} is an adapter folder`)
   if (isPack && (options.adapter === undefined) === !options.all) throw new UsageError('BAD_FLAG', `${options.input} is a pack: name one adapter with --adapter NAME, or export every one with --all`)
   await assertOutputFree(options.out, options.force)
   const base = await openAdapterBase(options.base)
   const scratch = isPack ? await mkdtemp(join(tmpdir(), 'lora-export-')) : undefined
   try {
-    const names = isPack ? (options.all ? await listNames(options.input) : [options.adapter!]) : [undefined]
+    const names = isPack ? (options.all ? await packed.names(options.input) : [options.adapter!]) : [undefined]
     const written: WrittenAdapter[] = []
     const exportOne = async (name: string | undefined, out: string) => {
       let dir = options.input
       if (name !== undefined) {
         dir = join(scratch!, fileName(name, ''))
-        await unpackAdapter({file: options.input, adapter: name, out: dir})
+        await packed!.unpack({file: options.input, adapter: name, out: dir})
       }
       const adapter = await LoraAdapter.load(dir)
       try {

@@ -7,7 +7,7 @@
 import {GgufFile} from '../formats/gguf-reader.js'
 import {GgufArray, GgufKV, GgufValueType} from '../formats/gguf-types.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
-import {GGUF_FILE_TYPES} from './model-plan.js'
+import {GGUF_FILE_TYPES} from './file-types.js'
 
 /** Array items shown in full before the rest is summarized (token lists run to 256k). */
 export const INSPECT_ARRAY_ITEMS = 8

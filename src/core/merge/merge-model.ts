@@ -16,13 +16,14 @@ import type {ProgressCallback} from '../progress.js'
 import {ModelReader} from '../model-io/model-reader.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantOptions, QuantSchemeName, resolveQuantOptions, schemeOutput, transposesConv1D} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
-import {TensorJob, writeModel} from '../model-io/write-model.js'
-import {ggufBaseResolver} from '../gguf/base-resolver.js'
+import type {TensorJob} from '../model-io/write-model.js'
+import {writeModelOutput} from '../model-io/write-output.js'
+import {ggufBaseResolver} from './gguf-base.js'
 import {isConv1DWeight} from '../models/conv1d.js'
 import {readModelConfig} from '../models/model-config.js'
 import {TransposedBackView} from './written-view.js'
-import {GgufAsHfReader} from '../gguf/hf-view.js'
-import {describeSource, ggufOrientedShape} from '../gguf/model-plan.js'
+import {GgufAsHfReader} from '../model-io/gguf-hf-view.js'
+import {describeSource, ggufOrientedShape} from '../model-io/gguf-model-plan.js'
 import {DeltaFactors, deltaRows, deltaRowsHalf, loadDelta, toFloat32Factors} from './delta.js'
 import {MergeTarget, planMerge} from './plan.js'
 import {ProbeOptions, QualityReport, measureQuality} from './quality.js'
@@ -193,7 +194,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     const quantized = new Set(quantOf.keys())
     const mainDtype: DType = floatDtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
     const output = quant ? schemeOutput(quant, {mainDtype, tensors: [...base.tensors.values()], quantized}) : {}
-    const written = await writeModel({
+    const written = await writeModelOutput({
       source: base,
       out: options.out,
       format,

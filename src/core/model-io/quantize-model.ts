@@ -7,14 +7,15 @@
 import type {DType} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import type {ProgressCallback} from '../progress.js'
-import {describeSource, ggufOrientedShape} from '../gguf/model-plan.js'
+import {describeSource, ggufOrientedShape} from './gguf-model-plan.js'
 import {isConv1DWeight} from '../models/conv1d.js'
 import {readModelConfig} from '../models/model-config.js'
 import {shapeSize} from '../shape.js'
 import {ModelReader} from './model-reader.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName, resolveQuantOptions, schemeOutput, transposesConv1D} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
-import {TensorJob, WriteModelResult, writeModel} from './write-model.js'
+import type {TensorJob, WriteModelResult} from './write-model.js'
+import {writeModelOutput} from './write-output.js'
 
 export interface QuantizeModelOptions extends SelectionOptions {
   /** Model file, index or folder. */
@@ -89,7 +90,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     }
     const mainDtype = [...dtypes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'F16'
     const {metadata, editConfig} = schemeOutput(quant, {mainDtype, tensors: [...source.tensors.values()], quantized: new Set(jobs.keys())})
-    const result: WriteModelResult = await writeModel({
+    const result: WriteModelResult = await writeModelOutput({
       source,
       out: options.out,
       format,

@@ -251,8 +251,8 @@ function inTensor(error: unknown, name: string, file: string): unknown {
  * @throws UsageError when `out` exists and not `force`; InputError for tensors that cannot be encoded (naming them)
  */
 export async function writeModel(options: WriteModelOptions): Promise<WriteModelResult> {
-  // GGUF models follow llama.cpp's conventions (names, layout, metadata, tokenizer): their own writer
-  if (options.format === 'gguf') return (await import('../gguf/write-gguf-model.js')).writeGgufModel(options)
+  // GGUF models follow llama.cpp's conventions (names, layout, metadata, tokenizer): write-gguf-model.ts
+  if (options.format !== 'safetensors') throw new RangeError(`writeModel writes safetensors folders; ${options.format} goes through writeModelOutput`)
   const planned = plan(options)
   const total = planned.length
   let done = 0

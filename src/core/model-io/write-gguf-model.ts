@@ -13,11 +13,11 @@ import {GgufWriter} from '../formats/gguf-writer.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
-import type {ModelReader} from '../model-io/model-reader.js'
+import type {ModelReader} from './model-reader.js'
 import {QUANT_SCHEMES, createEncoder} from '../quant/schemes.js'
-import {ROW_CHUNK_ELEMENTS, WriteModelOptions, WriteModelResult, WrittenTensor} from '../model-io/write-model.js'
+import {ROW_CHUNK_ELEMENTS, WriteModelOptions, WriteModelResult, WrittenTensor} from './write-model.js'
 import {shapeSize} from '../shape.js'
-import {GgufModelPlan, PlannedGgufTensor, ggmlFloatDtype, planGgufModel} from './model-plan.js'
+import {GgufModelPlan, PlannedGgufTensor, ggmlFloatDtype, planGgufModel} from './gguf-model-plan.js'
 
 /** Verbatim copies move at most this many bytes per read. */
 const COPY_CHUNK_BYTES = 64 << 20

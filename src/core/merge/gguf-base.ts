@@ -6,7 +6,7 @@
 import {InputError} from '../errors.js'
 import type {GgufFile} from '../formats/gguf-reader.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
-import type {BaseTensorResolver} from '../merge/plan.js'
+import type {BaseTensorResolver} from './plan.js'
 import {GGUF_ARCHITECTURES, ggufTensorName, qkRole} from '../models/gguf-names.js'
 
 /**

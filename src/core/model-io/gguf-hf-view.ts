@@ -8,8 +8,8 @@ import {InputError} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {ggufTensorName, permuteRowsFromGguf, qkRole} from '../models/gguf-names.js'
-import {ModelReader} from '../model-io/model-reader.js'
-import type {GgufModelSpec} from './hyperparameters.js'
+import {ModelReader} from './model-reader.js'
+import type {GgufModelSpec} from '../gguf/hyperparameters.js'
 
 export class GgufAsHfReader {
   private cache: {name: string; values: Float32Array; cols: number} | undefined

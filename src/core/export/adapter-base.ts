@@ -10,8 +10,8 @@ import {sanitizeName} from '../formats/safetensors-header.js'
 import {ggufTensorName, qkRole} from '../models/gguf-names.js'
 import {ModelReader} from '../model-io/model-reader.js'
 import {formatShape} from '../shape.js'
-import {ggufBaseResolver} from './base-resolver.js'
-import {describeSource, ggufOrientedShape} from './model-plan.js'
+import {ggufBaseResolver} from '../merge/gguf-base.js'
+import {describeSource, ggufOrientedShape} from '../model-io/gguf-model-plan.js'
 
 export interface AdapterTarget {
   /** llama.cpp's name of the base tensor (`blk.3.attn_q.weight`). */

@@ -29,8 +29,8 @@ import {permuteRowsToGguf} from '../models/gguf-names.js'
 import {formatShape} from '../shape.js'
 import {q8_0RowProblem, quantizeQ8_0} from '../quant/q8-0.js'
 import type {AdapterBase} from './adapter-base.js'
-import {f32, str, u32} from './kv.js'
-import {GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES} from './model-plan.js'
+import {f32, str, u32} from '../gguf/kv.js'
+import {GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES} from '../gguf/file-types.js'
 
 /** The tensor types a GGUF adapter is written in. */
 export const ADAPTER_GGUF_TYPES = Object.freeze(['F32', 'F16', 'BF16', 'Q8_0'] as const)

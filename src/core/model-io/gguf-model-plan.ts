@@ -21,17 +21,14 @@ import type {GgmlTypeName, GgufKV} from '../formats/gguf-types.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {ggufTensorName, qkRole} from '../models/gguf-names.js'
 import {readModelConfig} from '../models/model-config.js'
-import type {ModelReader} from '../model-io/model-reader.js'
-import type {TensorJob} from '../model-io/write-model.js'
+import type {ModelReader} from './model-reader.js'
+import type {TensorJob} from './write-model.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName} from '../quant/schemes.js'
-import {GgufModelSpec, describeHfModel} from './hyperparameters.js'
-import {str, u32} from './kv.js'
-import {convertTokenizer} from './tokenizer.js'
+import {GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES} from '../gguf/file-types.js'
+import {GgufModelSpec, describeHfModel} from '../gguf/hyperparameters.js'
+import {str, u32} from '../gguf/kv.js'
+import {convertTokenizer} from '../gguf/tokenizer.js'
 
-/** llama.cpp's `llama_ftype` for `general.file_type`, by the type most 2-D weights have. */
-export const GGUF_FILE_TYPES: Readonly<Partial<Record<GgmlTypeName, number>>> = Object.freeze({F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, BF16: 32})
-/** `general.quantization_version` llama.cpp's current quantization formats carry. */
-export const GGML_QUANTIZATION_VERSION = 2
 
 /** GGML type a float dtype is written as (F64 is narrowed to F32: llama.cpp computes in at most F32). */
 const FLOAT_GGML: Readonly<Partial<Record<DType, GgmlTypeName>>> = Object.freeze({F32: 'F32', F16: 'F16', BF16: 'BF16', F64: 'F32'})
