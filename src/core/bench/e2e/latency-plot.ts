@@ -9,7 +9,7 @@ import {escapeXml} from '../plot.js'
 
 const PANEL_W = 380
 const HEIGHT = 400
-const MARGIN = {left: 60, right: 20, top: 50, bottom: 55}
+const MARGIN = {left: 60, right: 20, top: 60, bottom: 55}
 const LEGEND_W = 150
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f']
 
@@ -63,7 +63,8 @@ function panel(series: readonly LatencySeries[], metric: 'ttft' | 'itl', left: n
   const out: string[] = []
   out.push(`<text x="${x0 + plotW / 2}" y="${MARGIN.top - 12}" text-anchor="middle">${metric === 'ttft' ? 'time to first token' : 'inter-token latency'}</text>`)
   out.push(`<g class="axes" stroke="#333" fill="none"><line x1="${x0}" y1="${Y(0)}" x2="${x0 + plotW}" y2="${Y(0)}"/><line x1="${x0}" y1="${Y(0)}" x2="${x0}" y2="${Y(1)}"/></g>`)
-  for (const q of [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1]) out.push(`<g class="ytick"><line x1="${x0 - 4}" y1="${f(Y(q))}" x2="${x0 + plotW}" y2="${f(Y(q))}" stroke="#eee"/><text x="${x0 - 6}" y="${f(Y(q) + 4)}" text-anchor="end">${q}</text></g>`)
+  for (const q of [0, 0.25, 0.5, 0.75, 0.9, 1]) out.push(`<g class="ytick"><line x1="${x0 - 4}" y1="${f(Y(q))}" x2="${x0 + plotW}" y2="${f(Y(q))}" stroke="#eee"/><text x="${x0 - 6}" y="${f(Y(q) + 4)}" text-anchor="end">${q}</text></g>`)
+  out.push(`<g class="ytick"><line x1="${x0}" y1="${f(Y(0.99))}" x2="${x0 + plotW}" y2="${f(Y(0.99))}" stroke="#bbb" stroke-dasharray="4 3"/><text x="${x0 + plotW - 2}" y="${f(Y(0.99) + 12)}" text-anchor="end" font-size="10" fill="#777">p99</text></g>`)
   const ticks = log ? Array.from({length: Math.round(Math.log10(xHi / xLo)) + 1}, (_, i) => xLo * 10 ** i) : Array.from({length: 5}, (_, i) => xLo + ((xHi - xLo) * i) / 4)
   for (const v of ticks) out.push(`<g class="xtick"><line x1="${f(X(v))}" y1="${Y(0)}" x2="${f(X(v))}" y2="${Y(0) + 5}" stroke="#333"/><text x="${f(X(v))}" y="${Y(0) + 18}" text-anchor="middle">${v >= 100 || Number.isInteger(v) ? Math.round(v) : v.toFixed(1)}</text></g>`)
   out.push(`<text x="${x0 + plotW / 2}" y="${HEIGHT - 15}" text-anchor="middle">ms${log ? ' (log scale)' : ''}</text>`)
