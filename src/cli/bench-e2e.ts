@@ -26,13 +26,13 @@ export const E2E_FLAGS = {
   vocab: Flags.integer({description: '--e2e synthetic model: vocabulary size (default 32000)', min: 1, dependsOn: e2e}),
   heads: Flags.integer({description: '--e2e synthetic model: attention heads (default hidden / 64)', min: 1, dependsOn: e2e}),
   'kv-heads': Flags.integer({description: '--e2e synthetic model: key/value heads (default: as many as heads)', min: 1, dependsOn: e2e}),
-  requests: Flags.integer({description: '--e2e: requests R', default: 32, min: 1, dependsOn: e2e}),
-  'prompt-tokens': Flags.integer({description: '--e2e: prompt tokens P per request', default: 128, min: 1, dependsOn: e2e}),
-  'gen-tokens': Flags.integer({description: '--e2e: generated tokens G per request (greedy; end of sequence does not stop them)', default: 128, min: 1, dependsOn: e2e}),
+  requests: Flags.integer({description: '--e2e: requests R (default 32)', min: 1, dependsOn: e2e}),
+  'prompt-tokens': Flags.integer({description: '--e2e: prompt tokens P per request (default 128)', min: 1, dependsOn: e2e}),
+  'gen-tokens': Flags.integer({description: '--e2e: generated tokens G per request, greedy, end of sequence does not stop them (default 128)', min: 1, dependsOn: e2e}),
   rate: Flags.string({description: '--e2e: Poisson arrivals at this many requests per second (default: all at once, offline)', dependsOn: e2e}),
-  'max-batch': Flags.integer({description: '--e2e: requests in the running batch at most', default: 32, min: 1, dependsOn: e2e}),
+  'max-batch': Flags.integer({description: '--e2e: requests in the running batch at most (default 32)', min: 1, dependsOn: e2e}),
   'kv-budget': Flags.string({description: '--e2e: KV-cache bytes the running batch may reserve (prompt + max tokens per request), e.g. 2GiB (default: no limit)', dependsOn: e2e}),
-  'base-dtype': Flags.option({description: '--e2e: base weights f32, f16 (rounded; computed in f32) or q4 (Q4_0 through MatMulNBits), adapters unmerged in f32', options: BASE_DTYPES, default: 'f32', dependsOn: e2e})(),
+  'base-dtype': Flags.option({description: '--e2e: base weights f32 (default), f16 (rounded; computed in f32) or q4 (Q4_0 through MatMulNBits), adapters unmerged in f32', options: BASE_DTYPES, dependsOn: e2e})(),
 }
 
 /** Flags of the linear bench that `--e2e` refuses. */
@@ -53,15 +53,15 @@ export interface E2eCommandFlags {
   'shared-k'?: number
   pack?: string
   'shared-b'?: string
-  requests: number
-  'prompt-tokens': number
-  'gen-tokens': number
+  requests?: number
+  'prompt-tokens'?: number
+  'gen-tokens'?: number
   workload: string
   'base-fraction': string
   rate?: string
-  'max-batch': number
+  'max-batch'?: number
   'kv-budget'?: string
-  'base-dtype': (typeof BASE_DTYPES)[number]
+  'base-dtype'?: (typeof BASE_DTYPES)[number]
   strategies?: string
   ep: ExecutionProviderChoice
   threads: number
@@ -106,20 +106,20 @@ export async function runE2eCommand(flags: E2eCommandFlags, io: E2eCommandIo): P
     const report = await runE2e({
       model: modelPath,
       dims: {hidden: flags.hidden ?? 512, intermediate: flags.intermediate ?? 1376, layers: flags.layers ?? 4, vocab: flags.vocab ?? 32000, heads: flags.heads, kvHeads: flags['kv-heads']},
-      baseDtype: flags['base-dtype'],
+      baseDtype: flags['base-dtype'] ?? 'f32',
       pack: flags.pack,
       sharedB: flags['shared-b'],
       adapters: flags.adapters === undefined ? [100] : parseIntegerList(flags.adapters, '--adapters'),
       rank: flags.rank ?? 16,
       targets: flags.targets === undefined ? E2E_DEFAULT_TARGETS : parseTargets(flags.targets),
       sharedK: flags['shared-k'] ?? 16,
-      requests: flags.requests,
-      promptTokens: flags['prompt-tokens'],
-      genTokens: flags['gen-tokens'],
+      requests: flags.requests ?? 32,
+      promptTokens: flags['prompt-tokens'] ?? 128,
+      genTokens: flags['gen-tokens'] ?? 128,
       workload: flags.workload.toLowerCase().endsWith('.jsonl') ? {kind: 'trace', path: flags.workload} : parseWorkload(flags.workload),
       baseFraction,
       arrival: rate === undefined ? {kind: 'offline'} : {kind: 'poisson', rate},
-      maxBatch: flags['max-batch'],
+      maxBatch: flags['max-batch'] ?? 32,
       kvBudgetBytes: flags['kv-budget'] === undefined ? undefined : parseSize(flags['kv-budget'], '--kv-budget'),
       strategies,
       ep: flags.ep,
