@@ -1,8 +1,8 @@
 /**
  * The reference every strategy's tokens are checked against: each request
  * decoded greedily on the base with its own adapter (`RowFactorDeltas`:
- * the adapter's factors fed per row, plain LoRA), in static batches (every
- * row of a batch starts together and runs to the longest; no scheduler, no
+ * the adapter's factors fed per row, plain LoRA), in static batches (the
+ * rows of a batch start together, none joins later; no scheduler, no
  * stacks, no strategy of the table). Besides each generated token it keeps
  * the runner-up and the margin between them, so that a strategy that picks
  * the runner-up where the two logits are within float32 noise is told apart
@@ -50,7 +50,8 @@ export function topTwo(row: Float32Array): {best: number; second: number; margin
 }
 
 /**
- * Decode every row greedily, `maxBatch` rows at a time.
+ * Decode every row greedily, `maxBatch` rows at a time: a batch starts
+ * together, and rows leave it as they reach their `maxTokens`.
  * @param model a model built with `deltas` as its delta provider
  * @returns per row, in order
  */
@@ -60,25 +61,29 @@ export async function runReference(model: DecoderModel, deltas: RowFactorDeltas,
     const chunk = rows.slice(start, start + maxBatch)
     const loaded = new Map<string, AdapterFactors | null>()
     for (const r of chunk) if (!loaded.has(r.key)) loaded.set(r.key, await r.factors())
-    await deltas.setRows(chunk.map((r) => loaded.get(r.key)!))
+    const factors = chunk.map((r) => loaded.get(r.key)!)
     const results: ReferenceTokens[] = chunk.map(() => ({tokens: [], runnerUp: [], margin: [], scale: []}))
-    const take = (logits: readonly Float32Array[]) =>
-      logits.forEach((row, i) => {
-        if (results[i]!.tokens.length >= chunk[i]!.request.maxTokens) return
-        const t = topTwo(row)
-        results[i]!.tokens.push(t.best)
-        results[i]!.runnerUp.push(t.second)
-        results[i]!.margin.push(t.margin)
-        results[i]!.scale.push(t.scale)
-      })
+    let active = chunk.map((_, i) => i)
+    await deltas.setRows(factors)
     let step = await model.forward({tokens: chunk.map((r) => r.request.prompt)})
-    take(step.logits)
-    const longest = Math.max(...chunk.map((r) => r.request.maxTokens))
-    for (let n = 1; n < longest; n++) {
-      // rows that are done keep decoding (their tokens are not kept): the batch stays static
-      const last = step.logits.map((row, i) => [results[i]!.tokens.at(-1) ?? topTwo(row).best])
-      step = await model.forward({tokens: last, cache: step.cache})
-      take(step.logits)
+    for (;;) {
+      step.logits.forEach((row, k) => {
+        const t = topTwo(row)
+        const r = results[active[k]!]!
+        r.tokens.push(t.best)
+        r.runnerUp.push(t.second)
+        r.margin.push(t.margin)
+        r.scale.push(t.scale)
+      })
+      const keep = active.map((i, k) => (results[i]!.tokens.length < chunk[i]!.request.maxTokens ? k : -1)).filter((k) => k >= 0)
+      if (keep.length === 0) break
+      let cache = step.cache
+      if (keep.length < active.length) {
+        active = keep.map((k) => active[k]!)
+        cache = cache.take(keep)
+        await deltas.setRows(active.map((i) => factors[i]!))
+      }
+      step = await model.forward({tokens: active.map((i) => [results[i]!.tokens.at(-1)!]), cache})
     }
     out.push(...results)
     onProgress?.(start + chunk.length)

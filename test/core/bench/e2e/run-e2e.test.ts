@@ -5,6 +5,7 @@
  * arrivals under a KV budget) and on stories260K with a pack of its real
  * adapters; the report's figures hang together.
  */
+import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
@@ -80,6 +81,26 @@ test('a 4-bit base with unmerged adapters, Poisson arrivals and a KV budget: tok
   assert.ok(kl.mean > 0 && kl.mean < 1, `KL ${kl.mean}`)
   assert.is(kl.positions, 4 * (7 + 8 - 1))
   assert.is(report.config.workload.arrival, 'poisson')
+})
+
+test('a trace of mixed lengths, adapters and arrivals: every strategy generates the reference tokens', async () => {
+  const path = join(tmp.path, 'trace.jsonl')
+  const lines = [
+    {prompt_tokens: 3, max_tokens: 9, adapter: 'adapter-0003', arrival_s: 0},
+    {prompt_tokens: [5, 6, 7, 8, 9, 10, 11, 12, 13], max_tokens: 2, adapter: null, arrival_s: 0},
+    {prompt_tokens: 6, max_tokens: 5, adapter: 'adapter-0003', arrival_s: 0.01},
+    {prompt_tokens: 1, max_tokens: 7, adapter: 'adapter-0010', arrival_s: 0.02, id: 'short'},
+    {prompt_tokens: 11, max_tokens: 1, adapter: 'adapter-0000', arrival_s: 0.05},
+  ]
+  writeFileSync(path, lines.map((l) => JSON.stringify(l)).join('\n'))
+  const report = await runE2e({...SMALL, workload: {kind: 'trace', path}, maxBatch: 3})
+  assert.is(report.config.workload.kind, 'trace')
+  assert.is(report.config.workload.requests, 5)
+  for (const r of report.results) {
+    assert.ok(r.tokens_equal, `${r.strategy}: ${JSON.stringify(r.mismatches)}`)
+    assert.is(r.generated_tokens, 9 + 2 + 5 + 7 + 1)
+    assert.is(r.distinct_adapters, 3)
+  }
 })
 
 test('several adapter counts: one result per strategy and count', async () => {

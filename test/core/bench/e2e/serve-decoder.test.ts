@@ -51,7 +51,12 @@ test.before(async () => {
   await packAdapters({inputs: ADAPTERS.map((a) => join(STORIES, 'adapters', a)), out: pack})
   routed = await loadDecoder({base: join(STORIES, 'hf'), routed: {pack, strategy: 'gather'}})
   // 7 requests over both adapters and none, Poisson arrivals at 40 per (fake) second, prompts of 6, 9 tokens generated
-  requests = drawRequests({requests: 7, promptTokens: 6, genTokens: 9, adapters: ADAPTERS, workload: {kind: 'uniform'}, baseFraction: 0.3, arrival: {kind: 'poisson', rate: 40}, vocab: 512, seed: 3})
+  // prompts of 4 to 6 tokens and 6 to 9 generated, so prefill batches are right-padded and rows leave at different steps
+  requests = drawRequests({requests: 7, promptTokens: 6, genTokens: 9, adapters: ADAPTERS, workload: {kind: 'uniform'}, baseFraction: 0.3, arrival: {kind: 'poisson', rate: 40}, vocab: 512, seed: 3}).map((r, i) => ({
+    ...r,
+    prompt: r.prompt.slice(0, 4 + (i % 3)),
+    maxTokens: 6 + (i % 4),
+  }))
   for (const adapter of [null, ...ADAPTERS]) {
     const alone = await loadDecoder({base: join(STORIES, 'hf'), adapters: adapter ? [{path: join(STORIES, 'adapters', adapter)}] : []})
     try {
@@ -85,7 +90,7 @@ real('under a KV budget of two requests the same tokens come out, two at a time'
   const perToken = kvBytesPerToken(routed!.weights.config)
   const s = new Scheduler({engine: new DecoderEngine(routed!.model, true), requests, maxBatch: 8, kvBytesPerToken: perToken, kvBudgetBytes: 2 * 15 * perToken, policy: 'mixed', timer: fakeClock})
   const trace = await s.run()
-  assert.is(trace.peakRows, 2)
+  assert.is(trace.peakRows, 2) // requests reserve 10 to 15 positions: two fit in 30
   assert.ok(trace.peakKvBytes > 0 && trace.peakKvBytes <= 2 * 15 * perToken)
   for (const r of trace.requests) assert.equal(r.tokens, expected.get(r.id), r.id)
 })
@@ -104,8 +109,12 @@ real('a routing mistake (each row handed another adapter) fails the check, namin
   const reference = new Map<string, ReferenceTokens>([...expected].map(([id, tokens]) => [id, {tokens, runnerUp: tokens.map(() => -1), margin: tokens.map(() => 1), scale: tokens.map(() => 1)}]))
   const check = checkTokens(trace.requests, reference)
   assert.is(check.equal, false)
-  const adapted = requests.filter((r) => r.adapter !== null).map((r) => r.id)
-  assert.equal(check.mismatches.map((m) => m.request).sort(), adapted.sort())
+  // requests without adapter are served right; those with one get the other adapter (a short run may agree by chance)
+  const adapted = new Set(requests.filter((r) => r.adapter !== null).map((r) => r.id))
+  const named = check.mismatches.map((m) => m.request)
+  assert.ok(named.every((id) => adapted.has(id)), `named ${named}`)
+  assert.ok(named.length >= adapted.size / 2, `named ${named} of ${[...adapted]}`)
+  for (const m of check.mismatches) assert.is(m.adapter, requests.find((r) => r.id === m.request)!.adapter)
 })
 
 test.run()
