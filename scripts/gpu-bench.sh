@@ -6,15 +6,25 @@
 #   scripts/gpu-bench.sh [--ep auto|cuda|webgpu|cpu] [--budget SECONDS] [--threads N] [-- extra bench:e2e flags]
 #   scripts/gpu-bench.sh --ep cpu --budget 120 -- --quick      # the script's logic, small, on any machine
 #
-# Needs node_modules (npm ci) in the checkout; builds dist/ when it is missing
-# or older than the sources. The provider is resolved first (auto: cuda, then
-# webgpu, then cpu, the first whose probe model runs) and said; nvidia-smi,
+# Needs node_modules (npm ci) in the checkout; builds dist/ (incrementally).
+# The provider is resolved first (auto: cuda, then webgpu, then cpu, the
+# first whose probe model runs) and said; nvidia-smi,
 # where present, gives the GPU and, during the run, each strategy's device
 # memory. On onnxruntime-node 1.30, GroupQueryAttention's CUDA kernel takes
 # float16 only: in these float32 graphs it runs on the CPU provider beside the
 # CUDA products, and every call copies the KV cache between host and device
 # (the decoder runtime keeps it in host memory); both are in the figures.
+# cuBLAS would run float32 products in TF32 (10-bit mantissas) on Ampere and
+# later GPUs, enough to flip greedy tokens between strategies at margins far
+# above float32 noise: NVIDIA_TF32_OVERRIDE=0 keeps them float32, so the token
+# check means what it means on the CPU.
+#
+# The CUDA provider's libraries are not in onnxruntime-node's npm package (its
+# install script fetches them from NuGet, which `.npmrc` skips): on a machine
+# without them, auto falls back to WebGPU (a Vulkan driver for the GPU) and
+# then to the CPU, and the provider line says what was passed over and why.
 set -euo pipefail
+export NVIDIA_TF32_OVERRIDE=0
 cd "$(dirname "$0")/.."
 
 ep=auto
@@ -35,10 +45,7 @@ case "$ep" in auto|cuda|webgpu|cpu) ;; *) echo "gpu-bench: --ep must be auto, cu
 
 command -v node >/dev/null || { echo "gpu-bench: node is not installed" >&2; exit 2; }
 [ -d node_modules/onnxruntime-node ] || { echo "gpu-bench: node_modules is missing: run npm ci --no-audit --no-fund first" >&2; exit 2; }
-if [ ! -f dist/bench/e2e.js ] || [ -n "$(find src bench -name '*.ts' -newer dist/bench/e2e.js -print -quit)" ]; then
-  echo "gpu-bench: building dist/"
-  npx tsc -p tsconfig.json
-fi
+npx tsc -p tsconfig.json # incremental: quick when dist/ is current
 
 started=$(date +%s)
 if command -v nvidia-smi >/dev/null; then
@@ -59,7 +66,9 @@ echo "provider: ${resolved#*$'\t'}"
 
 left=$(( budget - ($(date +%s) - started) ))
 set +e
-timeout --signal=INT --kill-after=15 "$left" node dist/bench/e2e.js --ep "$provider" --threads "$threads" --only main,q4,poisson "${extra[@]}"
+rows=(--only main,q4,poisson)
+for a in "${extra[@]}"; do [ "$a" = --only ] && rows=(); done
+timeout --signal=INT --kill-after=15 "$left" node dist/bench/e2e.js --ep "$provider" --threads "$threads" "${rows[@]}" "${extra[@]}"
 status=$?
 set -e
 if [ "$status" -eq 124 ] || [ "$status" -eq 130 ]; then
