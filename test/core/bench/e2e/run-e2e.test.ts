@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert'
 import {costTimer} from '../../../../src/core/bench/e2e/batch-engine.js'
 import {E2eOptions, runE2e} from '../../../../src/core/bench/e2e/run-e2e.js'
 import {E2E_STRATEGIES} from '../../../../src/core/bench/e2e/strategies.js'
+import {compressFile} from '../../../../src/core/compress/compress-file.js'
 import {packAdapters} from '../../../../src/core/pack/pack-adapters.js'
 import {STORIES, haveStories} from '../../../helpers/decoder-fixtures.js'
 import {rejection, tempDir} from '../../../helpers/index.js'
@@ -131,6 +132,18 @@ const have = haveStories('bench/e2e/run-e2e')
   assert.equal(report.config.adapters.counts, [2])
   assert.is(report.config.model.vocab, 512)
   assert.is(report.config.adapters.source, pack)
+})
+
+;(have ? test : test.skip)('stories260K with the pack and its lossy lora compress output: shared-b is held to the compressed adapters, gather to the originals', async () => {
+  const pack = join(tmp.path, 'stories2.safetensors')
+  const shared = join(tmp.path, 'stories2-k8.safetensors')
+  await packAdapters({inputs: ['lora_small', 'lora_medium'].map((a) => join(STORIES, 'adapters', a)), out: pack})
+  await compressFile({inputs: [pack], out: shared, selection: {rank: 8}, dtype: 'F32'})
+  const report = await runE2e({...SMALL, model: join(STORIES, 'hf'), pack, sharedB: shared, strategies: ['gather', 'shared-b'], workload: {kind: 'uniform'}, requests: 6})
+  assert.is(report.config.adapters.shared_exact, false)
+  assert.is(report.config.adapters.shared_k, 8)
+  assert.is(report.config.adapters.shared_b, shared)
+  for (const r of report.results) assert.ok(r.tokens_equal, `${r.strategy}: ${JSON.stringify(r.mismatches)}`)
 })
 
 test.run()
