@@ -25,6 +25,7 @@ import {DEFAULT_TIE_TOLERANCE, checkTokens} from './check-tokens.js'
 import {kvBytesPerToken} from './decoder-engine.js'
 import {E2eReport, E2eResult} from './e2e-report.js'
 import {quantizationKl} from './quantization-kl.js'
+import {weightBytes} from './step-traffic.js'
 import {deviceBytesInUse, peakResidentBytes, residentBytes} from './memory.js'
 import {itlSamples, ratiosToBase, traceMetrics, ttftSamples} from './metrics.js'
 import {ReferenceTokens} from './reference-run.js'
@@ -104,6 +105,8 @@ export async function runE2e(o: E2eOptions): Promise<E2eReport> {
         const longest = Math.max(...requests.map((r) => r.prompt.length + r.maxTokens))
         if (longest > config.maxPositions) throw new UsageError('CONTEXT_TOO_LONG', `a request needs ${longest} positions (prompt + generated tokens), more than the model runs (${config.maxPositions})`)
         const strategies = chooseStrategies(o, adapters, note)
+        const need = residentEstimate(config, o.baseDtype, adapters, strategies, o.mergedCache)
+        if (need > 0.8 * availableMemory()) note(`the ${strategies.length} strategies' sessions hold about ${(need / 2 ** 30).toFixed(1)} GiB together (weights per session, adapter stacks per routed strategy), near or over the ${(availableMemory() / 2 ** 30).toFixed(1)} GiB available: --strategies runs fewer at once`)
         const ctx: E2eBuildContext = {weights, adapters, ep: provider.ep, threads: o.threads, maxPositions: longest, mergedCache: o.mergedCache, externalData: needsExternalData(config, adapters, strategies)}
         const reference = await referenceTokens({ctx, requests, forms: new Set(strategies.map((s) => referenceForm(s, adapters))), maxBatch: o.maxBatch, onProgress: o.onProgress})
         results.push(...(await serveAll(o, ctx, strategies, requests, reference, adapters)))
@@ -258,6 +261,13 @@ function needsExternalData(c: DecoderWeights['config'], adapters: E2eAdapterSet,
   const base = 4 * (c.layers * (c.hidden * (2 * q + 2 * kv) + 3 * c.hidden * c.intermediate) + 2 * c.vocab * c.hidden)
   const stacks = Math.max(adapters.bytes('stacks'), strategies.some((s) => s.reference === 'shared') ? adapters.bytes('shared') : 0)
   return base + stacks > INLINE_WEIGHT_LIMIT
+}
+
+/** Bytes the strategies' sessions hold together, roughly: the weights once per session, the stacks (and their working copies) per routed strategy, the merged copies. */
+function residentEstimate(c: DecoderWeights['config'], dtype: BaseDtype, adapters: E2eAdapterSet, strategies: readonly E2eStrategy[], mergedCache: number): number {
+  const weights = weightBytes(c, dtype) + 4 * c.vocab * c.hidden
+  const merged = adapters.modules.reduce((s, m) => s + 4 * m.in * m.out, 0) * (mergedCache + 1)
+  return strategies.reduce((sum, s) => sum + weights + (s.policy === 'per-adapter' ? merged : s.reference === 'base' ? 0 : s.stackCopies * adapters.bytes(s.reference === 'shared' ? 'shared' : 'stacks')), 0)
 }
 
 function availableMemory(): number {
