@@ -171,7 +171,7 @@ async function serveAll(o: E2eOptions, ctx: E2eBuildContext, strategies: readonl
     const kvPerToken = kvBytesPerToken(ctx.weights.config)
     const schedulers = built.map(({strategy, built: b}) => new Scheduler({engine: b.engine, requests, maxBatch: o.maxBatch, kvBytesPerToken: kvPerToken, kvBudgetBytes: o.kvBudgetBytes, policy: strategy.policy, timer: o.timer ?? wallTimer}))
     const total = requests.reduce((s, r) => s + r.maxTokens, 0) * schedulers.length
-    await serveInterleaved(schedulers, () => o.onProgress?.({stage: 'serve', done: schedulers.reduce((s, x) => s + x.trace().requests.reduce((t, r) => t + r.tokens.length, 0), 0), total}))
+    await serveInterleaved(schedulers, () => o.onProgress?.({stage: 'serve', done: schedulers.reduce((s, x) => s + x.generatedTokens, 0), total}))
     const traces = schedulers.map((s) => s.trace())
     const baseMetrics = traceMetrics(traces[0]!)
     const distinct = new Set(requests.map((r) => r.adapter).filter((a) => a !== null)).size

@@ -100,6 +100,7 @@ export class Scheduler<C> {
   private peakKvBytes = 0
   private peakReservedBytes = 0
   private peakRows = 0
+  private generated = 0
 
   /**
    * @throws UsageError when `maxBatch` is below 1, request ids repeat, or a request alone needs more KV cache than the budget
@@ -125,6 +126,11 @@ export class Scheduler<C> {
   /** The clock (ms). */
   get clock(): number {
     return this.now
+  }
+
+  /** Tokens generated so far, over all requests. */
+  get generatedTokens(): number {
+    return this.generated
   }
 
   /**
@@ -198,6 +204,7 @@ export class Scheduler<C> {
       record.tokens.push(next[i]!)
       record.times.push(this.now)
     })
+    this.generated += admitted.length
     this.settle(joined)
   }
 
@@ -210,6 +217,7 @@ export class Scheduler<C> {
       r.record.tokens.push(next[i]!)
       r.record.times.push(this.now)
     })
+    this.generated += running.length
     this.settle(running)
   }
 

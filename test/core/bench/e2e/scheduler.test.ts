@@ -37,6 +37,8 @@ test('the clock, worked by hand: B joins between A\'s decode steps; TTFT and tok
   assert.equal(trace.requests.map((r) => r.times), [[12, 17, 35], [30, 35]])
   assert.equal(trace.requests[1]!.arrivalMs, 12)
   assert.is(trace.makespanMs, 35)
+  assert.is(s.generatedTokens, 5)
+  assert.is(s.clock, 35)
 })
 
 test('an idle scheduler jumps to the next arrival instead of waiting', async () => {
