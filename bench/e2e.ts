@@ -18,7 +18,9 @@
  * Then the physical account of row 1: bytes each strategy moves per decode
  * step (weights, KV cache, adapters: `step-traffic.ts`) against the memory
  * bandwidth measured here, and for each target missed the measured figure,
- * the bound bandwidth puts on it and the part that dominates.
+ * what bytes alone would give and the part that dominates; a missed q4
+ * target adds the products' GFLOP/s on both bases, a missed p99 ITL the
+ * decode-step and prefill-call times.
  *
  * Every row is a `lora bench --e2e` process whose command is printed; its
  * JSON report and `summary.json` stay in `<work-dir>/e2e[-quick]/`. Every row
@@ -114,6 +116,50 @@ function copyBandwidth(): number {
   return rates.sort((a, b) => a - b)[2]!
 }
 
+/** The bytes a decode step of result `r` moves (`step-traffic.ts`), from its report's shapes. */
+function trafficOf(report: E2eReport, r: E2eResult) {
+  const c = report.config.model
+  const w = report.config.workload
+  const rank = report.config.adapters.rank
+  const k = report.config.adapters.shared_k ?? rank
+  const q = c.heads * c.head_dim
+  const kv = c.kv_heads * c.head_dim
+  // the adapted projections q, k, v, o: their inputs and outputs, summed over layers
+  const sumIn = c.layers * (3 * c.hidden + q)
+  const sumOut = c.layers * (q + 2 * kv + c.hidden)
+  return decodeTraffic(r.strategy, {
+    config: {hidden: c.hidden, intermediate: c.intermediate, layers: c.layers, heads: c.heads, kvHeads: c.kv_heads, headDim: c.head_dim, vocab: c.vocab},
+    baseDtype: c.base_dtype as 'f32' | 'f16' | 'q4',
+    rows: r.mean_decode_batch,
+    context: (w.prompt_tokens ?? 0) + (w.gen_tokens ?? 0) / 2,
+    distinct: Math.min(r.distinct_adapters, Math.round(r.mean_decode_batch)),
+    slots: r.adapters + 1,
+    adapterBytes: 4 * rank * (sumIn + sumOut),
+    sharedABytes: 4 * k * sumIn,
+    sharedBBytes: 4 * k * sumOut,
+  })
+}
+
+/** Mean milliseconds of a decode call, and of a prefill call. */
+const stepMs = (r: E2eResult) => (1000 * r.decode_s) / r.decode_calls
+const prefillMs = (r: E2eResult) => (1000 * r.prefill_s) / r.prefill_calls
+
+/** Multiply-adds ×2 of the linear weights per decode step: 2 × rows × (projection and head parameters). */
+function stepFlops(report: E2eReport, r: E2eResult): number {
+  const c = report.config.model
+  const q = c.heads * c.head_dim
+  const kv = c.kv_heads * c.head_dim
+  const params = c.layers * (c.hidden * (2 * q + 2 * kv) + 3 * c.hidden * c.intermediate) + c.vocab * c.hidden
+  return 2 * r.mean_decode_batch * params
+}
+
+let bandwidthMeasured: number | undefined
+/** The copy bandwidth, measured once. */
+function memoryBandwidth(): number {
+  bandwidthMeasured ??= copyBandwidth()
+  return bandwidthMeasured
+}
+
 const lines: string[] = []
 /** A line of the final summary, printed now too (a run cut short by a time budget keeps what it measured). */
 const say = (text = '') => {
@@ -173,6 +219,18 @@ if (only.has('q4')) {
     ),
   )
   say(`q4-base routed ÷ f32-base routed decode tokens/s: ${fmt(ratio)} (target ≥ ${TARGETS.q4}: ${met(ratio >= TARGETS.q4)})`)
+  if (ratio < TARGETS.q4) {
+    const tf = trafficOf(f32, a)!
+    const tq = trafficOf(q4, b)!
+    const gf = stepFlops(f32, a) / (stepMs(a) / 1000) / 1e9
+    const gq = stepFlops(q4, b) / (stepMs(b) / 1000) / 1e9
+    say(
+      `q4: measured ${fmt(ratio)} (target ${TARGETS.q4}). A decode step of ${fmt(a.mean_decode_batch, 1)} rows moves ${fmt(tf.total / 2 ** 20, 0)} MiB on the f32 base and ${fmt(tq.total / 2 ** 20, 0)} MiB on the q4 base (weights ${fmt(tf.weights / 2 ** 20, 0)} → ${fmt(tq.weights / 2 ** 20, 0)} MiB): by bytes alone the q4 step would be ${fmt(tf.total / tq.total, 2)}× faster, ` +
+        `and at ${fmt(memoryBandwidth() / 1e9, 1)} GB/s the bytes take ${fmt((tf.total / memoryBandwidth()) * 1000, 1)} and ${fmt((tq.total / memoryBandwidth()) * 1000, 1)} ms against measured steps of ${fmt(stepMs(a), 1)} and ${fmt(stepMs(b), 1)} ms. ` +
+        `The step's ${fmt(stepFlops(q4, b) / 1e9, 2)} GFLOP of products ran at ${fmt(gf, 1)} GFLOP/s on the f32 base and ${fmt(gq, 1)} on the q4 base: ${gq < gf ? 'MatMulNBits unpacks the 4-bit blocks as it multiplies, so the q4 products are slower per flop and the step is bound by arithmetic, not bytes' : 'the q4 products keep pace per flop, so the remaining time is per-call work outside the products'}. ` +
+        `What would close it: a MatMulNBits kernel that keeps more rows per unpacked block (higher batch), or int8 activations (MatMulNBits accuracy_level 4) where the CPU has VNNI.`,
+    )
+  }
   summary.q4 = {ratio, kl, f32_decode: a.tokens_per_s.decode, q4_decode: b.tokens_per_s.decode}
 }
 
@@ -193,6 +251,12 @@ if (only.has('poisson')) {
     ),
   )
   say(`${r.strategy} p99 ITL ÷ base p99 ITL: ${fmt(r.relative_to_base.itl_p99)} (target ≤ ${TARGETS.itlP99}: ${met(r.relative_to_base.itl_p99 <= TARGETS.itlP99)})`)
+  if (r.relative_to_base.itl_p99 > TARGETS.itlP99) {
+    say(
+      `poisson: ${r.strategy}'s p99 ITL is ${fmt(r.itl_ms.p99, 1)} ms against base's ${fmt(base.itl_ms.p99, 1)} ms. A request's token gap is one decode step (${r.strategy}: ${fmt(stepMs(r), 1)} ms mean, base ${fmt(stepMs(base), 1)} ms), or a decode step and a prefill when another request joins (${r.strategy} prefill calls ${fmt(prefillMs(r), 1)} ms mean, base ${fmt(prefillMs(base), 1)} ms), so the tail follows the prefill calls: ` +
+        `${prefillMs(r) / prefillMs(base) > stepMs(r) / stepMs(base) ? `routed prefill is ${fmt(prefillMs(r) / prefillMs(base), 2)}× base's (the per-request gathers are transposed and packed for every prompt), more than the decode ratio ${fmt(stepMs(r) / stepMs(base), 2)}; what would close it: chunked prefill (prompts split across steps so no gap holds a whole prefill)` : `the decode steps themselves are ${fmt(stepMs(r) / stepMs(base), 2)}× base's; what would close it: the decode-step costs of row 1`}.`,
+    )
+  }
   summary.poisson = {rate, capacity, strategy: r.strategy, itl_p99_ratio: r.relative_to_base.itl_p99, base: {ttft: base.ttft_ms, itl: base.itl_ms}, routed: {ttft: r.ttft_ms, itl: r.itl_ms}}
 }
 
@@ -208,30 +272,9 @@ if (only.has('sweep')) {
 }
 
 if (main) {
-  const bandwidth = copyBandwidth()
-  const c = main.config.model
-  const config = {hidden: c.hidden, intermediate: c.intermediate, layers: c.layers, heads: c.heads, kvHeads: c.kv_heads, headDim: c.head_dim, vocab: c.vocab}
-  const rank = main.config.adapters.rank
-  const k = main.config.adapters.shared_k ?? rank
-  const q = c.heads * c.head_dim
-  const kv = c.kv_heads * c.head_dim
-  // q, k, v, o: in + out of each, per layer
-  const sumIn = c.layers * (3 * c.hidden + q)
-  const sumOut = c.layers * (q + 2 * kv + c.hidden)
+  const bandwidth = memoryBandwidth()
   const baseRow = find(main, 'base')!
-  const traffic = (r: E2eResult) =>
-    decodeTraffic(r.strategy, {
-      config,
-      baseDtype: 'f32',
-      rows: r.mean_decode_batch,
-      context: Number(size.prompt) + Number(size.gen) / 2,
-      distinct: Math.min(r.distinct_adapters, Math.round(r.mean_decode_batch)),
-      slots: r.adapters + 1,
-      adapterBytes: 4 * rank * (sumIn + sumOut),
-      sharedABytes: 4 * k * sumIn,
-      sharedBBytes: 4 * k * sumOut,
-    })
-  const stepMs = (r: E2eResult) => (1000 * r.decode_s) / r.decode_calls
+  const traffic = (r: E2eResult) => trafficOf(main!, r)
   say()
   say(`Physical account of row 1: bytes per decode step (estimates from the shapes) against ${fmt(bandwidth / 1e9, 1)} GB/s of copy bandwidth measured here (one thread, read + write)`)
   const rows = main.results.map((r) => {
