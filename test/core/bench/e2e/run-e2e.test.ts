@@ -104,6 +104,14 @@ test('a trace of mixed lengths, adapters and arrivals: every strategy generates 
   }
 })
 
+test('an f16 base: tokens equal, its KL to the f32 base far below the 4-bit base\'s', async () => {
+  const f16 = await runE2e({...SMALL, baseDtype: 'f16', strategies: ['gather']})
+  const q4 = await runE2e({...SMALL, baseDtype: 'q4', strategies: ['gather']})
+  for (const r of [...f16.results, ...q4.results]) assert.ok(r.tokens_equal, r.strategy)
+  assert.ok(f16.config.kl_to_float!.mean < q4.config.kl_to_float!.mean / 10, `f16 ${f16.config.kl_to_float!.mean} vs q4 ${q4.config.kl_to_float!.mean}`)
+  assert.is(f16.config.model.base_dtype, 'f16')
+})
+
 test('several adapter counts: one result per strategy and count', async () => {
   const report = await runE2e({...SMALL, adapters: [1, 5], strategies: ['gather']})
   assert.equal(report.results.map((r) => [r.strategy, r.adapters, r.distinct_adapters]), [
