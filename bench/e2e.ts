@@ -35,8 +35,8 @@ import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {renderTable} from '../src/cli/table.js'
-import type {E2eReport, E2eResult} from '../src/core/bench/e2e/e2e-report.js'
-import {decodeTraffic} from '../src/core/bench/e2e/step-traffic.js'
+import type {E2eReport, E2eResult} from '../src/core/e2e/e2e-report.js'
+import {decodeTraffic} from '../src/core/e2e/step-traffic.js'
 import {formatBytes} from '../src/core/units.js'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')

@@ -1,6 +1,6 @@
 /** The human table of an end-to-end bench report. */
-import {e2eTitle} from '../core/bench/e2e/e2e-outputs.js'
-import type {E2eReport} from '../core/bench/e2e/e2e-report.js'
+import {e2eTitle} from '../core/e2e/e2e-outputs.js'
+import type {E2eReport} from '../core/e2e/e2e-report.js'
 import {formatBytes} from '../core/units.js'
 import {renderTable} from './table.js'
 

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand, parseIntegerList} from '../cli/base-command.js'
 import {E2E_FLAGS, runE2eCommand} from '../cli/bench-e2e.js'
-import type {E2eReport} from '../core/bench/e2e/e2e-report.js'
+import type {E2eReport} from '../core/e2e/e2e-report.js'
 import {renderBenchTable} from '../cli/bench-table.js'
 import {parseTargets} from '../cli/llama-flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'

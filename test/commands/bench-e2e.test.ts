@@ -13,12 +13,12 @@ import {runCli, tempDir} from '../helpers/index.js'
 const test = suite('command bench --e2e')
 const TINY = ['bench', '--e2e', '--hidden', '64', '--intermediate', '128', '--layers', '1', '--vocab', '128', '--heads', '4', '--kv-heads', '2', '--adapters', '6', '--rank', '4', '--shared-k', '4', '--requests', '4', '--prompt-tokens', '4', '--gen-tokens', '3', '--max-batch', '2']
 
-test('--json, --out and --plot: the documented report, a throughput and a latency-CDF SVG', () => {
+test('--json, --out and --plot: the documented report, a throughput and a latency-CDF SVG', async () => {
   const tmp = tempDir()
   try {
     const out = join(tmp.path, 'r.json')
     const plot = join(tmp.path, 'e2e.svg')
-    const r = runCli([...TINY, '--strategies', 'gather,merged', '--rate', '50', '--json', '--out', out, '--plot', plot])
+    const r = await runCli([...TINY, '--strategies', 'gather,merged', '--rate', '50', '--json', '--out', out, '--plot', plot])
     assert.is(r.status, 0, r.stderr)
     const report = JSON.parse(r.stdout)
     assert.equal(JSON.parse(readFileSync(out, 'utf8')), report)
@@ -44,15 +44,15 @@ test('--json, --out and --plot: the documented report, a throughput and a latenc
   }
 })
 
-test('the table: one row per strategy, the token check said', () => {
-  const r = runCli([...TINY, '--strategies', 'segment'])
+test('the table: one row per strategy, the token check said', async () => {
+  const r = await runCli([...TINY, '--strategies', 'segment'])
   assert.is(r.status, 0, r.stderr)
   assert.match(r.stdout, /^llama 64\/128×1, f32 base, rank 4, 4 requests 4\+3, distinct, offline \(cpu\)/)
   assert.match(r.stdout, /\nbase +6 +4 .* yes\n/)
   assert.match(r.stdout, /\nsegment +6 +4 .* yes\n?/)
 })
 
-test('usage errors exit 2 in both output modes', () => {
+test('usage errors exit 2 in both output modes', async () => {
   const cases: Array<[string[], RegExp]> = [
     [[...TINY, '--batch', '8'], /--batch is a flag of the linear bench; --e2e does not take it/],
     [[...TINY, '--rate', '0'], /--rate must be a positive number/],
@@ -63,22 +63,22 @@ test('usage errors exit 2 in both output modes', () => {
     [['bench', '--model', 'some/model'], /--model must be llama or layer/],
   ]
   for (const [args, message] of cases) {
-    const plain = runCli(args)
+    const plain = await runCli(args)
     assert.is(plain.status, 2, `${args.join(' ')}: ${plain.stderr}`)
     assert.match(plain.stderr, message)
-    const json = runCli([...args, '--json'])
+    const json = await runCli([...args, '--json'])
     assert.is(json.status, 2, args.join(' '))
     assert.match(JSON.parse(json.stdout).error.message, message)
   }
 })
 
-test('outputs that exist are refused before serving, unless --force', () => {
+test('outputs that exist are refused before serving, unless --force', async () => {
   const tmp = tempDir()
   try {
     const out = join(tmp.path, 'r.json')
-    assert.is(runCli([...TINY, '--strategies', 'gather', '--out', out]).status, 0)
+    assert.is((await runCli([...TINY, '--strategies', 'gather', '--out', out])).status, 0)
     assert.ok(existsSync(out))
-    const again = runCli([...TINY, '--strategies', 'gather', '--out', out])
+    const again = await runCli([...TINY, '--strategies', 'gather', '--out', out])
     assert.is(again.status, 2)
     assert.match(again.stderr, /exists/)
   } finally {

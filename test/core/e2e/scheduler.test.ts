@@ -7,13 +7,13 @@
  */
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {costTimer} from '../../../../src/core/bench/e2e/batch-engine.js'
-import {Scheduler, SchedulerOptions, serveInterleaved} from '../../../../src/core/bench/e2e/scheduler.js'
-import type {E2eRequest} from '../../../../src/core/bench/e2e/requests.js'
-import {rejection} from '../../../helpers/index.js'
+import {costTimer} from '../../../src/core/e2e/batch-engine.js'
+import {Scheduler, SchedulerOptions, serveInterleaved} from '../../../src/core/e2e/scheduler.js'
+import type {E2eRequest} from '../../../src/core/e2e/requests.js'
+import {rejection} from '../../helpers/index.js'
 import {FakeEngine, alone, request} from './fake-engine.js'
 
-const test = suite('bench/e2e/scheduler')
+const test = suite('e2e/scheduler')
 
 const clock = costTimer((c) => (c.kind === 'prefill' ? 10 + c.tokens : 5))
 

@@ -10,21 +10,21 @@
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {costTimer} from '../../../../src/core/bench/e2e/batch-engine.js'
-import {checkTokens} from '../../../../src/core/bench/e2e/check-tokens.js'
-import {DecoderEngine, kvBytesPerToken} from '../../../../src/core/bench/e2e/decoder-engine.js'
-import type {ReferenceTokens} from '../../../../src/core/bench/e2e/reference-run.js'
-import {E2eRequest, drawRequests} from '../../../../src/core/bench/e2e/requests.js'
-import {Scheduler} from '../../../../src/core/bench/e2e/scheduler.js'
-import {packAdapters} from '../../../../src/core/pack/pack-adapters.js'
-import type {DecoderModel} from '../../../../src/core/runtime/decoder-model.js'
-import {argmax} from '../../../../src/core/runtime/generate.js'
-import {LoadedDecoder, loadDecoder} from '../../../../src/core/runtime/load-decoder.js'
-import {STORIES, haveStories} from '../../../helpers/decoder-fixtures.js'
-import {tempDir} from '../../../helpers/index.js'
+import {costTimer} from '../../../src/core/e2e/batch-engine.js'
+import {checkTokens} from '../../../src/core/e2e/check-tokens.js'
+import {DecoderEngine, kvBytesPerToken} from '../../../src/core/e2e/decoder-engine.js'
+import type {ReferenceTokens} from '../../../src/core/e2e/reference-run.js'
+import {E2eRequest, drawRequests} from '../../../src/core/e2e/requests.js'
+import {Scheduler} from '../../../src/core/e2e/scheduler.js'
+import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
+import type {DecoderModel} from '../../../src/core/runtime/decoder-model.js'
+import {argmax} from '../../../src/core/runtime/generate.js'
+import {LoadedDecoder, loadDecoder} from '../../../src/core/runtime/load-decoder.js'
+import {STORIES, haveStories} from '../../helpers/decoder-fixtures.js'
+import {tempDir} from '../../helpers/index.js'
 
-const have = haveStories('bench/e2e/serve-decoder')
-const test = suite('bench/e2e/serve-decoder (stories260K)')
+const have = haveStories('e2e/serve-decoder')
+const test = suite('e2e/serve-decoder (stories260K)')
 const real = have ? test : test.skip
 const tmp = tempDir('lora-e2e-serve-')
 const ADAPTERS = ['lora_small', 'lora_medium'] as const

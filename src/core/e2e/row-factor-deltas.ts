@@ -8,11 +8,11 @@
  * `[B, out, R]` (scaling folded into B, ranks below R zero-padded; a row
  * without adapter is all zeros).
  */
-import type {OrtTensor} from '../../onnx/session.js'
-import {loadOrt} from '../../onnx/session.js'
-import type {AdapterFactors} from '../../runtime/adapter-factors.js'
-import type {GraphBuilder} from '../../onnx/graph-builder.js'
-import type {DeltaContext, ProjectionDeltas, ProjectionSite, RoutingBatch} from '../../runtime/projection-delta.js'
+import type {OrtTensor} from '../onnx/session.js'
+import {loadOrt} from '../onnx/session.js'
+import type {AdapterFactors} from '../runtime/adapter-factors.js'
+import type {GraphBuilder} from '../onnx/graph-builder.js'
+import type {DeltaContext, ProjectionDeltas, ProjectionSite, RoutingBatch} from '../runtime/projection-delta.js'
 import type {AdaptedModule} from './adapter-set.js'
 
 /** A delta provider fed each row's adapter factors (see the module comment). */

@@ -8,8 +8,8 @@
  * the runner-up where the two logits are within float32 noise is told apart
  * from a wrong one (`checkTokens`).
  */
-import type {DecoderModel} from '../../runtime/decoder-model.js'
-import type {AdapterFactors} from '../../runtime/adapter-factors.js'
+import type {DecoderModel} from '../runtime/decoder-model.js'
+import type {AdapterFactors} from '../runtime/adapter-factors.js'
 import type {E2eRequest} from './requests.js'
 import type {RowFactorDeltas} from './row-factor-deltas.js'
 

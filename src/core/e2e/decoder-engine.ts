@@ -3,9 +3,9 @@
  * alone, or with routed adapters (each row's adapter fed to the strategy's
  * routing inputs), greedy decoding, `KvCache` rows split and joined.
  */
-import type {DecoderModel} from '../../runtime/decoder-model.js'
-import {argmax} from '../../runtime/generate.js'
-import {KvCache} from '../../runtime/kv-cache.js'
+import type {DecoderModel} from '../runtime/decoder-model.js'
+import {argmax} from '../runtime/generate.js'
+import {KvCache} from '../runtime/kv-cache.js'
 import type {BatchEngine, EngineRow, EngineStep} from './batch-engine.js'
 
 /** Greedy decoding over `model` (see the module comment). */

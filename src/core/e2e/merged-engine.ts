@@ -8,16 +8,16 @@
  * adapters runs one group after another. Merges and swaps are part of the
  * call they serve, so the clock counts them.
  */
-import {MatMulEngine} from '../../linalg/matmul-engine.js'
-import type {GraphBuilder} from '../../onnx/graph-builder.js'
-import type {ExecutionProvider, OrtTensor} from '../../onnx/session.js'
-import {loadOrt} from '../../onnx/session.js'
-import {DecoderModel} from '../../runtime/decoder-model.js'
-import type {DecoderWeights} from '../../runtime/decoder-weights.js'
-import {argmax} from '../../runtime/generate.js'
-import {KvCache} from '../../runtime/kv-cache.js'
-import {linearValues} from '../../runtime/linear-weight.js'
-import type {DeltaContext, ProjectionDeltas, ProjectionSite} from '../../runtime/projection-delta.js'
+import {MatMulEngine} from '../linalg/matmul-engine.js'
+import type {GraphBuilder} from '../onnx/graph-builder.js'
+import type {ExecutionProvider, OrtTensor} from '../onnx/session.js'
+import {loadOrt} from '../onnx/session.js'
+import {DecoderModel} from '../runtime/decoder-model.js'
+import type {DecoderWeights} from '../runtime/decoder-weights.js'
+import {argmax} from '../runtime/generate.js'
+import {KvCache} from '../runtime/kv-cache.js'
+import {linearValues} from '../runtime/linear-weight.js'
+import type {DeltaContext, ProjectionDeltas, ProjectionSite} from '../runtime/projection-delta.js'
 import type {AdaptedModule, E2eAdapterSet} from './adapter-set.js'
 import type {BatchEngine, EngineRow, EngineStep} from './batch-engine.js'
 

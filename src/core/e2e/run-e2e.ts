@@ -9,15 +9,15 @@
  * next-token distributions to the f32 base's is measured too.
  */
 import {readFileSync} from 'node:fs'
-import {UsageError} from '../../errors.js'
-import type {Projection} from '../../models/llama.js'
-import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../../onnx/session.js'
-import type {ProgressCallback} from '../../progress.js'
-import {DecoderModel, assertDecoderTensors} from '../../runtime/decoder-model.js'
-import type {DecoderWeights} from '../../runtime/decoder-weights.js'
-import {INLINE_WEIGHT_LIMIT} from '../../runtime/initializer-store.js'
-import {openDecoderWeights} from '../../runtime/load-decoder.js'
-import {Workload, workloadName} from '../workload.js'
+import {UsageError} from '../errors.js'
+import type {Projection} from '../models/llama.js'
+import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
+import type {ProgressCallback} from '../progress.js'
+import {DecoderModel, assertDecoderTensors} from '../runtime/decoder-model.js'
+import type {DecoderWeights} from '../runtime/decoder-weights.js'
+import {INLINE_WEIGHT_LIMIT} from '../runtime/initializer-store.js'
+import {openDecoderWeights} from '../runtime/load-decoder.js'
+import {Workload, workloadName} from '../bench/workload.js'
 import {E2eAdapterSet, adaptedModules, packAdapters} from './adapter-set.js'
 import {BaseDtype, baseVariant} from './base-dtype.js'
 import {StepTimer, wallTimer} from './batch-engine.js'
@@ -165,7 +165,7 @@ async function serveAll(o: E2eOptions, ctx: E2eBuildContext, strategies: readonl
       const b = await strategy.build(ctx)
       const sessionBytes = residentBytes() - rss
       const deviceBytes = device === null ? null : (deviceBytesInUse(ctx.ep) ?? device) - device
-      await warm(b)
+      await warm(b, ctx)
       built.push({strategy, built: b, sessionBytes, deviceBytes, warmStats: b.stats?.()})
     }
     const kvPerToken = kvBytesPerToken(ctx.weights.config)
@@ -221,10 +221,11 @@ function sinceWarm(now: Record<string, number> | undefined, warm: Record<string,
   return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (warm?.[k] ?? 0)]))
 }
 
-/** One small request through a new engine, outside timing (sessions initialize on their first runs). */
-async function warm(b: BuiltStrategy): Promise<void> {
-  const step = await b.engine.prefill([{tokens: [1, 2, 3, 4], adapter: null}])
-  await b.engine.decode(step.cache, [{tokens: [step.next[0]!], adapter: null}])
+/** One small request through a new engine, outside timing (sessions initialize on their first runs): up to 4 prompt tokens and one decode step, within the positions the model runs. */
+async function warm(b: BuiltStrategy, ctx: E2eBuildContext): Promise<void> {
+  const length = Math.max(1, Math.min(4, ctx.maxPositions - 1))
+  const step = await b.engine.prefill([{tokens: Array.from({length}, (_, i) => (i + 1) % ctx.weights.config.vocab), adapter: null}])
+  if (length + 1 <= ctx.maxPositions) await b.engine.decode(step.cache, [{tokens: [step.next[0]!], adapter: null}])
 }
 
 /** The strategies to run: base first, then those asked for (or every available one that fits in memory). */

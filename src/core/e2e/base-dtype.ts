@@ -10,10 +10,10 @@
  *   (it is a Gather, not a product). Adapters stay unmerged in f32 beside it,
  *   the way QLoRA-style models are served.
  */
-import {fromFloat, toFloat32} from '../../dtype.js'
-import {Q4_0_BLOCK_SIZE, quantizeQ4_0} from '../../quant/q4-0.js'
-import {DecoderWeights, mapLinearWeights} from '../../runtime/decoder-weights.js'
-import {floatLinear, linearValues, q4_0ToNBits} from '../../runtime/linear-weight.js'
+import {fromFloat, toFloat32} from '../dtype.js'
+import {Q4_0_BLOCK_SIZE, quantizeQ4_0} from '../quant/q4-0.js'
+import {DecoderWeights, mapLinearWeights} from '../runtime/decoder-weights.js'
+import {floatLinear, linearValues, q4_0ToNBits} from '../runtime/linear-weight.js'
 
 /** Base weight storages `--base-dtype` takes. */
 export const BASE_DTYPES = ['f32', 'f16', 'q4'] as const

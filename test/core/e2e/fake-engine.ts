@@ -4,8 +4,8 @@
  * give each request the tokens it gets alone; the cache is the rows'
  * histories. It records every call's rows.
  */
-import type {BatchEngine, EngineRow, EngineStep} from '../../../../src/core/bench/e2e/batch-engine.js'
-import type {E2eRequest} from '../../../../src/core/bench/e2e/requests.js'
+import type {BatchEngine, EngineRow, EngineStep} from '../../../src/core/e2e/batch-engine.js'
+import type {E2eRequest} from '../../../src/core/e2e/requests.js'
 
 /** The next token after `history` for `adapter`. */
 export function nextToken(history: readonly number[], adapter: string | null): number {

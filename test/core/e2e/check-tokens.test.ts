@@ -5,12 +5,12 @@
  */
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {checkTokens, describeMismatches} from '../../../../src/core/bench/e2e/check-tokens.js'
-import type {ReferenceTokens} from '../../../../src/core/bench/e2e/reference-run.js'
-import {topTwo} from '../../../../src/core/bench/e2e/reference-run.js'
-import type {RequestRecord} from '../../../../src/core/bench/e2e/scheduler.js'
+import {checkTokens, describeMismatches} from '../../../src/core/e2e/check-tokens.js'
+import type {ReferenceTokens} from '../../../src/core/e2e/reference-run.js'
+import {topTwo} from '../../../src/core/e2e/reference-run.js'
+import type {RequestRecord} from '../../../src/core/e2e/scheduler.js'
 
-const test = suite('bench/e2e/check-tokens')
+const test = suite('e2e/check-tokens')
 
 const ref: ReferenceTokens = {tokens: [5, 6, 7], runnerUp: [1, 2, 3], margin: [2, 1e-6, 0.5], scale: [10, 10, 10]}
 const record = (id: string, tokens: number[]): RequestRecord => ({id, adapter: 'ad', arrivalMs: 0, promptTokens: 1, tokens, times: []})

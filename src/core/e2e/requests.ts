@@ -8,10 +8,10 @@
  * benchmark needs no tokenizer). Deterministic from the seed.
  */
 import {readFile, stat} from 'node:fs/promises'
-import {InputError, UsageError, withFileContext} from '../../errors.js'
-import {sanitizeName} from '../../formats/safetensors-header.js'
-import {Rng} from '../../random.js'
-import {Workload, drawSteps} from '../workload.js'
+import {InputError, UsageError, withFileContext} from '../errors.js'
+import {sanitizeName} from '../formats/safetensors-header.js'
+import {Rng} from '../random.js'
+import {Workload, drawSteps} from '../bench/workload.js'
 
 /** One request. */
 export interface E2eRequest {

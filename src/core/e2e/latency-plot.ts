@@ -5,7 +5,7 @@
  * x in ms (logarithmic when the samples span more than 20×), y the share of
  * samples at or below it.
  */
-import {escapeXml} from '../plot.js'
+import {escapeXml} from '../bench/plot.js'
 
 const PANEL_W = 380
 const HEIGHT = 400

@@ -7,14 +7,14 @@
  * O(1) (each linear weight uniform with std 1/√in, the embedding std 1,
  * norms near 1), and no tokenizer: the benchmark's prompts are token ids.
  */
-import {UsageError} from '../../errors.js'
-import {headDim as defaultHeadDim} from '../../models/llama.js'
-import {ALL_PROJECTIONS, projectionPath} from '../../models/llama.js'
-import {Rng} from '../../random.js'
-import type {DecoderConfig} from '../../runtime/decoder-config.js'
-import type {DecoderWeights} from '../../runtime/decoder-weights.js'
-import {floatLinear, LinearWeight} from '../../runtime/linear-weight.js'
-import {projectionShapeOf} from '../../runtime/adapter-factors.js'
+import {UsageError} from '../errors.js'
+import {headDim as defaultHeadDim} from '../models/llama.js'
+import {ALL_PROJECTIONS, projectionPath} from '../models/llama.js'
+import {Rng} from '../random.js'
+import type {DecoderConfig} from '../runtime/decoder-config.js'
+import type {DecoderWeights} from '../runtime/decoder-weights.js'
+import {floatLinear, LinearWeight} from '../runtime/linear-weight.js'
+import {projectionShapeOf} from '../runtime/adapter-factors.js'
 
 /** The shape of a synthetic decoder. */
 export interface SyntheticDecoderDims {

@@ -7,20 +7,20 @@
  */
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {adaptedModules} from '../../../../src/core/bench/e2e/adapter-set.js'
-import {costTimer} from '../../../../src/core/bench/e2e/batch-engine.js'
-import {checkTokens} from '../../../../src/core/bench/e2e/check-tokens.js'
-import {referenceTokens} from '../../../../src/core/bench/e2e/reference-tokens.js'
-import {drawRequests} from '../../../../src/core/bench/e2e/requests.js'
-import {runE2e} from '../../../../src/core/bench/e2e/run-e2e.js'
-import {E2E_STRATEGIES} from '../../../../src/core/bench/e2e/strategies.js'
-import {syntheticAdapters} from '../../../../src/core/bench/e2e/synthetic-adapters.js'
-import {syntheticDecoderWeights} from '../../../../src/core/bench/e2e/synthetic-decoder.js'
-import {probeProvider} from '../../../../src/core/onnx/session.js'
+import {adaptedModules} from '../../../src/core/e2e/adapter-set.js'
+import {costTimer} from '../../../src/core/e2e/batch-engine.js'
+import {checkTokens} from '../../../src/core/e2e/check-tokens.js'
+import {referenceTokens} from '../../../src/core/e2e/reference-tokens.js'
+import {drawRequests} from '../../../src/core/e2e/requests.js'
+import {runE2e} from '../../../src/core/e2e/run-e2e.js'
+import {E2E_STRATEGIES} from '../../../src/core/e2e/strategies.js'
+import {syntheticAdapters} from '../../../src/core/e2e/synthetic-adapters.js'
+import {syntheticDecoderWeights} from '../../../src/core/e2e/synthetic-decoder.js'
+import {probeProvider} from '../../../src/core/onnx/session.js'
 
 const probe = await probeProvider('webgpu')
 if (!probe.ok) console.log(`\n  [skip] bench/e2e/webgpu: ${probe.reason} (scripts/install-vulkan.sh installs lavapipe)`)
-const test = suite('bench/e2e/webgpu')
+const test = suite('e2e/webgpu')
 const gpu = probe.ok ? test : test.skip
 const dims = {hidden: 64, intermediate: 128, layers: 2, vocab: 256, heads: 4, kvHeads: 2}
 const timer = costTimer((c) => (c.kind === 'prefill' ? 10 : 2))

@@ -5,10 +5,10 @@
  */
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {itlSamples, percentile, percentiles, ratiosToBase, traceMetrics, ttftSamples} from '../../../../src/core/bench/e2e/metrics.js'
-import type {ServeTrace} from '../../../../src/core/bench/e2e/scheduler.js'
+import {itlSamples, percentile, percentiles, ratiosToBase, traceMetrics, ttftSamples} from '../../../src/core/e2e/metrics.js'
+import type {ServeTrace} from '../../../src/core/e2e/scheduler.js'
 
-const test = suite('bench/e2e/metrics')
+const test = suite('e2e/metrics')
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} vs ${b}`)
 
 test('percentiles interpolate between closest ranks (numpy.percentile linear)', () => {

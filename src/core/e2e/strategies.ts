@@ -9,12 +9,12 @@
  *   adapters routed per request through that fragment (`routedDeltasFrom`);
  * - `merged`: weight swapping over merged copies (`merged-engine.ts`).
  */
-import type {ExecutionProvider} from '../../onnx/session.js'
-import type {DecoderWeights} from '../../runtime/decoder-weights.js'
-import {DecoderModel} from '../../runtime/decoder-model.js'
-import {routedDeltasFrom, routesSource} from '../../runtime/routed-deltas.js'
-import {STRATEGY_TABLE} from '../../serve/registry.js'
-import type {ReferenceKind, ServeStrategy} from '../../serve/strategy.js'
+import type {ExecutionProvider} from '../onnx/session.js'
+import type {DecoderWeights} from '../runtime/decoder-weights.js'
+import {DecoderModel} from '../runtime/decoder-model.js'
+import {routedDeltasFrom, routesSource} from '../runtime/routed-deltas.js'
+import {STRATEGY_TABLE} from '../serve/registry.js'
+import type {ReferenceKind, ServeStrategy} from '../serve/strategy.js'
 import type {E2eAdapterSet} from './adapter-set.js'
 import type {BatchEngine} from './batch-engine.js'
 import {DecoderEngine} from './decoder-engine.js'

@@ -8,10 +8,10 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {drawRequests, readTrace} from '../../../../src/core/bench/e2e/requests.js'
-import {rejection, tempDir} from '../../../helpers/index.js'
+import {drawRequests, readTrace} from '../../../src/core/e2e/requests.js'
+import {rejection, tempDir} from '../../helpers/index.js'
 
-const test = suite('bench/e2e/requests')
+const test = suite('e2e/requests')
 const tmp = tempDir('lora-e2e-requests-')
 test.after(() => tmp.cleanup())
 const NAMES = Array.from({length: 10}, (_, i) => `ad${i}`)

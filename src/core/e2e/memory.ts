@@ -6,7 +6,7 @@
  */
 import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
-import type {ExecutionProvider} from '../../onnx/session.js'
+import type {ExecutionProvider} from '../onnx/session.js'
 
 /** Resident bytes of this process now. */
 export function residentBytes(): number {

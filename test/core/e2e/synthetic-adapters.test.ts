@@ -6,10 +6,10 @@
  */
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {fromFloat, toFloat32} from '../../../../src/core/dtype.js'
-import {syntheticAdapters} from '../../../../src/core/bench/e2e/synthetic-adapters.js'
+import {fromFloat, toFloat32} from '../../../src/core/dtype.js'
+import {syntheticAdapters} from '../../../src/core/e2e/synthetic-adapters.js'
 
-const test = suite('bench/e2e/synthetic-adapters')
+const test = suite('e2e/synthetic-adapters')
 const modules = [{name: 'model.layers.0.self_attn.q_proj', in: 32, out: 24}, {name: 'model.layers.0.self_attn.k_proj', in: 32, out: 8}]
 const set = syntheticAdapters({count: 3, rank: 4, sharedK: 5, modules, seed: 2})
 

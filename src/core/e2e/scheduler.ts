@@ -21,8 +21,8 @@
  * one's own clock; idle time is skipped, not waited. Decoding is greedy, so
  * a request's tokens do not depend on what it was batched with.
  */
-import {UsageError} from '../../errors.js'
-import {sanitizeName} from '../../formats/safetensors-header.js'
+import {UsageError} from '../errors.js'
+import {sanitizeName} from '../formats/safetensors-header.js'
 import type {BatchEngine, EngineRow, StepTimer} from './batch-engine.js'
 import type {E2eRequest} from './requests.js'
 

@@ -4,7 +4,7 @@
  * every strategy generated the reference's tokens. docs/bench.md describes
  * every field.
  */
-import {GateError} from '../../errors.js'
+import {GateError} from '../errors.js'
 import type {TokenMismatch} from './check-tokens.js'
 import type {Percentiles, RatiosToBase, Throughput} from './metrics.js'
 

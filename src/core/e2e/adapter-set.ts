@@ -7,14 +7,14 @@
  * (`--pack`), with the `lora compress` output of that pack (`--shared-b`)
  * for shared-b.
  */
-import {InputError} from '../../errors.js'
-import {SharedBFile, sharedBTensorNames} from '../../formats/shared-b-file.js'
-import {sanitizeName} from '../../formats/safetensors-header.js'
-import {Projection, projectionPath} from '../../models/llama.js'
-import {PackFile} from '../../formats/pack-file.js'
-import {AdapterFactors, ModuleFactors, projectionShapeOf, readPackFactors} from '../../runtime/adapter-factors.js'
-import type {DecoderConfig} from '../../runtime/decoder-config.js'
-import {RoutedStackSource, SharedModuleStacks, packStackSource} from '../../runtime/routed-deltas.js'
+import {InputError} from '../errors.js'
+import {SharedBFile, sharedBTensorNames} from '../formats/shared-b-file.js'
+import {sanitizeName} from '../formats/safetensors-header.js'
+import {Projection, projectionPath} from '../models/llama.js'
+import {PackFile} from '../formats/pack-file.js'
+import {AdapterFactors, ModuleFactors, projectionShapeOf, readPackFactors} from '../runtime/adapter-factors.js'
+import type {DecoderConfig} from '../runtime/decoder-config.js'
+import {RoutedStackSource, SharedModuleStacks, packStackSource} from '../runtime/routed-deltas.js'
 
 /** An adapted module: its path, dims and (padded) rank. */
 export interface AdaptedModule {

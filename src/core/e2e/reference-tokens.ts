@@ -5,8 +5,8 @@
  * shared-b when that form is not exact, e.g. a lossy `lora compress`
  * output), every one decoded on one reference model (`RowFactorDeltas`).
  */
-import {DecoderModel} from '../../runtime/decoder-model.js'
-import type {ProgressCallback} from '../../progress.js'
+import {DecoderModel} from '../runtime/decoder-model.js'
+import type {ProgressCallback} from '../progress.js'
 import type {E2eAdapterSet, FactorForm} from './adapter-set.js'
 import {ReferenceRow, ReferenceTokens, runReference} from './reference-run.js'
 import type {E2eRequest} from './requests.js'

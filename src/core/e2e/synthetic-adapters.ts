@@ -17,9 +17,9 @@
  * them, and adapter i's values depend only on the seed, i and the module
  * (the same adapters whatever the count loaded).
  */
-import {Rng} from '../../random.js'
-import type {AdapterFactors, ModuleFactors} from '../../runtime/adapter-factors.js'
-import type {ModuleStacks, SharedModuleStacks} from '../../runtime/routed-deltas.js'
+import {Rng} from '../random.js'
+import type {AdapterFactors, ModuleFactors} from '../runtime/adapter-factors.js'
+import type {ModuleStacks, SharedModuleStacks} from '../runtime/routed-deltas.js'
 import type {AdaptedModule, E2eAdapterSet, FactorForm} from './adapter-set.js'
 
 /** Entries of U and Cᵢ: integers in −3…3. */

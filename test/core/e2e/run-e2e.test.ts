@@ -9,15 +9,15 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {costTimer} from '../../../../src/core/bench/e2e/batch-engine.js'
-import {E2eOptions, runE2e} from '../../../../src/core/bench/e2e/run-e2e.js'
-import {E2E_STRATEGIES} from '../../../../src/core/bench/e2e/strategies.js'
-import {compressFile} from '../../../../src/core/compress/compress-file.js'
-import {packAdapters} from '../../../../src/core/pack/pack-adapters.js'
-import {STORIES, haveStories} from '../../../helpers/decoder-fixtures.js'
-import {rejection, tempDir} from '../../../helpers/index.js'
+import {costTimer} from '../../../src/core/e2e/batch-engine.js'
+import {E2eOptions, runE2e} from '../../../src/core/e2e/run-e2e.js'
+import {E2E_STRATEGIES} from '../../../src/core/e2e/strategies.js'
+import {compressFile} from '../../../src/core/compress/compress-file.js'
+import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
+import {STORIES, haveStories} from '../../helpers/decoder-fixtures.js'
+import {rejection, tempDir} from '../../helpers/index.js'
 
-const test = suite('bench/e2e/run-e2e')
+const test = suite('e2e/run-e2e')
 const tmp = tempDir('lora-e2e-run-')
 test.after(() => tmp.cleanup())
 
@@ -128,7 +128,7 @@ test('refusals: a strategy the adapters cannot serve, a request past the model p
   assert.is((await rejection(runE2e({...SMALL, sharedB: 'x.safetensors'}))).code, 'BAD_FLAG')
 })
 
-const have = haveStories('bench/e2e/run-e2e')
+const have = haveStories('e2e/run-e2e')
 ;(have ? test : test.skip)('stories260K with a pack of its real adapters: every strategy that can serve a pack generates the reference tokens', async () => {
   const pack = join(tmp.path, 'stories.safetensors')
   await packAdapters({inputs: ['lora_small', 'lora_medium'].map((a) => join(STORIES, 'adapters', a)), out: pack})

@@ -4,9 +4,9 @@
  * FILE.svg; the latency CDFs of the largest adapter count at
  * FILE-latency.svg), each atomically; checked free before the run.
  */
-import {assertOutputFree} from '../../io/atomic-output.js'
-import {writeText} from '../outputs.js'
-import {renderThroughputSvg} from '../plot.js'
+import {assertOutputFree} from '../io/atomic-output.js'
+import {writeText} from '../bench/outputs.js'
+import {renderThroughputSvg} from '../bench/plot.js'
 import type {E2eReport} from './e2e-report.js'
 import {renderLatencyCdfSvg} from './latency-plot.js'
 

@@ -4,10 +4,10 @@
  */
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {TrafficInput, decodeTraffic, weightBytes} from '../../../../src/core/bench/e2e/step-traffic.js'
-import {E2E_STRATEGIES} from '../../../../src/core/bench/e2e/strategies.js'
+import {TrafficInput, decodeTraffic, weightBytes} from '../../../src/core/e2e/step-traffic.js'
+import {E2E_STRATEGIES} from '../../../src/core/e2e/strategies.js'
 
-const test = suite('bench/e2e/step-traffic')
+const test = suite('e2e/step-traffic')
 const config = {hidden: 64, intermediate: 128, layers: 1, heads: 4, kvHeads: 2, headDim: 16, vocab: 100}
 const input: TrafficInput = {config, baseDtype: 'f32', rows: 2, context: 10, distinct: 1, slots: 5, adapterBytes: 1000, sharedABytes: 400, sharedBBytes: 50}
 

@@ -4,9 +4,9 @@
  * few requests' sequences (prompt + the reference's generated tokens), both
  * bases with the requests' own adapters unmerged, as they are served.
  */
-import type {ExecutionProvider} from '../../onnx/session.js'
-import {DecoderModel} from '../../runtime/decoder-model.js'
-import type {DecoderWeights} from '../../runtime/decoder-weights.js'
+import type {ExecutionProvider} from '../onnx/session.js'
+import {DecoderModel} from '../runtime/decoder-model.js'
+import type {DecoderWeights} from '../runtime/decoder-weights.js'
 import type {E2eAdapterSet} from './adapter-set.js'
 import {meanKl} from './kl.js'
 import type {ReferenceTokens} from './reference-run.js'
