@@ -14,8 +14,8 @@ import {E2eOptions, runE2e} from '../../../src/core/e2e/run-e2e.js'
 import {E2E_STRATEGIES} from '../../../src/core/e2e/strategies.js'
 import {compressFile} from '../../../src/core/compress/compress-file.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
-import {STORIES, haveStories} from '../../helpers/decoder-fixtures.js'
-import {rejection, tempDir} from '../../helpers/index.js'
+import {STORIES, storiesMissing} from '../../helpers/decoder-fixtures.js'
+import {rejection, skipIf, tempDir} from '../../helpers/index.js'
 
 const test = suite('e2e/run-e2e')
 const tmp = tempDir('lora-e2e-run-')
@@ -128,8 +128,8 @@ test('refusals: a strategy the adapters cannot serve, a request past the model p
   assert.is((await rejection(runE2e({...SMALL, sharedB: 'x.safetensors'}))).code, 'BAD_FLAG')
 })
 
-const have = haveStories('e2e/run-e2e')
-;(have ? test : test.skip)('stories260K with a pack of its real adapters: every strategy that can serve a pack generates the reference tokens', async () => {
+const real = skipIf(test, storiesMissing())
+real('stories260K with a pack of its real adapters: every strategy that can serve a pack generates the reference tokens', async () => {
   const pack = join(tmp.path, 'stories.safetensors')
   await packAdapters({inputs: ['lora_small', 'lora_medium'].map((a) => join(STORIES, 'adapters', a)), out: pack})
   const notes: string[] = []
@@ -142,7 +142,7 @@ const have = haveStories('e2e/run-e2e')
   assert.is(report.config.adapters.source, pack)
 })
 
-;(have ? test : test.skip)('stories260K with the pack and its lossy lora compress output: shared-b is held to the compressed adapters, gather to the originals', async () => {
+real('stories260K with the pack and its lossy lora compress output: shared-b is held to the compressed adapters, gather to the originals', async () => {
   const pack = join(tmp.path, 'stories2.safetensors')
   const shared = join(tmp.path, 'stories2-k8.safetensors')
   await packAdapters({inputs: ['lora_small', 'lora_medium'].map((a) => join(STORIES, 'adapters', a)), out: pack})

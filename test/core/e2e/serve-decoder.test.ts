@@ -20,12 +20,13 @@ import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import type {DecoderModel} from '../../../src/core/runtime/decoder-model.js'
 import {argmax} from '../../../src/core/runtime/generate.js'
 import {LoadedDecoder, loadDecoder} from '../../../src/core/runtime/load-decoder.js'
-import {STORIES, haveStories} from '../../helpers/decoder-fixtures.js'
-import {tempDir} from '../../helpers/index.js'
+import {STORIES, storiesMissing} from '../../helpers/decoder-fixtures.js'
+import {skipIf, tempDir} from '../../helpers/index.js'
 
-const have = haveStories('e2e/serve-decoder')
+const missing = storiesMissing()
+const have = missing === undefined
 const test = suite('e2e/serve-decoder (stories260K)')
-const real = have ? test : test.skip
+const real = skipIf(test, missing)
 const tmp = tempDir('lora-e2e-serve-')
 const ADAPTERS = ['lora_small', 'lora_medium'] as const
 const fakeClock = costTimer((c) => (c.kind === 'prefill' ? 20 + c.tokens : 8 + c.rows))

@@ -17,11 +17,11 @@ import {E2E_STRATEGIES} from '../../../src/core/e2e/strategies.js'
 import {syntheticAdapters} from '../../../src/core/e2e/synthetic-adapters.js'
 import {syntheticDecoderWeights} from '../../../src/core/e2e/synthetic-decoder.js'
 import {probeProvider} from '../../../src/core/onnx/session.js'
+import {skipIf} from '../../helpers/index.js'
 
 const probe = await probeProvider('webgpu')
-if (!probe.ok) console.log(`\n  [skip] bench/e2e/webgpu: ${probe.reason} (scripts/install-vulkan.sh installs lavapipe)`)
 const test = suite('e2e/webgpu')
-const gpu = probe.ok ? test : test.skip
+const gpu = skipIf(test, probe.ok ? undefined : `no WebGPU adapter: ${probe.reason} (scripts/install-vulkan.sh installs lavapipe)`)
 const dims = {hidden: 64, intermediate: 128, layers: 2, vocab: 256, heads: 4, kvHeads: 2}
 const timer = costTimer((c) => (c.kind === 'prefill' ? 10 : 2))
 

@@ -8,16 +8,15 @@
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {STORIES, haveStories, relativeDiff} from '../../helpers/decoder-fixtures.js'
-import {rejection} from '../../helpers/index.js'
+import {STORIES, relativeDiff, storiesMissing} from '../../helpers/decoder-fixtures.js'
+import {rejection, skipIf} from '../../helpers/index.js'
 import {readPeftFactors} from '../../../src/core/runtime/adapter-factors.js'
 import {DecoderModel} from '../../../src/core/runtime/decoder-model.js'
 import {loadDecoder, openDecoderWeights} from '../../../src/core/runtime/load-decoder.js'
 import {RoutedStackSource, SharedModuleStacks, routedDeltasFrom, routedStrategies} from '../../../src/core/runtime/routed-deltas.js'
 
-const have = haveStories('runtime/routed-shared')
 const test = suite('runtime/routed-shared (stories260K)')
-const real = have ? test : test.skip
+const real = skipIf(test, storiesMissing())
 const ADAPTERS = ['lora_small', 'lora_medium']
 const ROWS = [[1, 403, 407, 261, 378, 432, 383], [1, 300, 301, 302], [1, 403, 407, 261, 378]]
 const NEXT = [286, 303, 432]

@@ -7,7 +7,8 @@
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {STORIES, haveStories, relativeDiff} from '../../helpers/decoder-fixtures.js'
+import {STORIES, relativeDiff, storiesMissing} from '../../helpers/decoder-fixtures.js'
+import {skipIf} from '../../helpers/index.js'
 import {loadOrt, OrtTensor} from '../../../src/core/onnx/session.js'
 import {readPeftFactors} from '../../../src/core/runtime/adapter-factors.js'
 import {DecoderModel} from '../../../src/core/runtime/decoder-model.js'
@@ -15,9 +16,8 @@ import {loadDecoder, openDecoderWeights} from '../../../src/core/runtime/load-de
 import {linearValues} from '../../../src/core/runtime/linear-weight.js'
 import type {ProjectionDeltas} from '../../../src/core/runtime/projection-delta.js'
 
-const have = haveStories('runtime/swapped-weights')
 const test = suite('runtime/swapped-weights (stories260K)')
-const real = have ? test : test.skip
+const real = skipIf(test, storiesMissing())
 const TOKENS = [[1, 403, 407, 261, 378, 432, 383]]
 
 real('fed the base weights the session gives the base logits; fed merged weights, the merged model\'s', async () => {
