@@ -1,4 +1,6 @@
-/** Help texts of the quantization flags, written from the scheme registry (so a new scheme shows up without editing a command). */
+/** The quantization flags and their help texts, written from the scheme registry (so a new scheme shows up without editing a command). */
+import {availableParallelism} from 'node:os'
+import {Flags} from '@oclif/core'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName} from '../core/quant/schemes.js'
 
 /** The schemes written as `format`. */
@@ -21,4 +23,12 @@ export function blockSizeHelp(flag: '--block-size' | '--group-size'): string {
 /** `nf4: bitsandbytes NF4, …; q4_0: …` */
 export function schemeDescriptions(): string {
   return QUANT_SCHEME_NAMES.map((n) => `${n}: ${QUANT_SCHEMES[n].description}`).join('; ')
+}
+
+/** `--threads` of the commands that quantize: threads encoding quantized tensors, every core when not given (resolved at run time, so help texts name no machine's count). */
+export const encodingThreadsFlag = Flags.integer({description: 'threads that encode quantized tensors (default: every core, os.availableParallelism())', min: 1})
+
+/** The thread count for `--threads`: the flag, or every core. */
+export function encodingThreads(flag: number | undefined): number {
+  return flag ?? availableParallelism()
 }

@@ -6,7 +6,7 @@ import {parseFloatDType} from '../core/dtype.js'
 import {UsageError} from '../core/errors.js'
 import {MergeResult, gateError, mergeModel} from '../core/merge/merge-model.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
-import {schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
+import {encodingThreads, encodingThreadsFlag, schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
 import {formatBytes} from '../core/units.js'
 
 export default class Merge extends LoraCommand {
@@ -40,6 +40,7 @@ export default class Merge extends LoraCommand {
     seed: Flags.integer({description: 'seed of the probe rows', default: 0}),
     quality: Flags.boolean({description: 'measure the quality report (--no-quality skips it)', default: true, allowNo: true}),
     force: Flags.boolean({description: 'replace an existing output'}),
+    threads: encodingThreadsFlag,
   }
 
   async run(): Promise<MergeResult & {error?: unknown}> {
@@ -75,6 +76,7 @@ export default class Merge extends LoraCommand {
         maxLoss,
         reportPath: flags.report,
         force: flags.force,
+        threads: encodingThreads(flags.threads),
         onProgress: bar.onProgress,
         onWarning: (m) => this.warnUser(m),
       })

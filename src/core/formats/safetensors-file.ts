@@ -12,7 +12,7 @@ import {readFully} from '../io/positional.js'
 import {TensorInfo, parseHeader, parseHeaderLength, sanitizeName} from './safetensors-header.js'
 import type {TensorSource} from './tensor-source.js'
 import type {FileFormat} from './file-format.js'
-import {byteRangeEnd, readAt, tensorEntry} from './tensor-bytes.js'
+import {byteRangeEnd, readAt, readIntoAt, tensorEntry} from './tensor-bytes.js'
 
 /** One read allocates at most this much; larger tensors must be read by rows. */
 export const MAX_SINGLE_READ_BYTES = 2 ** 31
@@ -72,6 +72,13 @@ export class SafetensorsFile implements TensorSource {
       )
     }
     return readAt(this.handle, this.path, this.dataStart + info.dataOffsets[0] + begin, length)
+  }
+
+  /** Raw bytes `[begin, begin + target.byteLength)` of a tensor's data, into `target`. */
+  async readInto(name: string, begin: number, target: Uint8Array): Promise<void> {
+    const info = this.info(name)
+    byteRangeEnd(name, info.byteLength, begin, begin + target.byteLength)
+    await readIntoAt(this.handle, this.path, this.dataStart + info.dataOffsets[0] + begin, target)
   }
 
   async readTensor(name: string): Promise<Tensor> {

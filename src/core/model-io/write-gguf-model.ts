@@ -13,26 +13,21 @@ import {GgufWriter} from '../formats/gguf-writer.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
-import type {ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, createEncoder} from '../quant/schemes.js'
-import {ROW_CHUNK_ELEMENTS, WriteModelOptions, WriteModelResult, WrittenTensor} from './write-model.js'
+import {QUANT_SCHEMES} from '../quant/schemes.js'
+import {copyStored} from './copy-stored.js'
+import {ROW_CHUNK_ELEMENTS, chunkRows} from './encode-tensor.js'
+import {TensorWriting, startWriting} from './tensor-writing.js'
+import type {WriteModelOptions, WriteModelResult, WrittenTensor} from './write-model.js'
 import {shapeSize} from '../shape.js'
 import {GgufModelPlan, PlannedGgufTensor, ggmlFloatDtype, planGgufModel} from './gguf-model-plan.js'
 
-/** Verbatim copies move at most this many bytes per read. */
-const COPY_CHUNK_BYTES = 64 << 20
-
-type Sink = (name: string, byteOffset: number, data: Uint8Array) => Promise<void>
-
 /** Rows per chunk: whole heads when rows are permuted, the whole tensor when it is transposed. */
-function chunkRows(t: PlannedGgufTensor, rows: number, cols: number): number {
-  if (t.transpose) return rows
-  const align = t.permuteHeads ? rows / t.permuteHeads : 1
-  const target = Math.max(1, Math.floor(ROW_CHUNK_ELEMENTS / Math.max(1, cols)))
-  return Math.min(rows, Math.max(align, target - (target % align)))
+function floatChunkRows(t: PlannedGgufTensor, rows: number, cols: number): number {
+  return t.transpose ? rows : chunkRows(rows, cols, t.permuteHeads ? rows / t.permuteHeads : 1, ROW_CHUNK_ELEMENTS)
 }
 
-async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink): Promise<number> {
+async function writeTensor(t: PlannedGgufTensor, w: TensorWriting): Promise<number> {
+  const {source, sink} = w
   if (t.values) {
     const bytes = fromFloat('F32', t.values)
     await sink(t.name, 0, bytes)
@@ -41,7 +36,7 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
   const name = t.source!
   if (t.copy) {
     const size = source.storedInfo(name).byteLength
-    for (let at = 0; at < size; at += COPY_CHUNK_BYTES) await sink(t.name, at, await source.readBytes(name, at, Math.min(size, at + COPY_CHUNK_BYTES)))
+    await copyStored(source, name, size, (at, data) => sink(t.name, at, data), w.copyBuffers)
     return size
   }
   const logical = source.get(name)
@@ -51,10 +46,17 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
   const job = t.job
   const dtype = ggmlFloatDtype(t.type)
   const quant = job?.quant
-  const encoder = quant ? createEncoder(quant, t.shape) : undefined
-  if (!encoder && !dtype) throw new RangeError(`cannot write ${t.name} as ${t.type}`)
-  const step = chunkRows(t, rows, cols)
-  const half = !encoder && !t.transpose && dtype === 'F16' && logical.encoding === 'plain' && logical.dtype === 'F16' && job?.transformHalf !== undefined
+  if (quant) {
+    const scheme = QUANT_SCHEMES[quant.scheme]
+    if (scheme.format !== 'gguf') throw new RangeError(`${quant.scheme} is not stored in GGUF`)
+    const encoded = await w.encoding!.encode({source, name, quant, transform: job?.transform, permuteHeads: t.permuteHeads, transpose: t.transpose})
+    const [part] = scheme.storedParts(t.name, encoded, logical.dtype)
+    await w.behind.add(() => sink(t.name, 0, part!.data))
+    return part!.data.byteLength
+  }
+  if (!dtype) throw new RangeError(`cannot write ${t.name} as ${t.type}`)
+  const step = floatChunkRows(t, rows, cols)
+  const half = !t.transpose && dtype === 'F16' && logical.encoding === 'plain' && logical.dtype === 'F16' && job?.transformHalf !== undefined
   let written = 0
   for (let r0 = 0; r0 < rows; r0 += step) {
     const n = Math.min(step, rows - r0)
@@ -72,19 +74,11 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
     if (job?.transform) values = await job.transform(r0, n, values)
     if (heads) values = permuteRowsToGguf(values, heads, cols)
     if (t.transpose) values = transposeTyped(values, rows, cols)
-    if (encoder) encoder.push(values)
-    else {
-      const bytes = fromFloat(dtype!, values)
-      await sink(t.name, r0 * cols * DTYPES[dtype!].bytes, bytes)
-      written += bytes.byteLength
-    }
+    const bytes = fromFloat(dtype, values)
+    await sink(t.name, r0 * cols * DTYPES[dtype].bytes, bytes)
+    written += bytes.byteLength
   }
-  if (!encoder) return written
-  const scheme = QUANT_SCHEMES[quant!.scheme]
-  if (scheme.format !== 'gguf') throw new RangeError(`${quant!.scheme} is not stored in GGUF`)
-  const [part] = scheme.storedParts(t.name, encoder.finish(), logical.dtype)
-  await sink(t.name, 0, part!.data)
-  return part!.data.byteLength
+  return written
 }
 
 function inTensor(error: unknown, t: PlannedGgufTensor, file: string): unknown {
@@ -112,11 +106,12 @@ export async function writeGgufModel(options: WriteModelOptions): Promise<WriteG
     {force: options.force},
   )
   const written: WrittenTensor[] = []
+  const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), {encodes: plan.tensors.some((t) => t.job?.quant), threads: options.threads})
   try {
     for (const [i, t] of plan.tensors.entries()) {
       let bytes: number
       try {
-        bytes = await writeTensor(t, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data))
+        bytes = await writeTensor(t, writing)
       } catch (error) {
         throw inTensor(error, t, options.source.path)
       }
@@ -124,11 +119,15 @@ export async function writeGgufModel(options: WriteModelOptions): Promise<WriteG
       written.push({name: t.source ?? t.name, shape: t.shape, written: t.copy ? 'copy' : (t.job?.quant?.scheme ?? 'float'), dtype, bytes})
       options.onProgress?.({stage: 'tensors', done: i + 1, total: plan.tensors.length})
     }
+    await writing.behind.flush()
     await options.inspect?.(writer.tempPath)
     await writer.commit()
   } catch (error) {
+    await writing.behind.settle()
     await writer.abort()
     throw error
+  } finally {
+    await writing.encoding?.close()
   }
   return {out: options.out, format: 'gguf', files: [basename(options.out)], tensors: written, bytes: writer.plan.fileSize, plan}
 }

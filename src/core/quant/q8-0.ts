@@ -14,7 +14,7 @@
  */
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {GgmlBlockEncoder, GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
+import {GgmlBlockEncoder, GgufScheme, ggmlRowCodec, notFiniteError, twoDProblem} from './quant-scheme.js'
 
 /** Elements per Q8_0 block (GGML's QK8_0). */
 export const Q8_0_BLOCK_SIZE = 32
@@ -112,7 +112,7 @@ export const Q8_0_SCHEME: GgufScheme<Uint8Array> = Object.freeze<GgufScheme<Uint
   blockSizeProblem: (blockSize: number) => (blockSize === Q8_0_BLOCK_SIZE ? undefined : `Q8_0 blocks are always ${Q8_0_BLOCK_SIZE} elements (got ${blockSize})`),
   shapeProblem: (shape: readonly number[]) => twoDProblem(shape) ?? q8_0RowProblem(shape[1]!),
   rowAlignment: () => 1,
-  encoder: ([rows, cols]: readonly [number, number]) => new Q8_0Encoder(rows * cols),
+  codec: ggmlRowCodec(Q8_0_BLOCK_SIZE, Q8_0_BYTES_PER_BLOCK, quantizeQ8_0Blocks),
   decoder(encoded) {
     const blocksPerRow = encoded.shape[1] / Q8_0_BLOCK_SIZE
     return (start, count, out) => dequantizeQ8_0(encoded.data, start * blocksPerRow * Q8_0_BYTES_PER_BLOCK, count * blocksPerRow, out)

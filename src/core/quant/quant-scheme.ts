@@ -37,10 +37,28 @@ export interface EncodedTensor<D = unknown> {
   readonly data: D
 }
 
-/** A streaming encoder of one tensor: push row chunks (see `rowAlignment`), then `finish`. */
-export interface SchemeEncoder<D> {
-  push(values: Float32Array): void
-  finish(): D
+/**
+ * A scheme's encoder as independent row ranges over one block of memory.
+ * The encoded storage of a [rows, cols] tensor is laid out in one buffer
+ * (`storageBytes`, `storage`); any range of whole rows starting at a multiple
+ * of `rowAlignment` is encoded into it (`encodeRows`) by any thread, in any
+ * order; `complete` turns the filled storage into the scheme's data. The
+ * streaming encoder (`createEncoder`) and the worker threads of `lora
+ * quantize` (`encode-pool.ts`) both run this, so threads change no byte.
+ * Every byte of the storage is written once all rows are in: memory may be reused.
+ */
+export interface RowCodec<S, D> {
+  /** Bytes of memory the storage of a [rows, cols] tensor takes. */
+  storageBytes(shape: readonly [number, number], options: BlockOptions): number
+  /** Views of the storage laid out in `memory` from byte 0 (at least `storageBytes` long; a SharedArrayBuffer when threads share it). */
+  storage(memory: ArrayBufferLike, shape: readonly [number, number], options: BlockOptions): S
+  /**
+   * Encode rows `[startRow, startRow + values.length / cols)` (row-major float32) into `storage`.
+   * @throws InputError for values the scheme cannot encode (element indices counted in the whole tensor)
+   */
+  encodeRows(storage: S, shape: readonly [number, number], options: BlockOptions, startRow: number, values: Float32Array): void
+  /** The encoded data once every row is in (views of the storage where the scheme keeps them as they are). */
+  complete(storage: S, shape: readonly [number, number], options: BlockOptions): D
 }
 
 /** Rows `[startRow, startRow + rowCount)` of an encoded tensor as float32 (what a loader computes). */
@@ -100,8 +118,8 @@ interface SchemeBase<D> {
   shapeProblem(shape: readonly number[], blockSize: number): string | undefined
   /** Row chunks pushed to an encoder must hold a multiple of this many rows (except the last). */
   rowAlignment(cols: number, blockSize: number): number
-  /** A streaming encoder for a [rows, cols] tensor whose block size and shape passed the checks above. */
-  encoder(shape: readonly [number, number], options: BlockOptions): SchemeEncoder<D>
+  /** The encoder, by row ranges, of a [rows, cols] tensor whose block size and shape passed the checks above. */
+  readonly codec: RowCodec<any, D>
   /** The row decoder of an encoded tensor. */
   decoder(encoded: EncodedTensor<D>): RowDecoder
   /** safetensors `__metadata__` entries of a model written with the scheme. */
@@ -171,6 +189,20 @@ export function partError(source: TensorSource, code: string, problem: string): 
 
 /** Quantizes whole blocks of `values` into `out` at byte `outOffset`; `firstIndex` is the tensor index of values[0], for messages. */
 export type BlockQuantizer = (values: Float32Array, out: Uint8Array, outOffset: number, firstIndex: number) => void
+
+/**
+ * The row codec of a GGML block type (blocks run along rows): rows are
+ * contiguous in the encoded bytes, `cols / blockSize · bytesPerBlock` each.
+ */
+export function ggmlRowCodec(blockSize: number, bytesPerBlock: number, quantize: BlockQuantizer): RowCodec<Uint8Array, Uint8Array> {
+  const rowBytes = (cols: number) => (cols / blockSize) * bytesPerBlock
+  return Object.freeze<RowCodec<Uint8Array, Uint8Array>>({
+    storageBytes: ([rows, cols]) => rows * rowBytes(cols),
+    storage: (memory, [rows, cols]) => new Uint8Array(memory, 0, rows * rowBytes(cols)),
+    encodeRows: (bytes, [, cols], _options, startRow, values) => quantize(values, bytes, startRow * rowBytes(cols), startRow * cols),
+    complete: (bytes) => bytes,
+  })
+}
 
 /** Streaming encoder of a GGML block type (blocks run along rows): push whole rows, any number at a time, then `finish()`. */
 export class GgmlBlockEncoder {

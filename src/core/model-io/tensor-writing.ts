@@ -1,0 +1,36 @@
+/**
+ * What the model writers share while streaming tensors out: the sink into
+ * the planned output, the encoding threads (when a tensor is quantized), the
+ * write left running behind the next tensor, and the reusable copy buffers.
+ */
+import {BufferPool} from '../io/buffer-pool.js'
+import {COPY_BUFFERS, COPY_BUFFER_BYTES} from './copy-stored.js'
+import {TensorEncoding} from './encode-tensor.js'
+import type {ModelReader} from './model-reader.js'
+import {WriteBehind} from './write-behind.js'
+
+/** Writes `data` at `byteOffset` of stored tensor `name` in the output. */
+export type TensorSink = (name: string, byteOffset: number, data: Uint8Array) => Promise<void>
+
+export interface TensorWriting {
+  readonly source: ModelReader
+  readonly sink: TensorSink
+  /** The encoding threads (present when some tensor is quantized). */
+  readonly encoding: TensorEncoding | undefined
+  readonly behind: WriteBehind
+  readonly copyBuffers: BufferPool
+}
+
+/**
+ * Start writing: the encoding threads start now when `encodes` (so they load while the caller plans).
+ * @param threads encoding threads (default 1, the calling thread)
+ */
+export function startWriting(source: ModelReader, sink: TensorSink, options: {encodes: boolean; threads?: number}): TensorWriting {
+  return {
+    source,
+    sink,
+    encoding: options.encodes ? new TensorEncoding(options.threads ?? 1) : undefined,
+    behind: new WriteBehind(),
+    copyBuffers: new BufferPool(COPY_BUFFER_BYTES, COPY_BUFFERS),
+  }
+}
