@@ -42,6 +42,16 @@ export class ChunkEncoder {
    */
   run(task: EncodeTask): void {
     const [, cols] = task.shape
+    const codec = QUANT_SCHEMES[task.scheme].codec
+    if (task.dtype === 'F16' && codec.encodeRowsF16) {
+      // binary16 rows straight into the scheme's kernel: no float32 copy
+      const bits = new Uint16Array(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength / 2)
+      const storage = codec.storage(task.memory, task.shape, task.options)
+      const order = task.rowOrder
+      if (order) for (let r = 0; r < task.rowCount; r++) codec.encodeRowsF16(storage, task.shape, task.options, task.startRow + r, bits, order[r]! * cols, 1)
+      else codec.encodeRowsF16(storage, task.shape, task.options, task.startRow, bits, 0, task.rowCount)
+      return
+    }
     const count = task.rowCount * cols
     if (this.scratch.length < count) this.scratch = new Float32Array(count)
     const values = this.scratch.subarray(0, count)
@@ -49,7 +59,6 @@ export class ChunkEncoder {
     const order = task.rowOrder
     if (order) for (let r = 0; r < task.rowCount; r++) decode(order[r]! * cols, cols, r * cols)
     else decode(0, count, 0)
-    const codec = QUANT_SCHEMES[task.scheme].codec
     codec.encodeRows(codec.storage(task.memory, task.shape, task.options), task.shape, task.options, task.startRow, values)
   }
 }

@@ -15,7 +15,7 @@
  */
 import {InputError} from '../errors.js'
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
-import {GgmlBlockEncoder, GgufScheme, ggmlRowCodec, notFiniteError, twoDProblem} from './quant-scheme.js'
+import {GgmlBlockEncoder, GgufScheme, ggmlRowCodec, notFiniteError, notFiniteF16, twoDProblem} from './quant-scheme.js'
 
 /** Elements per Q4_0 block (GGML's QK4_0). */
 export const Q4_0_BLOCK_SIZE = 32
@@ -64,6 +64,42 @@ export function quantizeQ4_0Blocks(values: Float32Array, out: Uint8Array, outOff
     for (let j = 0; j < 16; j++) {
       const q0 = Math.fround(Math.fround(values[s + j]! * id) + 8.5) | 0
       const q1 = Math.fround(Math.fround(values[s + 16 + j]! * id) + 8.5) | 0
+      out[o + 2 + j] = (q0 < 15 ? q0 : 15) | ((q1 < 15 ? q1 : 15) << 4)
+    }
+  }
+}
+
+/**
+ * `quantizeQ4_0Blocks` on `count` binary16 values `bits[from…]` (whole blocks), without a float32 copy:
+ * the largest magnitude is found on the bits (|x| orders as `bits & 0x7fff` for finite values, the first
+ * one kept on ties), each value read through the f16 table once. The same bytes and errors as
+ * `quantizeQ4_0Blocks` on the decoded values.
+ * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity (naming the first in the block)
+ */
+export function quantizeQ4_0BlocksF16(bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
+  if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
+  const f16 = f16ToF32Table()
+  for (let s = from, end = from + count, o = outOffset; s < end; s += Q4_0_BLOCK_SIZE, o += Q4_0_BYTES_PER_BLOCK) {
+    let amax = 0
+    let at = s
+    for (let j = s; j < s + Q4_0_BLOCK_SIZE; j++) {
+      const a = bits[j]! & 0x7fff
+      if (a > amax) {
+        amax = a
+        at = j
+      }
+    }
+    if (amax >= 0x7c00) throw notFiniteF16(bits, s, Q4_0_BLOCK_SIZE, firstIndex + (s - from))
+    // a block of zeros keeps max = +0, as the float32 loop does
+    const max = amax === 0 ? 0 : f16[bits[at]!]!
+    const d = Math.fround(max / -8)
+    const id = d === 0 ? 0 : Math.fround(1 / d)
+    const h = numberToF16Bits(d)
+    out[o] = h & 0xff
+    out[o + 1] = h >> 8
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.fround(Math.fround(f16[bits[s + j]!]! * id) + 8.5) | 0
+      const q1 = Math.fround(Math.fround(f16[bits[s + 16 + j]!]! * id) + 8.5) | 0
       out[o + 2 + j] = (q0 < 15 ? q0 : 15) | ((q1 < 15 ? q1 : 15) << 4)
     }
   }
@@ -122,7 +158,7 @@ export const Q4_0_SCHEME: GgufScheme<Uint8Array> = Object.freeze<GgufScheme<Uint
   blockSizeProblem: (blockSize: number) => (blockSize === Q4_0_BLOCK_SIZE ? undefined : `Q4_0 blocks are always ${Q4_0_BLOCK_SIZE} elements (got ${blockSize})`),
   shapeProblem: (shape: readonly number[]) => twoDProblem(shape) ?? q4_0RowProblem(shape[1]!),
   rowAlignment: () => 1,
-  codec: ggmlRowCodec(Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK, quantizeQ4_0Blocks),
+  codec: ggmlRowCodec(Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK, quantizeQ4_0Blocks, quantizeQ4_0BlocksF16),
   decoder(encoded) {
     const blocksPerRow = encoded.shape[1] / Q4_0_BLOCK_SIZE
     return (start, count, out) => dequantizeQ4_0(encoded.data, start * blocksPerRow * Q4_0_BYTES_PER_BLOCK, count * blocksPerRow, out)

@@ -57,6 +57,12 @@ export interface RowCodec<S, D> {
    * @throws InputError for values the scheme cannot encode (element indices counted in the whole tensor)
    */
   encodeRows(storage: S, shape: readonly [number, number], options: BlockOptions, startRow: number, values: Float32Array): void
+  /**
+   * The same for rows given as binary16 bits: `rowCount` rows from `bits[from]` on, encoded without a
+   * float32 copy (the hot path of quantizing an F16 model). Writes exactly the bytes `encodeRows` writes
+   * for the same values, errors included. Optional.
+   */
+  encodeRowsF16?(storage: S, shape: readonly [number, number], options: BlockOptions, startRow: number, bits: Uint16Array, from: number, rowCount: number): void
   /** The encoded data once every row is in (views of the storage where the scheme keeps them as they are). */
   complete(storage: S, shape: readonly [number, number], options: BlockOptions): D
 }
@@ -177,6 +183,18 @@ export function notFiniteError(index: number, value: number, bits = 4): InputErr
   return new InputError('QUANT_NOT_FINITE', `element ${index} is ${value}: ${bits}-bit schemes cannot encode NaN or infinity`)
 }
 
+/**
+ * The error for the first NaN or ±Infinity among `length` binary16 values `bits[start…]`
+ * (the same one `notFiniteError` gives for their float32 values).
+ * @param index the tensor index of bits[start]
+ */
+export function notFiniteF16(bits: Uint16Array, start: number, length: number, index: number, width = 4): InputError {
+  let j = 0
+  while (j < length - 1 && (bits[start + j]! & 0x7c00) !== 0x7c00) j++
+  const h = bits[start + j]!
+  return notFiniteError(index + j, (h & 0x3ff) !== 0 ? Number.NaN : h & 0x8000 ? -Infinity : Infinity, width)
+}
+
 /** The module a weight belongs to: `x.q_proj.weight` → `x.q_proj` (other names unchanged). */
 export function weightModule(name: string): string {
   return name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : name
@@ -190,16 +208,22 @@ export function partError(source: TensorSource, code: string, problem: string): 
 /** Quantizes whole blocks of `values` into `out` at byte `outOffset`; `firstIndex` is the tensor index of values[0], for messages. */
 export type BlockQuantizer = (values: Float32Array, out: Uint8Array, outOffset: number, firstIndex: number) => void
 
+/** The same as `BlockQuantizer` on `count` binary16 values `bits[from…]` (the same bytes and errors as on their float32 values). */
+export type F16BlockQuantizer = (bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset: number, firstIndex: number) => void
+
 /**
  * The row codec of a GGML block type (blocks run along rows): rows are
  * contiguous in the encoded bytes, `cols / blockSize · bytesPerBlock` each.
  */
-export function ggmlRowCodec(blockSize: number, bytesPerBlock: number, quantize: BlockQuantizer): RowCodec<Uint8Array, Uint8Array> {
+export function ggmlRowCodec(blockSize: number, bytesPerBlock: number, quantize: BlockQuantizer, quantizeF16?: F16BlockQuantizer): RowCodec<Uint8Array, Uint8Array> {
   const rowBytes = (cols: number) => (cols / blockSize) * bytesPerBlock
   return Object.freeze<RowCodec<Uint8Array, Uint8Array>>({
     storageBytes: ([rows, cols]) => rows * rowBytes(cols),
     storage: (memory, [rows, cols]) => new Uint8Array(memory, 0, rows * rowBytes(cols)),
     encodeRows: (bytes, [, cols], _options, startRow, values) => quantize(values, bytes, startRow * rowBytes(cols), startRow * cols),
+    ...(quantizeF16
+      ? {encodeRowsF16: (bytes: Uint8Array, [, cols]: readonly [number, number], _options: BlockOptions, startRow: number, bits: Uint16Array, from: number, rowCount: number) => quantizeF16(bits, from, rowCount * cols, bytes, startRow * rowBytes(cols), startRow * cols)}
+      : {}),
     complete: (bytes) => bytes,
   })
 }

@@ -1,0 +1,74 @@
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {f16ToF32Table} from '../../../src/core/dtype.js'
+import {InputError} from '../../../src/core/errors.js'
+import {quantizeQ4_0Blocks, quantizeQ4_0BlocksF16} from '../../../src/core/quant/q4-0.js'
+import {quantizeQ8_0Blocks, quantizeQ8_0BlocksF16} from '../../../src/core/quant/q8-0.js'
+import {Rng} from '../../../src/core/random.js'
+
+const test = suite('quant: binary16 kernels (q4_0, q8_0)')
+
+const KERNELS = [
+  {name: 'q4_0', bytes: 18, f32: quantizeQ4_0Blocks, f16: quantizeQ4_0BlocksF16},
+  {name: 'q8_0', bytes: 34, f32: quantizeQ8_0Blocks, f16: quantizeQ8_0BlocksF16},
+]
+
+/** Blocks chosen where the binary16 shortcut could go wrong, then random ones. */
+function trickyBlocks(): Uint16Array {
+  const blocks: number[][] = []
+  const block = (f: (j: number) => number) => blocks.push(Array.from({length: 32}, (_, j) => f(j)))
+  block(() => 0) // all +0
+  block((j) => (j % 2 ? 0x8000 : 0)) // ±0 mixed: max stays +0
+  block((j) => (j === 3 ? 0x3c00 : j === 9 ? 0xbc00 : 0x1000)) // +1 then -1: the first wins
+  block((j) => (j === 3 ? 0xbc00 : j === 9 ? 0x3c00 : 0x9000)) // -1 then +1
+  block((j) => 0x0001 + j) // subnormals only
+  block((j) => (j === 31 ? 0xfbff : 0x3555)) // -65504 last
+  block((j) => 0x8000 | (0x3c00 + j * 7)) // all negative, growing
+  block((j) => (j < 16 ? 0x4000 : 0xc000)) // ±2, ties everywhere
+  const rng = new Rng(9, 'f16 kernels')
+  for (let b = 0; b < 64; b++) block(() => (rng.int(0x7c00) | (rng.int(2) << 15)) >>> 0)
+  return Uint16Array.from(blocks.flat())
+}
+
+function decode(bits: Uint16Array): Float32Array {
+  const t = f16ToF32Table()
+  return Float32Array.from(bits, (h) => t[h]!)
+}
+
+for (const k of KERNELS) {
+  test(`${k.name}: binary16 bits in, the bytes of the float32 kernel out (ties, zeros, subnormals, extremes, random)`, () => {
+    const bits = trickyBlocks()
+    const n = bits.length
+    const want = new Uint8Array((n / 32) * k.bytes)
+    k.f32(decode(bits), want, 0, 0)
+    const got = new Uint8Array(want.length + 5)
+    // an offset into the bits and into the output, as rows of a chunk are
+    const padded = new Uint16Array(n + 64)
+    padded.set(bits, 64)
+    k.f16(padded, 64, n, got, 5, 0)
+    assert.equal(got.subarray(5), want)
+  })
+
+  test(`${k.name}: NaN and ±Infinity give the float32 kernel's error, naming the first in the block`, () => {
+    for (const bad of [0x7e00, 0x7c00, 0xfc00, 0xfd01]) {
+      const bits = trickyBlocks().subarray(0, 96).slice()
+      bits[32 + 20] = 0x3c00
+      bits[32 + 11] = bad
+      bits[32 + 25] = 0x7e00
+      const message = (f: () => void) => {
+        try {
+          f()
+        } catch (error) {
+          assert.instance(error, InputError)
+          return `${(error as InputError).code}: ${(error as Error).message}`
+        }
+        throw new Error('expected an error')
+      }
+      const want = message(() => k.f32(decode(bits), new Uint8Array(3 * k.bytes), 0, 1000))
+      assert.match(want, /element 1043 is (NaN|-?Infinity)/)
+      assert.is(message(() => k.f16(bits, 0, 96, new Uint8Array(3 * k.bytes), 0, 1000)), want)
+    }
+  })
+}
+
+test.run()
