@@ -5,7 +5,7 @@
  */
 import {BufferPool} from '../io/buffer-pool.js'
 import {COPY_BUFFERS, COPY_BUFFER_BYTES} from './copy-stored.js'
-import {TensorEncoding} from './encode-tensor.js'
+import type {TensorEncoding} from './encode-tensor.js'
 import type {ModelReader} from './model-reader.js'
 import {WriteBehind} from './write-behind.js'
 
@@ -21,16 +21,7 @@ export interface TensorWriting {
   readonly copyBuffers: BufferPool
 }
 
-/**
- * Start writing: the encoding threads start now when `encodes` (so they load while the caller plans).
- * @param threads encoding threads (default 1, the calling thread)
- */
-export function startWriting(source: ModelReader, sink: TensorSink, options: {encodes: boolean; threads?: number}): TensorWriting {
-  return {
-    source,
-    sink,
-    encoding: options.encodes ? new TensorEncoding(options.threads ?? 1) : undefined,
-    behind: new WriteBehind(),
-    copyBuffers: new BufferPool(COPY_BUFFER_BYTES, COPY_BUFFERS),
-  }
+/** Start writing into `sink`, with the encoding threads the caller started (and closes). */
+export function startWriting(source: ModelReader, sink: TensorSink, encoding?: TensorEncoding): TensorWriting {
+  return {source, sink, encoding, behind: new WriteBehind(), copyBuffers: new BufferPool(COPY_BUFFER_BYTES, COPY_BUFFERS)}
 }

@@ -15,7 +15,7 @@ import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
 import {QUANT_SCHEMES} from '../quant/schemes.js'
 import {copyStored} from './copy-stored.js'
-import {ROW_CHUNK_ELEMENTS, chunkRows} from './encode-tensor.js'
+import {ROW_CHUNK_ELEMENTS, TensorEncoding, chunkRows} from './encode-tensor.js'
 import {TensorWriting, startWriting} from './tensor-writing.js'
 import type {WriteModelOptions, WriteModelResult, WrittenTensor} from './write-model.js'
 import {shapeSize} from '../shape.js'
@@ -97,7 +97,16 @@ export interface WriteGgufModelResult extends WriteModelResult {
  * @throws InputError from planning (see `planGgufModel`) or for values a scheme cannot encode; UsageError when the output exists
  */
 export async function writeGgufModel(options: WriteModelOptions): Promise<WriteGgufModelResult> {
-  const plan = await planGgufModel(options.source, options.jobs)
+  // the encoding threads load while the plan (tokenizer, metadata) is made
+  const encoding = [...options.jobs.values()].some((j) => j.quant) ? new TensorEncoding(options.threads ?? 1) : undefined
+  try {
+    return await writePlanned(options, await planGgufModel(options.source, options.jobs), encoding)
+  } finally {
+    await encoding?.close()
+  }
+}
+
+async function writePlanned(options: WriteModelOptions, plan: GgufModelPlan, encoding: TensorEncoding | undefined): Promise<WriteGgufModelResult> {
   const kv = [...plan.kv, ...(options.ggufKV ?? [])]
   const writer = await GgufWriter.create(
     options.out,
@@ -106,7 +115,7 @@ export async function writeGgufModel(options: WriteModelOptions): Promise<WriteG
     {force: options.force},
   )
   const written: WrittenTensor[] = []
-  const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), {encodes: plan.tensors.some((t) => t.job?.quant), threads: options.threads})
+  const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), encoding)
   try {
     for (const [i, t] of plan.tensors.entries()) {
       let bytes: number
@@ -126,8 +135,6 @@ export async function writeGgufModel(options: WriteModelOptions): Promise<WriteG
     await writing.behind.settle()
     await writer.abort()
     throw error
-  } finally {
-    await writing.encoding?.close()
   }
   return {out: options.out, format: 'gguf', files: [basename(options.out)], tensors: written, bytes: writer.plan.fileSize, plan}
 }

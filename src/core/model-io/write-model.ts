@@ -256,7 +256,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
       const inFile = planned.filter((p) => p.file === file)
       const specs = inFile.flatMap((p) => p.specs)
       const writer = await SafetensorsWriter.create(join(dir.path, file), specs, {metadata: {format: 'pt', ...options.metadata}})
-      const writing: TensorWriting = {...startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), {encodes: false}), encoding}
+      const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), encoding)
       try {
         for (const p of inFile) {
           try {

@@ -80,16 +80,15 @@ export function quantizeQ4_0BlocksF16(bits: Uint16Array, from: number, count: nu
   if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
   const f16 = f16ToF32Table()
   for (let s = from, end = from + count, o = outOffset; s < end; s += Q4_0_BLOCK_SIZE, o += Q4_0_BYTES_PER_BLOCK) {
+    // the largest magnitude without a branch per element, then the first element that has it
     let amax = 0
-    let at = s
     for (let j = s; j < s + Q4_0_BLOCK_SIZE; j++) {
       const a = bits[j]! & 0x7fff
-      if (a > amax) {
-        amax = a
-        at = j
-      }
+      amax = a > amax ? a : amax
     }
     if (amax >= 0x7c00) throw notFiniteF16(bits, s, Q4_0_BLOCK_SIZE, firstIndex + (s - from))
+    let at = s
+    while ((bits[at]! & 0x7fff) !== amax) at++
     // a block of zeros keeps max = +0, as the float32 loop does
     const max = amax === 0 ? 0 : f16[bits[at]!]!
     const d = Math.fround(max / -8)

@@ -81,7 +81,7 @@ export function quantizeQ8_0BlocksF16(bits: Uint16Array, from: number, count: nu
     let top = 0
     for (let j = s; j < s + Q8_0_BLOCK_SIZE; j++) {
       const a = bits[j]! & 0x7fff
-      if (a > top) top = a
+      top = a > top ? a : top
     }
     if (top >= 0x7c00) throw notFiniteF16(bits, s, Q8_0_BLOCK_SIZE, firstIndex + (s - from), 8)
     const d = Math.fround(f16[top]! / 127)
