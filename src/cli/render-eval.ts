@@ -2,13 +2,14 @@
 import type {EvalResult} from '../core/eval/run-eval.js'
 import {formatNumber, renderTable} from './table.js'
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 const num = (v: number | null, digits = 4) => (v === null ? 'n/a' : formatNumber(v, digits))
 
 /** The reference line, the table (one row per variant) and notes on kept tensors and the control. */
 export function renderEval(result: EvalResult): string {
   const r = result.reference
   const p = result.protocol
-  const head = `reference (${r.model}${r.adapters.length ? `: ${r.adapters.map((a) => (a.weight === 1 ? a.name : `${a.name}×${a.weight}`)).join(' + ')}` : ''}): PPL ${formatNumber(r.ppl)} over ${p.positions} positions (${p.documents} documents, ${p.sequences} sequences, ctx ${p.ctx})`
+  const head = `reference (${r.model}${r.adapters.length ? `: ${r.adapters.map((a) => (a.weight === 1 ? a.name : `${a.name}×${a.weight}`)).join(' + ')}` : ''}): PPL ${formatNumber(r.ppl)} over ${p.positions} positions (${plural(p.documents, 'document')}, ${plural(p.sequences, 'sequence')}, ctx ${p.ctx})`
   const rows = result.variants.map((v) => [
     v.variant,
     num(v.ppl),

@@ -1,9 +1,13 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
 import {createProgressBar} from '../cli/progress-bar.js'
+import {renderEval} from '../cli/render-eval.js'
 import {renderQuality} from '../cli/render-quality.js'
 import {parseFloatDType} from '../core/dtype.js'
 import {UsageError} from '../core/errors.js'
+import {kldGateError} from '../core/eval/kld-gate.js'
+import {evaluateMergeOutput} from '../core/eval/merge-eval.js'
+import {EvalResult, readEvalText} from '../core/eval/run-eval.js'
 import {MergeResult, gateError, mergeModel} from '../core/merge/merge-model.js'
 import {QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
 import {formatBytes} from '../core/units.js'
@@ -17,6 +21,7 @@ export default class Merge extends LoraCommand {
     {command: '<%= config.bin %> merge --base ./base --adapter ./a --weight 0.7 --adapter ./b --weight 0.3 --out ./merged --dtype f16', description: 'A weighted sum of two adapters.'},
     {command: '<%= config.bin %> merge --base ./base --adapter ./a --out ./merged-nf4 --quantize nf4 --report quality.json --max-loss 0.5', description: 'Merge, quantize to NF4 and gate on the quality lost.'},
     {command: '<%= config.bin %> merge --base base-q4_0.gguf --from-quantized --adapter ./a --out merged-q4_0.gguf', description: 'Merge into a Q4_0 GGUF base and re-quantize.'},
+    {command: '<%= config.bin %> merge --base ./base --adapter ./a --out ./merged-nf4 --quantize nf4 --eval eval.txt --max-kld 0.1', description: 'Also measure the written model on real text (lora eval\'s table) and gate on its KL divergence.'},
   ]
   static override flags = {
     base: Flags.string({description: 'base model: folder, .safetensors, index, or .gguf (with --from-quantized)', required: true}),
@@ -38,9 +43,11 @@ export default class Merge extends LoraCommand {
     seed: Flags.integer({description: 'seed of the probe rows', default: 0}),
     quality: Flags.boolean({description: 'measure the quality report (--no-quality skips it)', default: true, allowNo: true}),
     force: Flags.boolean({description: 'replace an existing output'}),
+    eval: Flags.string({description: 'also evaluate the written model on this text (`lora eval`\'s table: perplexity, KL divergence, top-1 agreement against the base + adapters unmerged)'}),
+    'max-kld': Flags.string({description: 'with --eval: exit 1 when the written model\'s mean KL divergence exceeds X nats'}),
   }
 
-  async run(): Promise<MergeResult & {error?: unknown}> {
+  async run(): Promise<MergeResult & {eval?: EvalResult; error?: unknown}> {
     const {flags} = await this.parse(Merge)
     const weights = (flags.weight ?? []).map((w) => {
       const n = Number(w)
@@ -53,6 +60,9 @@ export default class Merge extends LoraCommand {
     const maxLoss = flags['max-loss'] === undefined ? undefined : Number(flags['max-loss'])
     if (maxLoss !== undefined && !(Number.isFinite(maxLoss) && maxLoss >= 0)) throw new UsageError('BAD_FLAG', `--max-loss must be a number of at least 0 (got "${flags['max-loss']}")`)
     if (flags['group-size'] !== undefined && flags.quantize !== 'int4' && !flags['from-quantized']) throw new UsageError('BAD_FLAG', '--group-size applies to --quantize int4')
+    const maxKld = flags['max-kld'] === undefined ? undefined : Number(flags['max-kld'])
+    if (maxKld !== undefined && (flags.eval === undefined || flags['max-kld']!.trim() === '' || !(Number.isFinite(maxKld) && maxKld >= 0))) throw new UsageError('BAD_FLAG', `--max-kld needs --eval and a number of at least 0 (got "${flags['max-kld']}")`)
+    if (flags.eval !== undefined) await readEvalText(flags.eval) // a bad text fails before the merge, not after
     const bar = createProgressBar('merge', this.interactive)
     let result: MergeResult
     try {
@@ -77,15 +87,37 @@ export default class Merge extends LoraCommand {
     } finally {
       bar.stop()
     }
-    const failed = result.gate && !result.gate.passed ? gateError(result.gate) : undefined
+    let evaluated: EvalResult | undefined
+    if (flags.eval !== undefined) {
+      const evalBar = createProgressBar('eval', this.interactive)
+      try {
+        evaluated = await evaluateMergeOutput({
+          base: flags.base,
+          adapters: result.adapters,
+          out: result.out,
+          text: flags.eval,
+          quantize: result.quantize,
+          blockSize: result.block_size ?? undefined,
+          dtype: flags.dtype,
+          fromQuantized: result.from_quantized,
+          maxKld,
+          onProgress: evalBar.onProgress,
+        })
+      } finally {
+        evalBar.stop()
+      }
+    }
+    const failed = result.gate && !result.gate.passed ? gateError(result.gate) : evaluated?.gate && !evaluated.gate.passed ? kldGateError(evaluated.gate) : undefined
     if (this.jsonEnabled()) {
       if (failed) process.exitCode = failed.exitCode
-      return failed ? {...result, error: failed.toJSON()} : result
+      const withEval = evaluated ? {...result, eval: evaluated} : result
+      return failed ? {...withEval, error: failed.toJSON()} : withEval
     }
     this.log(
       `merged ${result.merged.length} tensors from ${result.adapters.length} adapter${result.adapters.length === 1 ? '' : 's'} into ${result.out} (${result.format}${result.quantize ? `, ${result.quantize} block ${result.block_size}` : `, ${result.dtype}`}, ${formatBytes(result.bytes)})`,
     )
     if (result.report) this.log(`\n${renderQuality(result.report)}`)
+    if (evaluated) this.log(`\noutput on ${flags.eval}:\n${renderEval(evaluated)}`)
     if (flags.report) this.log(`\nreport: ${flags.report}`)
     if (failed) throw failed
     return result
