@@ -165,6 +165,8 @@ export async function evaluateVariants(options: EvalOptions): Promise<EvalResult
     const sequences = prepared.sequences
     const create = (weights: DecoderWeights, deltas?: ReturnType<typeof loraDeltas>) => DecoderModel.create({weights, deltas, maxPositions: ctx, threads: options.threads})
 
+    const started = (stage: string) => options.onProgress?.({stage, done: 0, total: sequences.length})
+    started('reference')
     const reference = await create(base, withAdapters ? loraDeltas(adapters) : undefined)
     let ppl: PerplexityAccumulator
     try {
@@ -180,6 +182,7 @@ export async function evaluateVariants(options: EvalOptions): Promise<EvalResult
       const key = kind.modelKey(request.scheme, adapted)
       const done = evaluated.get(key)
       if (done) return {key, ...done}
+      started(stage)
       const build = await kind.build(context, request.scheme, adapted)
       try {
         const model = await create(build.weights, build.deltas)
