@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
 import {createProgressBar} from '../cli/progress-bar.js'
+import {blockSizeHelp} from '../cli/scheme-flags.js'
 import {renderEval} from '../cli/render-eval.js'
 import {UsageError} from '../core/errors.js'
 import {kldGateError} from '../core/eval/kld-gate.js'
@@ -25,8 +26,8 @@ export default class Eval extends LoraCommand {
     variants: Flags.string({description: `comma-separated KIND[:SCHEME] list (default ${DEFAULT_VARIANTS.join(',')}; all: ${variantNames().join(', ')})`}),
     'variant-file': Flags.string({description: 'a model already written (GGUF file or model folder), evaluated as stored (repeatable)', multiple: true}),
     ctx: Flags.integer({description: 'context in tokens (default: the model\'s, at most 2048)', min: 4}),
-    'block-size': Flags.integer({description: 'nf4 block size (default 64)', min: 1}),
-    'group-size': Flags.integer({description: 'int4 group size (default 128)', min: 2}),
+    'block-size': Flags.integer({description: `block size of the variants' schemes (${blockSizeHelp('--block-size')}; default each scheme's)`, min: 1}),
+    'group-size': Flags.integer({description: `group size of the variants' schemes (${blockSizeHelp('--group-size')}; default each scheme's)`, min: 2}),
     'max-kld': Flags.string({description: 'exit 1 when a variant\'s mean KL divergence exceeds X nats (base is not gated)'}),
     threads: Flags.integer({description: 'onnxruntime intra-op threads', min: 1}),
   }
@@ -54,8 +55,8 @@ export default class Eval extends LoraCommand {
         variants,
         variantFiles: files.map((path) => ({path})),
         ctx: flags.ctx,
-        nf4BlockSize: flags['block-size'],
-        int4GroupSize: flags['group-size'],
+        blockSize: flags['block-size'],
+        groupSize: flags['group-size'],
         maxKld,
         threads: flags.threads,
         onProgress: bar.onProgress,

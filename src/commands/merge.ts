@@ -9,13 +9,14 @@ import {kldGateError} from '../core/eval/kld-gate.js'
 import {evaluateMergeOutput} from '../core/eval/merge-eval.js'
 import {EvalResult, readEvalText} from '../core/eval/run-eval.js'
 import {MergeResult, gateError, mergeModel} from '../core/merge/merge-model.js'
-import {QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
+import {QUANT_SCHEMES, QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
+import {schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
 import {formatBytes} from '../core/units.js'
 
 export default class Merge extends LoraCommand {
-  static override summary = 'Merge LoRA adapters into a base model, optionally re-quantized to 4 bits, and measure how much of each adapter survives.'
+  static override summary = 'Merge LoRA adapters into a base model, optionally quantized (--quantize), and measure how much of each adapter survives.'
   static override description =
-    "W' = W + Σ w_k · s_k · B_k A_k, transposed where the base stores [in, out] (GPT-2's Conv1D: decided from the base tensor's shape, not the adapter's fan_in_fan_out flag), computed in float32 and written in --dtype (default: the base's). --quantize merges then quantizes; --from-quantized decodes a 4-bit base written by `lora quantize`, merges and re-quantizes. The quality report compares, per merged tensor, merge-then-quantize, a quantized base with the adapter unmerged, and re-quantizing a quantized base, measured on the files as written. --max-loss X exits 1 when a tensor keeps less than 1 − X of its adapter."
+    "W' = W + Σ w_k · s_k · B_k A_k, transposed where the base stores [in, out] (GPT-2's Conv1D: decided from the base tensor's shape, not the adapter's fan_in_fan_out flag), computed in float32 and written in --dtype (default: the base's). --quantize merges then quantizes; --from-quantized decodes a quantized base written by `lora quantize`, merges and re-quantizes. The quality report compares, per merged tensor, merge-then-quantize, a quantized base with the adapter unmerged, and re-quantizing a quantized base, measured on the files as written. --max-loss X exits 1 when a tensor keeps less than 1 − X of its adapter."
   static override examples = [
     {command: '<%= config.bin %> merge --base ./base --adapter ./ad/adapter-0000 --out ./merged', description: 'Merge one adapter, keep the base dtype.'},
     {command: '<%= config.bin %> merge --base ./base --adapter ./a --weight 0.7 --adapter ./b --weight 0.3 --out ./merged --dtype f16', description: 'A weighted sum of two adapters.'},
@@ -27,13 +28,13 @@ export default class Merge extends LoraCommand {
     base: Flags.string({description: 'base model: folder, .safetensors, index, or .gguf (with --from-quantized)', required: true}),
     adapter: Flags.string({description: 'PEFT adapter folder (repeatable)', required: true, multiple: true}),
     weight: Flags.string({description: 'weight w_k of each adapter, in --adapter order (repeatable; default 1)', multiple: true}),
-    out: Flags.string({description: 'output folder, or .gguf file for q4_0', required: true}),
+    out: Flags.string({description: `output folder, or .gguf file for ${schemesStoredAs('gguf').join(', ')}`, required: true}),
     dtype: Flags.option({description: 'dtype of written float tensors (default: the base tensor\'s)', options: ['f32', 'f16', 'bf16'] as const})(),
     quantize: Flags.option({description: 'quantize the merged model', options: QUANT_SCHEME_NAMES})(),
-    'block-size': Flags.integer({description: 'nf4/q4_0 block size', min: 1, exclusive: ['group-size']}),
-    'group-size': Flags.integer({description: 'int4 group size', min: 2, exclusive: ['block-size']}),
+    'block-size': Flags.integer({description: `${schemesSizedBy('--block-size').join('/')} block size`, min: 1, exclusive: ['group-size']}),
+    'group-size': Flags.integer({description: `${schemesSizedBy('--group-size').join('/')} group size`, min: 2, exclusive: ['block-size']}),
     'double-quant': Flags.boolean({description: 'nf4: quantize the absmax values too'}),
-    'from-quantized': Flags.boolean({description: 'the base is 4-bit (a `lora quantize` output): decode, merge, re-quantize'}),
+    'from-quantized': Flags.boolean({description: 'the base is quantized (a `lora quantize` output): decode, merge, re-quantize'}),
     include: Flags.string({description: 'with --quantize: quantize tensors matching this glob instead of the default rule (repeatable)', multiple: true}),
     exclude: Flags.string({description: 'with --quantize: never quantize tensors matching this glob (repeatable)', multiple: true}),
     report: Flags.string({description: 'also write the quality report (JSON) to this file'}),
@@ -59,7 +60,9 @@ export default class Merge extends LoraCommand {
     }
     const maxLoss = flags['max-loss'] === undefined ? undefined : Number(flags['max-loss'])
     if (maxLoss !== undefined && !(Number.isFinite(maxLoss) && maxLoss >= 0)) throw new UsageError('BAD_FLAG', `--max-loss must be a number of at least 0 (got "${flags['max-loss']}")`)
-    if (flags['group-size'] !== undefined && flags.quantize !== 'int4' && !flags['from-quantized']) throw new UsageError('BAD_FLAG', '--group-size applies to --quantize int4')
+    if (flags['group-size'] !== undefined && (flags.quantize === undefined || QUANT_SCHEMES[flags.quantize].blockSizeFlag !== '--group-size') && !flags['from-quantized']) {
+      throw new UsageError('BAD_FLAG', `--group-size applies to --quantize ${schemesSizedBy('--group-size').join(', ')}`)
+    }
     const maxKld = flags['max-kld'] === undefined ? undefined : Number(flags['max-kld'])
     if (maxKld !== undefined && (flags.eval === undefined || flags['max-kld']!.trim() === '' || !(Number.isFinite(maxKld) && maxKld >= 0))) throw new UsageError('BAD_FLAG', `--max-kld needs --eval and a number of at least 0 (got "${flags['max-kld']}")`)
     if (flags.eval !== undefined) await readEvalText(flags.eval) // a bad text fails before the merge, not after

@@ -3,17 +3,18 @@ import {LoraCommand} from '../cli/base-command.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {renderTable} from '../cli/table.js'
 import {UsageError} from '../core/errors.js'
-import {QuantizeModelResult, quantizeModel} from '../core/quant/quantize-model.js'
-import {QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
+import {QuantizeModelResult, quantizeModel} from '../core/model-io/quantize-model.js'
+import {QUANT_SCHEMES, QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
+import {blockSizeHelp, schemeDescriptions, schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
 import {formatBytes} from '../core/units.js'
 
 /** Kept tensors listed in the human view before "… N more". */
 const MAX_KEPT_ROWS = 20
 
 export default class Quantize extends LoraCommand {
-  static override summary = 'Quantize a base model to 4 bits (nf4, q4_0 or int4), tensor by tensor.'
+  static override summary = `Quantize a base model's linear weights (${QUANT_SCHEME_NAMES.join(', ')}), tensor by tensor.`
   static override description =
-    'Only the 2-D linear weights inside the repeated blocks are quantized by default (embeddings, lm_head, norms and biases are kept); --include replaces that rule with globs on tensor names, --exclude removes names. nf4 is written in the layout transformers + bitsandbytes load (config.json gets a quantization_config); q4_0 is written as a GGUF file for llama.cpp\'s tools; int4 as qweight/scales/zeros. Tensors a scheme cannot hold stay in their float dtype and are listed.'
+    `Only the 2-D linear weights inside the repeated blocks are quantized by default (embeddings, lm_head, norms and biases are kept); --include replaces that rule with globs on tensor names, --exclude removes names. Schemes: ${schemeDescriptions()}. Tensors a scheme cannot hold stay in their float dtype and are listed.`
   static override examples = [
     {command: '<%= config.bin %> quantize ./base --out ./base-nf4 --scheme nf4', description: 'bitsandbytes NF4, block 64.'},
     {command: '<%= config.bin %> quantize ./base --out base-q4_0.gguf --scheme q4_0', description: 'A GGUF file with Q4_0 weights.'},
@@ -23,12 +24,12 @@ export default class Quantize extends LoraCommand {
     model: Args.string({description: 'model folder, .safetensors file or model.safetensors.index.json', required: true}),
   }
   static override flags = {
-    out: Flags.string({description: 'output folder (nf4, int4) or .gguf file (q4_0)', required: true}),
-    scheme: Flags.option({description: '4-bit scheme', options: QUANT_SCHEME_NAMES, required: true})(),
-    'block-size': Flags.integer({description: 'elements per block (nf4: 64…4096, q4_0: 32)', min: 1, exclusive: ['group-size']}),
-    'group-size': Flags.integer({description: 'int4 group size along each row (default 128)', min: 2, exclusive: ['block-size']}),
+    out: Flags.string({description: `output folder (${schemesStoredAs('safetensors').join(', ')}) or .gguf file (${schemesStoredAs('gguf').join(', ')})`, required: true}),
+    scheme: Flags.option({description: 'quantization scheme', options: QUANT_SCHEME_NAMES, required: true})(),
+    'block-size': Flags.integer({description: `elements per block (${blockSizeHelp('--block-size')})`, min: 1, exclusive: ['group-size']}),
+    'group-size': Flags.integer({description: `group size along each row (${blockSizeHelp('--group-size')})`, min: 2, exclusive: ['block-size']}),
     'double-quant': Flags.boolean({description: 'nf4: quantize the absmax values too (8-bit, blocks of 256)'}),
-    format: Flags.option({description: 'output format (q4_0 → gguf, nf4/int4 → safetensors)', options: ['safetensors', 'gguf'] as const})(),
+    format: Flags.option({description: `output format (${schemesStoredAs('gguf').join('/')} → gguf, ${schemesStoredAs('safetensors').join('/')} → safetensors)`, options: ['safetensors', 'gguf'] as const})(),
     include: Flags.string({description: 'quantize tensors matching this glob instead of the default rule (repeatable)', multiple: true}),
     exclude: Flags.string({description: 'never quantize tensors matching this glob (repeatable)', multiple: true}),
     force: Flags.boolean({description: 'replace an existing output'}),
@@ -36,7 +37,9 @@ export default class Quantize extends LoraCommand {
 
   async run(): Promise<QuantizeModelResult> {
     const {args, flags} = await this.parse(Quantize)
-    if (flags['group-size'] !== undefined && flags.scheme !== 'int4') throw new UsageError('BAD_FLAG', `--group-size applies to int4 (got --scheme ${flags.scheme}); use --block-size`)
+    if (flags['group-size'] !== undefined && QUANT_SCHEMES[flags.scheme].blockSizeFlag !== '--group-size') {
+      throw new UsageError('BAD_FLAG', `--group-size applies to ${schemesSizedBy('--group-size').join(', ')} (got --scheme ${flags.scheme}); use --block-size`)
+    }
     const bar = createProgressBar('quantize', this.interactive)
     try {
       const result = await quantizeModel({

@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
-import {UnpackResult, unpackAdapter} from '../core/pack/unpack.js'
+import {UnpackResult, unpackAdapter} from '../core/unpack.js'
 import {formatBytes} from '../core/units.js'
 
 export default class Unpack extends LoraCommand {

@@ -41,24 +41,31 @@ export interface DTypeInfo {
   readonly array: TypedArrayConstructor<TypedArray>
   /** float: any floating format; int/uint: integers; bool: one byte 0/1. */
   readonly kind: 'float' | 'int' | 'uint' | 'bool'
+  /** PyTorch's name (`torch.float16`, as transformers writes `torch_dtype` and bitsandbytes its quant state). */
+  readonly torch: string
+  /** ONNX: the `TensorProto.DataType` code and onnxruntime's element-type name. */
+  readonly onnx: {readonly code: number; readonly name: string}
+  /** The GGML type holding the same elements (`general.file_type`-independent), when GGUF has one. */
+  readonly ggml?: string
 }
 
+// name: bits, typed array, kind; torch name; ONNX TensorProto.DataType code and onnxruntime name; GGML type
 const table = {
-  F64: {bits: 64, array: Float64Array, kind: 'float'},
-  F32: {bits: 32, array: Float32Array, kind: 'float'},
-  F16: {bits: 16, array: Uint16Array, kind: 'float'},
-  BF16: {bits: 16, array: Uint16Array, kind: 'float'},
-  F8_E4M3: {bits: 8, array: Uint8Array, kind: 'float'},
-  F8_E5M2: {bits: 8, array: Uint8Array, kind: 'float'},
-  I64: {bits: 64, array: BigInt64Array, kind: 'int'},
-  I32: {bits: 32, array: Int32Array, kind: 'int'},
-  I16: {bits: 16, array: Int16Array, kind: 'int'},
-  I8: {bits: 8, array: Int8Array, kind: 'int'},
-  U64: {bits: 64, array: BigUint64Array, kind: 'uint'},
-  U32: {bits: 32, array: Uint32Array, kind: 'uint'},
-  U16: {bits: 16, array: Uint16Array, kind: 'uint'},
-  U8: {bits: 8, array: Uint8Array, kind: 'uint'},
-  BOOL: {bits: 8, array: Uint8Array, kind: 'bool'},
+  F64: {bits: 64, array: Float64Array, kind: 'float', torch: 'float64', onnx: {code: 11, name: 'float64'}, ggml: 'F64'},
+  F32: {bits: 32, array: Float32Array, kind: 'float', torch: 'float32', onnx: {code: 1, name: 'float32'}, ggml: 'F32'},
+  F16: {bits: 16, array: Uint16Array, kind: 'float', torch: 'float16', onnx: {code: 10, name: 'float16'}, ggml: 'F16'},
+  BF16: {bits: 16, array: Uint16Array, kind: 'float', torch: 'bfloat16', onnx: {code: 16, name: 'bfloat16'}, ggml: 'BF16'},
+  F8_E4M3: {bits: 8, array: Uint8Array, kind: 'float', torch: 'float8_e4m3fn', onnx: {code: 17, name: 'float8e4m3fn'}},
+  F8_E5M2: {bits: 8, array: Uint8Array, kind: 'float', torch: 'float8_e5m2', onnx: {code: 19, name: 'float8e5m2'}},
+  I64: {bits: 64, array: BigInt64Array, kind: 'int', torch: 'int64', onnx: {code: 7, name: 'int64'}, ggml: 'I64'},
+  I32: {bits: 32, array: Int32Array, kind: 'int', torch: 'int32', onnx: {code: 6, name: 'int32'}, ggml: 'I32'},
+  I16: {bits: 16, array: Int16Array, kind: 'int', torch: 'int16', onnx: {code: 5, name: 'int16'}, ggml: 'I16'},
+  I8: {bits: 8, array: Int8Array, kind: 'int', torch: 'int8', onnx: {code: 3, name: 'int8'}, ggml: 'I8'},
+  U64: {bits: 64, array: BigUint64Array, kind: 'uint', torch: 'uint64', onnx: {code: 13, name: 'uint64'}},
+  U32: {bits: 32, array: Uint32Array, kind: 'uint', torch: 'uint32', onnx: {code: 12, name: 'uint32'}},
+  U16: {bits: 16, array: Uint16Array, kind: 'uint', torch: 'uint16', onnx: {code: 4, name: 'uint16'}},
+  U8: {bits: 8, array: Uint8Array, kind: 'uint', torch: 'uint8', onnx: {code: 2, name: 'uint8'}},
+  BOOL: {bits: 8, array: Uint8Array, kind: 'bool', torch: 'bool', onnx: {code: 9, name: 'bool'}},
 } as const
 
 export type DType = keyof typeof table
@@ -68,15 +75,50 @@ export const DTYPES: Readonly<Record<DType, DTypeInfo>> = Object.freeze(
   Object.fromEntries(
     Object.entries(table).map(([name, info]) => [
       name,
-      Object.freeze({name, bits: info.bits, bytes: info.bits / 8, array: info.array, kind: info.kind}),
+      Object.freeze({
+        name,
+        bits: info.bits,
+        bytes: info.bits / 8,
+        array: info.array,
+        kind: info.kind,
+        torch: info.torch,
+        onnx: Object.freeze({...info.onnx}),
+        ...('ggml' in info ? {ggml: info.ggml} : {}),
+      }),
     ]),
   ) as unknown as Record<DType, DTypeInfo>,
 )
 
 export const DTYPE_NAMES = Object.freeze(Object.keys(table) as DType[])
 
+/** Whether `name` is a safetensors dtype name. */
 export function isDType(name: unknown): name is DType {
   return typeof name === 'string' && Object.prototype.hasOwnProperty.call(table, name)
+}
+
+function reverse(key: (info: DTypeInfo) => string | undefined): ReadonlyMap<string, DType> {
+  return new Map(DTYPE_NAMES.flatMap((d) => {
+    const name = key(DTYPES[d])
+    return name === undefined ? [] : [[name, d] as const]
+  }))
+}
+const BY_TORCH = reverse((i) => i.torch)
+const BY_ONNX = reverse((i) => i.onnx.name)
+const BY_GGML = reverse((i) => i.ggml)
+
+/** The dtype of a PyTorch dtype name (`float16` → `F16`), or undefined. */
+export function dtypeFromTorch(name: string): DType | undefined {
+  return BY_TORCH.get(name)
+}
+
+/** The dtype of an onnxruntime element-type name (`float16` → `F16`), or undefined. */
+export function dtypeFromOnnx(name: string): DType | undefined {
+  return BY_ONNX.get(name)
+}
+
+/** The dtype whose elements a GGML type holds unblocked (`F16` → `F16`), or undefined for block-quantized types. */
+export function dtypeFromGgml(name: string): DType | undefined {
+  return BY_GGML.get(name)
 }
 
 /** Float dtypes a user may choose for written LoRA weights. */
@@ -156,8 +198,11 @@ export function f32BitsToBf16Bits(x: number): number {
 }
 
 let f16Table: Float32Array | undefined
-/** All 65,536 binary16 values as float32 (exact: every f16 is a f32). */
-function f16ToF32Table(): Float32Array {
+/**
+ * All 65,536 binary16 values as float32, indexed by their bits (exact: every
+ * f16 is a f32), built once: the one f16 decoding table of the project.
+ */
+export function f16ToF32Table(): Float32Array {
   if (!f16Table) {
     f16Table = new Float32Array(65536)
     for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToNumber(h)
@@ -306,6 +351,47 @@ export function convertFloat(from: DType, to: DType, bytes: Uint8Array): Uint8Ar
   if (to === 'F64') return bytesOf(toFloat64(from, bytes))
   // from F64, round once (through float32 first would round twice: a tie in float32 may not be one in float64)
   return fromFloat(to, from === 'F64' ? toFloat64(from, bytes) : toFloat32(from, bytes))
+}
+
+/** Copies elements of a stored float tensor into a float64 array: `(from, count, target, at)`. */
+export type FloatDecoder = (from: number, count: number, target: Float64Array, at: number) => void
+
+/**
+ * A decoder of the elements of `bytes` (stored as `dtype`) straight into
+ * float64 arrays at an offset, without an intermediate float32 copy (the hot
+ * loop of reading a pack's stacks).
+ * @throws RangeError for a dtype other than F64, F32, F16, BF16
+ */
+export function floatDecoder(dtype: DType, bytes: Uint8Array): FloatDecoder {
+  switch (dtype) {
+    case 'F16': {
+      const src = typedView('F16', bytes) as Uint16Array
+      const table = f16ToF32Table()
+      return (from, count, target, at) => {
+        for (let i = 0; i < count; i++) target[at + i] = table[src[from + i]!]!
+      }
+    }
+    case 'BF16': {
+      const src = typedView('BF16', bytes) as Uint16Array
+      const word = new Uint32Array(1)
+      const value = new Float32Array(word.buffer)
+      return (from, count, target, at) => {
+        for (let i = 0; i < count; i++) {
+          word[0] = src[from + i]! << 16
+          target[at + i] = value[0]!
+        }
+      }
+    }
+    case 'F32':
+    case 'F64': {
+      const src = typedView(dtype, bytes) as Float32Array | Float64Array
+      return (from, count, target, at) => {
+        for (let i = 0; i < count; i++) target[at + i] = src[from + i]!
+      }
+    }
+    default:
+      throw new RangeError(`cannot decode ${dtype} as float`)
+  }
 }
 
 /** Number of bytes for `count` elements of `dtype`. */

@@ -3,16 +3,14 @@
  * file or a (sharded) model, from headers alone.
  */
 import {stat} from 'node:fs/promises'
-import {join} from 'node:path'
 import {withFileContext} from './errors.js'
-import {ADAPTER_CONFIG_NAME, LoraAdapter} from './formats/peft-adapter.js'
+import {FileKind, detect} from './formats/detect.js'
+import {LoraAdapter} from './formats/peft-adapter.js'
 import type {TensorInfo} from './formats/safetensors-header.js'
 import {ShardedModel, openModel} from './formats/sharded-model.js'
 import type {TensorSource} from './formats/tensor-source.js'
 import {SafetensorsFile} from './formats/safetensors-file.js'
-import {PACK_FORMAT} from './pack/manifest.js'
 import {summarizePack} from './pack/inspect-pack.js'
-import {SHARED_B_FORMAT} from './compress/shared-b-file.js'
 import {summarizeSharedB} from './compress/inspect-shared-b.js'
 
 export type InspectKind = 'adapter' | 'safetensors' | 'pack' | 'model'
@@ -100,30 +98,42 @@ function describeSource(path: string, kind: InspectKind, source: TensorSource): 
   return {path, kind, bytes: source.bytes, tensors: summarizeTensors(source.tensors), metadata: plainMetadata(source.metadata)}
 }
 
+/** A packed file's report: the generic part, and the summary its format's module gives. */
+function describePacked(summarize: (file: SafetensorsFile) => object): (path: string) => Promise<InspectReport> {
+  return async (path) => {
+    const source = await openModel(path)
+    try {
+      return {...describeSource(path, 'pack', source), pack: summarize(source as SafetensorsFile) as Record<string, unknown>}
+    } finally {
+      await source.close()
+    }
+  }
+}
+
+/** Any tensor file or model: its tensors, metadata and (sharded) its shards. */
+async function describeModel(path: string): Promise<InspectReport> {
+  const info = await withFileContext('read', path, () => stat(path))
+  const source = await openModel(path)
+  try {
+    if (source instanceof ShardedModel) return {...describeSource(path, 'model', source), shards: [...source.shards.keys()]}
+    return describeSource(path, info.isDirectory() ? 'model' : 'safetensors', source)
+  } finally {
+    await source.close()
+  }
+}
+
+/** How each kind `detect` names is described; other kinds are read as a tensor file or model. */
+const DESCRIBERS: Partial<Record<FileKind, (path: string) => Promise<InspectReport>>> = Object.freeze({
+  adapter: inspectAdapter,
+  pack: describePacked(summarizePack),
+  'shared-b': describePacked(summarizeSharedB),
+})
+
 /**
  * Describe whatever is at `path` (headers only: fast and small for any file size).
  * @throws InputError for missing paths and malformed files
  */
 export async function inspectPath(path: string): Promise<InspectReport> {
-  const info = await withFileContext('read', path, () => stat(path))
-  if (info.isDirectory()) {
-    const hasConfig = await stat(join(path, ADAPTER_CONFIG_NAME)).then(
-      () => true,
-      () => false,
-    )
-    if (hasConfig) return inspectAdapter(path)
-  }
-  const source = await openModel(path)
-  try {
-    if (source instanceof ShardedModel) {
-      return {...describeSource(path, 'model', source), shards: [...source.shards.keys()]}
-    }
-    const format = source.metadata.get('format')
-    if (format === PACK_FORMAT && source instanceof SafetensorsFile) return {...describeSource(path, 'pack', source), pack: summarizePack(source)}
-    if (format === SHARED_B_FORMAT && source instanceof SafetensorsFile) return {...describeSource(path, 'pack', source), pack: summarizeSharedB(source)}
-    if (format !== undefined && PACK_FORMATS.has(format)) return {...describeSource(path, 'pack', source), pack: {format}}
-    return describeSource(path, info.isDirectory() ? 'model' : 'safetensors', source)
-  } finally {
-    await source.close()
-  }
+  const kind = await detect(path)
+  return (DESCRIBERS[kind] ?? describeModel)(path)
 }

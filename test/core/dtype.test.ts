@@ -1,9 +1,15 @@
+import onnxProto from 'onnx-proto'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {
   DTYPES,
   DTYPE_NAMES,
   convertFloat,
+  dtypeFromGgml,
+  dtypeFromOnnx,
+  dtypeFromTorch,
+  f16ToF32Table,
+  floatDecoder,
   f16BitsToNumber,
   f32BitsToBf16Bits,
   f32BitsToF16Bits,
@@ -15,6 +21,7 @@ import {
   toFloat64,
   typedView,
 } from '../../src/core/dtype.js'
+import {GGML_TYPES, GgmlTypeName} from '../../src/core/formats/gguf-types.js'
 
 const test = suite('dtype')
 
@@ -146,6 +153,43 @@ test('typedView copies unaligned bytes instead of failing', () => {
   const view = typedView('F32', buf.subarray(1)) as Float32Array
   assert.equal([...view], [1.25, -3])
   assert.throws(() => typedView('F32', new Uint8Array(3)), /whole number/)
+})
+
+test('one table, every vocabulary: torch, ONNX (TensorProto codes and onnxruntime names) and GGML names map back to the dtype', () => {
+  const codes = onnxProto.onnx.TensorProto.DataType as unknown as Record<string, number>
+  const onnxEnum: Record<string, string> = {F64: 'DOUBLE', F32: 'FLOAT', F16: 'FLOAT16', BF16: 'BFLOAT16', F8_E4M3: 'FLOAT8E4M3FN', F8_E5M2: 'FLOAT8E5M2'}
+  for (const d of DTYPE_NAMES) {
+    const info = DTYPES[d]
+    assert.is(dtypeFromTorch(info.torch), d, info.torch)
+    assert.is(dtypeFromOnnx(info.onnx.name), d, info.onnx.name)
+    const name = onnxEnum[d] ?? (d === 'BOOL' ? 'BOOL' : d.replace(/^I/, 'INT').replace(/^U/, 'UINT'))
+    // onnx-proto 8 predates the float8 types; their codes are from onnx.proto (IR version 9)
+    assert.is(info.onnx.code, codes[name] ?? {FLOAT8E4M3FN: 17, FLOAT8E5M2: 19}[name], `${d}: ONNX code of ${name}`)
+    if (info.ggml !== undefined) {
+      assert.is(dtypeFromGgml(info.ggml), d)
+      const g = GGML_TYPES[info.ggml as GgmlTypeName]
+      assert.equal([g.blockSize, g.typeSize], [1, info.bytes], `${d}: GGML ${info.ggml}`)
+    }
+  }
+  assert.equal([DTYPES.F16.torch, DTYPES.BF16.torch, DTYPES.F32.torch], ['float16', 'bfloat16', 'float32'])
+  assert.is(dtypeFromGgml('Q4_0'), undefined)
+})
+
+test('the one f16 table holds every binary16 value, and floatDecoder decodes into float64 as toFloat64 does', () => {
+  const table = f16ToF32Table()
+  assert.is(table, f16ToF32Table(), 'built once')
+  for (let h = 0; h < 65536; h++) {
+    const v = f16BitsToNumber(h)
+    assert.ok(Object.is(table[h], v) || (Number.isNaN(v) && Number.isNaN(table[h]!)), `bits ${h}`)
+  }
+  const bits = new Uint16Array(65536).map((_, i) => i)
+  const bytes = new Uint8Array(bits.buffer)
+  for (const d of ['F16', 'BF16'] as const) {
+    const out = new Float64Array(65536 + 3)
+    floatDecoder(d, bytes)(0, 65536, out, 3)
+    const want = toFloat64(d, bytes)
+    for (let i = 0; i < 65536; i++) assert.ok(Object.is(out[i + 3], want[i]) || (Number.isNaN(want[i]!) && Number.isNaN(out[i + 3]!)), `${d} bits ${i}`)
+  }
 })
 
 test.run()

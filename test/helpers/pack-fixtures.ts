@@ -9,7 +9,7 @@ import {DType, fromFloat} from '../../src/core/dtype.js'
 import {AdapterTensor, peftLoraConfig, writeAdapter} from '../../src/core/formats/peft-adapter-writer.js'
 import {Rng} from '../../src/core/random.js'
 import {LoraAdapter} from '../../src/core/formats/peft-adapter.js'
-import type {PackFile} from '../../src/core/pack/pack-file.js'
+import type {PackFile} from '../../src/core/formats/pack-file.js'
 import * as assert from 'uvu/assert'
 import {maxAbs, maxAbsDiff} from './index.js'
 

@@ -1,5 +1,6 @@
 /** The dimensions of a real base model (`--base`), checked against any given flags. */
 import {InputError, UsageError} from '../errors.js'
+import {detect, fileFormat} from '../formats/detect.js'
 import {openModel} from '../formats/sharded-model.js'
 import {formatShape} from '../shape.js'
 import type {Projection} from '../models/llama.js'
@@ -17,6 +18,8 @@ export interface BaseDims {
  * @throws InputError when the base lacks the tensors; UsageError when flags disagree.
  */
 export async function baseDims(path: string, given: Partial<BaseDims>): Promise<BaseDims> {
+  const kind = await detect(path)
+  if (kind !== 'model' && kind !== 'safetensors') throw new InputError('BASE_NOT_LLAMA', `read base ${path}: ${fileFormat(kind).label}, not a model checkpoint (expected a Llama-style safetensors checkpoint)`)
   const source = await openModel(path)
   try {
     const q = source.tensors.get('model.layers.0.self_attn.q_proj.weight')

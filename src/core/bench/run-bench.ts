@@ -8,6 +8,7 @@ import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {GateError, UsageError} from '../errors.js'
+import {removeOnExit} from '../io/exit-cleanup.js'
 import {Projection, projectionShape} from '../models/llama.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
 import type {ProgressCallback} from '../progress.js'
@@ -85,11 +86,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   }
   const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'lora-bench-'))
   // a temporary folder can hold gigabytes of weights: remove it on Ctrl-C too
-  const onSignal = (signal: NodeJS.Signals) => {
-    rmSync(workDir, {recursive: true, force: true})
-    process.kill(process.pid, signal)
-  }
-  if (!o.workDir) for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, onSignal)
+  const releaseWorkDir = o.workDir ? undefined : removeOnExit(workDir)
   const results: BenchResult[] = []
   const toleranceFailures: ToleranceFailure[] = []
   let rank = Math.max(...o.ranks)
@@ -117,8 +114,8 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
     }
   } finally {
-    if (!o.workDir) {
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal)
+    if (releaseWorkDir) {
+      releaseWorkDir()
       rmSync(workDir, {recursive: true, force: true})
     }
   }

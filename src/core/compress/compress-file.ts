@@ -14,20 +14,19 @@ import {tmpdir} from 'node:os'
 import {dirname, resolve} from 'node:path'
 import {DTYPES, FloatOutputDType, FLOAT_OUTPUT_DTYPES} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {SAFETENSORS_MAX_HEADER_BYTES, TensorSpec, planFile} from '../formats/safetensors-header.js'
-import {SafetensorsWriter} from '../formats/safetensors-writer.js'
+import {SAFETENSORS_MAX_HEADER_BYTES} from '../formats/safetensors-header.js'
+import {SharedBPlan, SharedBWriter, sharedBLayout} from '../formats/shared-b-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
 import {MatMulEngine} from '../linalg/matmul-engine.js'
-import type {PackFile} from '../pack/pack-file.js'
+import type {PackFile} from '../formats/pack-file.js'
 import type {ProgressCallback} from '../progress.js'
 import {TOOL_NAME, toolVersion} from '../version.js'
 import {CompressedModule, ModuleCompressOptions, RankChoice, chooseRank, maxOf, meanOf, storeModule, sweepModule} from './compress-module.js'
 import {packModuleSource} from './pack-module-source.js'
 import {RankSelection, bytesAfter, savingsPercent, sweepRanks, validateSelection} from './rank-selection.js'
-import {CompressionInfo, SHARED_B_FORMAT, SHARED_B_FORMAT_VERSION, SharedBErrors, sharedBTensorNames} from './shared-b-file.js'
+import type {SharedBErrors} from '../formats/shared-b-file.js'
 import {openInput} from './open-input.js'
 import type {BasisMethod} from './shared-basis.js'
-import {formatErrorsMetadata} from './errors-metadata.js'
 
 export interface CompressInputOptions {
   /** A `lora-pack` file, or adapter folders / folders of adapters / globs. */
@@ -139,35 +138,24 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
       options.onProgress?.({stage: 'modules', done: i + 1, total})
     }
     // Pass 2: plan the file, store every module, measure, then the errors go into the header.
-    const specs: TensorSpec[] = entries.flatMap((m, i) => {
-      const names = sharedBTensorNames(m)
-      const k = choices[i]!.k
-      return [
-        {name: names.a, dtype, shape: [pack.slots, k, m.in]},
-        {name: names.b, dtype, shape: [m.out, k]},
-      ]
-    })
-    const placeholder: SharedBErrors = Object.fromEntries(entries.map((m, i) => [m.name, {K: choices[i]!.k, errors: new Array<number | null>(pack.slots).fill(null)}]))
-    const compression: CompressionInfo = {dtype, normalize: Boolean(options.normalize), selection: selectionRecord(options.selection), tool: TOOL_NAME, tool_version: toolVersion()}
-    const metadata = (errors: SharedBErrors) => ({
-      format: SHARED_B_FORMAT,
-      format_version: SHARED_B_FORMAT_VERSION,
+    const plan: SharedBPlan = {
       manifest: pack.file.metadata.get('manifest')!,
-      errors: formatErrorsMetadata(errors),
-      compression: JSON.stringify(compression),
-    })
-    const headerBytes = planFile(specs, metadata(placeholder)).dataStart - 8
+      modules: entries.map((module, i) => ({module, K: choices[i]!.k})),
+      slots: pack.slots,
+      dtype,
+      compression: {dtype, normalize: Boolean(options.normalize), selection: selectionRecord(options.selection), tool: TOOL_NAME, tool_version: toolVersion()},
+    }
+    const {headerBytes} = sharedBLayout(plan)
     if (headerBytes > SAFETENSORS_MAX_HEADER_BYTES) {
       throw new InputError('COMPRESS_HEADER_TOO_LARGE', `compress: the manifest and per-slot errors make a ${headerBytes}-byte header, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit; compress fewer adapters per file`)
     }
-    const writer = await SafetensorsWriter.create(out, specs, {metadata: metadata(placeholder), force: options.force})
+    const writer = await SharedBWriter.create(out, plan, {force: options.force})
     const modules: CompressedModule[] = []
     try {
       for (const [i, entry] of entries.entries()) {
         const source = packModuleSource(pack, entry)
         const k = choices[i]!.k
-        const names = sharedBTensorNames(entry)
-        const slotBytes = k * entry.in * DTYPES[dtype].bytes
+        const slotBytes = writer.slotBytes(entry.name)
         const c = await storeModule(
           source,
           k,
@@ -176,22 +164,18 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
             sink: {
               async restart() {},
               async write(start, count, bytes) {
-                for (let t = 0; t < count; t++) {
-                  const slot = source.adapters[start + t]!.slot
-                  await writer.writeTensorBytes(names.a, slot * slotBytes, bytes.subarray(t * slotBytes, (t + 1) * slotBytes))
-                }
+                for (let t = 0; t < count; t++) await writer.writeA(entry, source.adapters[start + t]!.slot, bytes.subarray(t * slotBytes, (t + 1) * slotBytes))
               },
             },
           },
           choices[i]!.basis,
         )
         choices[i] = {k}
-        await writer.writeTensor(names.b, c.sharedB)
+        await writer.writeSharedB(entry, c.sharedB)
         modules.push(c)
         options.onProgress?.({stage: 'modules', done: entries.length + i + 1, total})
       }
-      await writer.rewriteMetadata(metadata(errorsOf(modules, pack.slots)))
-      await writer.commit()
+      await writer.commit(errorsOf(modules, pack.slots))
     } catch (error) {
       await writer.abort()
       throw error

@@ -5,9 +5,9 @@
  */
 import {DTYPES} from '../dtype.js'
 import type {SafetensorsFile} from '../formats/safetensors-file.js'
-import type {PackManifest} from '../pack/manifest.js'
+import type {PackManifest} from '../formats/pack-manifest.js'
 import {savingsPercent} from './rank-selection.js'
-import {CompressionInfo, SharedBFile, sharedBTensorNames} from './shared-b-file.js'
+import {CompressionInfo, SharedBFile, sharedBTensorNames} from '../formats/shared-b-file.js'
 
 export interface SharedBModuleSummary {
   name: string

@@ -6,14 +6,12 @@
 import {stat} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 import {InputError, LoraError} from '../errors.js'
-import {SafetensorsFile} from '../formats/safetensors-file.js'
+import {FileKind, fileFormat, kindOf, probePath} from '../formats/detect.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
-import {PACK_FORMAT} from '../pack/manifest.js'
 import {packAdapters} from '../pack/pack-adapters.js'
-import {PackFile} from '../pack/pack-file.js'
+import {PackFile} from '../formats/pack-file.js'
 import type {ProgressCallback} from '../progress.js'
-import {SHARED_B_FORMAT} from './shared-b-file.js'
 
 /** The open input pack, and how to let it go. */
 export interface OpenInput {
@@ -34,26 +32,22 @@ export async function openInput(options: {inputs: readonly string[]; cwd?: strin
   const first = resolve(cwd, inputs[0]!)
   const isFile = inputs.length === 1 && (await stat(first).then((s) => s.isFile(), () => false))
   if (isFile) {
-    let file: SafetensorsFile
+    const probe = await probePath(first)
+    let kind: FileKind
     try {
-      file = await SafetensorsFile.open(first)
+      kind = await kindOf(probe)
     } catch (error) {
       if (error instanceof LoraError) throw new InputError('COMPRESS_BAD_INPUT', `compress ${inputs[0]}: neither a lora-pack file nor an adapter folder (${error.message})`, {cause: error})
       throw error
     }
-    const format = file.metadata.get('format')
-    if (format !== PACK_FORMAT) {
-      await file.close()
-      if (format === SHARED_B_FORMAT) throw new InputError('COMPRESS_ALREADY_COMPRESSED', `compress ${inputs[0]}: already a lora-pack-shared-b file (compress the lora-pack it came from instead)`)
+    if (kind === 'shared-b') throw new InputError('COMPRESS_ALREADY_COMPRESSED', `compress ${inputs[0]}: already a lora-pack-shared-b file (compress the lora-pack it came from instead)`)
+    if (kind === 'safetensors') {
+      const format = (await probe.safetensorsMetadata())?.get('format')
       throw new InputError('COMPRESS_BAD_INPUT', `compress ${inputs[0]}: neither a lora-pack file nor an adapter folder (a safetensors file whose __metadata__.format is ${format === undefined ? 'absent' : `"${sanitizeName(format, 40)}"`})`)
     }
-    try {
-      const pack = PackFile.fromFile(file)
-      return {pack, label: first, warnings: [], close: () => file.close()}
-    } catch (error) {
-      await file.close()
-      throw error
-    }
+    if (kind !== 'pack') throw new InputError('COMPRESS_BAD_INPUT', `compress ${inputs[0]}: neither a lora-pack file nor an adapter folder (${fileFormat(kind).label})`)
+    const pack = await PackFile.open(first)
+    return {pack, label: first, warnings: [], close: () => pack.close()}
   }
   // Adapter folders: pack them into a temporary folder that is removed afterwards (and on exit).
   const temp = await AtomicDirectory.create(join(scratch, `.lora-compress-input-${process.pid}`), {force: true})
@@ -74,3 +68,4 @@ export async function openInput(options: {inputs: readonly string[]; cwd?: strin
     throw error
   }
 }
+

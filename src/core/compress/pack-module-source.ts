@@ -4,9 +4,9 @@
  * float64. Rank padding is zeroed on read (a pack stores zeros there, but
  * the file is input and is not trusted to).
  */
-import {floatDecoder} from './decode.js'
-import type {PackFile} from '../pack/pack-file.js'
-import type {PackModuleEntry} from '../pack/manifest.js'
+import {floatDecoder} from '../dtype.js'
+import type {PackFile} from '../formats/pack-file.js'
+import type {PackModuleEntry} from '../formats/pack-manifest.js'
 import {type AdapterChunk, type AdapterChunk64, type ModuleAdapter, type ModuleSource, cachedModuleSource} from './module-source.js'
 
 /** The module's adapters (slot, rank, exact scaling from the manifest), in slot order. */

@@ -12,8 +12,7 @@
  *   ‖ΔW_i − Û Â'_i‖² = ‖ΔW_i‖² − 2 s_i ⟨Ûᵀ B_i, Â'_i A_iᵀ⟩ + ⟨ÛᵀÛ, Â'_i Â'_iᵀ⟩,
  * every term a small product computed in float64 from the exact stored values.
  */
-import {FloatOutputDType, fromFloat} from '../dtype.js'
-import {decodeFloat64} from './decode.js'
+import {FloatOutputDType, fromFloat, toFloat64} from '../dtype.js'
 import {inverseSpd} from '../linalg/dense.js'
 import type {MatMulEngine} from '../linalg/matmul-engine.js'
 import {type ModuleSource, readFloat64} from './module-source.js'
@@ -54,7 +53,7 @@ export async function projectModule(source: ModuleSource, basis: SharedBasis, k:
   const uk = new Float64Array(out * k)
   for (let i = 0; i < out; i++) for (let j = 0; j < k; j++) uk[i * k + j] = basis.u[i * basis.kMax + j]!
   const sharedB = fromFloat(dtype, uk)
-  const stored = decodeFloat64(dtype, sharedB)
+  const stored = toFloat64(dtype, sharedB)
   const gram = await engine.matmul(stored, [out, k], stored, [out, k], {transposeA: true})
   const inverse = inverseSpd(gram, k)
   if (!inverse) throw new RangeError(`the stored shared basis of ${source.name} is singular in ${dtype} (K = ${k})`)
@@ -75,7 +74,7 @@ export async function projectModule(source: ModuleSource, basis: SharedBasis, k:
     const bytes = fromFloat(dtype, aPrime)
     if (options.sink) await options.sink(start, count, bytes)
     // Measured error terms from the stored values, in float64.
-    const aStored = decodeFloat64(dtype, bytes)
+    const aStored = toFloat64(dtype, bytes)
     const a64 = data64.a
     const cross = await engine.matmul(aStored, [count, k, inDim], a64, [count, R, inDim], {transposeB: true})
     const self = await engine.matmul(aStored, [count, k, inDim], aStored, [count, k, inDim], {transposeB: true})

@@ -1,5 +1,5 @@
 /**
- * `lora unpack` for a `lora-pack-shared-b` file: one adapter as a PEFT
+ * Unpacking a `lora-pack-shared-b` file: one adapter as a PEFT
  * adapter folder whose delta is exactly the compressed one. Per module,
  * B = the shared basis [out, K], A = the adapter's A' [K, in], r = K and
  * lora_alpha = K (scaling 1, since A' has the scaling folded in), stored in
@@ -7,25 +7,11 @@
  * Modules of different K get `rank_pattern` / `alpha_pattern` entries.
  */
 import {resolve} from 'node:path'
-import {UsageError} from '../errors.js'
 import {AdapterTensor, writeAdapter} from '../formats/peft-adapter-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
-import {sourceKeys} from '../pack/manifest.js'
-import type {UnpackOptions, UnpackResult} from '../pack/unpack.js'
-import {SafetensorsFile} from '../formats/safetensors-file.js'
-import {SHARED_B_FORMAT, SharedBFile} from './shared-b-file.js'
-
-/** Whether `path` is a safetensors file whose `__metadata__.format` is `lora-pack-shared-b` (false when it cannot be read). */
-export async function isSharedBFile(path: string): Promise<boolean> {
-  try {
-    const file = await SafetensorsFile.open(path)
-    const format = file.metadata.get('format')
-    await file.close()
-    return format === SHARED_B_FORMAT
-  } catch {
-    return false
-  }
-}
+import {sourceKeys} from '../formats/pack-manifest.js'
+import {UnpackOptions, UnpackResult, assertOneAdapter} from '../pack/unpack.js'
+import {SharedBFile} from '../formats/shared-b-file.js'
 
 /** A PEFT pattern key matching exactly one module path (dots escaped). */
 export function exactPatternKey(module: string): string {
@@ -38,9 +24,7 @@ export function exactPatternKey(module: string): string {
  * @throws InputError for a malformed file or an unknown adapter / slot
  */
 export async function unpackSharedB(options: UnpackOptions): Promise<UnpackResult> {
-  if ((options.adapter === undefined) === (options.slot === undefined)) {
-    throw new UsageError('UNPACK_WHICH', 'unpack: give exactly one of --adapter NAME or --slot N')
-  }
+  assertOneAdapter(options)
   await assertOutputFree(options.out, options.force)
   const file = await SharedBFile.open(options.file)
   try {

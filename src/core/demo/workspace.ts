@@ -11,8 +11,7 @@ import {mkdirSync, mkdtempSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {UsageError} from '../errors.js'
-
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+import {onExitCleanup} from '../io/exit-cleanup.js'
 
 export interface WorkspaceOptions {
   /** Keep the artifacts here; a temporary folder when absent. */
@@ -24,11 +23,8 @@ export interface WorkspaceOptions {
 export class DemoWorkspace {
   private readonly written = new Set<string>()
   private live = true
-  private readonly onSignal = (signal: NodeJS.Signals) => {
-    this.discardSync()
-    process.kill(process.pid, signal)
-  }
-  private readonly onExit = () => this.discardSync()
+  /** Unregisters the exit cleanup (which discards the run's output on an exit or signal before `finish`). */
+  private readonly releaseCleanup = onExitCleanup(() => this.discardSync())
 
   private constructor(
     /** Absolute path of the folder. */
@@ -37,10 +33,7 @@ export class DemoWorkspace {
     readonly kept: boolean,
     /** Whether this run created `dir` (removed whole on failure). */
     private readonly created: boolean,
-  ) {
-    for (const s of SIGNALS) process.once(s, this.onSignal)
-    process.once('exit', this.onExit)
-  }
+  ) {}
 
   /**
    * Create the temporary folder, or check and create `out`.
@@ -103,7 +96,6 @@ export class DemoWorkspace {
 
   private release(): void {
     this.live = false
-    for (const s of SIGNALS) process.off(s, this.onSignal)
-    process.off('exit', this.onExit)
+    this.releaseCleanup()
   }
 }

@@ -9,7 +9,7 @@
  * written model's control is the variant it was written as, built without
  * the adapters; `--max-kld` gates the written model only.
  */
-import type {QuantSchemeName} from '../quant/schemes.js'
+import {QUANT_SCHEMES, QuantSchemeName} from '../quant/schemes.js'
 import {kldGate} from './kld-gate.js'
 import {EvalResult, evaluateVariants} from './run-eval.js'
 import type {VariantRequest} from './variants/registry.js'
@@ -54,8 +54,9 @@ export async function evaluateMergeOutput(options: MergeEvalOptions): Promise<Ev
     text: options.text,
     variants,
     variantFiles: [{path: options.out, builtAs: writtenVariant(options)}],
-    nf4BlockSize: options.quantize === 'nf4' ? options.blockSize : undefined,
-    int4GroupSize: options.quantize === 'int4' ? options.blockSize : undefined,
+    // merge's block size is the one of its scheme: pass it under that scheme's flag
+    blockSize: options.quantize && QUANT_SCHEMES[options.quantize].blockSizeFlag === '--block-size' ? options.blockSize : undefined,
+    groupSize: options.quantize && QUANT_SCHEMES[options.quantize].blockSizeFlag === '--group-size' ? options.blockSize : undefined,
     onProgress: options.onProgress,
   })
   const written = result.variants.filter((v) => v.path === options.out)

@@ -14,7 +14,7 @@
 import {readFile, stat} from 'node:fs/promises'
 import {InputError, UsageError, withFileContext} from '../errors.js'
 import type {ProgressCallback} from '../progress.js'
-import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from '../quant/schemes.js'
+import {QUANT_SCHEMES, QuantOptions, QuantSchemeName, isQuantSchemeName} from '../quant/schemes.js'
 import {DecoderModel, assertDecoderTensors} from '../runtime/decoder-model.js'
 import type {DecoderWeights} from '../runtime/decoder-weights.js'
 import {AdapterRef, openDecoderWeights, readAdapters} from '../runtime/load-decoder.js'
@@ -52,10 +52,10 @@ export interface EvalOptions {
   readonly variantFiles?: readonly VariantFileInput[]
   /** Context in tokens (default: the model's, at most 2048). */
   readonly ctx?: number
-  /** nf4 block size (default 64). */
-  readonly nf4BlockSize?: number
-  /** int4 group size (default 128). */
-  readonly int4GroupSize?: number
+  /** Block size of the schemes sized by `--block-size` (nf4; q4_0 and q8_0 take only 32); default each scheme's. */
+  readonly blockSize?: number
+  /** Group size of the schemes sized by `--group-size` (int4); default each scheme's. */
+  readonly groupSize?: number
   /** Gate: fail the gated variants whose mean KL exceeds this. */
   readonly maxKld?: number
   readonly threads?: number
@@ -119,13 +119,18 @@ export async function readEvalText(path: string): Promise<string> {
   return text
 }
 
-function quantOptions(options: EvalOptions): (scheme: QuantSchemeName) => QuantOptions {
-  const sizes: Record<QuantSchemeName, number | undefined> = {nf4: options.nf4BlockSize, q4_0: undefined, int4: options.int4GroupSize}
-  for (const [scheme, size] of Object.entries(sizes) as Array<[QuantSchemeName, number | undefined]>) {
+/**
+ * Block options per scheme, checked for the schemes the variants use.
+ * @throws UsageError when a used scheme cannot take the given size
+ */
+function quantOptions(options: EvalOptions, used: readonly string[]): (scheme: QuantSchemeName) => QuantOptions {
+  const sizeOf = (scheme: QuantSchemeName) => (QUANT_SCHEMES[scheme].blockSizeFlag === '--block-size' ? options.blockSize : options.groupSize)
+  for (const scheme of new Set(used.filter(isQuantSchemeName))) {
+    const size = sizeOf(scheme)
     const problem = size === undefined ? undefined : QUANT_SCHEMES[scheme].blockSizeProblem(size)
-    if (problem) throw new UsageError('BAD_FLAG', `${QUANT_SCHEMES[scheme].blockSizeFlag}: ${problem}`)
+    if (problem) throw new UsageError('BAD_FLAG', `${QUANT_SCHEMES[scheme].blockSizeFlag} ${size}: ${problem} (drop the flag or the ${scheme} variants)`)
   }
-  return (scheme) => ({scheme, blockSize: sizes[scheme] ?? QUANT_SCHEMES[scheme].defaultBlockSize, doubleQuant: false})
+  return (scheme) => ({scheme, blockSize: sizeOf(scheme) ?? QUANT_SCHEMES[scheme].defaultBlockSize, doubleQuant: false})
 }
 
 /** One variant to report: how to build it and its control. */
@@ -141,11 +146,11 @@ interface Job {
  */
 export async function evaluateVariants(options: EvalOptions): Promise<EvalResult> {
   if (options.maxKld !== undefined && !(options.maxKld >= 0)) throw new UsageError('BAD_FLAG', `--max-kld must be a number of at least 0 (got ${options.maxKld})`)
-  const quant = quantOptions(options)
-  const text = await readEvalText(options.text)
   const jobs: Job[] = (options.variants ?? DEFAULT_VARIANTS.map(parseVariant)).map((request) => ({request, control: variantKind(request.kind).controlled ? request : null}))
   for (const f of options.variantFiles ?? []) jobs.push({request: {kind: 'file', scheme: f.path}, control: f.builtAs ?? null, path: f.path})
   if (jobs.length === 0) throw new UsageError('EVAL_NO_VARIANTS', 'nothing to evaluate: give --variants or --variant-file')
+  const quant = quantOptions(options, jobs.flatMap((j) => [j.request.scheme ?? '', j.control?.scheme ?? '']))
+  const text = await readEvalText(options.text)
 
   const base = await openDecoderWeights(options.base)
   const rows = new ReferenceRows()

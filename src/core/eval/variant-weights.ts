@@ -7,9 +7,10 @@
  *   embeddings, head and norms stay in float) through the project's own
  *   encoder of the scheme; a tensor the scheme cannot hold (q4_0 rows that
  *   are not a multiple of 32, int4 rows not a multiple of the group) stays
- *   in float, as those commands keep it. q4_0 runs natively through
- *   `MatMulNBits` (its blocks map onto it exactly); nf4 and int4 are decoded
- *   to float32, as the runtime (and bitsandbytes' dequantize-then-matmul)
+ *   in float, as those commands keep it. A scheme stored as a GGML type
+ *   onnxruntime's `MatMulNBits` runs exactly (Q4_0, Q8_0: `MATMUL_NBITS`)
+ *   runs natively from its GGUF bytes; the others (nf4, int4) are decoded to
+ *   float32, as the runtime (and bitsandbytes' dequantize-then-matmul)
  *   serves them.
  * - `roundedWeights`: every tensor rounded to f16 or bf16 (what `lora merge
  *   --dtype f16` writes), computed in float32.
@@ -18,7 +19,10 @@ import {fromFloat, toFloat32} from '../dtype.js'
 import {QUANT_SCHEMES, QuantOptions, createDecoder, createEncoder} from '../quant/schemes.js'
 import {isBlockLinearWeight} from '../quant/selection.js'
 import type {DecoderWeights} from '../runtime/decoder-weights.js'
-import {LinearWeight, floatLinear, linearValues, q4_0ToNBits} from '../runtime/linear-weight.js'
+import {LinearWeight, NBitsLinear, floatLinear, linearValues, q4_0ToNBits, q8_0ToNBits} from '../runtime/linear-weight.js'
+
+/** GGML block types `MatMulNBits` runs exactly, and the converter of their GGUF bytes. */
+export const MATMUL_NBITS: Readonly<Record<string, (bytes: Uint8Array, out: number, inDim: number) => NBitsLinear>> = Object.freeze({Q4_0: q4_0ToNBits, Q8_0: q8_0ToNBits})
 
 /** What a quantized variant holds, filled in as the graph reads its weights. */
 export interface QuantizedWeightStats {
@@ -40,14 +44,16 @@ export function isQuantizedByDefault(name: string, w: LinearWeight): boolean {
 
 /**
  * Encode one weight with a scheme and return it as the runtime runs it
- * (q4_0: `MatMulNBits` blocks; nf4, int4: decoded float32).
+ * (`MATMUL_NBITS` types as blocks; the others decoded to float32).
  * @throws InputError for values the scheme cannot encode (NaN, ±Infinity, scale overflow)
  */
 export function quantizeLinear(w: LinearWeight, quant: QuantOptions): LinearWeight {
   const encoder = createEncoder(quant, [w.out, w.in])
   encoder.push(linearValues(w))
   const encoded = encoder.finish()
-  if (encoded.scheme === 'q4_0') return q4_0ToNBits(encoded.blocks, w.out, w.in)
+  const scheme = QUANT_SCHEMES[quant.scheme]
+  const native = scheme.format === 'gguf' ? MATMUL_NBITS[scheme.ggmlType] : undefined
+  if (native) return native(scheme.storedParts('weight', encoded, 'F32')[0]!.data, w.out, w.in)
   return floatLinear(createDecoder(encoded).decodeRows(0, w.out), w.out, w.in)
 }
 

@@ -14,6 +14,7 @@ import {
   GGUF_MAGIC,
   GGUF_MAX_DIMS,
   GGUF_VALUE_SIZES,
+  GGML_TYPES,
   GgmlTypeInfo,
   GgufArray,
   GgufKV,
@@ -25,6 +26,8 @@ import {
   ggmlTypeById,
 } from './gguf-types.js'
 import {sanitizeName} from './safetensors-header.js'
+import type {FileFormat} from './file-format.js'
+import {byteRangeEnd, readAt, tensorEntry} from './tensor-bytes.js'
 
 /** A key or string value longer than this is refused (CWE-770: a bogus length must not make us allocate gigabytes). */
 export const GGUF_MAX_STRING_BYTES = 16 * 1024 * 1024
@@ -221,7 +224,7 @@ export class GgufFile {
         if (!Number.isSafeInteger(count)) throw bad('GGUF_BAD_SHAPE', `${where} has too many elements`)
         const typeId = await c.u32()
         const type = ggmlTypeById(typeId)
-        if (!type) throw bad('GGUF_UNSUPPORTED_TYPE', `${where} has GGML type ${typeId}, which lora does not read (F32, F16, BF16, Q4_0, Q8_0, I8–I64, F64)`)
+        if (!type) throw bad('GGUF_UNSUPPORTED_TYPE', `${where} has GGML type ${typeId}, which lora does not read (${Object.keys(GGML_TYPES).join(', ')})`)
         if ((ne[0] ?? 1) % type.blockSize !== 0) {
           throw bad('GGUF_PARTIAL_BLOCK', `${where} has row size ${ne[0]}, not a multiple of ${type.name} block size (${type.blockSize})`)
         }
@@ -248,23 +251,29 @@ export class GgufFile {
     }
   }
 
+  /** Tensor `name`'s entry; throws InputError naming the file when absent. */
   info(name: string): GgufTensorInfo {
-    const info = this.tensors.get(name)
-    if (!info) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
-    return info
+    return tensorEntry(this.tensors, this.path, name)
   }
 
   /** Raw bytes `[begin, end)` of a tensor's data. */
   async readBytes(name: string, begin = 0, end?: number): Promise<Uint8Array> {
     const info = this.info(name)
-    const stop = end ?? info.byteLength
-    if (!(begin >= 0 && begin <= stop && stop <= info.byteLength)) throw new RangeError(`byte range [${begin}, ${stop}) is outside tensor "${name}" (${info.byteLength} bytes)`)
-    const target = new Uint8Array(stop - begin)
-    await withFileContext('read', this.path, () => readFully(this.handle, target, this.dataStart + info.offset + begin))
-    return target
+    const stop = byteRangeEnd(name, info.byteLength, begin, end)
+    return readAt(this.handle, this.path, this.dataStart + info.offset + begin, stop - begin)
   }
 
   async close(): Promise<void> {
     await this.handle.close()
   }
 }
+
+/** `detect`'s view of a GGUF file: a file that begins with the magic "GGUF" (the extension is not trusted: temporary outputs have none). */
+export const GGUF_FILE_FORMAT: FileFormat<'gguf'> = Object.freeze<FileFormat<'gguf'>>({
+  kind: 'gguf',
+  label: 'a GGUF file',
+  async matches(probe) {
+    const head = await probe.head()
+    return probe.entries === undefined && head.length >= 4 && new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) === GGUF_MAGIC
+  },
+})

@@ -240,14 +240,7 @@ export class GgufWriter {
    */
   static async create(path: string, kv: readonly GgufKV[], specs: readonly GgufTensorSpec[], options: GgufWriterOptions = {}): Promise<GgufWriter> {
     const plan = planGguf(kv, specs, path)
-    const output = await AtomicFile.create(path, options)
-    try {
-      await output.handle.truncate(plan.fileSize)
-      await writeFully(output.handle, plan.headerBytes, 0)
-    } catch (error) {
-      await output.abort()
-      throw describeSystemError(error, 'write', path)
-    }
+    const output = await AtomicFile.createPlanned(path, plan.fileSize, plan.headerBytes, options)
     return new GgufWriter(output, plan)
   }
 

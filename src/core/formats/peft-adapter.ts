@@ -19,6 +19,7 @@ import {formatShape} from '../shape.js'
 import {SafetensorsFile} from './safetensors-file.js'
 import {TensorInfo, sanitizeName} from './safetensors-header.js'
 import {LoraConfig, isTargeted, moduleRankAndScaling, parseLoraConfig} from './peft-config.js'
+import type {FileFormat} from './file-format.js'
 
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json'
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors'
@@ -253,3 +254,10 @@ function collectModules(
   }
   return {modules, extras, warnings}
 }
+
+/** `detect`'s view of a PEFT adapter: a folder holding `adapter_config.json`. */
+export const PEFT_ADAPTER_FILE_FORMAT: FileFormat<'adapter'> = Object.freeze<FileFormat<'adapter'>>({
+  kind: 'adapter',
+  label: 'a PEFT adapter folder',
+  matches: async (probe) => probe.entries?.includes(ADAPTER_CONFIG_NAME) ?? false,
+})

@@ -11,6 +11,8 @@ import {Tensor} from '../tensor.js'
 import {readFully} from '../io/positional.js'
 import {TensorInfo, parseHeader, parseHeaderLength, sanitizeName} from './safetensors-header.js'
 import type {TensorSource} from './tensor-source.js'
+import type {FileFormat} from './file-format.js'
+import {byteRangeEnd, readAt, tensorEntry} from './tensor-bytes.js'
 
 /** One read allocates at most this much; larger tensors must be read by rows. */
 export const MAX_SINGLE_READ_BYTES = 2 ** 31
@@ -56,27 +58,20 @@ export class SafetensorsFile implements TensorSource {
 
   /** Header entry for `name`; throws InputError naming the file when absent. */
   info(name: string): TensorInfo {
-    const info = this.tensors.get(name)
-    if (!info) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
-    return info
+    return tensorEntry(this.tensors, this.path, name)
   }
 
+  /** Raw bytes `[begin, end)` of a tensor's data. */
   async readBytes(name: string, begin = 0, end?: number): Promise<Uint8Array> {
     const info = this.info(name)
-    const stop = end ?? info.byteLength
-    if (!(begin >= 0 && begin <= stop && stop <= info.byteLength)) {
-      throw new RangeError(`byte range [${begin}, ${stop}) is outside tensor "${name}" (${info.byteLength} bytes)`)
-    }
-    const length = stop - begin
+    const length = byteRangeEnd(name, info.byteLength, begin, end) - begin
     if (length > MAX_SINGLE_READ_BYTES) {
       throw new InputError(
         'TENSOR_TOO_LARGE_TO_READ',
         `read ${this.path}: tensor "${sanitizeName(name)}" range is ${length} bytes, more than one read may hold (${MAX_SINGLE_READ_BYTES}); read it by rows`,
       )
     }
-    const target = new Uint8Array(length)
-    await withFileContext('read', this.path, () => readFully(this.handle, target, this.dataStart + info.dataOffsets[0] + begin))
-    return target
+    return readAt(this.handle, this.path, this.dataStart + info.dataOffsets[0] + begin, length)
   }
 
   async readTensor(name: string): Promise<Tensor> {
@@ -101,6 +96,21 @@ export class SafetensorsFile implements TensorSource {
   }
 }
 
+/**
+ * Open `path` and check it as a particular kind of safetensors file (`check`
+ * throws for a file that is not one, and the file is closed again).
+ * @throws InputError from `SafetensorsFile.open` or from `check`
+ */
+export async function openChecked<T>(path: string, check: (file: SafetensorsFile) => T): Promise<T> {
+  const file = await SafetensorsFile.open(path)
+  try {
+    return check(file)
+  } catch (error) {
+    await file.close()
+    throw error
+  }
+}
+
 /** Bytes per row of the first dimension (`byteLength` for a 1-D tensor's element). */
 export function rowBytes(info: TensorInfo): number {
   const rest = info.shape.slice(1).reduce((a, b) => a * b, 1)
@@ -115,3 +125,10 @@ export async function fileSize(path: string): Promise<number | undefined> {
     return undefined
   }
 }
+
+/** `detect`'s view of a plain safetensors file (what no more specific format claimed). */
+export const SAFETENSORS_FILE_FORMAT: FileFormat<'safetensors'> = Object.freeze<FileFormat<'safetensors'>>({
+  kind: 'safetensors',
+  label: 'a safetensors file',
+  matches: async (probe) => probe.entries === undefined && (await probe.safetensorsMetadata()) !== undefined,
+})

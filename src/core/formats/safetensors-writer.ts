@@ -37,14 +37,7 @@ export class SafetensorsWriter {
    */
   static async create(path: string, specs: readonly TensorSpec[], options: SafetensorsWriterOptions = {}): Promise<SafetensorsWriter> {
     const plan = planFile(specs, options.metadata)
-    const output = await AtomicFile.create(path, options)
-    try {
-      await output.handle.truncate(plan.fileSize)
-      await writeFully(output.handle, plan.headerBytes, 0)
-    } catch (error) {
-      await output.abort()
-      throw describeSystemError(error, 'write', path)
-    }
+    const output = await AtomicFile.createPlanned(path, plan.fileSize, plan.headerBytes, options)
     return new SafetensorsWriter(output, plan)
   }
 

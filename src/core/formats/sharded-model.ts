@@ -12,6 +12,8 @@ import {SafetensorsFile} from './safetensors-file.js'
 import {TensorInfo, sanitizeName} from './safetensors-header.js'
 import {JsonSyntaxError, parseStrictJson, toPlainJson} from './strict-json.js'
 import type {TensorSource} from './tensor-source.js'
+import type {FileFormat} from './file-format.js'
+import {tensorEntry} from './tensor-bytes.js'
 
 export const SHARD_INDEX_NAME = 'model.safetensors.index.json'
 export const SINGLE_MODEL_NAME = 'model.safetensors'
@@ -41,9 +43,7 @@ export class ShardedModel implements TensorSource {
 
   /** The shard holding `name`. */
   shardOf(name: string): SafetensorsFile {
-    const file = this.weightMap.get(name)
-    if (file === undefined) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
-    return this.shards.get(file)!
+    return this.shards.get(tensorEntry(this.weightMap, this.path, name))!
   }
 
   /**
@@ -123,27 +123,48 @@ function assertSafeShardPath(file: string, indexPath: string): void {
 }
 
 /**
+ * The file of a model folder to open, chosen as `openModel` does: the shard
+ * index, else `model.safetensors`, else the only `.safetensors` file, else the
+ * only `*.safetensors.index.json`.
+ * @param entries the folder's entry names
+ * @throws InputError NOT_A_MODEL when none of these is there
+ */
+export function modelFileIn(dir: string, entries: readonly string[]): string {
+  if (entries.includes(SHARD_INDEX_NAME)) return join(dir, SHARD_INDEX_NAME)
+  if (entries.includes(SINGLE_MODEL_NAME)) return join(dir, SINGLE_MODEL_NAME)
+  const single = entries.filter((e) => e.endsWith('.safetensors'))
+  if (single.length === 1) return join(dir, single[0]!)
+  const indexes = entries.filter((e) => e.endsWith('.safetensors.index.json'))
+  if (indexes.length === 1) return join(dir, indexes[0]!)
+  throw new InputError(
+    'NOT_A_MODEL',
+    single.length > 1
+      ? `read ${dir}: ${single.length} .safetensors files and no ${SHARD_INDEX_NAME} to say how they fit together`
+      : `read ${dir}: no ${SINGLE_MODEL_NAME} or ${SHARD_INDEX_NAME} in this folder`,
+  )
+}
+
+/** Whether a file path names a shard index (`*.index.json`) rather than a safetensors file. */
+export function isShardIndex(path: string): boolean {
+  return basename(path).endsWith('.index.json')
+}
+
+/**
  * Open a model or tensor file for reading: a `.safetensors` file, a
  * `model.safetensors.index.json`, or a folder holding either.
  * @throws InputError when nothing readable is there
  */
 export async function openModel(path: string): Promise<SafetensorsFile | ShardedModel> {
   const info = await withFileContext('read', path, () => stat(path))
-  if (info.isFile()) {
-    return basename(path).endsWith('.index.json') ? ShardedModel.open(path) : SafetensorsFile.open(path)
-  }
+  if (info.isFile()) return isShardIndex(path) ? ShardedModel.open(path) : SafetensorsFile.open(path)
   if (!info.isDirectory()) throw new InputError('NOT_A_MODEL', `read ${path}: not a file or folder`)
-  const entries = await readdir(path)
-  if (entries.includes(SHARD_INDEX_NAME)) return ShardedModel.open(join(path, SHARD_INDEX_NAME))
-  if (entries.includes(SINGLE_MODEL_NAME)) return SafetensorsFile.open(join(path, SINGLE_MODEL_NAME))
-  const single = entries.filter((e) => e.endsWith('.safetensors'))
-  if (single.length === 1) return SafetensorsFile.open(join(path, single[0]!))
-  const indexes = entries.filter((e) => e.endsWith('.safetensors.index.json'))
-  if (indexes.length === 1) return ShardedModel.open(join(path, indexes[0]!))
-  throw new InputError(
-    'NOT_A_MODEL',
-    single.length > 1
-      ? `read ${path}: ${single.length} .safetensors files and no ${SHARD_INDEX_NAME} to say how they fit together`
-      : `read ${path}: no ${SINGLE_MODEL_NAME} or ${SHARD_INDEX_NAME} in this folder`,
-  )
+  const file = modelFileIn(path, await readdir(path))
+  return isShardIndex(file) ? ShardedModel.open(file) : SafetensorsFile.open(file)
 }
+
+/** `detect`'s view of a model: a folder (that is no adapter or pack) or a shard index. */
+export const MODEL_FILE_FORMAT: FileFormat<'model'> = Object.freeze<FileFormat<'model'>>({
+  kind: 'model',
+  label: 'a model (folder or shard index)',
+  matches: async (probe) => probe.entries !== undefined || isShardIndex(probe.path),
+})

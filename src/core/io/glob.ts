@@ -1,11 +1,15 @@
 /**
- * Shell-style path globs, expanded by walking the file system: `*` (any run
- * of characters within one path segment), `?` (one character), `[abc]`,
- * `[a-z]`, `[!abc]` / `[^abc]` (character classes), and `**` as a whole
- * segment (zero or more folders). As in a shell, `*`, `?` and classes do not
- * match a leading `.`, and `**` does not descend into hidden folders or
- * follow symbolic links to folders (so a link cycle cannot loop). `\` escapes
- * the next character.
+ * The one glob dialect of the project, shell-style: `*` (any run of
+ * characters), `?` (one character), `[abc]`, `[a-z]`, `[!abc]` / `[^abc]`
+ * (character classes), `\` escapes the next character.
+ *
+ * Paths (`expandGlob`, walking the file system): `*`, `?` and classes stay
+ * within one path segment, do not match a leading `.`, and `**` as a whole
+ * segment is zero or more folders; `**` does not descend into hidden folders
+ * or follow symbolic links to folders (so a link cycle cannot loop).
+ *
+ * Names (`globToRegExp`, e.g. `--include` / `--exclude` on tensor names): the
+ * glob matches the whole name, and `*` runs across dots.
  */
 import {readdir, stat} from 'node:fs/promises'
 import {isAbsolute, join, resolve, sep} from 'node:path'
@@ -27,15 +31,33 @@ export function hasGlobMagic(text: string): boolean {
  * @throws RangeError for an impossible class such as `[z-a]`
  */
 export function segmentToRegExp(segment: string): RegExp {
+  // a leading dot is only matched by a literal dot
+  const guard = segment.startsWith('.') ? '' : '(?!\\.)'
+  return compile(segment, '/', guard, '')
+}
+
+/**
+ * The regular expression matching a whole name (a tensor name) against `glob`:
+ * `*` any run of characters (dots included), `?` one character, classes and
+ * escapes as in paths.
+ * @throws RangeError for an impossible class such as `[z-a]`
+ */
+export function globToRegExp(glob: string): RegExp {
+  return compile(glob, '', '', 's')
+}
+
+/** `^guard body$`, where `*`, `?` and classes never match `separator` (none when empty). */
+function compile(segment: string, separator: '/' | '', guard: string, flags: string): RegExp {
+  const any = separator ? `[^${separator}]` : '.'
   let re = ''
   for (let i = 0; i < segment.length; i++) {
     const c = segment[i]!
     if (c === '\\' && i + 1 < segment.length) {
       re += escapeRegExp(segment[++i]!)
     } else if (c === '*') {
-      re += '[^/]*'
+      re += `${any}*`
     } else if (c === '?') {
-      re += '[^/]'
+      re += any
     } else if (c === '[') {
       const close = classEnd(segment, i)
       if (close < 0) {
@@ -48,16 +70,14 @@ export function segmentToRegExp(segment: string): RegExp {
         negate = true
         body = body.slice(1)
       }
-      re += `[${negate ? '^/' : ''}${body.replace(/\\/g, '\\\\').replace(/\[/g, '\\[').replace(/\]/g, '\\]')}]`
+      re += `[${negate ? `^${separator}` : ''}${body.replace(/\\/g, '\\\\').replace(/\[/g, '\\[').replace(/\]/g, '\\]')}]`
       i = close
     } else {
       re += escapeRegExp(c)
     }
   }
-  // a leading dot is only matched by a literal dot
-  const guard = segment.startsWith('.') ? '' : '(?!\\.)'
   try {
-    return new RegExp(`^${guard}${re}$`)
+    return new RegExp(`^${guard}${re}$`, flags)
   } catch {
     throw new RangeError(`glob segment "${segment}" has an invalid character class`)
   }

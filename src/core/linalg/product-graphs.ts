@@ -12,13 +12,14 @@
  *   narrowed by `Cast` (round to nearest even, the same bits as
  *   `fromFloat('F16', …)`).
  */
+import {DTYPES} from '../dtype.js'
 import {GraphBuilder} from '../onnx/graph-builder.js'
 
 /** Element type of a product; both operands and the result have it. */
 export type Precision = 'float32' | 'float64'
 
 /** ONNX `TensorProto.DataType` codes, the `to` of a Cast. */
-const CAST_TO = {float32: 1, float16: 10} as const
+const CAST_TO = {float32: DTYPES.F32.onnx.code, float16: DTYPES.F16.onnx.code} as const
 
 /** `c = op(a) @ op(b)`: inputs `a`, `b` of ranks 2 or 3, output `c`. */
 export function matmulGraph(precision: Precision, rankA: number, rankB: number, transposeA: boolean, transposeB: boolean): Uint8Array {

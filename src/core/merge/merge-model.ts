@@ -7,17 +7,16 @@
  * The quality report is measured on the files as written, before they are
  * renamed into place.
  */
+import {DTYPES} from '../dtype.js'
 import type {DType, FloatOutputDType} from '../dtype.js'
 import {GateError, UsageError} from '../errors.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
 import {AtomicFile, assertOutputFree} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
-import {ModelReader} from '../quant/model-reader.js'
-import {bnbQuantizationConfig, resolveQuantOptions, skippedModules} from '../quant/quantize-model.js'
-import {QUANT_SCHEMES, QuantOptions, QuantSchemeName} from '../quant/schemes.js'
+import {ModelReader} from '../model-io/model-reader.js'
+import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantOptions, QuantSchemeName, resolveQuantOptions, schemeOutput} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
-import {TensorJob, writeModel} from '../quant/write-model.js'
-import {torchDtype} from '../quant/layout.js'
+import {TensorJob, writeModel} from '../model-io/write-model.js'
 import {DeltaFactors, deltaRows, deltaRowsHalf, loadDelta, toFloat32Factors} from './delta.js'
 import {MergeTarget, planMerge} from './plan.js'
 import {ProbeOptions, QualityReport, measureQuality} from './quality.js'
@@ -118,7 +117,9 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     if (stored && !options.fromQuantized) {
       throw new UsageError('BASE_IS_QUANTIZED', `merge ${options.base}: the base holds ${stored.scheme} weights; pass --from-quantized to decode, merge and re-quantize them`)
     }
-    if (options.fromQuantized && !stored) throw new UsageError('BASE_NOT_QUANTIZED', `merge ${options.base}: --from-quantized was given but the base holds no nf4, int4 or q4_0 weights`)
+    if (options.fromQuantized && !stored) {
+      throw new UsageError('BASE_NOT_QUANTIZED', `merge ${options.base}: --from-quantized was given but the base holds no quantized weights (${QUANT_SCHEME_NAMES.join(', ')})`)
+    }
     const schemeName = options.quantize ?? stored?.scheme
     const resolved = schemeName
       ? resolveQuantOptions(schemeName, options.blockSize ?? (schemeName === stored?.scheme ? stored.blockSize : undefined), options.doubleQuant ?? (schemeName === stored?.scheme ? stored.doubleQuant : undefined))
@@ -169,18 +170,19 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     let report: QualityReport | null = null
     const quantized = new Set(quantOf.keys())
     const mainDtype: DType = options.dtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
+    const output = quant ? schemeOutput(quant, {mainDtype, tensors: [...base.tensors.values()], quantized}) : {}
     const written = await writeModel({
       source: base,
       out: options.out,
       format,
       jobs,
       force: options.force,
-      metadata: quant?.scheme === 'int4' ? {'lora.quantization': 'int4', 'lora.group_size': String(quant.blockSize), 'lora.dtype': mainDtype} : undefined,
+      metadata: output.metadata,
       editConfig: (config) => {
         // a base quantized with bitsandbytes and merged into another scheme must not keep its quantization_config
         delete config.quantization_config
-        if (quant?.scheme === 'nf4') config.quantization_config = bnbQuantizationConfig(quant, mainDtype, skippedModules(base.tensors.values(), quantized))
-        else if (!quant && options.dtype) config.torch_dtype = torchDtype(options.dtype)
+        if (output.editConfig) output.editConfig(config)
+        else if (!quant && options.dtype) config.torch_dtype = DTYPES[options.dtype].torch
       },
       inspect:
         options.quality === false

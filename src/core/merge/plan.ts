@@ -13,7 +13,7 @@ import {InputError} from '../errors.js'
 import type {LoraAdapter, LoraModule} from '../formats/peft-adapter.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {formatShape} from '../shape.js'
-import type {ModelReader} from '../quant/model-reader.js'
+import type {ModelReader} from '../model-io/model-reader.js'
 import {DTYPES} from '../dtype.js'
 
 export interface MergeTerm {

@@ -3,6 +3,7 @@
  * serving benchmark and the placement planner: module names, their [out, in]
  * shapes, and the config.json a Hugging Face loader expects.
  */
+import {DTYPES, isDType} from '../dtype.js'
 
 export const ATTENTION_PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const
 export const MLP_PROJECTIONS = ['gate_proj', 'up_proj', 'down_proj'] as const
@@ -88,5 +89,5 @@ export function llamaConfig(dims: LlamaDims, torchDtype: string): Record<string,
 
 /** `F16` → `float16`, as transformers writes `torch_dtype`. */
 export function torchDtypeName(dtype: string): string {
-  return ({F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64'} as Record<string, string>)[dtype] ?? dtype.toLowerCase()
+  return isDType(dtype) ? DTYPES[dtype].torch : dtype.toLowerCase()
 }

@@ -11,6 +11,7 @@
 import onnxProto from 'onnx-proto'
 import {closeSync, fstatSync, ftruncateSync, openSync, writeSync} from 'node:fs'
 import {basename} from 'node:path'
+import {DTYPES, DTypeInfo} from '../dtype.js'
 import {InputError} from '../errors.js'
 
 const {onnx} = onnxProto
@@ -23,17 +24,13 @@ export const MS_DOMAIN = 'com.microsoft'
 /** Element types the builder emits. */
 export type ElemType = 'float32' | 'float16' | 'float64' | 'int64' | 'int32' | 'uint8'
 
-const ELEM_TYPE_CODES: Readonly<Record<ElemType, number>> = Object.freeze({
-  float32: onnx.TensorProto.DataType.FLOAT,
-  float16: onnx.TensorProto.DataType.FLOAT16,
-  float64: onnx.TensorProto.DataType.DOUBLE,
-  int64: onnx.TensorProto.DataType.INT64,
-  int32: onnx.TensorProto.DataType.INT32,
-  uint8: onnx.TensorProto.DataType.UINT8,
-})
+/** Each element type's entry in the dtype table (an `ElemType` is onnxruntime's name there). */
+const ELEM_DTYPES: Readonly<Record<ElemType, DTypeInfo>> = Object.freeze({float32: DTYPES.F32, float16: DTYPES.F16, float64: DTYPES.F64, int64: DTYPES.I64, int32: DTYPES.I32, uint8: DTYPES.U8})
+
+const ELEM_TYPE_CODES = Object.freeze(Object.fromEntries(Object.entries(ELEM_DTYPES).map(([t, d]) => [t, d.onnx.code]))) as Readonly<Record<ElemType, number>>
 
 /** Bytes per element of each `ElemType`. */
-export const ELEM_BYTES: Readonly<Record<ElemType, number>> = Object.freeze({float32: 4, float16: 2, float64: 8, int64: 8, int32: 4, uint8: 1})
+export const ELEM_BYTES = Object.freeze(Object.fromEntries(Object.entries(ELEM_DTYPES).map(([t, d]) => [t, d.bytes]))) as Readonly<Record<ElemType, number>>
 
 /** A dimension: a fixed size or a symbolic name (`batch`). */
 export type Dim = number | string

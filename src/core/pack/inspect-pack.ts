@@ -5,8 +5,8 @@
  */
 import {DTYPES} from '../dtype.js'
 import type {SafetensorsFile} from '../formats/safetensors-file.js'
-import type {PackManifest} from './manifest.js'
-import {PackFile} from './pack-file.js'
+import type {PackManifest} from '../formats/pack-manifest.js'
+import {PackFile} from '../formats/pack-file.js'
 
 export interface PackModuleSummary {
   name: string

@@ -9,8 +9,8 @@ import type {LoraConfig} from '../formats/peft-config.js'
 import {LoraModule, PEFT_PREFIX} from '../formats/peft-adapter.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
 import {TOOL_NAME, toolVersion} from '../version.js'
-import {PackAdapterEntry, PackAdapterModule, PackManifest, PackModuleEntry, standardKeys} from './manifest.js'
-import {packTensorNames} from './pack-file.js'
+import {PackAdapterEntry, PackAdapterModule, PackManifest, PackModuleEntry, standardKeys} from '../formats/pack-manifest.js'
+import {packTensorNames} from '../formats/pack-file.js'
 
 /** What planning needs to know of one adapter (from its config and safetensors header). */
 export interface AdapterHeader {

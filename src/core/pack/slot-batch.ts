@@ -11,8 +11,8 @@
  */
 import {DTYPES, DType, convertFloat} from '../dtype.js'
 import type {SafetensorsWriter} from '../formats/safetensors-writer.js'
-import type {PackModuleEntry} from './manifest.js'
-import {packTensorNames} from './pack-file.js'
+import type {PackModuleEntry} from '../formats/pack-manifest.js'
+import {packTensorNames} from '../formats/pack-file.js'
 
 /** Bytes one slot takes across every module's A and B stack (padding included). */
 export function slotBytes(modules: readonly PackModuleEntry[], dtype: DType): number {

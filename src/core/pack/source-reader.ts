@@ -15,7 +15,7 @@ import {InputError, describeSystemError} from '../errors.js'
 import type {StreamHash} from '../io/background-hash.js'
 import type {BufferPool} from '../io/buffer-pool.js'
 import {readFully} from '../io/positional.js'
-import type {PackModuleEntry} from './manifest.js'
+import type {PackModuleEntry} from '../formats/pack-manifest.js'
 
 /** Bytes read from a source file at a time. */
 export const SOURCE_CHUNK_BYTES = 8 * 1024 * 1024

@@ -1,5 +1,5 @@
 /**
- * `lora unpack`: one adapter of a `lora-pack` file back to a PEFT adapter
+ * Unpacking a `lora-pack` file: one adapter back to a PEFT adapter
  * folder. Each module's slot is cut back to the adapter's own rank and
  * written under the tensor name and in the dtype the source file had, with
  * the source's `adapter_config.json` and safetensors metadata, so the
@@ -12,9 +12,8 @@ import {UsageError} from '../errors.js'
 import {AdapterTensor, writeAdapter} from '../formats/peft-adapter-writer.js'
 import {assertOutputFree} from '../io/atomic-output.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
-import {sourceKeys} from './manifest.js'
-import {PackFile} from './pack-file.js'
-import {isSharedBFile, unpackSharedB} from '../compress/unpack-shared-b.js'
+import {sourceKeys} from '../formats/pack-manifest.js'
+import {PackFile} from '../formats/pack-file.js'
 
 export interface UnpackOptions {
   /** The pack file. */
@@ -42,6 +41,16 @@ export interface UnpackResult {
   warnings: string[]
 }
 
+/**
+ * Unpacking takes one adapter, by name or by slot.
+ * @throws UsageError UNPACK_WHICH unless exactly one of `adapter` / `slot` is given
+ */
+export function assertOneAdapter(options: Pick<UnpackOptions, 'adapter' | 'slot'>): void {
+  if ((options.adapter === undefined) === (options.slot === undefined)) {
+    throw new UsageError('UNPACK_WHICH', 'unpack: give exactly one of --adapter NAME or --slot N')
+  }
+}
+
 /** Whether every value of `from` is exactly a value of `to`. */
 export function holdsExactly(to: DType, from: DType): boolean {
   if (to === from || to === 'F64') return true
@@ -49,15 +58,13 @@ export function holdsExactly(to: DType, from: DType): boolean {
 }
 
 /**
- * Write adapter `adapter` (or `slot`) of pack `file` as a PEFT folder `out`.
+ * Write adapter `adapter` (or `slot`) of `lora-pack` file `file` as a PEFT folder `out`
+ * (`unpackAdapter` in core/unpack.ts takes any packed format).
  * @throws UsageError unless exactly one of `adapter` / `slot` is given, or when `out` exists without `force`
  * @throws InputError for a malformed pack or an unknown adapter / slot
  */
-export async function unpackAdapter(options: UnpackOptions): Promise<UnpackResult> {
-  if ((options.adapter === undefined) === (options.slot === undefined)) {
-    throw new UsageError('UNPACK_WHICH', 'unpack: give exactly one of --adapter NAME or --slot N')
-  }
-  if (await isSharedBFile(options.file)) return unpackSharedB(options)
+export async function unpackPack(options: UnpackOptions): Promise<UnpackResult> {
+  assertOneAdapter(options)
   await assertOutputFree(options.out, options.force)
   const pack = await PackFile.open(options.file)
   try {

@@ -9,6 +9,9 @@
  * bitsandbytes stores the map it used next to the codes (`nested_quant_map`),
  * and dequantization reads the stored map, so a last-bit difference from
  * torch's float32 `linspace` cannot change what a loader decodes.
+ *
+ * NF4 double quantization (`bnb_4bit_use_double_quant`) stores the per-block
+ * absmax values this way: minus their float32 mean, in blocks of 256.
  */
 import {InputError} from '../errors.js'
 
@@ -100,5 +103,40 @@ export function quantizeBlockwise8(values: Float32Array, blockSize: number, code
 export function dequantizeBlockwise8(codes: Uint8Array, absmax: Float32Array, blockSize: number, code: Float32Array): Float32Array {
   const out = new Float32Array(codes.length)
   for (let i = 0; i < codes.length; i++) out[i] = Math.fround(code[codes[i]!]! * absmax[Math.floor(i / blockSize)]!)
+  return out
+}
+
+/** Block size of the second-level (absmax) quantization of NF4, as bitsandbytes uses. */
+export const NESTED_BLOCK_SIZE = 256
+
+/** Second-level quantization of the absmax values. */
+export interface Nf4Nested {
+  /** The 8-bit codes of `absmax − offset`, one per NF4 block. */
+  readonly codes: Uint8Array
+  /** absmax of each block of 256 (absmax − offset) values. */
+  readonly nestedAbsmax: Float32Array
+  /** The mean of the absmax values (float32), added back after decoding. */
+  readonly offset: number
+  /** The dynamic map (256 float32 values). */
+  readonly code: Float32Array
+}
+
+/** Double quantization of the absmax values: subtract the (float32) mean, 8-bit dynamic map in blocks of 256. */
+export function nestAbsmax(absmax: Float32Array): Nf4Nested {
+  let sum = 0
+  for (let i = 0; i < absmax.length; i++) sum += absmax[i]!
+  const offset = Math.fround(absmax.length === 0 ? 0 : sum / absmax.length)
+  const centered = new Float32Array(absmax.length)
+  for (let i = 0; i < absmax.length; i++) centered[i] = absmax[i]! - offset
+  const q: Blockwise8 = quantizeBlockwise8(centered, NESTED_BLOCK_SIZE, dynamicMap())
+  return {codes: q.codes, nestedAbsmax: q.absmax, offset, code: q.code}
+}
+
+/** The absmax values a loader decodes: measured ones, or with double quantization `map[q] · nestedAbsmax + offset` (float32). */
+export function storedAbsmax(encoded: {readonly absmax: Float32Array; readonly nested?: Nf4Nested}): Float32Array {
+  const nested = encoded.nested
+  if (!nested) return encoded.absmax
+  const out = dequantizeBlockwise8(nested.codes, nested.nestedAbsmax, NESTED_BLOCK_SIZE, nested.code)
+  for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! + nested.offset)
   return out
 }

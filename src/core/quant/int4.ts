@@ -10,17 +10,21 @@
  * in float32. An all-zero group has scale 0, zero 0 and q 0.
  *
  * Stored as `qweight` U8 [rows, cols/2] (element 2j in the low nibble, 2j+1 in
- * the high one), `scales` F16 [rows, cols/groupSize], `zeros` U8 [rows, cols/groupSize].
+ * the high one), `scales` F16 [rows, cols/groupSize], `zeros` U8 [rows, cols/groupSize],
+ * for a weight `M.weight` under the module's name: `M.qweight`, `M.scales`,
+ * `M.zeros`. The file's `__metadata__` records `lora.quantization = int4`,
+ * `lora.group_size` and `lora.dtype` (the float dtype the weights had).
  */
 import {InputError} from '../errors.js'
-import {f16BitsToNumber, f32BitsToF16Bits} from '../dtype.js'
+import {DType, bytesOf, f16BitsToNumber, f16ToF32Table, numberToF16Bits, typedView} from '../dtype.js'
+import {formatShape} from '../shape.js'
+import {sanitizeName} from '../formats/safetensors-header.js'
+import type {TensorSource} from '../formats/tensor-source.js'
+import {SafetensorsScheme, StoredQuantTensor, notFiniteError, partError, twoDProblem, weightModule} from './quant-scheme.js'
 
 export const INT4_DEFAULT_GROUP_SIZE = 128
 /** Largest group range (hi − lo) whose scale fits in f16 (65504 · 15). */
 export const INT4_MAX_RANGE = 65504 * 15
-
-const f32 = new Float32Array(1)
-const u32 = new Uint32Array(f32.buffer)
 
 /** The precondition of int4 for rows of `rowSize` elements and this group size, or undefined when it holds. */
 export function int4RowProblem(rowSize: number, groupSize: number): string | undefined {
@@ -91,8 +95,7 @@ export class Int4Encoder {
       if (hi - lo > INT4_MAX_RANGE) {
         throw new InputError('QUANT_SCALE_OVERFLOW', `group at element ${first + s} spans ${hi - lo}, too large for int4's f16 scale (limit ${INT4_MAX_RANGE})`)
       }
-      f32[0] = (hi - lo) / 15
-      const bits = f32BitsToF16Bits(u32[0]!)
+      const bits = numberToF16Bits((hi - lo) / 15)
       const scale = f16BitsToNumber(bits)
       const zero = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(-lo / scale)))
       scales[firstGroup + g] = bits
@@ -118,9 +121,7 @@ function indexOfNonFinite(values: Float32Array, start: number, length: number): 
   return 0
 }
 
-function notFinite(index: number, value: number): InputError {
-  return new InputError('QUANT_NOT_FINITE', `element ${index} is ${value}: 4-bit schemes cannot encode NaN or infinity`)
-}
+const notFinite = (index: number, value: number) => notFiniteError(index, value)
 
 /** Quantize a whole [rows, cols] tensor. */
 export function quantizeInt4(values: Float32Array, rows: number, cols: number, groupSize = INT4_DEFAULT_GROUP_SIZE): Int4Encoded {
@@ -129,19 +130,10 @@ export function quantizeInt4(values: Float32Array, rows: number, cols: number, g
   return encoder.finish()
 }
 
-let f16Table: Float32Array | undefined
-function f16Values(): Float32Array {
-  if (!f16Table) {
-    f16Table = new Float32Array(65536)
-    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToNumber(h)
-  }
-  return f16Table
-}
-
 /** Decode rows `[startRow, startRow + rowCount)`: `(q − zero) · scale` in float32. */
 export function dequantizeInt4(encoded: Int4Encoded, startRow = 0, rowCount = encoded.rows, out: Float32Array = new Float32Array(rowCount * encoded.cols)): Float32Array {
   const {cols, groupSize, qweight, scales, zeros} = encoded
-  const table = f16Values()
+  const table = f16ToF32Table()
   const first = startRow * cols
   const groups = (rowCount * cols) / groupSize
   const firstGroup = first / groupSize
@@ -157,3 +149,79 @@ export function dequantizeInt4(encoded: Int4Encoded, startRow = 0, rowCount = en
   }
   return out
 }
+
+/** int4 keeps the module name: `x.q_proj.weight` → `x.q_proj`. */
+export const int4Module = weightModule
+
+/** The qweight/scales/zeros of module `m`, checked against each other (headers only). */
+function int4Weight(source: TensorSource, m: string, metadata: ReadonlyMap<string, string>): StoredQuantTensor {
+  const q = source.tensors.get(`${m}.qweight`)!
+  const s = source.tensors.get(`${m}.scales`)
+  const z = source.tensors.get(`${m}.zeros`)
+  const where = `int4 weight "${sanitizeName(m)}"`
+  if (!s || !z) throw partError(source, 'QUANT_MISSING_PART', `${where}: ${m}.qweight needs ${m}.scales and ${m}.zeros (GPTQ/AWQ checkpoints with qzeros are not read)`)
+  if (q.dtype !== 'U8' || s.dtype !== 'F16' || z.dtype !== 'U8' || q.shape.length !== 2 || s.shape.length !== 2 || z.shape.length !== 2) {
+    throw partError(source, 'QUANT_BAD_PART', `${where}: expected qweight U8, scales F16, zeros U8, all 2-D (got ${q.dtype} ${formatShape(q.shape)}, ${s.dtype} ${formatShape(s.shape)}, ${z.dtype} ${formatShape(z.shape)})`)
+  }
+  const [rows, half] = q.shape as [number, number]
+  const groups = s.shape[1]!
+  const cols = half * 2
+  if (s.shape[0] !== rows || z.shape[0] !== rows || z.shape[1] !== groups || groups === 0 || cols % groups !== 0 || (cols / groups) % 2 !== 0) {
+    throw partError(source, 'QUANT_BAD_PART', `${where}: qweight ${formatShape(q.shape)}, scales ${formatShape(s.shape)} and zeros ${formatShape(z.shape)} do not describe one [rows, cols] weight in groups`)
+  }
+  const dtype = (metadata.get('lora.dtype') as DType | undefined) ?? 'F16'
+  return {name: `${m}.weight`, scheme: 'int4', shape: [rows, cols], dtype: ['F16', 'BF16', 'F32'].includes(dtype) ? dtype : 'F16', blockSize: cols / groups, doubleQuant: false, parts: [`${m}.qweight`, `${m}.scales`, `${m}.zeros`]}
+}
+
+/** int4 as a scheme: groups along each row, stored as qweight/scales/zeros in safetensors. */
+export const INT4_SCHEME: SafetensorsScheme<Int4Encoded> = Object.freeze<SafetensorsScheme<Int4Encoded>>({
+  name: 'int4',
+  description: "group-wise asymmetric int4, as qweight/scales/zeros",
+  format: 'safetensors',
+  defaultBlockSize: INT4_DEFAULT_GROUP_SIZE,
+  blockSizeFlag: '--group-size',
+  blockSizeHelp: `even, default ${INT4_DEFAULT_GROUP_SIZE}`,
+  blocksAlong: 'rows',
+  doubleQuant: false,
+  bits: 4,
+  bytesPerBlock: (groupSize: number) => groupSize / 2 + 3,
+  blockSizeProblem: (groupSize: number) => int4RowProblem(groupSize, groupSize),
+  shapeProblem: (shape: readonly number[], groupSize: number) => twoDProblem(shape) ?? int4RowProblem(shape[1]!, groupSize),
+  rowAlignment: () => 1,
+  encoder: ([rows, cols]: readonly [number, number], options) => new Int4Encoder(rows, cols, options.blockSize),
+  decoder: (encoded) => (start, count, out) => dequantizeInt4(encoded.data, start, count, out),
+  plannedParts(name, [rows, cols], options) {
+    const m = int4Module(name)
+    return [
+      {name: `${m}.qweight`, dtype: 'U8', shape: [rows, cols / 2]},
+      {name: `${m}.scales`, dtype: 'F16', shape: [rows, cols / options.blockSize]},
+      {name: `${m}.zeros`, dtype: 'U8', shape: [rows, cols / options.blockSize]},
+    ]
+  },
+  storedParts(name, encoded) {
+    const m = int4Module(name)
+    return [
+      {name: `${m}.qweight`, data: encoded.data.qweight},
+      {name: `${m}.scales`, data: bytesOf(encoded.data.scales)},
+      {name: `${m}.zeros`, data: encoded.data.zeros},
+    ]
+  },
+  findWeight: async (source, stored, metadata) => (stored.endsWith('.qweight') ? int4Weight(source, stored.slice(0, -'.qweight'.length), metadata) : undefined),
+  async readWeight(source, t) {
+    const [rows, cols] = t.shape
+    const m = int4Module(t.name)
+    return {
+      scheme: 'int4',
+      shape: t.shape,
+      data: {
+        rows,
+        cols,
+        groupSize: t.blockSize,
+        qweight: await source.readBytes(`${m}.qweight`),
+        scales: typedView('F16', await source.readBytes(`${m}.scales`)) as Uint16Array,
+        zeros: await source.readBytes(`${m}.zeros`),
+      },
+    }
+  },
+  metadata: ({options, mainDtype}) => ({'lora.quantization': 'int4', 'lora.group_size': String(options.blockSize), 'lora.dtype': mainDtype}),
+})

@@ -13,10 +13,29 @@
  *
  * Double quantization (`bnb_4bit_use_double_quant`): the absmax values, minus
  * their mean, are themselves quantized to 8 bits with the dynamic map in
- * blocks of 256 (see `dynamic-map.ts`).
+ * blocks of 256 (`nestAbsmax`, `storedAbsmax` in `dynamic-map.ts`).
+ *
+ * Stored as transformers + bitsandbytes serialize a `Linear4bit` (for a weight named `W`):
+ *   W                                   U8  [ceil(n/2), 1]   packed codes, first element in the high nibble
+ *   W.absmax                            F32 [blocks]          (U8 [blocks] with double quantization)
+ *   W.quant_map                         F32 [16]              the NF4 code book
+ *   W.nested_absmax                     F32 [ceil(blocks/256)] double quantization only
+ *   W.nested_quant_map                  F32 [256]             double quantization only
+ *   W.quant_state.bitsandbytes__nf4     U8  [len]             JSON: quant_type, blocksize, dtype, shape
+ *                                                             (+ nested_blocksize, nested_dtype, nested_offset)
+ * and `config.json` gets transformers' `quantization_config` for bitsandbytes.
  */
+import {DTYPES, DType, bytesOf, dtypeFromTorch, toFloat32} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {Blockwise8, dequantizeBlockwise8, dynamicMap, quantizeBlockwise8} from './dynamic-map.js'
+import {sanitizeName} from '../formats/safetensors-header.js'
+import type {TensorSpec} from '../formats/safetensors-header.js'
+import type {TensorSource} from '../formats/tensor-source.js'
+import {formatShape} from '../shape.js'
+import {NESTED_BLOCK_SIZE, Nf4Nested, nestAbsmax, storedAbsmax} from './dynamic-map.js'
+import {BlockOptions, EncodedTensor, QuantizedModel, SafetensorsScheme, StoredPart, StoredQuantTensor, notFiniteError, partError, twoDProblem, weightModule} from './quant-scheme.js'
+
+export {nestAbsmax, storedAbsmax}
+export type {Nf4Nested}
 
 /** The NF4 code book exactly as bitsandbytes publishes it (`get_4bit_type("nf4")`). */
 export const NF4_CODE: readonly number[] = Object.freeze([
@@ -29,7 +48,7 @@ export const NF4_CODE: readonly number[] = Object.freeze([
 export const NF4_BLOCK_SIZES: readonly number[] = Object.freeze([64, 128, 256, 512, 1024, 2048, 4096])
 export const NF4_DEFAULT_BLOCK_SIZE = 64
 /** Block size of the second-level (absmax) quantization, as bitsandbytes uses. */
-export const NF4_NESTED_BLOCK_SIZE = 256
+export const NF4_NESTED_BLOCK_SIZE = NESTED_BLOCK_SIZE
 /** The code of the exact zero. */
 export const NF4_ZERO_CODE = 7
 
@@ -67,18 +86,6 @@ function nf4Code(x: number): number {
 /** The precondition of NF4 with this block size, as a sentence, or undefined when it holds. */
 export function nf4BlockSizeProblem(blockSize: number): string | undefined {
   return NF4_BLOCK_SIZES.includes(blockSize) ? undefined : `block size ${blockSize} is not one bitsandbytes supports (${NF4_BLOCK_SIZES.join(', ')})`
-}
-
-/** Second-level quantization of the absmax values. */
-export interface Nf4Nested {
-  /** The 8-bit codes of `absmax − offset`, one per NF4 block. */
-  readonly codes: Uint8Array
-  /** absmax of each block of 256 (absmax − offset) values. */
-  readonly nestedAbsmax: Float32Array
-  /** The mean of the absmax values (float32), added back after decoding. */
-  readonly offset: number
-  /** The dynamic map (256 float32 values). */
-  readonly code: Float32Array
 }
 
 /** An NF4-encoded tensor of `count` elements. */
@@ -161,35 +168,13 @@ export class Nf4Encoder {
   }
 }
 
-function notFinite(index: number, value: number): InputError {
-  return new InputError('QUANT_NOT_FINITE', `element ${index} is ${value}: 4-bit schemes cannot encode NaN or infinity`)
-}
+const notFinite = (index: number, value: number) => notFiniteError(index, value)
 
 /** Quantize a whole flattened tensor. */
 export function quantizeNf4(values: Float32Array, blockSize = NF4_DEFAULT_BLOCK_SIZE, doubleQuant = false): Nf4Encoded {
   const encoder = new Nf4Encoder(values.length, blockSize, doubleQuant)
   encoder.push(values)
   return encoder.finish()
-}
-
-/** Double quantization of the absmax values: subtract the (float32) mean, 8-bit dynamic map in blocks of 256. */
-export function nestAbsmax(absmax: Float32Array): Nf4Nested {
-  let sum = 0
-  for (let i = 0; i < absmax.length; i++) sum += absmax[i]!
-  const offset = Math.fround(absmax.length === 0 ? 0 : sum / absmax.length)
-  const centered = new Float32Array(absmax.length)
-  for (let i = 0; i < absmax.length; i++) centered[i] = absmax[i]! - offset
-  const q: Blockwise8 = quantizeBlockwise8(centered, NF4_NESTED_BLOCK_SIZE, dynamicMap())
-  return {codes: q.codes, nestedAbsmax: q.absmax, offset, code: q.code}
-}
-
-/** The absmax values a loader decodes: measured ones, or with double quantization `map[q] · nestedAbsmax + offset` (float32). */
-export function storedAbsmax(encoded: Pick<Nf4Encoded, 'absmax' | 'nested'>): Float32Array {
-  const nested = encoded.nested
-  if (!nested) return encoded.absmax
-  const out = dequantizeBlockwise8(nested.codes, nested.nestedAbsmax, NF4_NESTED_BLOCK_SIZE, nested.code)
-  for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! + nested.offset)
-  return out
 }
 
 /**
@@ -222,4 +207,183 @@ export function dequantizeNf4(
     if (i < to) out[i - start] = code[packed[i >> 1]! >> 4]! * scale
   }
   return out
+}
+
+// ---------------------------------------------------------------- stored as bitsandbytes does
+
+/** The name suffix of an nf4 weight's quant-state tensor (JSON). */
+export const NF4_STATE_SUFFIX = '.quant_state.bitsandbytes__nf4'
+/** Room reserved in the quant-state JSON for `nested_offset` (the longest JavaScript number text). */
+const OFFSET_TEXT_RESERVE = 24
+/** The weight dtypes bitsandbytes records (`float16`, `bfloat16`, `float32`). */
+const BNB_DTYPES: readonly DType[] = Object.freeze(['F16', 'BF16', 'F32'])
+
+/** `F16` → `float16` (torch's name, as bitsandbytes writes `dtype`); dtypes bitsandbytes does not record read as `float32`. */
+function bnbDtype(dtype: DType): string {
+  return BNB_DTYPES.includes(dtype) ? DTYPES[dtype].torch : 'float32'
+}
+
+function nf4StateJson(shape: readonly number[], blockSize: number, dtype: DType, offsetText?: string): string {
+  const base = `{"quant_type": "nf4", "blocksize": ${blockSize}, "dtype": "${bnbDtype(dtype)}", "shape": [${shape.join(', ')}]`
+  return offsetText === undefined ? `${base}}` : `${base}, "nested_blocksize": ${NF4_NESTED_BLOCK_SIZE}, "nested_dtype": "float32", "nested_offset": ${offsetText}}`
+}
+
+/** The quant-state JSON, with room for `nested_offset` under double quantization (padded with spaces when written). */
+function nf4StateRoom(shape: readonly number[], blockSize: number, dtype: DType, doubleQuant: boolean): string {
+  return nf4StateJson(shape, blockSize, dtype, doubleQuant ? '0'.repeat(OFFSET_TEXT_RESERVE) : undefined)
+}
+
+function plannedParts(name: string, shape: readonly [number, number], options: BlockOptions, dtype: DType): TensorSpec[] {
+  const n = shape[0] * shape[1]
+  const blocks = Math.ceil(n / options.blockSize)
+  const specs: TensorSpec[] = [
+    {name, dtype: 'U8', shape: [Math.ceil(n / 2), 1]},
+    {name: `${name}.absmax`, dtype: options.doubleQuant ? 'U8' : 'F32', shape: [blocks]},
+    {name: `${name}.quant_map`, dtype: 'F32', shape: [16]},
+  ]
+  if (options.doubleQuant) {
+    specs.push({name: `${name}.nested_absmax`, dtype: 'F32', shape: [Math.ceil(blocks / NF4_NESTED_BLOCK_SIZE)]}, {name: `${name}.nested_quant_map`, dtype: 'F32', shape: [256]})
+  }
+  specs.push({name: `${name}${NF4_STATE_SUFFIX}`, dtype: 'U8', shape: [nf4StateRoom(shape, options.blockSize, dtype, options.doubleQuant).length]})
+  return specs
+}
+
+function storedParts(name: string, encoded: EncodedTensor<Nf4Encoded>, dtype: DType): StoredPart[] {
+  const e = encoded.data
+  const parts = [
+    {name, data: e.packed},
+    {name: `${name}.absmax`, data: e.nested ? e.nested.codes : bytesOf(e.absmax)},
+    {name: `${name}.quant_map`, data: bytesOf(Float32Array.from(NF4_CODE))},
+  ]
+  if (e.nested) parts.push({name: `${name}.nested_absmax`, data: bytesOf(e.nested.nestedAbsmax)}, {name: `${name}.nested_quant_map`, data: bytesOf(e.nested.code)})
+  const json = nf4StateJson(encoded.shape, e.blockSize, dtype, e.nested ? String(e.nested.offset) : undefined).padEnd(nf4StateRoom(encoded.shape, e.blockSize, dtype, e.nested !== undefined).length, ' ')
+  parts.push({name: `${name}${NF4_STATE_SUFFIX}`, data: new TextEncoder().encode(json)})
+  return parts
+}
+
+/** The nf4 weight whose quant state is `stored`; a bitsandbytes state of another type (fp4) is refused. */
+async function findWeight(source: TensorSource, stored: string): Promise<StoredQuantTensor | undefined> {
+  if (/\.quant_state\.bitsandbytes__[a-z0-9]+$/.test(stored) && !stored.endsWith(NF4_STATE_SUFFIX)) {
+    throw partError(source, 'QUANT_UNSUPPORTED', `tensor "${sanitizeName(stored)}" holds a bitsandbytes ${stored.split('__').pop()} quant state; only nf4 is read`)
+  }
+  return stored.endsWith(NF4_STATE_SUFFIX) ? readNf4State(source, stored.slice(0, -NF4_STATE_SUFFIX.length), stored) : undefined
+}
+
+async function readNf4State(source: TensorSource, weight: string, stateName: string): Promise<StoredQuantTensor> {
+  const where = `nf4 weight "${sanitizeName(weight)}"`
+  const bad = (code: string, problem: string) => partError(source, code, problem)
+  const stateInfo = source.tensors.get(stateName)!
+  if (stateInfo.dtype !== 'U8' || stateInfo.byteLength > 65536) throw bad('QUANT_BAD_STATE', `${where}: quant state is not a small U8 tensor`)
+  let state: Record<string, unknown>
+  try {
+    state = JSON.parse(new TextDecoder('utf-8', {fatal: true}).decode(await source.readBytes(stateName))) as Record<string, unknown>
+  } catch {
+    throw bad('QUANT_BAD_STATE', `${where}: quant state is not UTF-8 JSON`)
+  }
+  const shape = state.shape
+  const blockSize = state.blocksize
+  const torch = dtypeFromTorch(String(state.dtype))
+  const dtype = torch !== undefined && BNB_DTYPES.includes(torch) ? torch : undefined
+  if (state.quant_type !== 'nf4') throw bad('QUANT_BAD_STATE', `${where}: quant_type is ${JSON.stringify(state.quant_type)}, expected "nf4"`)
+  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw bad('QUANT_BAD_STATE', `${where}: quant state shape ${JSON.stringify(shape)} is not a 2-D shape`)
+  }
+  if (typeof blockSize !== 'number' || !NF4_BLOCK_SIZES.includes(blockSize)) throw bad('QUANT_BAD_STATE', `${where}: blocksize ${JSON.stringify(blockSize)} is not a bitsandbytes block size`)
+  if (!dtype) throw bad('QUANT_BAD_STATE', `${where}: dtype ${JSON.stringify(state.dtype)} is not float16, bfloat16 or float32`)
+  const nested = 'nested_offset' in state
+  if (nested && (state.nested_blocksize !== NF4_NESTED_BLOCK_SIZE || typeof state.nested_offset !== 'number')) {
+    throw bad('QUANT_BAD_STATE', `${where}: nested_blocksize must be ${NF4_NESTED_BLOCK_SIZE} with a numeric nested_offset`)
+  }
+  const [rows, cols] = shape as [number, number]
+  const expect = plannedParts(weight, [rows, cols], {blockSize, doubleQuant: nested}, dtype).slice(0, -1)
+  for (const part of expect) {
+    const info = source.tensors.get(part.name)
+    if (!info) throw bad('QUANT_MISSING_PART', `${where}: tensor "${sanitizeName(part.name)}" is missing`)
+    const okShape = info.elementCount === part.shape.reduce((a, b) => a * b, 1)
+    if (info.dtype !== part.dtype || !okShape) {
+      throw bad('QUANT_BAD_PART', `tensor "${sanitizeName(part.name)}" is ${info.dtype} ${formatShape(info.shape)}, expected ${part.dtype} ${formatShape(part.shape)} for an nf4 weight of shape ${formatShape(shape as number[])}`)
+    }
+  }
+  return {name: weight, scheme: 'nf4', shape: [rows, cols], dtype, blockSize, doubleQuant: nested, parts: [...expect.map((e) => e.name), stateName]}
+}
+
+async function readWeight(source: TensorSource, t: StoredQuantTensor): Promise<EncodedTensor<Nf4Encoded>> {
+  const w = t.name
+  const quantMap = toFloat32('F32', await source.readBytes(`${w}.quant_map`))
+  const packed = await source.readBytes(w)
+  const count = t.shape[0] * t.shape[1]
+  if (!t.doubleQuant) {
+    const absmax = toFloat32('F32', await source.readBytes(`${w}.absmax`))
+    return {scheme: 'nf4', shape: t.shape, data: {count, blockSize: t.blockSize, packed, absmax, quantMap}}
+  }
+  const state = JSON.parse(new TextDecoder().decode(await source.readBytes(`${w}${NF4_STATE_SUFFIX}`))) as {nested_offset: number}
+  const nested = {
+    codes: await source.readBytes(`${w}.absmax`),
+    nestedAbsmax: toFloat32('F32', await source.readBytes(`${w}.nested_absmax`)),
+    offset: Math.fround(state.nested_offset),
+    code: toFloat32('F32', await source.readBytes(`${w}.nested_quant_map`)),
+  }
+  return {scheme: 'nf4', shape: t.shape, data: {count, blockSize: t.blockSize, packed, absmax: new Float32Array(0), nested, quantMap}}
+}
+
+/** transformers' `quantization_config` for a bitsandbytes nf4 checkpoint. */
+export function bnbQuantizationConfig(quant: BlockOptions, computeDtype: DType, skipModules: readonly string[]): Record<string, unknown> {
+  return {
+    _load_in_4bit: true,
+    _load_in_8bit: false,
+    bnb_4bit_compute_dtype: bnbDtype(computeDtype),
+    bnb_4bit_quant_storage: 'uint8',
+    bnb_4bit_quant_type: 'nf4',
+    bnb_4bit_use_double_quant: quant.doubleQuant,
+    llm_int8_enable_fp32_cpu_offload: false,
+    llm_int8_has_fp16_weight: false,
+    llm_int8_skip_modules: [...skipModules],
+    llm_int8_threshold: 6.0,
+    load_in_4bit: true,
+    load_in_8bit: false,
+    quant_method: 'bitsandbytes',
+  }
+}
+
+/** 2-D float `.weight` modules left unquantized, for `llm_int8_skip_modules` (with lm_head, as transformers skips it by default). */
+export function skippedModules(tensors: Iterable<{name: string; shape: readonly number[]; dtype: DType}>, quantized: ReadonlySet<string>): string[] {
+  const out = new Set<string>(['lm_head'])
+  for (const t of tensors) if (t.shape.length === 2 && t.name.endsWith('.weight') && !quantized.has(t.name) && BNB_DTYPES.includes(t.dtype)) out.add(weightModule(t.name))
+  return [...out]
+}
+
+/** NF4 as a scheme: blocks over the flattened tensor, stored in bitsandbytes' layout with a `quantization_config`. */
+export const NF4_SCHEME: SafetensorsScheme<Nf4Encoded> = Object.freeze<SafetensorsScheme<Nf4Encoded>>({
+  name: 'nf4',
+  description: "bitsandbytes NF4, in the layout transformers + bitsandbytes load (config.json gets a quantization_config)",
+  format: 'safetensors',
+  defaultBlockSize: NF4_DEFAULT_BLOCK_SIZE,
+  blockSizeFlag: '--block-size',
+  blockSizeHelp: `${NF4_BLOCK_SIZES[0]}…${NF4_BLOCK_SIZES[NF4_BLOCK_SIZES.length - 1]}`,
+  blocksAlong: 'flattened tensor',
+  doubleQuant: true,
+  bits: 4,
+  bytesPerBlock: (blockSize: number) => blockSize / 2 + 4,
+  blockSizeProblem: nf4BlockSizeProblem,
+  shapeProblem: (shape: readonly number[]) => twoDProblem(shape),
+  rowAlignment: (cols: number, blockSize: number) => blockSize / gcd(cols, blockSize),
+  encoder: ([rows, cols], options) => new Nf4Encoder(rows * cols, options.blockSize, options.doubleQuant),
+  decoder(encoded) {
+    const absmax = storedAbsmax(encoded.data)
+    const {packed, blockSize, quantMap} = encoded.data
+    const cols = encoded.shape[1]
+    return (start, count, out) => dequantizeNf4(packed, absmax, blockSize, start * cols, count * cols, out, quantMap)
+  },
+  plannedParts,
+  storedParts,
+  findWeight,
+  readWeight,
+  editConfig(config: Record<string, unknown>, model: QuantizedModel) {
+    config.quantization_config = bnbQuantizationConfig(model.options, model.mainDtype, skippedModules(model.tensors, model.quantized))
+  },
+})
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b]
+  return a
 }

@@ -9,22 +9,20 @@
  * 2 bytes of `d`, then 16 bytes where byte j holds element j in the low
  * nibble and element j + 16 in the high nibble: 18 bytes per block.
  * Value = `(q − 8) · d` in float32.
+ *
+ * Stored in GGUF as GGML type Q4_0 (`Q4_0_SCHEME`); a model of Q4_0 weights
+ * has `general.file_type` 2 (llama.cpp's `LLAMA_FTYPE_MOSTLY_Q4_0`).
  */
 import {InputError} from '../errors.js'
-import {f16BitsToNumber, f32BitsToF16Bits} from '../dtype.js'
+import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
+import {GgmlBlockEncoder, GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
 
+/** Elements per Q4_0 block (GGML's QK4_0). */
 export const Q4_0_BLOCK_SIZE = 32
+/** Bytes per Q4_0 block: f16 d + 16 bytes of nibbles. */
 export const Q4_0_BYTES_PER_BLOCK = 18
 /** Largest block magnitude whose scale `d = v/−8` fits in f16 (65504 · 8). */
 export const Q4_0_MAX_ABS = 65504 * 8
-
-const f32 = new Float32Array(1)
-const u32 = new Uint32Array(f32.buffer)
-
-function f16Bits(value: number): number {
-  f32[0] = value
-  return f32BitsToF16Bits(u32[0]!)
-}
 
 /** The precondition of Q4_0 for rows of `rowSize` elements, as a sentence, or undefined when it holds. */
 export function q4_0RowProblem(rowSize: number): string | undefined {
@@ -48,7 +46,7 @@ export function quantizeQ4_0Blocks(values: Float32Array, out: Uint8Array, outOff
       const v = values[s + j]!
       const a = Math.abs(v)
       if (!(a <= amax)) {
-        if (!Number.isFinite(a)) throw new InputError('QUANT_NOT_FINITE', `element ${firstIndex + s + j} is ${v}: 4-bit schemes cannot encode NaN or infinity`)
+        if (!Number.isFinite(a)) throw notFiniteError(firstIndex + s + j, v)
         amax = a
         max = v
       }
@@ -59,7 +57,7 @@ export function quantizeQ4_0Blocks(values: Float32Array, out: Uint8Array, outOff
     const d = Math.fround(max / -8)
     const id = d === 0 ? 0 : Math.fround(1 / d)
     const o = outOffset + b * Q4_0_BYTES_PER_BLOCK
-    const h = f16Bits(d)
+    const h = numberToF16Bits(d)
     out[o] = h & 0xff
     out[o + 1] = h >> 8
     for (let j = 0; j < 16; j++) {
@@ -80,34 +78,10 @@ export function quantizeQ4_0(values: Float32Array): Uint8Array {
 }
 
 /** Streaming Q4_0 encoder: push whole rows (any number at a time), then `finish()`. */
-export class Q4_0Encoder {
-  readonly bytes: Uint8Array
-  private done = 0
-
-  constructor(readonly count: number) {
-    if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} elements is not a whole number of blocks`)
-    this.bytes = new Uint8Array((count / Q4_0_BLOCK_SIZE) * Q4_0_BYTES_PER_BLOCK)
+export class Q4_0Encoder extends GgmlBlockEncoder {
+  constructor(count: number) {
+    super('q4_0', count, Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK, quantizeQ4_0Blocks)
   }
-
-  push(values: Float32Array): void {
-    if (this.done + values.length > this.count) throw new RangeError(`q4_0: ${this.done + values.length} elements pushed, tensor has ${this.count}`)
-    quantizeQ4_0Blocks(values, this.bytes, (this.done / Q4_0_BLOCK_SIZE) * Q4_0_BYTES_PER_BLOCK, this.done)
-    this.done += values.length
-  }
-
-  finish(): Uint8Array {
-    if (this.done !== this.count) throw new RangeError(`q4_0: ${this.done} of ${this.count} elements pushed`)
-    return this.bytes
-  }
-}
-
-let f16Table: Float32Array | undefined
-function f16Value(bits: number): number {
-  if (!f16Table) {
-    f16Table = new Float32Array(65536)
-    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToNumber(h)
-  }
-  return f16Table[bits]!
 }
 
 /**
@@ -115,9 +89,10 @@ function f16Value(bits: number): number {
  * `(q − 8) · d` in float32.
  */
 export function dequantizeQ4_0(bytes: Uint8Array, byteOffset = 0, blockCount = (bytes.length - byteOffset) / Q4_0_BYTES_PER_BLOCK, out: Float32Array = new Float32Array(blockCount * Q4_0_BLOCK_SIZE)): Float32Array {
+  const f16 = f16ToF32Table()
   for (let b = 0; b < blockCount; b++) {
     const o = byteOffset + b * Q4_0_BYTES_PER_BLOCK
-    const d = f16Value(bytes[o]! | (bytes[o + 1]! << 8))
+    const d = f16[bytes[o]! | (bytes[o + 1]! << 8)]!
     const s = b * Q4_0_BLOCK_SIZE
     for (let j = 0; j < 16; j++) {
       const q = bytes[o + 2 + j]!
@@ -127,3 +102,32 @@ export function dequantizeQ4_0(bytes: Uint8Array, byteOffset = 0, blockCount = (
   }
   return out
 }
+
+/** llama.cpp's `LLAMA_FTYPE_MOSTLY_Q4_0`. */
+export const Q4_0_FILE_TYPE = 2
+
+/** Q4_0 as a scheme: blocks of 32 along each row, stored as GGML type Q4_0 in GGUF. */
+export const Q4_0_SCHEME: GgufScheme<Uint8Array> = Object.freeze<GgufScheme<Uint8Array>>({
+  name: 'q4_0',
+  description: "llama.cpp's Q4_0, in a GGUF file for llama.cpp's tools",
+  format: 'gguf',
+  ggmlType: 'Q4_0',
+  fileType: Q4_0_FILE_TYPE,
+  defaultBlockSize: Q4_0_BLOCK_SIZE,
+  blockSizeFlag: '--block-size',
+  blockSizeHelp: String(Q4_0_BLOCK_SIZE),
+  blocksAlong: 'rows',
+  doubleQuant: false,
+  bits: 4,
+  bytesPerBlock: () => Q4_0_BYTES_PER_BLOCK,
+  blockSizeProblem: (blockSize: number) => (blockSize === Q4_0_BLOCK_SIZE ? undefined : `Q4_0 blocks are always ${Q4_0_BLOCK_SIZE} elements (got ${blockSize})`),
+  shapeProblem: (shape: readonly number[]) => twoDProblem(shape) ?? q4_0RowProblem(shape[1]!),
+  rowAlignment: () => 1,
+  encoder: ([rows, cols]: readonly [number, number]) => new Q4_0Encoder(rows * cols),
+  decoder(encoded) {
+    const blocksPerRow = encoded.shape[1] / Q4_0_BLOCK_SIZE
+    return (start, count, out) => dequantizeQ4_0(encoded.data, start * blocksPerRow * Q4_0_BYTES_PER_BLOCK, count * blocksPerRow, out)
+  },
+  storedParts: (name, encoded) => [{name, data: encoded.data}],
+  fromGguf: (bytes, shape) => ({scheme: 'q4_0', shape, data: bytes}),
+})

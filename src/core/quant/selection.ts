@@ -4,11 +4,14 @@
  * with a numeric segment, such as `model.layers.3.mlp.up_proj.weight` or
  * `transformer.h.0.attn.c_attn.weight`); embeddings, `lm_head`, norms and
  * biases are kept. `--include` globs replace that rule; `--exclude` globs
- * then remove tensors from whichever set was chosen. Globs match whole
- * names: `*` any run of characters (dots included), `?` one character.
+ * then remove tensors from whichever set was chosen. Globs (io/glob.ts) match
+ * whole names: `*` any run of characters (dots included), `?` one character,
+ * `[…]` a class.
  */
 import type {DType} from '../dtype.js'
 import {DTYPES} from '../dtype.js'
+import {UsageError} from '../errors.js'
+import {globToRegExp} from '../io/glob.js'
 
 /** Names that look like embeddings, output heads or norms (kept by default even inside blocks). */
 const KEEP_PATTERN = /(^|\.)(embed[^.]*|wte|wpe|lm_head|[^.]*norm[^.]*|ln_[^.]*|ln[0-9]*)(\.|$)/
@@ -20,12 +23,6 @@ export interface SelectionOptions {
   readonly exclude?: readonly string[]
 }
 
-/** Compile a glob (`*`, `?`) to an anchored regular expression. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
-  return new RegExp(`^${body}$`, 's')
-}
-
 /** The default rule: a 2-D float `.weight` inside a numbered block, not an embedding, head or norm. */
 export function isBlockLinearWeight(name: string, shape: readonly number[], dtype: DType): boolean {
   return shape.length === 2 && DTYPES[dtype].kind === 'float' && name.endsWith('.weight') && /\.\d+\./.test(name) && !KEEP_PATTERN.test(name.slice(0, -'.weight'.length))
@@ -33,11 +30,21 @@ export function isBlockLinearWeight(name: string, shape: readonly number[], dtyp
 
 /** A predicate choosing the tensors to quantize (always 2-D floats). */
 export function quantizeSelector(options: SelectionOptions = {}): (name: string, shape: readonly number[], dtype: DType) => boolean {
-  const include = options.include?.length ? options.include.map(globToRegExp) : undefined
-  const exclude = (options.exclude ?? []).map(globToRegExp)
+  const include = options.include?.length ? options.include.map((g) => nameGlob('--include', g)) : undefined
+  const exclude = (options.exclude ?? []).map((g) => nameGlob('--exclude', g))
   return (name, shape, dtype) => {
     if (shape.length !== 2 || DTYPES[dtype].kind !== 'float') return false
     const chosen = include ? include.some((re) => re.test(name)) : isBlockLinearWeight(name, shape, dtype)
     return chosen && !exclude.some((re) => re.test(name))
+  }
+}
+
+/** @throws UsageError BAD_FLAG for a glob with an impossible character class */
+function nameGlob(flag: string, glob: string): RegExp {
+  try {
+    return globToRegExp(glob)
+  } catch (error) {
+    if (error instanceof RangeError) throw new UsageError('BAD_FLAG', `${flag} "${glob}": ${error.message}`)
+    throw error
   }
 }

@@ -9,7 +9,7 @@ import {InputError} from '../errors.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {ALL_PROJECTIONS, Projection, projectionPath} from '../models/llama.js'
-import {PackFile} from '../pack/pack-file.js'
+import {PackFile} from '../formats/pack-file.js'
 import type {DecoderConfig} from './decoder-config.js'
 
 /** One adapted module. */

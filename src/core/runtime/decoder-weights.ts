@@ -9,7 +9,7 @@ import {readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {InputError, withFileContext} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
-import {ModelReader} from '../quant/model-reader.js'
+import {ModelReader} from '../model-io/model-reader.js'
 import {DecoderConfig, decoderConfigFromHf} from './decoder-config.js'
 import {LinearWeight, floatLinear} from './linear-weight.js'
 

@@ -13,11 +13,8 @@
 import {f16BitsToNumber} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK} from '../quant/q4-0.js'
+import {Q8_0_BLOCK_SIZE, Q8_0_BYTES_PER_BLOCK} from '../quant/q8-0.js'
 
-/** Q8_0: 32 elements per block, an f16 scale and 32 signed bytes. */
-export const Q8_0_BLOCK_SIZE = 32
-/** Q8_0: bytes per block (f16 scale + 32 int8). */
-export const Q8_0_BYTES_PER_BLOCK = 34
 
 /** A float32 weight, row-major `[out, in]` (an `nn.Linear` weight as stored). */
 export interface FloatLinear {

@@ -4,8 +4,9 @@
  * adapter of a `lora-pack`), check them against the base, and build the
  * session with the adapters unmerged (default) or merged.
  */
-import {open, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 import {InputError, UsageError, withFileContext} from '../errors.js'
+import {detect} from '../formats/detect.js'
 import type {ExecutionProvider} from '../onnx/session.js'
 import {AdapterFactors, WeightedAdapter, checkAdapterFits, readPackFactors, readPeftFactors} from './adapter-factors.js'
 import {DecoderModel, assertDecoderTensors} from './decoder-model.js'
@@ -22,14 +23,7 @@ import {routedDeltas} from './routed-deltas.js'
 export async function openDecoderWeights(path: string): Promise<DecoderWeights> {
   const info = await withFileContext('read', path, () => stat(path))
   if (info.isDirectory()) return openHfWeights(path)
-  const handle = await withFileContext('read', path, () => open(path, 'r'))
-  const head = new Uint8Array(4)
-  try {
-    await handle.read(head, 0, 4, 0)
-  } finally {
-    await handle.close()
-  }
-  if (new TextDecoder('latin1').decode(head) === 'GGUF') return openGgufWeights(path)
+  if ((await detect(path).catch(() => undefined)) === 'gguf') return openGgufWeights(path)
   throw new InputError('DECODER_NOT_A_MODEL', `read ${path}: not a GGUF file or a model folder (a Hugging Face model is a folder with config.json and safetensors)`)
 }
 

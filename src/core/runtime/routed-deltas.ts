@@ -11,7 +11,7 @@
 import {InputError, UsageError} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {loadOrt, OrtTensor} from '../onnx/session.js'
-import {PackFile} from '../pack/pack-file.js'
+import {PackFile} from '../formats/pack-file.js'
 import {emitProjectionDelta} from '../serve/projection-delta.js'
 import {STRATEGIES, strategyOf} from '../serve/registry.js'
 import {RoutingValues, ServeStrategy, declareRoutingInputs} from '../serve/strategy.js'

@@ -12,6 +12,7 @@
  * transposed or packed: `A[b] @ x[b]ᵀ`, `B[b] @ h[b]`); prefill transposes
  * the gathered weights, which is cheaper than moving T rows.
  */
+import {DTYPES} from '../dtype.js'
 import type {ElemType, GraphBuilder} from '../onnx/graph-builder.js'
 import type {RoutingStep} from './routing.js'
 import type {FragmentContext, FragmentGroup, FragmentMember, RoutingArrays, RoutingInput} from './strategy.js'
@@ -32,7 +33,7 @@ export function slotFeeds(step: RoutingStep): RoutingArrays {
 }
 
 /** ONNX `TensorProto.DataType.FLOAT`, the `to` of a Cast. */
-const FLOAT = 1
+const FLOAT = DTYPES.F32.onnx.code
 
 /** `Gather(value, index)` along axis 0, cast to f32 when `type` is float16. */
 export function gatherAsFloat(g: GraphBuilder, value: string, type: ElemType, index: string): string {

@@ -9,7 +9,7 @@
  * to f16 when the stacks are stored so). Stacks stored as f16 are read as
  * stored: the reference is exact for the values served.
  */
-import {SharedBFile} from '../compress/shared-b-file.js'
+import {SharedBFile} from '../formats/shared-b-file.js'
 import {fromFloat, toFloat64} from '../dtype.js'
 import {ModuleSpec, groupOf, layoutNames} from './lora-layout.js'
 import {RMS_EPS} from './model-stack.js'

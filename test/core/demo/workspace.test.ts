@@ -3,6 +3,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {DemoWorkspace} from '../../../src/core/demo/workspace.js'
+import {pendingExitCleanups} from '../../../src/core/io/exit-cleanup.js'
 import {tempDir} from '../../helpers/index.js'
 
 const test = suite('demo workspace')
@@ -103,11 +104,14 @@ test('--out FILE is refused (OUTPUT_NOT_DIR)', () => {
 })
 
 test('signal handlers are released when the run ends', () => {
-  const before = process.listenerCount('SIGINT')
+  const before = pendingExitCleanups()
+  const listeners = process.listenerCount('SIGINT')
   const ws = DemoWorkspace.open()
-  assert.is(process.listenerCount('SIGINT'), before + 1)
+  assert.is(pendingExitCleanups(), before + 1)
+  assert.ok(process.listenerCount('SIGINT') >= 1, 'a SIGINT handler is installed while the workspace lives')
   ws.finish()
-  assert.is(process.listenerCount('SIGINT'), before)
+  assert.is(pendingExitCleanups(), before)
+  assert.is(process.listenerCount('SIGINT'), listeners)
 })
 
 test.run()

@@ -19,7 +19,7 @@ import {tempDir} from '../../helpers/index.js'
 import {LlamaReference, logSoftmax} from '../../helpers/llama-reference.js'
 import {EvalResult, VariantResult, evaluateVariants} from '../../../src/core/eval/run-eval.js'
 import {DEFAULT_VARIANTS, parseVariantList} from '../../../src/core/eval/variants/registry.js'
-import {quantizeModel} from '../../../src/core/quant/quantize-model.js'
+import {quantizeModel} from '../../../src/core/model-io/quantize-model.js'
 import type {QuantOptions} from '../../../src/core/quant/schemes.js'
 import {writeQuantizedGguf} from '../../helpers/decoder-fixtures.js'
 
@@ -86,7 +86,7 @@ real('the default variants: each mean KL within 0.002 nats of the float64 comput
 
 real('int4 (group 32) and bf16 variants against the float64 computation', async () => {
   const {base, ids, refRows} = await reference()
-  const result = await evaluateVariants({base: HF, adapters: [{path: ADAPTER}], text: TEXT, variants: parseVariantList('merged:bf16,merge-then-quantize:int4'), int4GroupSize: 32})
+  const result = await evaluateVariants({base: HF, adapters: [{path: ADAPTER}], text: TEXT, variants: parseVariantList('merged:bf16,merge-then-quantize:int4'), groupSize: 32})
   const bf16 = base.clone()
   await bf16.mergeAdapter(ADAPTER)
   roundReference(bf16, 'BF16')

@@ -13,7 +13,7 @@ import {fromFloat, toFloat32} from '../../../src/core/dtype.js'
 import {ReferenceRows} from '../../../src/core/eval/reference-rows.js'
 import {emptyQuantStats, quantizedWeights, roundedWeights} from '../../../src/core/eval/variant-weights.js'
 import {DEFAULT_VARIANTS, VARIANT_KINDS, parseVariant, parseVariantList, variantKind, variantName, variantNames} from '../../../src/core/eval/variants/registry.js'
-import {roundTrip} from '../../../src/core/quant/schemes.js'
+import {QUANT_SCHEME_NAMES, roundTrip} from '../../../src/core/quant/schemes.js'
 import {Rng} from '../../../src/core/random.js'
 import type {DecoderWeights} from '../../../src/core/runtime/decoder-weights.js'
 import {floatLinear, linearValues} from '../../../src/core/runtime/linear-weight.js'
@@ -25,7 +25,7 @@ test('every kind of the issue is in the table; the defaults parse', () => {
     VARIANT_KINDS.map((k) => k.name),
     ['base', 'merged', 'merge-then-quantize', 'quantized-base-unmerged', 'requantize', 'file'],
   )
-  for (const kind of ['merge-then-quantize', 'quantized-base-unmerged', 'requantize']) assert.equal(variantKind(kind).schemes, ['nf4', 'q4_0', 'int4'])
+  for (const kind of ['merge-then-quantize', 'quantized-base-unmerged', 'requantize']) assert.equal(variantKind(kind).schemes, QUANT_SCHEME_NAMES) // nf4, q4_0, int4 (and every scheme registered)
   assert.equal(variantKind('merged').schemes, ['f16', 'bf16'])
   assert.equal(DEFAULT_VARIANTS.map(parseVariant).map(variantName), [...DEFAULT_VARIANTS])
   assert.ok(variantNames().includes('requantize:int4') && !variantNames().some((n) => n.startsWith('file')))
@@ -80,6 +80,10 @@ test('quantized variants encode what lora quantize encodes; q4_0 runs as MatMulN
   assert.is((await w.linear('model.embed_tokens.weight')).kind, 'float') // embeddings are not quantized by default
   assert.equal([q4.quantized, q4.kept.map((k) => k.name)], [1, ['model.layers.0.mlp.down_proj.weight']])
   assert.match(q4.kept[0]!.reason, /row size \(172\) is not a multiple of Q4_0 block size \(32\)/)
+
+  const q8 = await quantizedWeights(src, {scheme: 'q8_0', blockSize: 32, doubleQuant: false}).linear('model.layers.0.self_attn.q_proj.weight')
+  assert.equal([q8.kind, q8.kind === 'nbits' && q8.bits], ['nbits', 8]) // Q8_0 runs natively too
+  assert.equal([...linearValues(q8)], [...roundTrip({scheme: 'q8_0', blockSize: 32, doubleQuant: false}, [8, 64], original.values)])
 
   const nf4 = emptyQuantStats()
   const n = quantizedWeights(src, {scheme: 'nf4', blockSize: 64, doubleQuant: false}, nf4)

@@ -2,7 +2,7 @@ import {mkdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {expandGlob, hasGlobMagic, segmentToRegExp} from '../../../src/core/io/glob.js'
+import {expandGlob, globToRegExp, hasGlobMagic, segmentToRegExp} from '../../../src/core/io/glob.js'
 import {tempDir} from '../../helpers/index.js'
 
 const test = suite('glob')
@@ -38,8 +38,28 @@ for (const [pattern, yes, no] of cases) {
   })
 }
 
+const nameCases: Array<[string, string[], string[]]> = [
+  // the same dialect on whole names (tensor names): `*` runs across dots, a leading dot is an ordinary character
+  ['*.q_proj.*', ['model.layers.0.self_attn.q_proj.weight', '.q_proj.'], ['model.layers.0.self_attn.k_proj.weight']],
+  ['model.layers.?.mlp.*', ['model.layers.3.mlp.up_proj.weight'], ['model.layers.12.mlp.up_proj.weight', 'modelxlayers.3.mlp.w']],
+  ['model.layers.[0-1].*', ['model.layers.0.a', 'model.layers.1.b'], ['model.layers.2.a']],
+  ['*.[!q]_proj.weight', ['x.k_proj.weight', 'x.v_proj.weight'], ['x.q_proj.weight']],
+  ['lm_head.*', ['lm_head.weight'], ['model.lm_head.weight']],
+  ['a\\*', ['a*'], ['ab']],
+  ['*', ['anything.at.all', '.hidden'], []],
+]
+
+for (const [pattern, yes, no] of nameCases) {
+  test(`name "${pattern}"`, () => {
+    const re = globToRegExp(pattern)
+    for (const name of yes) assert.ok(re.test(name), `${pattern} should match ${name}`)
+    for (const name of no) assert.not.ok(re.test(name), `${pattern} should not match ${name}`)
+  })
+}
+
 test('an impossible class is an error', () => {
   assert.throws(() => segmentToRegExp('[z-a]'), /invalid character class/)
+  assert.throws(() => globToRegExp('w.[z-a]'), /invalid character class/)
 })
 
 test('expands against the file system: *, **, classes; sorted, absolute, no duplicates; ** skips hidden folders and links', async () => {

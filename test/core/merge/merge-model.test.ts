@@ -6,7 +6,7 @@ import {fromFloat} from '../../../src/core/dtype.js'
 import {InputError} from '../../../src/core/errors.js'
 import {SafetensorsFile} from '../../../src/core/formats/safetensors-file.js'
 import {evaluateGate, mergeModel} from '../../../src/core/merge/merge-model.js'
-import {ModelReader} from '../../../src/core/quant/model-reader.js'
+import {ModelReader} from '../../../src/core/model-io/model-reader.js'
 import {REAL_ADAPTERS, haveRealAdapters, maxAbs, maxAbsDiff, tempDir} from '../../helpers/index.js'
 import {FixtureTensor, normal, randomModule, referenceMerge, stored, writeBase, writeLora} from '../../helpers/merge-fixtures.js'
 

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert'
 import {InputError} from '../../../src/core/errors.js'
 import {LoraAdapter} from '../../../src/core/formats/peft-adapter.js'
 import {planMerge} from '../../../src/core/merge/plan.js'
-import {ModelReader} from '../../../src/core/quant/model-reader.js'
+import {ModelReader} from '../../../src/core/model-io/model-reader.js'
 import {tempDir} from '../../helpers/index.js'
 import {normal, randomModule, writeBase, writeLora} from '../../helpers/merge-fixtures.js'
 

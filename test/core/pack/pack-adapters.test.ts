@@ -8,8 +8,8 @@ import {peftLoraConfig, writeAdapter} from '../../../src/core/formats/peft-adapt
 import {SafetensorsFile} from '../../../src/core/formats/safetensors-file.js'
 import {summarizePack} from '../../../src/core/pack/inspect-pack.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
-import {PackFile} from '../../../src/core/pack/pack-file.js'
-import {unpackAdapter} from '../../../src/core/pack/unpack.js'
+import {PackFile} from '../../../src/core/formats/pack-file.js'
+import {unpackAdapter} from '../../../src/core/unpack.js'
 import {maxAbs, rejection, tempDir} from '../../helpers/index.js'
 import {FixtureAdapter, FixtureModule, assertForwardMatches, sha256File, writeFixtureAdapter} from '../../helpers/pack-fixtures.js'
 

@@ -7,7 +7,7 @@
 import {InputError, UsageError} from '../../errors.js'
 import {ALL_PROJECTIONS, Projection, isProjection} from '../../models/llama.js'
 import {GroupSpec, ModuleSpec, StackDims, moduleSpecs} from '../lora-layout.js'
-import {PackFile} from '../../pack/pack-file.js'
+import {PackFile} from '../../formats/pack-file.js'
 import type {ElementWriter, StackSource} from './weight-sources.js'
 
 /** Bytes of pack data read per chunk of slots. */

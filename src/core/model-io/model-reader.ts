@@ -1,20 +1,23 @@
 /**
  * A model as logical float tensors, whatever the storage: a safetensors file
- * or sharded checkpoint (plain, or holding nf4/int4 weights in `lora`'s
- * layouts), or a GGUF file (F32/F16/BF16 and Q4_0). Rows are decoded on
- * demand to float32; the stored bytes stay available for verbatim copies.
+ * or sharded checkpoint (plain, or holding weights in a scheme's safetensors
+ * parts: nf4, int4), or a GGUF file (F32/F16/BF16 and the GGUF schemes' types:
+ * Q4_0, Q8_0). Rows are decoded on demand to float32; the stored bytes stay
+ * available for verbatim copies.
  */
 import {dirname} from 'node:path'
-import {open, stat} from 'node:fs/promises'
-import {DTYPES, DType, toFloat32} from '../dtype.js'
-import {InputError, withFileContext} from '../errors.js'
+import {stat} from 'node:fs/promises'
+import {DTYPES, DType, dtypeFromGgml, toFloat32} from '../dtype.js'
+import {withFileContext} from '../errors.js'
+import {detect} from '../formats/detect.js'
 import {GgufFile} from '../formats/gguf-reader.js'
-import {sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsFile} from '../formats/safetensors-file.js'
 import {ShardedModel, openModel} from '../formats/sharded-model.js'
+import type {TensorSource} from '../formats/tensor-source.js'
+import {tensorEntry} from '../formats/tensor-bytes.js'
 import {shapeSize} from '../shape.js'
-import {StoredQuantTensor, findQuantizedTensors, readStoredQuant} from './layout.js'
-import {EncodedTensor, QuantSchemeName, TensorDecoder, createDecoder} from './schemes.js'
+import type {StoredQuantTensor} from '../quant/quant-scheme.js'
+import {EncodedTensor, QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName, TensorDecoder, createDecoder, schemeOfGgmlType} from '../quant/schemes.js'
 
 export type TensorEncoding = 'plain' | QuantSchemeName
 
@@ -34,19 +37,25 @@ export interface LogicalTensor {
   readonly shard?: string
 }
 
-/** Whether a file begins with the GGUF magic (the extension is not trusted: temporary outputs have none). */
-async function startsWithGgufMagic(path: string): Promise<boolean> {
-  const handle = await withFileContext('read', path, () => open(path, 'r'))
-  try {
-    const head = new Uint8Array(4)
-    const {bytesRead} = await handle.read(head, 0, 4, 0)
-    return bytesRead === 4 && new TextDecoder('latin1').decode(head) === 'GGUF'
-  } finally {
-    await handle.close()
+/**
+ * The weights stored in a scheme's parts among a safetensors model's tensors
+ * (headers and the small state tensors only), by weight name.
+ * @throws InputError for parts a scheme finds inconsistent (see each scheme's `findWeight`)
+ */
+export async function findQuantizedTensors(source: TensorSource, metadata: ReadonlyMap<string, string>): Promise<Map<string, StoredQuantTensor>> {
+  const found = new Map<string, StoredQuantTensor>()
+  for (const name of source.tensors.keys()) {
+    for (const scheme of QUANT_SCHEME_NAMES) {
+      const s = QUANT_SCHEMES[scheme]
+      const weight = s.format === 'safetensors' ? await s.findWeight(source, name, metadata) : undefined
+      if (weight) {
+        found.set(weight.name, weight)
+        break
+      }
+    }
   }
+  return found
 }
-
-const GGUF_FLOAT: Readonly<Record<string, DType>> = Object.freeze({F32: 'F32', F16: 'F16', BF16: 'BF16', F64: 'F64'})
 
 export class ModelReader {
   private cache: {name: string; decoder: TensorDecoder} | undefined
@@ -84,13 +93,13 @@ export class ModelReader {
    */
   static async open(path: string): Promise<ModelReader> {
     const info = await withFileContext('read', path, () => stat(path))
-    if (info.isFile() && (await startsWithGgufMagic(path))) {
+    if (info.isFile() && (await detect(path)) === 'gguf') {
       const g = await GgufFile.open(path)
       const tensors = new Map<string, LogicalTensor>()
       for (const t of g.tensors.values()) {
-        const isQ = t.type.name === 'Q4_0'
-        const dtype = isQ ? 'F16' : (GGUF_FLOAT[t.type.name] ?? (t.type.name as DType))
-        tensors.set(t.name, {name: t.name, shape: t.shape, dtype, encoding: isQ ? 'q4_0' : 'plain', blockSize: isQ ? 32 : undefined, parts: [t.name]})
+        const scheme = schemeOfGgmlType(t.type.name)
+        const dtype = scheme ? 'F16' : (dtypeFromGgml(t.type.name) ?? (t.type.name as DType))
+        tensors.set(t.name, {name: t.name, shape: t.shape, dtype, encoding: scheme ?? 'plain', blockSize: scheme ? QUANT_SCHEMES[scheme].defaultBlockSize : undefined, parts: [t.name]})
       }
       return new ModelReader(path, 'gguf', tensors, undefined, g, new Map(), undefined, undefined, new Map())
     }
@@ -106,7 +115,7 @@ export class ModelReader {
         if (owner !== undefined) {
           if (tensors.has(owner)) continue
           const q = quantized.get(owner)!
-          tensors.set(owner, {name: owner, shape: q.shape, dtype: q.dtype, encoding: q.scheme, blockSize: q.blockSize, doubleQuant: q.doubleQuant, parts: q.parts, shard: shardOf(q.parts[0]!)})
+          tensors.set(owner, {name: owner, shape: q.shape, dtype: q.dtype, encoding: q.scheme as QuantSchemeName, blockSize: q.blockSize, doubleQuant: q.doubleQuant, parts: q.parts, shard: shardOf(q.parts[0]!)})
         } else {
           tensors.set(t.name, {name: t.name, shape: t.shape, dtype: t.dtype, encoding: 'plain', parts: [t.name], shard: shardOf(t.name)})
         }
@@ -121,20 +130,19 @@ export class ModelReader {
   }
 
   get(name: string): LogicalTensor {
-    const t = this.tensors.get(name)
-    if (!t) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(name)}"`)
-    return t
+    return tensorEntry(this.tensors, this.path, name)
   }
 
   /** All stored parts of an encoded tensor. */
   async readEncoded(name: string): Promise<EncodedTensor> {
     const t = this.get(name)
     if (t.encoding === 'plain') throw new RangeError(`tensor "${name}" is not quantized`)
-    if (t.encoding === 'q4_0') {
+    const scheme = QUANT_SCHEMES[t.encoding]
+    if (scheme.format === 'gguf') {
       const [rows, cols] = t.shape as [number, number]
-      return {scheme: 'q4_0', shape: [rows, cols], blocks: await this.gguf!.readBytes(name)}
+      return scheme.fromGguf(await this.gguf!.readBytes(name), [rows, cols])
     }
-    return readStoredQuant(this.safetensors!, this.quantized.get(name)!)
+    return scheme.readWeight(this.safetensors!, this.quantized.get(name)!)
   }
 
   /**
@@ -164,11 +172,10 @@ export class ModelReader {
   storedInfo(stored: string): {dtype: DType; shape: readonly number[]; byteLength: number} {
     if (this.gguf) {
       const g = this.gguf.info(stored)
-      return {dtype: GGUF_FLOAT[g.type.name] ?? 'U8', shape: g.shape, byteLength: g.byteLength}
+      const dtype = dtypeFromGgml(g.type.name)
+      return {dtype: dtype !== undefined && DTYPES[dtype].kind === 'float' ? dtype : 'U8', shape: g.shape, byteLength: g.byteLength}
     }
-    const info = this.safetensors!.tensors.get(stored)
-    if (!info) throw new InputError('TENSOR_NOT_FOUND', `read ${this.path}: no tensor named "${sanitizeName(stored)}"`)
-    return info
+    return tensorEntry(this.safetensors!.tensors, this.path, stored)
   }
 
   async close(): Promise<void> {

@@ -15,12 +15,13 @@
  */
 import {DType, DTYPES, isDType} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {SafetensorsFile} from '../formats/safetensors-file.js'
-import {sanitizeName} from '../formats/safetensors-header.js'
-import {JsonSyntaxError, JsonValue, parseStrictJson} from '../formats/strict-json.js'
-import {PackAdapterEntry, PackManifest, PackModuleEntry, parseManifest} from '../pack/manifest.js'
+import {SafetensorsFile, openChecked} from './safetensors-file.js'
+import {sanitizeName} from './safetensors-header.js'
+import {JsonSyntaxError, JsonValue, parseStrictJson} from './strict-json.js'
+import {PackAdapterEntry, PackManifest, PackModuleEntry, adapterInSlot, adapterNamed, parseManifest} from './pack-manifest.js'
 import {formatShape} from '../shape.js'
 import {Tensor} from '../tensor.js'
+import type {FileFormat} from './file-format.js'
 
 /** `__metadata__.format` of a shared-B pack. */
 export const SHARED_B_FORMAT = 'lora-pack-shared-b'
@@ -72,13 +73,7 @@ export class SharedBFile {
    * @throws InputError for a file that is not one, or whose parts disagree
    */
   static async open(path: string): Promise<SharedBFile> {
-    const file = await SafetensorsFile.open(path)
-    try {
-      return SharedBFile.fromFile(file)
-    } catch (error) {
-      await file.close()
-      throw error
-    }
+    return openChecked(path, (file) => SharedBFile.fromFile(file))
   }
 
   /** Check an open safetensors file as a shared-B pack (the caller keeps ownership of `file`). */
@@ -121,19 +116,14 @@ export class SharedBFile {
     return new Tensor(this.dtype, [K, m.in], t.bytes)
   }
 
+  /** The adapter in `slot` (1..N); throws InputError for slot 0 or out of range. */
   adapterBySlot(slot: number): PackAdapterEntry {
-    const a = Number.isSafeInteger(slot) && slot >= 1 ? this.manifest.adapters[slot - 1] : undefined
-    if (!a) throw new InputError('PACK_NO_SUCH_SLOT', `read ${this.path}: slot ${slot} holds no adapter (adapters are in slots 1..${this.manifest.slots - 1}; slot 0 is the null adapter)`)
-    return a
+    return adapterInSlot(this.manifest, this.path, slot)
   }
 
+  /** The adapter named `name`; throws InputError naming a few that exist. */
   adapterByName(name: string): PackAdapterEntry {
-    const a = this.manifest.adapters.find((x) => x.name === name)
-    if (!a) {
-      const some = this.manifest.adapters.slice(0, 5).map((x) => `"${sanitizeName(x.name, 40)}"`).join(', ')
-      throw new InputError('PACK_NO_SUCH_ADAPTER', `read ${this.path}: no adapter named "${sanitizeName(name)}" (it holds ${this.manifest.adapters.length}: ${some}${this.manifest.adapters.length > 5 ? ', …' : ''})`)
-    }
-    return a
+    return adapterNamed(this.manifest, this.path, name)
   }
 
   close(): Promise<void> {
@@ -231,3 +221,10 @@ function checkTensors(file: SafetensorsFile, manifest: PackManifest, errors: Sha
   }
   return dtype!
 }
+
+/** `detect`'s view of a shared-B pack: a safetensors file whose `__metadata__.format` is `lora-pack-shared-b`. */
+export const SHARED_B_FILE_FORMAT: FileFormat<'shared-b'> = Object.freeze<FileFormat<'shared-b'>>({
+  kind: 'shared-b',
+  label: 'a lora-pack-shared-b file',
+  matches: async (probe) => (await probe.safetensorsMetadata())?.get('format') === SHARED_B_FORMAT,
+})

@@ -16,7 +16,7 @@ import {copyFile, readFile, readdir, stat, writeFile} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import {DTYPES, DType, fromFloat} from '../dtype.js'
 import {InputError, LoraError, UsageError} from '../errors.js'
-import {GgufValueType, GgmlTypeName, GgufKV} from '../formats/gguf-types.js'
+import {GgufValueType, GgmlTypeName, GgufKV, GGML_TYPES} from '../formats/gguf-types.js'
 import {GgufTensorSpec, GgufWriter} from '../formats/gguf-writer.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
@@ -24,9 +24,8 @@ import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
 import type {ProgressCallback} from '../progress.js'
 import {shapeSize} from '../shape.js'
-import {encodedParts, plannedParts} from './layout.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, QuantOptions, createEncoder} from './schemes.js'
+import {QUANT_SCHEMES, QuantOptions, createEncoder} from '../quant/schemes.js'
 
 /** Rows are decoded and transformed in chunks of about this many elements. */
 export const ROW_CHUNK_ELEMENTS = 1 << 22
@@ -103,10 +102,9 @@ interface Planned {
 
 /** GGML type for a float dtype written into GGUF (BF16 is widened to F32, exactly). */
 function ggmlType(dtype: DType, name: string): GgmlTypeName {
-  const map: Partial<Record<DType, GgmlTypeName>> = {F32: 'F32', F16: 'F16', BF16: 'F32', F64: 'F64', I8: 'I8', I16: 'I16', I32: 'I32', I64: 'I64'}
-  const t = map[dtype]
-  if (!t) throw new InputError('GGUF_UNSUPPORTED_DTYPE', `tensor "${sanitizeName(name)}" is ${dtype}, which GGUF cannot hold`)
-  return t
+  const t = dtype === 'BF16' ? 'F32' : DTYPES[dtype].ggml
+  if (t === undefined || !(t in GGML_TYPES)) throw new InputError('GGUF_UNSUPPORTED_DTYPE', `tensor "${sanitizeName(name)}" is ${dtype}, which GGUF cannot hold`)
+  return t as GgmlTypeName
 }
 
 function plan(options: WriteModelOptions): Planned[] {
@@ -117,19 +115,20 @@ function plan(options: WriteModelOptions): Planned[] {
     const file = format === 'gguf' ? basename(options.out) : (tensor.shard ?? SINGLE_MODEL_NAME)
     if (job?.quant) {
       const q = job.quant
-      if (QUANT_SCHEMES[q.scheme].format !== format) throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${QUANT_SCHEMES[q.scheme].format}, not ${format}`)
+      const scheme = QUANT_SCHEMES[q.scheme]
+      if (scheme.format !== format) throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${scheme.format}, not ${format}`)
       const shape = tensor.shape as [number, number]
       const dtype = job.dtype ?? tensor.dtype
-      const specs = format === 'gguf' ? [{name: tensor.name, shape, type: 'Q4_0' as const}] : plannedParts(tensor.name, shape, q, dtype)
+      const specs = scheme.format === 'gguf' ? [{name: tensor.name, shape, type: scheme.ggmlType}] : scheme.plannedParts(tensor.name, shape, q, dtype)
       out.push({tensor, job, action: 'encode', dtype, specs, file})
       continue
     }
     if (tensor.encoding !== 'plain' && !job) {
-      const same = format === QUANT_SCHEMES[tensor.encoding].format
-      if (!same) throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a ${format} output`)
+      const scheme = QUANT_SCHEMES[tensor.encoding]
+      if (format !== scheme.format) throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a ${format} output`)
       const specs =
-        format === 'gguf'
-          ? [{name: tensor.name, shape: tensor.shape, type: 'Q4_0' as const}]
+        scheme.format === 'gguf'
+          ? [{name: tensor.name, shape: tensor.shape, type: scheme.ggmlType}]
           : tensor.parts.map((p) => {
               const i = source.storedInfo(p)
               return {name: p, dtype: i.dtype, shape: i.shape}
@@ -206,11 +205,7 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
   }
   if (!encoder) return written
   const encoded = encoder.finish()
-  if (encoded.scheme === 'q4_0') {
-    await sink(tensor.name, 0, encoded.blocks)
-    return encoded.blocks.byteLength
-  }
-  for (const part of encodedParts(tensor.name, encoded, p.dtype)) {
+  for (const part of QUANT_SCHEMES[job!.quant!.scheme].storedParts(tensor.name, encoded, p.dtype)) {
     await sink(part.name, 0, part.data)
     written += part.data.byteLength
   }
@@ -360,7 +355,8 @@ async function copySmallFiles(options: WriteModelOptions, target: string): Promi
 
 /** general.* keys: architecture (config.json's model_type when known), name, file type, quantization version. */
 async function ggufMetadata(options: WriteModelOptions): Promise<GgufKV[]> {
-  const hasQ4 = [...options.jobs.values()].some((j) => j.quant?.scheme === 'q4_0') || [...options.source.tensors.values()].some((t) => t.encoding === 'q4_0')
+  const used = [...[...options.jobs.values()].map((j) => j.quant?.scheme), ...[...options.source.tensors.values()].map((t) => t.encoding)]
+  const quantized = used.map((n) => (n === undefined || n === 'plain' ? undefined : QUANT_SCHEMES[n])).find((s) => s?.format === 'gguf')
   const source = options.source.ggufFile
   const arch = (source?.value('general.architecture') as string | undefined) ?? (await modelType(options.source.folder)) ?? 'unknown'
   const name = (source?.value('general.name') as string | undefined) ?? basename(options.source.path)
@@ -368,8 +364,8 @@ async function ggufMetadata(options: WriteModelOptions): Promise<GgufKV[]> {
     {key: 'general.architecture', type: GgufValueType.STRING, value: arch},
     {key: 'general.name', type: GgufValueType.STRING, value: name},
   ]
-  if (hasQ4) {
-    kv.push({key: 'general.file_type', type: GgufValueType.UINT32, value: 2}, {key: 'general.quantization_version', type: GgufValueType.UINT32, value: 2})
+  if (quantized?.format === 'gguf') {
+    kv.push({key: 'general.file_type', type: GgufValueType.UINT32, value: quantized.fileType}, {key: 'general.quantization_version', type: GgufValueType.UINT32, value: 2})
   }
   return kv
 }

@@ -13,9 +13,10 @@ import {DTYPES} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {Tensor} from '../tensor.js'
 import {formatShape} from '../shape.js'
-import {SafetensorsFile} from '../formats/safetensors-file.js'
-import {sanitizeName} from '../formats/safetensors-header.js'
-import {PACK_FORMAT, PACK_FORMAT_VERSION, PackAdapterEntry, PackAdapterModule, PackManifest, PackModuleEntry, parseManifest} from './manifest.js'
+import {SafetensorsFile, openChecked} from './safetensors-file.js'
+import {sanitizeName} from './safetensors-header.js'
+import {PACK_FORMAT, PACK_FORMAT_VERSION, PackAdapterEntry, PackAdapterModule, PackManifest, PackModuleEntry, adapterInSlot, adapterNamed, parseManifest} from './pack-manifest.js'
+import type {FileFormat} from './file-format.js'
 
 /** Which stack of a module: A [S, R, in] or B [S, out, R]. */
 export type StackRole = 'A' | 'B'
@@ -40,16 +41,12 @@ export interface PackSlotBlock {
 export class PackFile {
   /** Modules by name, in manifest order. */
   readonly modules: ReadonlyMap<string, PackModuleEntry>
-  private readonly bySlot: readonly PackAdapterEntry[]
-  private readonly byName: ReadonlyMap<string, PackAdapterEntry>
 
   private constructor(
     readonly file: SafetensorsFile,
     readonly manifest: PackManifest,
   ) {
     this.modules = new Map(manifest.modules.map((m) => [m.name, m]))
-    this.bySlot = manifest.adapters
-    this.byName = new Map(manifest.adapters.map((a) => [a.name, a]))
   }
 
   get path(): string {
@@ -70,13 +67,7 @@ export class PackFile {
    * @throws InputError for a file that is not a `lora-pack` or whose manifest and tensors disagree
    */
   static async open(path: string): Promise<PackFile> {
-    const file = await SafetensorsFile.open(path)
-    try {
-      return PackFile.fromFile(file)
-    } catch (error) {
-      await file.close()
-      throw error
-    }
+    return openChecked(path, (file) => PackFile.fromFile(file))
   }
 
   /** Check an already open safetensors file as a pack (the caller keeps ownership of `file`). */
@@ -107,21 +98,12 @@ export class PackFile {
 
   /** The adapter in `slot` (1..N); throws InputError for slot 0 or out of range. */
   adapterBySlot(slot: number): PackAdapterEntry {
-    const a = Number.isSafeInteger(slot) && slot >= 1 ? this.bySlot[slot - 1] : undefined
-    if (!a) {
-      throw new InputError('PACK_NO_SUCH_SLOT', `read ${this.path}: slot ${slot} holds no adapter (adapters are in slots 1..${this.slots - 1}; slot 0 is the null adapter)`)
-    }
-    return a
+    return adapterInSlot(this.manifest, this.path, slot)
   }
 
   /** The adapter named `name`; throws InputError naming a few that exist. */
   adapterByName(name: string): PackAdapterEntry {
-    const a = this.byName.get(name)
-    if (!a) {
-      const some = this.adapters.slice(0, 5).map((x) => `"${sanitizeName(x.name, 40)}"`).join(', ')
-      throw new InputError('PACK_NO_SUCH_ADAPTER', `read ${this.path}: no adapter named "${sanitizeName(name)}" (it holds ${this.adapters.length}: ${some}${this.adapters.length > 5 ? ', …' : ''})`)
-    }
-    return a
+    return adapterNamed(this.manifest, this.path, name)
   }
 
   /** Whole stack of `module`: A [S, R, in] or B [S, out, R] in the pack's dtype. */
@@ -198,3 +180,10 @@ function checkTensors(file: SafetensorsFile, manifest: PackManifest): void {
     if (!expected.has(name)) throw new InputError('PACK_TENSOR_UNEXPECTED', `read ${file.path}: tensor "${sanitizeName(name)}" belongs to no module of the manifest`)
   }
 }
+
+/** `detect`'s view of a `lora-pack` file: a safetensors file whose `__metadata__.format` is `lora-pack`. */
+export const PACK_FILE_FORMAT: FileFormat<'pack'> = Object.freeze<FileFormat<'pack'>>({
+  kind: 'pack',
+  label: 'a lora-pack file',
+  matches: async (probe) => (await probe.safetensorsMetadata())?.get('format') === PACK_FORMAT,
+})

@@ -2,8 +2,8 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {writeSafetensors} from '../../../src/core/formats/safetensors-writer.js'
-import {PACK_FORMAT, PACK_FORMAT_VERSION, parseManifest} from '../../../src/core/pack/manifest.js'
-import {PackFile, packTensorNames} from '../../../src/core/pack/pack-file.js'
+import {PACK_FORMAT, PACK_FORMAT_VERSION, parseManifest} from '../../../src/core/formats/pack-manifest.js'
+import {PackFile, packTensorNames} from '../../../src/core/formats/pack-file.js'
 import {rejection, tempDir} from '../../helpers/index.js'
 
 const test = suite('pack-file')

@@ -4,16 +4,16 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {UsageError} from '../../../src/core/errors.js'
 import {SafetensorsFile} from '../../../src/core/formats/safetensors-file.js'
-import {ModelReader} from '../../../src/core/quant/model-reader.js'
+import {ModelReader} from '../../../src/core/model-io/model-reader.js'
 import {NF4_CODE} from '../../../src/core/quant/nf4.js'
-import {quantizeModel} from '../../../src/core/quant/quantize-model.js'
+import {quantizeModel} from '../../../src/core/model-io/quantize-model.js'
 import {roundTrip} from '../../../src/core/quant/schemes.js'
 import {isBlockLinearWeight, quantizeSelector} from '../../../src/core/quant/selection.js'
 import {decodeQ4_0, parseGguf} from '../../helpers/gguf-reference.js'
 import {tempDir} from '../../helpers/index.js'
 import {FixtureTensor, normal, stored, writeBase} from '../../helpers/merge-fixtures.js'
 
-const test = suite('quant/quantize-model')
+const test = suite('model-io/quantize-model')
 
 function tensors(): FixtureTensor[] {
   return [

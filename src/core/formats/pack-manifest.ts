@@ -10,9 +10,9 @@
  */
 import {DTYPES, DType, isDType} from '../dtype.js'
 import {InputError} from '../errors.js'
-import type {LoraKind} from '../formats/peft-adapter.js'
-import {sanitizeName} from '../formats/safetensors-header.js'
-import {JsonSyntaxError, JsonValue, parseStrictJson, toPlainJson} from '../formats/strict-json.js'
+import type {LoraKind} from './peft-adapter.js'
+import {sanitizeName} from './safetensors-header.js'
+import {JsonSyntaxError, JsonValue, parseStrictJson, toPlainJson} from './strict-json.js'
 
 /** `__metadata__.format` of a pack. */
 export const PACK_FORMAT = 'lora-pack'
@@ -112,6 +112,31 @@ export function standardKeys(prefix: string, infix: string | null, module: strin
   const tail = infix === null ? '' : `.${infix}`
   if (kind === 'embedding') return [`${prefix}${module}.lora_embedding_A${tail}`, `${prefix}${module}.lora_embedding_B${tail}`]
   return [`${prefix}${module}.lora_A${tail}.weight`, `${prefix}${module}.lora_B${tail}.weight`]
+}
+
+/**
+ * The adapter in `slot` (1..N) of a manifest read from `path`.
+ * @throws InputError PACK_NO_SUCH_SLOT for slot 0 or a slot out of range
+ */
+export function adapterInSlot(manifest: PackManifest, path: string, slot: number): PackAdapterEntry {
+  const a = Number.isSafeInteger(slot) && slot >= 1 ? manifest.adapters[slot - 1] : undefined
+  if (!a) {
+    throw new InputError('PACK_NO_SUCH_SLOT', `read ${path}: slot ${slot} holds no adapter (adapters are in slots 1..${manifest.slots - 1}; slot 0 is the null adapter)`)
+  }
+  return a
+}
+
+/**
+ * The adapter named `name` in a manifest read from `path`.
+ * @throws InputError PACK_NO_SUCH_ADAPTER naming a few that exist
+ */
+export function adapterNamed(manifest: PackManifest, path: string, name: string): PackAdapterEntry {
+  const a = manifest.adapters.find((x) => x.name === name)
+  if (!a) {
+    const some = manifest.adapters.slice(0, 5).map((x) => `"${sanitizeName(x.name, 40)}"`).join(', ')
+    throw new InputError('PACK_NO_SUCH_ADAPTER', `read ${path}: no adapter named "${sanitizeName(name)}" (it holds ${manifest.adapters.length}: ${some}${manifest.adapters.length > 5 ? ', …' : ''})`)
+  }
+  return a
 }
 
 // ---------------------------------------------------------------- parsing
