@@ -57,7 +57,7 @@ real('the issue\'s command: reference perplexity equal to the float64 figure ove
 
 real('--max-kld: exit 1 above the threshold and 0 below, plain and --json; base is not gated', () => {
   writeFileSync(LINE, `${referenceDocuments(readFileSync(EVAL_TXT, 'utf8'))[0]!.split('\n')[0]}\n`)
-  const args = ['eval', '--base', HF, '--adapter', ADAPTER, '--text', LINE, '--variants', 'base,merged:f16,merge-then-quantize:q4_0']
+  const args = ['eval', '--base', HF, '--adapter', ADAPTER, '--text', LINE, '--variants', 'base,merge-then-quantize:q4_0']
   const json = runCli([...args, '--json', '--max-kld', '0.01'])
   assert.is(json.status, 1, json.stderr)
   const failed = JSON.parse(json.stdout)
