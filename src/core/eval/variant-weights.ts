@@ -86,6 +86,7 @@ export function quantizedWeights(weights: DecoderWeights, quant: QuantOptions, s
 
 /** Float dtypes a variant can be rounded to. */
 export const ROUNDING_DTYPES = Object.freeze({f16: 'F16', bf16: 'BF16'} as const)
+/** `f16` or `bf16`. */
 export type RoundingDtype = keyof typeof ROUNDING_DTYPES
 
 function rounded(values: Float32Array, dtype: RoundingDtype): Float32Array {

@@ -4,6 +4,7 @@ import {mergedWeights} from '../../runtime/lora-deltas.js'
 import {emptyQuantStats, quantizedWeights} from '../variant-weights.js'
 import {VariantKind, built} from './variant-kind.js'
 
+/** The `merge-then-quantize:S` kind. */
 export const mergeThenQuantize: VariantKind = {
   name: 'merge-then-quantize',
   description: 'adapters merged, then quantized (`lora merge --quantize`): D(Q(W + ΔW))',

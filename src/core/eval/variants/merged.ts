@@ -3,6 +3,7 @@ import {mergedWeights} from '../../runtime/lora-deltas.js'
 import {ROUNDING_DTYPES, RoundingDtype, roundedWeights} from '../variant-weights.js'
 import {VariantKind, built} from './variant-kind.js'
 
+/** The `merged:f16|bf16` kind. */
 export const merged: VariantKind = {
   name: 'merged',
   description: 'adapters merged, every tensor stored in f16 or bf16 (`lora merge --dtype`)',

@@ -4,6 +4,7 @@ import {loraDeltas} from '../../runtime/lora-deltas.js'
 import {emptyQuantStats, quantizedWeights} from '../variant-weights.js'
 import {VariantKind, built} from './variant-kind.js'
 
+/** The `quantized-base-unmerged:S` kind. */
 export const quantizedBaseUnmerged: VariantKind = {
   name: 'quantized-base-unmerged',
   description: 'quantized base, adapters applied unmerged as stored (QLoRA style): D(Q(W)) + ΔW',

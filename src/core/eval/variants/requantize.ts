@@ -10,6 +10,7 @@ import {mergedWeights} from '../../runtime/lora-deltas.js'
 import {emptyQuantStats, isQuantizedByDefault, quantizedWeights} from '../variant-weights.js'
 import {VariantKind, built} from './variant-kind.js'
 
+/** The `requantize:S` kind. */
 export const requantize: VariantKind = {
   name: 'requantize',
   description: 'adapters merged into a quantized base, re-quantized (`lora merge --from-quantized`): D(Q(D(Q(W)) + ΔW))',

@@ -10,6 +10,7 @@ import {InputError} from '../../errors.js'
 import {openDecoderWeights} from '../../runtime/load-decoder.js'
 import type {VariantKind} from './variant-kind.js'
 
+/** The `file` kind (`--variant-file PATH`): `scheme` is the path. */
 export const variantFile: VariantKind = {
   name: 'file',
   description: 'a model file or folder already written, read back as stored (`--variant-file`)',
