@@ -10,7 +10,7 @@
  *    502 M; written once as F16 under the work folder and reused), one
  *    prefill of `--tokens` tokens through the runtime's decoder graph against
  *    onnxruntime running only the same linear products
- *    (`core/bench/decoder-matmul-baseline.ts`), timed interleaved, medians
+ *    (`core/runtime/matmul-baseline.ts`), timed interleaved, medians
  *    compared (target: runtime ≤ 1.5 × MatMul time: attention and glue cost
  *    no more than half again).
  *
@@ -26,7 +26,7 @@ import {join, resolve, dirname} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {renderEval} from '../src/cli/render-eval.js'
 import {renderTable} from '../src/cli/table.js'
-import {buildMatMulBaseline} from '../src/core/bench/decoder-matmul-baseline.js'
+import {buildMatMulBaseline} from '../src/core/runtime/matmul-baseline.js'
 import {latencyStats} from '../src/core/bench/runner.js'
 import {evaluateVariants} from '../src/core/eval/run-eval.js'
 import {DecoderModel} from '../src/core/runtime/decoder-model.js'

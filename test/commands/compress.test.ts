@@ -9,18 +9,18 @@ const tmp = tempDir('lora-compress-cmd-')
 const adapters = join(tmp.path, 'ad')
 const pack = join(tmp.path, 'pack.safetensors')
 
-test.before(() => {
-  const s = runCli(['synth', 'adapters', '--out', adapters, '--count', '4', '--ranks', '2,4', '--hidden', '16', '--intermediate', '24', '--layers', '1', '--shared-subspace', '0.5', '--json'])
+test.before(async () => {
+  const s = await runCli(['synth', 'adapters', '--out', adapters, '--count', '4', '--ranks', '2,4', '--hidden', '16', '--intermediate', '24', '--layers', '1', '--shared-subspace', '0.5', '--json'])
   assert.is(s.status, 0, s.stderr)
-  const p = runCli(['pack', adapters, '--out', pack, '--json'])
+  const p = await runCli(['pack', adapters, '--out', pack, '--json'])
   assert.is(p.status, 0, p.stderr)
 })
 
 test.after(() => tmp.cleanup())
 
-test('--json prints the report alone: modules and totals as the issue shapes them', () => {
+test('--json prints the report alone: modules and totals as the issue shapes them', async () => {
   const out = join(tmp.path, 'k2.safetensors')
-  const r = runCli(['compress', pack, '--out', out, '--rank', '2', '--json'])
+  const r = await runCli(['compress', pack, '--out', out, '--rank', '2', '--json'])
   assert.is(r.status, 0, r.stderr)
   assert.is(r.stderr, '')
   const report = JSON.parse(r.stdout)
@@ -30,32 +30,32 @@ test('--json prints the report alone: modules and totals as the issue shapes the
   assert.is(report.modules.length, 4)
   assert.ok(report.modules.every((m: {K: number}) => m.K === 2))
   assert.ok(existsSync(out))
-  const i = runCli(['inspect', out, '--json'])
+  const i = await runCli(['inspect', out, '--json'])
   assert.is(i.status, 0, i.stderr)
   assert.is(JSON.parse(i.stdout).pack.format, 'lora-pack-shared-b')
-  const human = runCli(['inspect', out])
+  const human = await runCli(['inspect', out])
   assert.is(human.status, 0, human.stderr)
   assert.match(human.stdout, /lora-pack-shared-b v1 by lora-toolkit .*: 4 adapters in 5 slots .*--rank 2/)
   assert.match(human.stdout, /module\s+kind\s+in\s+out\s+R\s+K\s+adapters\s+bytes\s+saved\s+error mean\s+error max/)
-  const u = runCli(['unpack', out, '--slot', '1', '--out', join(tmp.path, 'u1'), '--json'])
+  const u = await runCli(['unpack', out, '--slot', '1', '--out', join(tmp.path, 'u1'), '--json'])
   assert.is(u.status, 0, u.stderr)
   assert.is(JSON.parse(u.stdout).exact, false)
 })
 
-test('the human report is a table with a total row; --sweep takes adapter folders and writes nothing', () => {
-  const r = runCli(['compress', pack, '--out', join(tmp.path, 'h.safetensors'), '--max-error', '0.5'])
+test('the human report is a table with a total row; --sweep takes adapter folders and writes nothing', async () => {
+  const r = await runCli(['compress', pack, '--out', join(tmp.path, 'h.safetensors'), '--max-error', '0.5'])
   assert.is(r.status, 0, r.stderr)
   assert.match(r.stdout, /module\s+R\s+K\s+before\s+after\s+saved\s+error mean\s+error max/)
   assert.match(r.stdout, /\ntotal\s/)
   assert.match(r.stdout, /worst adapter: adapter-000\d/)
-  const s = runCli(['compress', adapters, '--sweep', '--json'])
+  const s = await runCli(['compress', adapters, '--sweep', '--json'])
   assert.is(s.status, 0, s.stderr)
   const sweep = JSON.parse(s.stdout)
   assert.equal(sweep.ranks.slice(0, 2), [1, 2])
   assert.equal(Object.keys(sweep.sweep[0]).sort(), ['K', 'modules', 'totals'])
 })
 
-test('bad flags and inputs: exit 2 with one line in both modes, and no output file', () => {
+test('bad flags and inputs: exit 2 with one line in both modes, and no output file', async () => {
   const out = join(tmp.path, 'bad.safetensors')
   const cases: Array<[string[], RegExp]> = [
     [[pack, '--out', out, '--rank', '0'], /--rank must be a positive integer \(got 0\)/],
@@ -68,10 +68,10 @@ test('bad flags and inputs: exit 2 with one line in both modes, and no output fi
     [[pack, '--out', out, '--rank', '2', '--max-error', '0.1'], /cannot also be provided|--max-error=0.1 cannot/],
   ]
   for (const [args, message] of cases) {
-    const plain = runCli(['compress', ...args])
+    const plain = await runCli(['compress', ...args])
     assert.is(plain.status, 2, `${args.join(' ')}: ${plain.stderr}`)
     assert.match(plain.stderr, message)
-    const json = runCli(['compress', ...args, '--json'])
+    const json = await runCli(['compress', ...args, '--json'])
     assert.is(json.status, 2)
     assert.ok(JSON.parse(json.stdout).error.message.length > 0)
     assert.not.ok(existsSync(out))

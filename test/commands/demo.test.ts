@@ -11,8 +11,8 @@ const test = suite('command demo')
 const SMALL = ['demo', '--size', 'small']
 const STEPS = ['synth', 'pack', 'compress', 'merge', 'bench']
 
-test('--json: stdout is one JSON document with every step\'s report; the temporary folder is removed', () => {
-  const r = runCli([...SMALL, '--json'])
+test('--json: stdout is one JSON document with every step\'s report; the temporary folder is removed', async () => {
+  const r = await runCli([...SMALL, '--json'])
   assert.is(r.status, 0, r.stderr)
   const report = JSON.parse(r.stdout)
   assert.equal(Object.keys(report.steps), STEPS)
@@ -24,11 +24,11 @@ test('--json: stdout is one JSON document with every step\'s report; the tempora
   assert.is(report.settings.adapters, 12)
 })
 
-test('--out keeps the artifacts; the human output explains each step, shows the tables and the summary', () => {
+test('--out keeps the artifacts; the human output explains each step, shows the tables and the summary', async () => {
   const tmp = tempDir()
   try {
     const out = join(tmp.path, 'demo')
-    const r = runCli([...SMALL, '--out', out])
+    const r = await runCli([...SMALL, '--out', out])
     assert.is(r.status, 0, r.stderr)
     for (const n of [1, 2, 3, 4, 5]) assert.match(r.stdout, new RegExp(`== ${n}/5 `))
     assert.match(r.stdout, /K\s+before\s+after\s+saved\s+error mean\s+error max/)
@@ -40,11 +40,11 @@ test('--out keeps the artifacts; the human output explains each step, shows the 
     assert.equal(readdirSync(out).sort(), ['adapters', 'base', 'bench.json', 'bench.svg', 'merged-nf4', 'merged-q4_0.gguf', 'pack.safetensors', 'shared-b.safetensors'])
     assert.is(r.stderr, '', 'no progress bars or warnings off a terminal')
 
-    const again = runCli([...SMALL, '--out', out])
+    const again = await runCli([...SMALL, '--out', out])
     assert.is(again.status, 2)
     assert.match(again.stderr, /^Error: demo --out .*: the folder is not empty .*--force/)
     assert.is(again.stdout, '')
-    const json = runCli([...SMALL, '--out', out, '--json'])
+    const json = await runCli([...SMALL, '--out', out, '--json'])
     assert.is(json.status, 2)
     assert.is(JSON.parse(json.stdout).error.code, 'OUTPUT_EXISTS')
   } finally {
@@ -52,12 +52,12 @@ test('--out keeps the artifacts; the human output explains each step, shows the 
   }
 })
 
-test('--force writes into a non-empty folder and leaves other files alone', () => {
+test('--force writes into a non-empty folder and leaves other files alone', async () => {
   const tmp = tempDir()
   try {
     writeFileSync(join(tmp.path, 'notes.txt'), 'mine')
     writeFileSync(join(tmp.path, 'pack.safetensors'), 'an older pack')
-    const r = runCli([...SMALL, '--out', tmp.path, '--force', '--json'])
+    const r = await runCli([...SMALL, '--out', tmp.path, '--force', '--json'])
     assert.is(r.status, 0, r.stderr)
     assert.ok(existsSync(join(tmp.path, 'notes.txt')))
     const report = JSON.parse(r.stdout)
@@ -92,12 +92,12 @@ test('SIGINT removes the temporary folder', async () => {
   assert.not.ok(existsSync(folder!), `${folder} should be removed`)
 })
 
-test('--out naming a file: exit 2', () => {
+test('--out naming a file: exit 2', async () => {
   const tmp = tempDir()
   try {
     const file = join(tmp.path, 'f')
     writeFileSync(file, 'x')
-    const r = runCli([...SMALL, '--out', file])
+    const r = await runCli([...SMALL, '--out', file])
     assert.is(r.status, 2)
     assert.match(r.stderr, /is not a folder/)
   } finally {
@@ -105,7 +105,7 @@ test('--out naming a file: exit 2', () => {
   }
 })
 
-test('wrap: prose broken at spaces into lines of at most 100 characters, continuation indented', () => {
+test('wrap: prose broken at spaces into lines of at most 100 characters, continuation indented', async () => {
   const words = Array.from({length: 40}, (_, i) => `w${String(i).padStart(3, '0')}`)
   const lines = wrap(words.join(' '), '  ').split('\n')
   assert.equal(lines, [words.slice(0, 20).join(' '), `  ${words.slice(20, 39).join(' ')}`, `  ${words[39]}`])

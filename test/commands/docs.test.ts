@@ -18,7 +18,7 @@ test('every command answers --help with exit 0', async () => {
   const ids = config.commands.map((c) => c.id)
   assert.ok(ids.length >= 4, `found commands: ${ids.join(', ')}`)
   for (const id of ids) {
-    const r = runCli([...id.split(':'), '--help'])
+    const r = await runCli([...id.split(':'), '--help'])
     assert.is(r.status, 0, `${id}: ${r.stderr}`)
     assert.match(r.stdout, /USAGE/, id)
     assert.match(r.stdout, /--json/, `${id} offers --json`)

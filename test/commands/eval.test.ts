@@ -9,15 +9,14 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {STORIES, haveStories} from '../helpers/decoder-fixtures.js'
+import {STORIES, storiesMissing} from '../helpers/decoder-fixtures.js'
 import {referenceDocuments, storiesEncoder} from '../helpers/eval-reference.js'
-import {runCli, tempDir} from '../helpers/index.js'
+import {runCli, skipIf, tempDir} from '../helpers/index.js'
 import {LlamaReference, meanNll} from '../helpers/llama-reference.js'
 import {DEFAULT_VARIANTS} from '../../src/core/eval/variants/registry.js'
 
-const have = haveStories('commands/eval')
 const test = suite('commands/eval')
-const real = have ? test : test.skip
+const real = skipIf(test, storiesMissing())
 const tmp = tempDir('lora-eval-cmd-')
 test.after(() => tmp.cleanup())
 
@@ -27,7 +26,7 @@ const EVAL_TXT = join(STORIES, 'eval.txt')
 const LINE = join(tmp.path, 'first-line.txt')
 
 real('the issue\'s command: reference perplexity equal to the float64 figure over all of eval.txt, every field of the --json schema', async () => {
-  const r = runCli(['eval', '--base', HF, '--adapter', ADAPTER, '--text', EVAL_TXT, '--json'])
+  const r = await runCli(['eval', '--base', HF, '--adapter', ADAPTER, '--text', EVAL_TXT, '--json'])
   assert.is(r.status, 0, r.stderr)
   const out = JSON.parse(r.stdout)
   // float64: the adapter merged in float64 equals it applied unmerged; every document from BOS, every position
@@ -55,10 +54,10 @@ real('the issue\'s command: reference perplexity equal to the float64 figure ove
   assert.is(out.gate, null)
 })
 
-real('--max-kld: exit 1 above the threshold and 0 below, plain and --json; base is not gated', () => {
+real('--max-kld: exit 1 above the threshold and 0 below, plain and --json; base is not gated', async () => {
   writeFileSync(LINE, `${referenceDocuments(readFileSync(EVAL_TXT, 'utf8'))[0]!.split('\n')[0]}\n`)
   const args = ['eval', '--base', HF, '--adapter', ADAPTER, '--text', LINE, '--variants', 'base,merge-then-quantize:q4_0']
-  const json = runCli([...args, '--json', '--max-kld', '0.01'])
+  const json = await runCli([...args, '--json', '--max-kld', '0.01'])
   assert.is(json.status, 1, json.stderr)
   const failed = JSON.parse(json.stdout)
   assert.equal(failed.gate.failing.map((f: {variant: string}) => f.variant), ['merge-then-quantize:q4_0'])
@@ -66,22 +65,22 @@ real('--max-kld: exit 1 above the threshold and 0 below, plain and --json; base 
   const kl = failed.variants.find((v: {variant: string}) => v.variant === 'merge-then-quantize:q4_0').kld.mean
   assert.ok(failed.variants.find((v: {variant: string}) => v.variant === 'base').kld.mean > 0.01) // above, but the base is not gated
 
-  const plain = runCli([...args, '--max-kld', '0.01'])
+  const plain = await runCli([...args, '--max-kld', '0.01'])
   assert.is(plain.status, 1)
   assert.match(plain.stdout, /merge-then-quantize:q4_0/)
   assert.match(plain.stderr, /--max-kld 0.01: 1 variant exceeds it \(worst: merge-then-quantize:q4_0, mean KL /)
   assert.is(plain.stderr.trim().split('\n').length, 1)
 
   const above = String(kl * 1.01)
-  const passJson = runCli([...args, '--json', '--max-kld', above])
+  const passJson = await runCli([...args, '--json', '--max-kld', above])
   assert.is(passJson.status, 0, passJson.stderr)
   assert.equal(JSON.parse(passJson.stdout).gate, {max_kld: Number(above), passed: true, failing: []})
-  const passPlain = runCli([...args, '--max-kld', above])
+  const passPlain = await runCli([...args, '--max-kld', above])
   assert.is(passPlain.status, 0, passPlain.stderr)
   assert.match(passPlain.stdout, /^reference \(base \+ adapters unmerged, float32: lora_medium\): PPL /)
 })
 
-real('bad input: one line, exit 2, in both modes', () => {
+real('bad input: one line, exit 2, in both modes', async () => {
   const base = ['eval', '--base', HF]
   // [arguments, code, message, both modes (else plain only)]
   const cases: Array<[string[], string, RegExp, boolean]> = [
@@ -92,12 +91,12 @@ real('bad input: one line, exit 2, in both modes', () => {
     [['--text', join(tmp.path, 'absent.txt')], 'IO_ENOENT', /absent\.txt: no such file/, true],
   ]
   for (const [extra, code, message, json] of cases) {
-    const plain = runCli([...base, ...extra])
+    const plain = await runCli([...base, ...extra])
     assert.is(plain.status, 2, extra.join(' '))
     assert.match(plain.stderr, message)
     assert.is(plain.stderr.trim().split('\n').length, 1, plain.stderr)
     if (!json) continue
-    const out = runCli([...base, ...extra, '--json'])
+    const out = await runCli([...base, ...extra, '--json'])
     assert.is(out.status, 2)
     assert.is(JSON.parse(out.stdout).error.code, code)
   }

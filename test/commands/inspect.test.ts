@@ -5,17 +5,17 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {planFile} from '../../src/core/formats/safetensors-header.js'
-import {REAL_ADAPTERS, REPO_ROOT, haveRealAdapters, runCli, tempDir} from '../helpers/index.js'
+import {REAL_ADAPTERS, REPO_ROOT, realAdaptersMissing, runCli, skipIf, tempDir} from '../helpers/index.js'
 
 const test = suite('command inspect')
 
-test('--json on a synthetic adapter has the documented shape', () => {
+test('--json on a synthetic adapter has the documented shape', async () => {
   const tmp = tempDir()
   try {
-    const synth = runCli(['synth', 'adapters', '--out', join(tmp.path, 'ad'), '--count', '4', '--hidden', '64', '--intermediate', '96', '--layers', '2', '--json'])
+    const synth = await runCli(['synth', 'adapters', '--out', join(tmp.path, 'ad'), '--count', '4', '--hidden', '64', '--intermediate', '96', '--layers', '2', '--json'])
     assert.is(synth.status, 0, synth.stderr)
     assert.is(JSON.parse(synth.stdout).count, 4)
-    const r = runCli(['inspect', join(tmp.path, 'ad/adapter-0003'), '--json'])
+    const r = await runCli(['inspect', join(tmp.path, 'ad/adapter-0003'), '--json'])
     assert.is(r.status, 0, r.stderr)
     const report = JSON.parse(r.stdout)
     assert.equal(Object.keys(report).sort(), ['adapter', 'bytes', 'kind', 'metadata', 'path', 'tensors'])
@@ -28,7 +28,7 @@ test('--json on a synthetic adapter has the documented shape', () => {
     assert.equal(a.modules[0], {name: 'model.layers.0.self_attn.q_proj', kind: 'linear', in: 64, out: 64, r: 16, scaling: 2})
     // bytes is the file size on disk
     assert.is(report.bytes, report.tensors.reduce((s: number, t: {bytes: number}) => s + t.bytes, 0) + 8 + new DataView(new Uint8Array(spawnSync('head', ['-c', '8', join(tmp.path, 'ad/adapter-0003/adapter_model.safetensors')]).stdout).buffer).getUint32(0, true))
-    const human = runCli(['inspect', join(tmp.path, 'ad/adapter-0003')])
+    const human = await runCli(['inspect', join(tmp.path, 'ad/adapter-0003')])
     assert.is(human.status, 0)
     assert.match(human.stdout, /r = 16, lora_alpha = 32, scaling = 2\.0000/)
     assert.match(human.stdout, /model\.layers\.1\.self_attn\.o_proj\s+linear\s+64\s+64\s+16/)
@@ -37,22 +37,22 @@ test('--json on a synthetic adapter has the documented shape', () => {
   }
 })
 
-test('bad input: exit 2 and one line on stderr in plain mode, a JSON error under --json', () => {
+test('bad input: exit 2 and one line on stderr in plain mode, a JSON error under --json', async () => {
   const tmp = tempDir()
   try {
     const bad = join(tmp.path, 'bad.safetensors')
     writeFileSync(bad, Buffer.from('\r\n'))
-    const plain = runCli(['inspect', bad])
+    const plain = await runCli(['inspect', bad])
     assert.is(plain.status, 2)
     assert.is(plain.stdout, '')
     assert.is(plain.stderr.trim().split('\n').length, 1, plain.stderr)
     assert.match(plain.stderr, /^Error: read .*bad\.safetensors: file is 2 bytes, shorter than the 8-byte header length prefix\n$/)
-    const json = runCli(['inspect', bad, '--json'])
+    const json = await runCli(['inspect', bad, '--json'])
     assert.is(json.status, 2)
     const parsed = JSON.parse(json.stdout)
     assert.is(parsed.error.code, 'SAFETENSORS_TOO_SHORT')
     assert.is(parsed.error.exitCode, 2)
-    const missing = runCli(['inspect', join(tmp.path, 'nope')])
+    const missing = await runCli(['inspect', join(tmp.path, 'nope')])
     assert.is(missing.status, 2)
     assert.match(missing.stderr, /^Error: read .*nope: no such file or directory\n$/)
   } finally {
@@ -60,16 +60,16 @@ test('bad input: exit 2 and one line on stderr in plain mode, a JSON error under
   }
 })
 
-test('usage errors exit 2 with oclif\'s help hint, never a stack trace', () => {
-  const r = runCli(['synth', 'adapters', '--count', '3'])
+test('usage errors exit 2 with oclif\'s help hint, never a stack trace', async () => {
+  const r = await runCli(['synth', 'adapters', '--count', '3'])
   assert.is(r.status, 2)
   assert.match(r.stderr, /Missing required flag out/)
   assert.match(r.stderr, /See more help with --help/)
   assert.not.match(r.stderr, /\n\s+at /)
-  const flag = runCli(['synth', 'adapters', '--out', '/tmp/x', '--ranks', '8,-1'])
+  const flag = await runCli(['synth', 'adapters', '--out', '/tmp/x', '--ranks', '8,-1'])
   assert.is(flag.status, 2)
   assert.match(flag.stderr, /--ranks expects comma-separated positive integers/)
-  const json = runCli(['synth', 'adapters', '--json'])
+  const json = await runCli(['synth', 'adapters', '--json'])
   assert.is(json.status, 2)
   assert.is(JSON.parse(json.stdout).error.code, 'USAGE')
 })
@@ -89,7 +89,10 @@ test('inspect reads only the header of a 1 GB file: fast and under 100 MB of mem
       const start = performance.now()
       const report = await inspectPath(${JSON.stringify(path)})
       const ms = performance.now() - start
-      console.log(JSON.stringify({tensors: report.tensors.length, bytes: report.bytes, ms, maxRssKiB: process.resourceUsage().maxRSS}))
+      // this process's own peak (VmHWM): maxRSS also counts the parent's pages at the fork before exec
+      const fs = await import('node:fs')
+      const hwm = fs.existsSync('/proc/self/status') ? /VmHWM:\\s*(\\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8')) : null
+      console.log(JSON.stringify({tensors: report.tensors.length, bytes: report.bytes, ms, maxRssKiB: hwm ? Number(hwm[1]) : process.resourceUsage().maxRSS}))
     `
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {encoding: 'utf8'})
     assert.is(child.status, 0, child.stderr)
@@ -104,9 +107,9 @@ test('inspect reads only the header of a 1 GB file: fast and under 100 MB of mem
 })
 
 {
-  const realTest = haveRealAdapters('command inspect') ? test : test.skip
-  realTest('inspects the real tiny base model as a model folder', () => {
-    const r = runCli(['inspect', join(REAL_ADAPTERS, '_base-models/tiny-gpt2-n_embd2'), '--json'])
+  const realTest = skipIf(test, realAdaptersMissing())
+  realTest('inspects the real tiny base model as a model folder', async () => {
+    const r = await runCli(['inspect', join(REAL_ADAPTERS, '_base-models/tiny-gpt2-n_embd2'), '--json'])
     assert.is(r.status, 0, r.stderr)
     const report = JSON.parse(r.stdout)
     assert.is(report.kind, 'model')

@@ -8,15 +8,14 @@ import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {STORIES, haveStories} from '../helpers/decoder-fixtures.js'
+import {STORIES, storiesMissing} from '../helpers/decoder-fixtures.js'
 import {referenceDocuments} from '../helpers/eval-reference.js'
-import {runCli, tempDir} from '../helpers/index.js'
+import {runCli, skipIf, tempDir} from '../helpers/index.js'
 import {evaluateVariants} from '../../src/core/eval/run-eval.js'
 import {parseVariantList} from '../../src/core/eval/variants/registry.js'
 
-const have = haveStories('commands/merge --eval')
 const test = suite('commands/merge --eval')
-const real = have ? test : test.skip
+const real = skipIf(test, storiesMissing())
 const tmp = tempDir('lora-merge-eval-')
 test.after(() => tmp.cleanup())
 
@@ -27,7 +26,7 @@ const LINE = join(tmp.path, 'first-line.txt')
 real('--json: the eval table of the written nf4 model, equal to the in-memory merge-then-quantize build, with its control', async () => {
   writeFileSync(LINE, `${referenceDocuments(readFileSync(join(STORIES, 'eval.txt'), 'utf8'))[0]!.split('\n')[0]}\n`)
   const out = join(tmp.path, 'merged-nf4')
-  const r = runCli(['merge', '--base', HF, '--adapter', ADAPTER, '--out', out, '--quantize', 'nf4', '--eval', LINE, '--json'])
+  const r = await runCli(['merge', '--base', HF, '--adapter', ADAPTER, '--out', out, '--quantize', 'nf4', '--eval', LINE, '--json'])
   assert.is(r.status, 0, r.stderr)
   const json = JSON.parse(r.stdout)
   assert.ok(json.report.totals.merge_then_quantize, 'the weight-space report is still there')
@@ -40,21 +39,21 @@ real('--json: the eval table of the written nf4 model, equal to the in-memory me
   assert.ok(Math.abs(written.adapter_retained_output - memory.variants[0]!.adapter_retained_output!) < 1e-4)
 })
 
-real('--max-kld gates the written model: exit 1 above (plain and --json), 0 below; it needs --eval', () => {
+real('--max-kld gates the written model: exit 1 above (plain and --json), 0 below; it needs --eval', async () => {
   const args = (out: string) => ['merge', '--base', HF, '--adapter', ADAPTER, '--out', join(tmp.path, out), '--dtype', 'f16', '--eval', LINE]
-  const failed = runCli([...args('f16-a'), '--max-kld', '1e-9', '--json'])
+  const failed = await runCli([...args('f16-a'), '--max-kld', '1e-9', '--json'])
   assert.is(failed.status, 1, failed.stderr)
   const json = JSON.parse(failed.stdout)
   assert.equal([json.error.code, json.eval.gate.failing.map((f: {variant: string}) => f.variant)], ['MAX_KLD_EXCEEDED', ['file:f16-a']])
   assert.is(json.eval.variants.find((v: {variant: string}) => v.variant === 'file:f16-a').control.model, 'rounded-base:f16')
   assert.ok(existsSync(join(tmp.path, 'f16-a/model.safetensors')), 'the merged model is written before the gate')
-  const plain = runCli([...args('f16-b'), '--max-kld', '1e-9'])
+  const plain = await runCli([...args('f16-b'), '--max-kld', '1e-9'])
   assert.is(plain.status, 1)
   assert.match(plain.stdout, /output on .*first-line\.txt:\nreference \(base \+ adapters unmerged, float32: lora_medium\)/)
   assert.match(plain.stderr, /--max-kld 1e-9: 1 variant exceeds it \(worst: file:f16-b/)
-  const passed = runCli([...args('f16-c'), '--max-kld', '0.01'])
+  const passed = await runCli([...args('f16-c'), '--max-kld', '0.01'])
   assert.is(passed.status, 0, passed.stderr)
-  const alone = runCli(['merge', '--base', HF, '--adapter', ADAPTER, '--out', join(tmp.path, 'f16-d'), '--max-kld', '0.01'])
+  const alone = await runCli(['merge', '--base', HF, '--adapter', ADAPTER, '--out', join(tmp.path, 'f16-d'), '--max-kld', '0.01'])
   assert.is(alone.status, 2)
   assert.match(alone.stderr, /--max-kld needs --eval/)
 })

@@ -20,10 +20,10 @@ test.before(async () => {
 })
 test.after(() => dir.cleanup())
 
-test('--json: the result with the quality report shaped {tensors: [{name, (a), (b), (c)}], totals}, and a report file', () => {
+test('--json: the result with the quality report shaped {tensors: [{name, (a), (b), (c)}], totals}, and a report file', async () => {
   const out = join(dir.path, 'o1')
   const report = join(dir.path, 'o1.json')
-  const r = runCli(['merge', '--base', base, '--adapter', adapter, '--out', out, '--quantize', 'nf4', '--probe', '32', '--report', report, '--json'])
+  const r = await runCli(['merge', '--base', base, '--adapter', adapter, '--out', out, '--quantize', 'nf4', '--probe', '32', '--report', report, '--json'])
   assert.is(r.status, 0, r.stderr)
   const json = JSON.parse(r.stdout)
   assert.is(json.quantize, 'nf4')
@@ -36,30 +36,30 @@ test('--json: the result with the quality report shaped {tensors: [{name, (a), (
   assert.ok(existsSync(join(out, 'model.safetensors')))
 })
 
-test('--max-loss: exit 1 when breached (both output modes, output and report still written), 0 otherwise', () => {
-  const plain = runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g1'), '--quantize', 'q4_0', '--probe', '16', '--max-loss', '0.01', '--report', join(dir.path, 'g1.json')])
+test('--max-loss: exit 1 when breached (both output modes, output and report still written), 0 otherwise', async () => {
+  const plain = await runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g1'), '--quantize', 'q4_0', '--probe', '16', '--max-loss', '0.01', '--report', join(dir.path, 'g1.json')])
   assert.is(plain.status, 1, plain.stderr)
   assert.match(plain.stderr, /^Error: --max-loss 0\.01: 2 merged tensors keep less than 0\.99 of the adapter \(worst: /m)
   assert.match(plain.stdout, /\(a\) retained/)
   assert.ok(existsSync(join(dir.path, 'g1')) && existsSync(join(dir.path, 'g1.json')))
-  const json = runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g2'), '--quantize', 'q4_0', '--probe', '16', '--max-loss', '0.01', '--json'])
+  const json = await runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g2'), '--quantize', 'q4_0', '--probe', '16', '--max-loss', '0.01', '--json'])
   assert.is(json.status, 1)
   const parsed = JSON.parse(json.stdout)
   assert.is(parsed.error.code, 'MAX_LOSS_EXCEEDED')
   assert.is(parsed.error.exitCode, 1)
   assert.is(parsed.gate.passed, false)
   assert.ok(parsed.report.tensors.length === 2)
-  const ok = runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g3'), '--probe', '16', '--max-loss', '0.01', '--json'])
+  const ok = await runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g3'), '--probe', '16', '--max-loss', '0.01', '--json'])
   assert.is(ok.status, 0, ok.stderr)
   assert.is(JSON.parse(ok.stdout).gate.passed, true)
 })
 
-test('bad input exits 2 with one line naming the problem, and leaves no output folder', () => {
+test('bad input exits 2 with one line naming the problem, and leaves no output folder', async () => {
   const out = join(dir.path, 'bad')
-  const missing = runCli(['merge', '--base', join(dir.path, 'nope'), '--adapter', adapter, '--out', out])
+  const missing = await runCli(['merge', '--base', join(dir.path, 'nope'), '--adapter', adapter, '--out', out])
   assert.is(missing.status, 2)
   assert.match(missing.stderr, /^Error: read .*nope: no such file or directory\n$/)
-  const weights = runCli(['merge', '--base', base, '--adapter', adapter, '--weight', '1', '--weight', '2', '--out', out, '--json'])
+  const weights = await runCli(['merge', '--base', base, '--adapter', adapter, '--weight', '1', '--weight', '2', '--out', out, '--json'])
   assert.is(weights.status, 2)
   assert.match(JSON.parse(weights.stdout).error.message, /2 --weight values for 1 --adapter folders/)
   assert.not.ok(existsSync(out))

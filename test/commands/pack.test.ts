@@ -6,17 +6,17 @@ import {runCli, tempDir} from '../helpers/index.js'
 
 const test = suite('command pack / unpack')
 
-function synth(dir: string, extra: string[] = []): void {
-  const r = runCli(['synth', 'adapters', '--out', dir, '--count', '3', '--ranks', '4,8', '--hidden', '32', '--intermediate', '48', '--layers', '2', '--json', ...extra])
+async function synth(dir: string, extra: string[] = []): Promise<void> {
+  const r = await runCli(['synth', 'adapters', '--out', dir, '--count', '3', '--ranks', '4,8', '--hidden', '32', '--intermediate', '48', '--layers', '2', '--json', ...extra])
   assert.is(r.status, 0, r.stderr)
 }
 
-test('pack --json prints the documented object alone; unpack and inspect read the pack', () => {
+test('pack --json prints the documented object alone; unpack and inspect read the pack', async () => {
   const tmp = tempDir()
   try {
-    synth(join(tmp.path, 'ad'))
+    await synth(join(tmp.path, 'ad'))
     const out = join(tmp.path, 'pack.safetensors')
-    const r = runCli(['pack', join(tmp.path, 'ad'), '--out', out, '--json'])
+    const r = await runCli(['pack', join(tmp.path, 'ad'), '--out', out, '--json'])
     assert.is(r.status, 0, r.stderr)
     assert.is(r.stderr, '')
     const result = JSON.parse(r.stdout)
@@ -27,20 +27,20 @@ test('pack --json prints the documented object alone; unpack and inspect read th
     // R = 8 everywhere; slot 0 and the rank-4 adapters' columns 4..7 are padding: (4·8 − 4 − 8 − 4)·(32 + 32)·2 bytes per module
     assert.is(result.padding_bytes, 8 * (4 * 8 - 16) * 64 * 2)
 
-    const u = runCli(['unpack', out, '--adapter', 'adapter-0001', '--out', join(tmp.path, 'u1'), '--json'])
+    const u = await runCli(['unpack', out, '--adapter', 'adapter-0001', '--out', join(tmp.path, 'u1'), '--json'])
     assert.is(u.status, 0, u.stderr)
     const unpacked = JSON.parse(u.stdout)
     assert.equal(Object.keys(unpacked).sort(), ['bytes', 'dtype', 'exact', 'modules', 'name', 'out', 'slot', 'warnings'])
     assert.equal([unpacked.name, unpacked.slot, unpacked.exact, unpacked.dtype], ['adapter-0001', 2, true, 'F16'])
     assert.ok(readFileSync(join(tmp.path, 'u1/adapter_model.safetensors')).equals(readFileSync(join(tmp.path, 'ad/adapter-0001/adapter_model.safetensors'))))
 
-    const i = runCli(['inspect', out, '--json'])
+    const i = await runCli(['inspect', out, '--json'])
     assert.is(i.status, 0, i.stderr)
     const report = JSON.parse(i.stdout)
     assert.is(report.kind, 'pack')
     assert.equal([report.pack.format, report.pack.slots, report.pack.adapters, report.pack.modules.length], ['lora-pack', 4, 3, 8])
     assert.is(report.pack.bytes.padding, result.padding_bytes)
-    const human = runCli(['inspect', out])
+    const human = await runCli(['inspect', out])
     assert.is(human.status, 0)
     assert.match(human.stdout, /lora-pack v1 by lora-toolkit .*: 3 adapters in 4 slots \(slot 0 = no adapter\), 8 modules, F16/)
     assert.match(human.stdout, /padding: 16\.00 KiB of zeros \(\d+\.\d% of the file\): rank padding 8\.00 KiB .*null slot 8\.00 KiB/)
@@ -50,23 +50,23 @@ test('pack --json prints the documented object alone; unpack and inspect read th
   }
 })
 
-test('plain output: a summary line on stdout; a glob and --list; warnings on stderr', () => {
+test('plain output: a summary line on stdout; a glob and --list; warnings on stderr', async () => {
   const tmp = tempDir()
   try {
-    synth(join(tmp.path, 'ad'))
-    synth(join(tmp.path, 'other'), ['--dtype', 'bf16', '--seed', '2'])
-    const r = runCli(['pack', join(tmp.path, 'ad/adapter-000[02]'), '--out', join(tmp.path, 'p.safetensors')])
+    await synth(join(tmp.path, 'ad'))
+    await synth(join(tmp.path, 'other'), ['--dtype', 'bf16', '--seed', '2'])
+    const r = await runCli(['pack', join(tmp.path, 'ad/adapter-000[02]'), '--out', join(tmp.path, 'p.safetensors')])
     assert.is(r.status, 0, r.stderr)
     assert.match(r.stdout, /^packed 2 adapters into .*p\.safetensors: 3 slots \(slot 0 = no adapter\), 8 modules, F16\n/)
     const list = join(tmp.path, 'list.txt')
     writeFileSync(list, `# two sets\n${join(tmp.path, 'ad/adapter-0000')}\n\n${join(tmp.path, 'other')}/adapter-000[1]\n`)
-    const listed = runCli(['pack', '--list', list, '--out', join(tmp.path, 'q.safetensors')])
+    const listed = await runCli(['pack', '--list', list, '--out', join(tmp.path, 'q.safetensors')])
     assert.is(listed.status, 0, listed.stderr)
     assert.match(listed.stdout, /^packed 2 adapters/)
     assert.match(listed.stderr, /^Warning: adapters store different dtypes \(F16: 8 modules, BF16: 8 modules\); packed as F32 \(exact\); choose with --dtype\n$/)
     // the second set repeats the folder names of the first
     writeFileSync(list, `${join(tmp.path, 'ad')}\n${join(tmp.path, 'other')}/*\n`)
-    const clash = runCli(['pack', '--list', list, '--out', join(tmp.path, 'r.safetensors')])
+    const clash = await runCli(['pack', '--list', list, '--out', join(tmp.path, 'r.safetensors')])
     assert.is(clash.status, 2)
     assert.match(clash.stderr, /^Error: pack: adapters .*ad\/adapter-0000 and .*other\/adapter-0000 are both named "adapter-0000" \(names must be unique: rename a folder or use --names-from config\)\n$/)
     assert.not.ok(existsSync(join(tmp.path, 'r.safetensors')))
@@ -75,30 +75,30 @@ test('plain output: a summary line on stdout; a glob and --list; warnings on std
   }
 })
 
-test('bad input: exit 2, one line on stderr or a JSON error, no output file', () => {
+test('bad input: exit 2, one line on stderr or a JSON error, no output file', async () => {
   const tmp = tempDir()
   try {
-    synth(join(tmp.path, 'ad'))
+    await synth(join(tmp.path, 'ad'))
     const out = join(tmp.path, 'p.safetensors')
-    const plain = runCli(['pack', join(tmp.path, 'nothing-*'), '--out', out])
+    const plain = await runCli(['pack', join(tmp.path, 'nothing-*'), '--out', out])
     assert.is(plain.status, 2)
     assert.is(plain.stdout, '')
     assert.match(plain.stderr, /^Error: glob ".*nothing-\*" matches nothing\n$/)
-    const json = runCli(['pack', join(tmp.path, 'nothing-*'), '--out', out, '--json'])
+    const json = await runCli(['pack', join(tmp.path, 'nothing-*'), '--out', out, '--json'])
     assert.is(json.status, 2)
     assert.equal(JSON.parse(json.stdout).error.code, 'PACK_GLOB_NO_MATCH')
-    const none = runCli(['pack', '--out', out])
+    const none = await runCli(['pack', '--out', out])
     assert.is(none.status, 2)
     assert.match(none.stderr, /give adapter folders, globs, or --list FILE/)
     assert.equal(readdirSync(tmp.path), ['ad'])
 
-    const good = runCli(['pack', join(tmp.path, 'ad'), '--out', out])
+    const good = await runCli(['pack', join(tmp.path, 'ad'), '--out', out])
     assert.is(good.status, 0)
-    const both = runCli(['unpack', out, '--adapter', 'adapter-0000', '--slot', '1', '--out', join(tmp.path, 'u')])
+    const both = await runCli(['unpack', out, '--adapter', 'adapter-0000', '--slot', '1', '--out', join(tmp.path, 'u')])
     assert.is(both.status, 2)
-    const slot0 = runCli(['unpack', out, '--slot', '0', '--out', join(tmp.path, 'u')])
+    const slot0 = await runCli(['unpack', out, '--slot', '0', '--out', join(tmp.path, 'u')])
     assert.is(slot0.status, 2)
-    const unknown = runCli(['unpack', out, '--adapter', 'nope', '--out', join(tmp.path, 'u'), '--json'])
+    const unknown = await runCli(['unpack', out, '--adapter', 'nope', '--out', join(tmp.path, 'u'), '--json'])
     assert.is(unknown.status, 2)
     assert.is(JSON.parse(unknown.stdout).error.code, 'PACK_NO_SUCH_ADAPTER')
     assert.not.ok(existsSync(join(tmp.path, 'u')))

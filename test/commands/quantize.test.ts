@@ -18,8 +18,8 @@ test.before(async () => {
 })
 test.after(() => dir.cleanup())
 
-test('--json result; tensors the scheme cannot hold are listed as kept', () => {
-  const r = runCli(['quantize', base, '--out', join(dir.path, 'q.gguf'), '--scheme', 'q4_0', '--json'])
+test('--json result; tensors the scheme cannot hold are listed as kept', async () => {
+  const r = await runCli(['quantize', base, '--out', join(dir.path, 'q.gguf'), '--scheme', 'q4_0', '--json'])
   assert.is(r.status, 0, r.stderr)
   const json = JSON.parse(r.stdout)
   assert.is(json.format, 'gguf')
@@ -28,14 +28,14 @@ test('--json result; tensors the scheme cannot hold are listed as kept', () => {
   assert.ok(existsSync(join(dir.path, 'q.gguf')))
 })
 
-test('human output, and usage errors exit 2 in both modes without output', () => {
-  const ok = runCli(['quantize', base, '--out', join(dir.path, 'nf4'), '--scheme', 'nf4', '--double-quant'])
+test('human output, and usage errors exit 2 in both modes without output', async () => {
+  const ok = await runCli(['quantize', base, '--out', join(dir.path, 'nf4'), '--scheme', 'nf4', '--double-quant'])
   assert.is(ok.status, 0, ok.stderr)
   assert.match(ok.stdout, /2 tensors in nf4 \(block 64, double quant\)/)
-  const bad = runCli(['quantize', base, '--out', join(dir.path, 'x'), '--scheme', 'nf4', '--format', 'gguf'])
+  const bad = await runCli(['quantize', base, '--out', join(dir.path, 'x'), '--scheme', 'nf4', '--format', 'gguf'])
   assert.is(bad.status, 2)
   assert.match(bad.stderr, /^Error: --format gguf: nf4 is written as safetensors\n$/)
-  const badJson = runCli(['quantize', base, '--out', join(dir.path, 'x'), '--scheme', 'q4_0', '--block-size', '64', '--json'])
+  const badJson = await runCli(['quantize', base, '--out', join(dir.path, 'x'), '--scheme', 'q4_0', '--block-size', '64', '--json'])
   assert.is(badJson.status, 2)
   assert.match(JSON.parse(badJson.stdout).error.message, /Q4_0 blocks are always 32 elements/)
   assert.not.ok(existsSync(join(dir.path, 'x')))

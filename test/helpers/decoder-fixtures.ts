@@ -23,6 +23,12 @@ export const STORIES_GREEDY =
   'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.'
 
 /** Whether stories260K is present; prints the skip reason when not. */
+/** Why the stories260K tests cannot run here, or undefined when they can: `skipIf(test, storiesMissing())` lists every skipped test with this reason. */
+export function storiesMissing(): string | undefined {
+  const ok = existsSync(join(STORIES, 'hf/config.json')) && existsSync(join(STORIES, 'gguf/stories260K.gguf'))
+  return ok ? undefined : `${STORIES} is absent (stories260K, see ../shared/real-models/PROVENANCE.md)`
+}
+
 export function haveStories(suite: string): boolean {
   const ok = existsSync(join(STORIES, 'hf/config.json')) && existsSync(join(STORIES, 'gguf/stories260K.gguf'))
   if (!ok) console.log(`\n  [skip] ${suite}: ${STORIES} is absent, stories260K tests skipped`)

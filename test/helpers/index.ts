@@ -2,24 +2,29 @@
  * Shared test helpers: temporary folders, the real-adapter corpus in
  * ../shared, running the CLI, and tolerance checks.
  */
-import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join, resolve} from 'node:path'
+import {REPO_ROOT} from './run-cli.js'
 
-/** Repository root (tests run from dist/test/…). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+export {REPO_ROOT}
 
 /** The third-party adapter corpus; read in place, never copied. */
 export const REAL_ADAPTERS = resolve(REPO_ROOT, '../shared/real-adapters')
 
-/** Whether ../shared/real-adapters is present; prints the skip reason when not (use `ok ? test : test.skip` so skips are counted). */
-export function haveRealAdapters(suite: string): boolean {
-  const ok = existsSync(join(REAL_ADAPTERS, 'PROVENANCE.md'))
-  if (!ok) console.log(`\n  [skip] ${suite}: ${REAL_ADAPTERS} is absent, real-adapter tests skipped`)
-  return ok
+/** Why the real-adapter tests cannot run here (../shared/real-adapters is absent), or undefined when they can: `skipIf(test, realAdaptersMissing())`. */
+export function realAdaptersMissing(): string | undefined {
+  return existsSync(join(REAL_ADAPTERS, 'PROVENANCE.md')) ? undefined : `${REAL_ADAPTERS} is absent (the real-adapter corpus, see COMMON.md)`
 }
+
+/** @deprecated Kept for branches written against it: use `skipIf(test, realAdaptersMissing())`, which lists each skipped test with its reason. */
+export function haveRealAdapters(suite: string): boolean {
+  const missing = realAdaptersMissing()
+  if (missing) console.log(`\n  [skip] ${suite}: ${missing}`)
+  return missing === undefined
+}
+
+export {skipIf} from './skip.js'
 
 /** A fresh temporary folder; remove it with `cleanup`. */
 export function tempDir(prefix = 'lora-test-'): {path: string; cleanup: () => void} {
@@ -27,23 +32,7 @@ export function tempDir(prefix = 'lora-test-'): {path: string; cleanup: () => vo
   return {path, cleanup: () => rmSync(path, {recursive: true, force: true})}
 }
 
-export interface CliResult {
-  status: number
-  stdout: string
-  stderr: string
-}
-
-/** Run `bin/run.js` with arguments (a real process: exit codes and streams as a user sees them). */
-export function runCli(args: readonly string[], options: {cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number} = {}): CliResult {
-  const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin/run.js'), ...args], {
-    cwd: options.cwd ?? REPO_ROOT,
-    env: {...process.env, ...options.env, NO_COLOR: '1', FORCE_COLOR: '0'},
-    encoding: 'utf8',
-    timeout: options.timeout ?? 120_000,
-    maxBuffer: 64 * 1024 * 1024,
-  })
-  return {status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr}
-}
+export {type CliResult, type RunCliOptions, cliConfig, runCli, runCliProcess} from './run-cli.js'
 
 /** Largest |a[i] − b[i]|. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

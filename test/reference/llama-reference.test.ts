@@ -7,14 +7,13 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {REPO_ROOT} from '../helpers/index.js'
+import {REPO_ROOT, skipIf} from '../helpers/index.js'
 import {LlamaReference, argmax, klDivergence, logSoftmax, ropeInverseFrequencies} from '../helpers/llama-reference.js'
 
 const STORIES = resolve(REPO_ROOT, '../shared/real-models/stories260K')
 const have = existsSync(join(STORIES, 'hf/config.json'))
-if (!have) console.log(`\n  [skip] reference/llama-reference: ${STORIES} is absent, stories260K tests skipped`)
 const stories = suite('reference/llama-reference (stories260K)')
-const real = have ? stories : stories.skip
+const real = skipIf(stories, have ? undefined : `${STORIES} is absent (stories260K, see ../shared/real-models/PROVENANCE.md)`)
 
 real('greedy decoding from "Once upon a time" writes llama2.c\'s text', async () => {
   const model = await LlamaReference.fromHfFolder(join(STORIES, 'hf'))

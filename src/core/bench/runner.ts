@@ -24,6 +24,8 @@ export interface TimingOptions {
    * busy neighbour disturbs less: for comparing graphs on a shared machine, not for latency.
    */
   clock?: 'wall' | 'cpu'
+  /** A clock in milliseconds that replaces `clock` (tests pass a fake one that steps advance by hand). */
+  now?: () => number
   onProgress?: ProgressCallback
 }
 
@@ -50,7 +52,8 @@ export async function timeInterleaved(executors: readonly Executor[], steps: rea
       const e = executors[(i + round) % executors.length]!
       const mine = samples.get(e.label)!
       if (spent.get(e.label)! >= o.budgetMs && mine.length >= o.minSamples) continue
-      const bench = new Bench({...(o.clock === 'cpu' ? {now: cpuClock} : {}), time: 0, iterations: o.stepsPerRound, warmup: round === 0 && o.warmupSteps > 0, warmupIterations: o.warmupSteps, warmupTime: 0, throws: true})
+      const now = o.now ?? (o.clock === 'cpu' ? cpuClock : undefined)
+      const bench = new Bench({...(now ? {now} : {}), time: 0, iterations: o.stepsPerRound, warmup: round === 0 && o.warmupSteps > 0, warmupIterations: o.warmupSteps, warmupTime: 0, throws: true})
       bench.add(e.label, async () => {
         const k = next.get(e.label)!
         next.set(e.label, k + 1)

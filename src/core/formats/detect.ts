@@ -57,7 +57,8 @@ export async function detect(path: string): Promise<FileKind> {
  */
 export async function kindOf(probe: FormatProbe): Promise<FileKind> {
   for (const format of FILE_FORMATS) if (await format.matches(probe)) return format.kind
-  throw new InputError('UNKNOWN_FORMAT', `read ${probe.path}: not a file format lora reads (${FILE_FORMATS.map((f) => f.label).join(', ')})`)
+  // not an input error: the model format claims every folder, and the safetensors reader throws (saying why) for a file it cannot read
+  throw new Error(`detect ${probe.path}: no format of the registry matched (${FILE_FORMATS.map((f) => f.label).join(', ')}); the last ones should match every folder and file`)
 }
 
 /**

@@ -29,7 +29,15 @@ function runAll(): void {
   }
 }
 
+/**
+ * How long a signal waits before cleaning up: file operations already running on libuv's threads
+ * (a recursive mkdir of an output folder) land first, instead of recreating what the cleanup
+ * removed in the moment before the process ends. No JavaScript runs meanwhile, so none start.
+ */
+const SETTLE_MS = 100
+
 function onSignal(signal: NodeJS.Signals): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SETTLE_MS)
   runAll()
   uninstall()
   process.kill(process.pid, signal)

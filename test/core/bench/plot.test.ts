@@ -5,7 +5,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {renderThroughputSvg} from '../../../src/core/bench/plot.js'
 import type {BenchResult} from '../../../src/core/bench/report.js'
-import {tempDir} from '../../helpers/index.js'
+import {skipIf, tempDir} from '../../helpers/index.js'
 
 const test = suite('bench plot')
 
@@ -62,12 +62,8 @@ test('markers: a dashed vertical line with its label at the marked count, none o
   assert.ok(Math.abs(Number(markers[0]![2]) - want) < 0.1)
 })
 
-test('python3 parses it as XML when python3 is present', () => {
-  const probe = spawnSync('python3', ['-c', 'import xml.etree.ElementTree'], {encoding: 'utf8'})
-  if (probe.status !== 0) {
-    console.log('\n  [skip] plot XML parse: python3 is absent')
-    return
-  }
+const python3 = spawnSync('python3', ['-c', 'import xml.etree.ElementTree'], {encoding: 'utf8'}).status === 0
+skipIf(test, python3 ? undefined : 'python3 (with xml.etree) is absent')('python3 parses it as XML', () => {
   const tmp = tempDir()
   try {
     const path = join(tmp.path, 'p.svg')

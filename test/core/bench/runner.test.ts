@@ -14,17 +14,20 @@ test('latency stats: mean, median, nearest-rank p99', () => {
   assert.ok(Number.isNaN(latencyStats([]).mean))
 })
 
-function fakeExecutor(strategy: Strategy, ms: number, log: string[]): Executor {
+/** A clock that only moves when a fake step says so: the test measures no real time. */
+function fakeClock(): {now: () => number; advance: (ms: number) => void} {
+  let t = 0
+  return {now: () => t, advance: (ms) => void (t += ms)}
+}
+
+function fakeExecutor(strategy: Strategy, ms: number, log: string[], clock: {advance: (ms: number) => void}): Executor {
   return {
     strategy,
     label: strategy,
     weightBytes: 0,
     async run() {
       log.push(strategy)
-      const end = performance.now() + ms
-      while (performance.now() < end) {
-        // busy wait: a step of known length
-      }
+      clock.advance(ms) // a step of known length
       return new Float32Array(0)
     },
     async warm() {},
@@ -34,18 +37,23 @@ function fakeExecutor(strategy: Strategy, ms: number, log: string[]): Executor {
 
 test('strategies take turns, rotating the order each round; warm-up only in round one; slow ones stop at their budget', async () => {
   const log: string[] = []
-  const executors = [fakeExecutor('base', 1, log), fakeExecutor('gather', 2, log), fakeExecutor('merged', 12, log)]
-  const samples = await timeInterleaved(executors, [{slots: Int32Array.of(1)}], new Float32Array(0), {rounds: 4, stepsPerRound: 2, warmupSteps: 1, budgetMs: 20, minSamples: 3})
-  assert.is(samples.get('base')!.length, 8)
-  assert.is(samples.get('gather')!.length, 8)
-  // merged: 2 samples (~24 ms) in round 1, then 2 more (under minSamples), then over budget with 4 samples
-  assert.is(samples.get('merged')!.length, 4)
-  const base = latencyStats(samples.get('base')!)
-  const gather = latencyStats(samples.get('gather')!)
-  assert.ok(gather.p50 > base.p50, 'a longer step measures longer')
-  // round 1 order base, gather, merged (each with one warm-up step first); round 2 starts with gather
-  assert.equal(log.slice(0, 9), ['base', 'base', 'base', 'gather', 'gather', 'gather', 'merged', 'merged', 'merged'])
-  assert.equal(log.slice(9, 13), ['gather', 'gather', 'merged', 'merged'])
+  const clock = fakeClock()
+  const executors = [fakeExecutor('base', 1, log, clock), fakeExecutor('gather', 2, log, clock), fakeExecutor('merged', 12, log, clock)]
+  const samples = await timeInterleaved(executors, [{slots: Int32Array.of(1)}], new Float32Array(0), {rounds: 4, stepsPerRound: 2, warmupSteps: 1, budgetMs: 20, minSamples: 3, now: clock.now})
+  // every sample is the step's length on the fake clock
+  assert.equal(samples.get('base'), Array(8).fill(1))
+  assert.equal(samples.get('gather'), Array(8).fill(2), '16 ms spent: under the 20 ms budget')
+  // merged: 2 samples (24 ms) in round 1, 2 more in round 2 (under minSamples), then over budget with 4 samples
+  assert.equal(samples.get('merged'), Array(4).fill(12))
+  // round 1 order base, gather, merged, each with one warm-up step first; round 2 starts with gather,
+  // round 3 with merged (skipped: over budget), round 4 with base again
+  const turn = (s: string, n = 2) => Array(n).fill(s)
+  assert.equal(log, [
+    ...turn('base', 3), ...turn('gather', 3), ...turn('merged', 3),
+    ...turn('gather'), ...turn('merged'), ...turn('base'),
+    ...turn('base'), ...turn('gather'),
+    ...turn('base'), ...turn('gather'),
+  ])
 })
 
 test.run()

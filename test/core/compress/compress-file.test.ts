@@ -11,7 +11,7 @@ import {MatMulEngine} from '../../../src/core/linalg/matmul-engine.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {unpackAdapter} from '../../../src/core/unpack.js'
 import {synthesizeAdapters} from '../../../src/core/synth/adapters.js'
-import {REAL_ADAPTERS, haveRealAdapters, rejection, tempDir} from '../../helpers/index.js'
+import {REAL_ADAPTERS, realAdaptersMissing, rejection, skipIf, tempDir} from '../../helpers/index.js'
 import {writeFixtureAdapter} from '../../helpers/pack-fixtures.js'
 import {leftSingularVectors, product, projectionError, relativeDifference} from '../../helpers/reference-svd.js'
 
@@ -246,7 +246,7 @@ test('embedding LoRA modules compress under lora_embedding_A / lora_embedding_B_
   }
 })
 
-const realTest = haveRealAdapters('compress-file') ? test : test.skip
+const realTest = skipIf(test, realAdaptersMissing())
 
 realTest('real adapters (GPT-2, two alphas): reported errors equal the explicit float64 computation', async () => {
   const out = join(tmp.path, 'real.safetensors')

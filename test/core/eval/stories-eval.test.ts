@@ -13,9 +13,9 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {STORIES, haveStories} from '../../helpers/decoder-fixtures.js'
+import {STORIES, storiesMissing} from '../../helpers/decoder-fixtures.js'
 import {meanKl, quantizeReference, referenceDocuments, referenceLogProbs, roundReference, storiesEncoder} from '../../helpers/eval-reference.js'
-import {tempDir} from '../../helpers/index.js'
+import {skipIf, tempDir} from '../../helpers/index.js'
 import {LlamaReference, logSoftmax} from '../../helpers/llama-reference.js'
 import {EvalResult, VariantResult, evaluateVariants} from '../../../src/core/eval/run-eval.js'
 import {DEFAULT_VARIANTS, parseVariantList} from '../../../src/core/eval/variants/registry.js'
@@ -23,9 +23,8 @@ import {quantizeModel} from '../../../src/core/model-io/quantize-model.js'
 import type {QuantOptions} from '../../../src/core/quant/schemes.js'
 import {writeQuantizedGguf} from '../../helpers/decoder-fixtures.js'
 
-const have = haveStories('eval/stories')
 const test = suite('eval/stories260K (first line of eval.txt)')
-const real = have ? test : test.skip
+const real = skipIf(test, storiesMissing())
 const tmp = tempDir('lora-eval-stories-')
 test.after(() => tmp.cleanup())
 

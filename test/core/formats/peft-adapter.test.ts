@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import {InputError} from '../../../src/core/errors.js'
 import {LoraAdapter, parseAdapterKey} from '../../../src/core/formats/peft-adapter.js'
 import {AdapterTensor, loraKeys, peftLoraConfig, writeAdapter} from '../../../src/core/formats/peft-adapter-writer.js'
-import {REAL_ADAPTERS, haveRealAdapters, rejection, tempDir} from '../../helpers/index.js'
+import {REAL_ADAPTERS, realAdaptersMissing, rejection, skipIf, tempDir} from '../../helpers/index.js'
 
 const test = suite('peft-adapter')
 
@@ -184,7 +184,7 @@ const refused: Record<string, {code: string; message: RegExp}> = {
   '_non-peft/sd15-kohya-like-flattened': {code: 'ADAPTER_NO_CONFIG', message: /not a PEFT adapter folder/},
 }
 
-const realTest = haveRealAdapters('peft-adapter real corpus') ? test : test.skip
+const realTest = skipIf(test, realAdaptersMissing())
 {
   for (const [folder, e] of Object.entries(loads)) {
     realTest(`real adapter ${folder} loads`, async () => {

@@ -7,7 +7,7 @@ import {InputError} from '../../../src/core/errors.js'
 import {SafetensorsFile} from '../../../src/core/formats/safetensors-file.js'
 import {evaluateGate, mergeModel} from '../../../src/core/merge/merge-model.js'
 import {ModelReader} from '../../../src/core/model-io/model-reader.js'
-import {REAL_ADAPTERS, haveRealAdapters, maxAbs, maxAbsDiff, tempDir} from '../../helpers/index.js'
+import {REAL_ADAPTERS, maxAbs, maxAbsDiff, realAdaptersMissing, skipIf, tempDir} from '../../helpers/index.js'
 import {FixtureTensor, normal, randomModule, referenceMerge, stored, writeBase, writeLora} from '../../helpers/merge-fixtures.js'
 
 const test = suite('merge/merge-model')
@@ -98,8 +98,7 @@ test('an F16 base merged to F16 (binary16 rows through onnxruntime) has exactly 
   }
 })
 
-test('the real pair: tiny-gpt2-r4 merges into tiny-gpt2-n_embd2 and equals a float64 reference', async () => {
-  if (!haveRealAdapters('merge/merge-model real pair')) return
+skipIf(test, realAdaptersMissing())('the real pair: tiny-gpt2-r4 merges into tiny-gpt2-n_embd2 and equals a float64 reference', async () => {
   const dir = tempDir()
   try {
     const basePath = join(REAL_ADAPTERS, '_base-models', 'tiny-gpt2-n_embd2')

@@ -2,7 +2,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {REPO_ROOT} from '../../helpers/index.js'
+import {REPO_ROOT, skipIf} from '../../helpers/index.js'
 import {parseGguf} from '../../helpers/gguf-reference.js'
 import {readSafetensorsF64} from '../../helpers/llama-reference.js'
 import {GGUF_ARCHITECTURES, ggufArchitectureForModelType, ggufTensorName, hfTensorName, permuteRowsFromGguf, permuteRowsToGguf, qkRole} from '../../../src/core/models/gguf-names.js'
@@ -56,10 +56,9 @@ test('q/k permutation: hand-worked head of 4 rows, and the inverse', () => {
 })
 
 const STORIES = resolve(REPO_ROOT, '../shared/real-models/stories260K')
-const haveStories = existsSync(join(STORIES, 'gguf/stories260K.gguf'))
-if (!haveStories) console.log(`\n  [skip] models/gguf-names: ${STORIES} is absent, the stories260K check is skipped`)
+const storiesGguf = existsSync(join(STORIES, 'gguf/stories260K.gguf'))
 
-;(haveStories ? test : test.skip)('stories260K: every HF tensor, renamed and q/k-permuted, equals llama.cpp\'s own GGUF', () => {
+skipIf(test, storiesGguf ? undefined : `${STORIES} is absent (stories260K, see ../shared/real-models/PROVENANCE.md)`)('stories260K: every HF tensor, renamed and q/k-permuted, equals llama.cpp\'s own GGUF', () => {
   const hf = readSafetensorsF64(join(STORIES, 'hf/model.safetensors'))
   const buf = readFileSync(join(STORIES, 'gguf/stories260K.gguf'))
   const gguf = parseGguf(buf)

@@ -6,9 +6,11 @@ import type {Executor} from '../../../src/core/serve/strategy.js'
 import {prepareWeightSet} from '../../../src/core/serve/weights/weight-set.js'
 import {probeProvider, resolveProvider} from '../../../src/core/onnx/session.js'
 import {Rng} from '../../../src/core/random.js'
-import {tempDir} from '../../helpers/index.js'
+import {skipIf, tempDir} from '../../helpers/index.js'
 
 const test = suite('onnx sessions and providers')
+const cuda = await probeProvider('cuda')
+const webgpu = await probeProvider('webgpu')
 
 test('auto resolves to a provider that initializes, and says so', async () => {
   const r = await resolveProvider('auto')
@@ -17,13 +19,8 @@ test('auto resolves to a provider that initializes, and says so', async () => {
   assert.ok((await probeProvider(r.ep)).ok)
 })
 
-test('an unavailable provider is refused with its reason (cuda has no libraries here, or works)', async () => {
-  const probe = await probeProvider('cuda')
-  if (probe.ok) {
-    console.log('\n  [note] cuda initializes on this machine; the refusal path is not exercised')
-    return
-  }
-  assert.ok(probe.reason && probe.reason.length > 0)
+skipIf(test, cuda.ok ? 'cuda initializes on this machine, so there is no unavailable provider to refuse' : undefined)('an unavailable provider (cuda without its libraries) is refused with its reason', async () => {
+  assert.ok(cuda.reason && cuda.reason.length > 0)
   try {
     await resolveProvider('cuda')
     assert.unreachable('should refuse')
@@ -32,12 +29,7 @@ test('an unavailable provider is refused with its reason (cuda has no libraries 
   }
 })
 
-test('webgpu: gather, segment, shared-b and mask equal the float64 reference (skips with a reason without a Vulkan adapter)', async () => {
-  const probe = await probeProvider('webgpu')
-  if (!probe.ok) {
-    console.log(`\n  [skip] webgpu correctness: ${probe.reason} (run scripts/install-vulkan.sh for lavapipe)`)
-    return
-  }
+skipIf(test, webgpu.ok ? undefined : `${webgpu.reason} (run scripts/install-vulkan.sh for lavapipe)`)('webgpu: gather, segment, shared-b and mask equal the float64 reference', async () => {
   const tmp = tempDir()
   const executors: Executor[] = []
   try {

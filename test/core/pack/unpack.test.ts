@@ -8,12 +8,12 @@ import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {PackFile} from '../../../src/core/formats/pack-file.js'
 import {holdsExactly} from '../../../src/core/pack/unpack.js'
 import {unpackAdapter} from '../../../src/core/unpack.js'
-import {REAL_ADAPTERS, haveRealAdapters, rejection, tempDir} from '../../helpers/index.js'
+import {REAL_ADAPTERS, realAdaptersMissing, rejection, skipIf, tempDir} from '../../helpers/index.js'
 import {assertForwardMatches, sha256File} from '../../helpers/pack-fixtures.js'
 
 const test = suite('unpack')
-const real = haveRealAdapters('unpack (real adapters)')
-const realTest = real ? test : test.skip
+const real = realAdaptersMissing() === undefined
+const realTest = skipIf(test, realAdaptersMissing())
 
 /** The PEFT adapter folders of the corpus (top level, with a config). */
 const realAdapters = real ? readdirSync(REAL_ADAPTERS).filter((n) => !n.startsWith('_') && existsSync(join(REAL_ADAPTERS, n, 'adapter_config.json'))).sort() : []

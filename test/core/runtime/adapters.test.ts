@@ -8,14 +8,14 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {LlamaReference, klDivergence} from '../../helpers/llama-reference.js'
-import {STORIES, haveStories, relativeDiff, relativeError} from '../../helpers/decoder-fixtures.js'
-import {REAL_ADAPTERS, haveRealAdapters, rejection, tempDir} from '../../helpers/index.js'
+import {STORIES, storiesMissing, relativeDiff, relativeError} from '../../helpers/decoder-fixtures.js'
+import {REAL_ADAPTERS, realAdaptersMissing, rejection, skipIf, tempDir} from '../../helpers/index.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {AdapterRef, loadDecoder} from '../../../src/core/runtime/load-decoder.js'
 
-const have = haveStories('runtime/adapters')
+const missing = storiesMissing()
 const test = suite('runtime/adapters (stories260K)')
-const real = have ? test : test.skip
+const real = skipIf(test, missing)
 const tmp = tempDir('lora-runtime-adapters-')
 test.after(() => tmp.cleanup())
 
@@ -73,7 +73,7 @@ real('an adapter taken out of a lora-pack equals the same adapter read from its 
   assert.is((await rejection(loadDecoder({base: join(STORIES, 'hf'), adapters: [{pack, name: 'nope'}]}))).code, 'PACK_NO_SUCH_ADAPTER')
 })
 
-const withCorpus = have && haveRealAdapters('runtime/adapters') ? test : test.skip
+const withCorpus = skipIf(test, missing ?? realAdaptersMissing())
 withCorpus("an adapter for another base is refused, naming the module that does not fit", async () => {
   const err = await rejection(loadDecoder({base: join(STORIES, 'hf'), adapters: [{path: join(REAL_ADAPTERS, 'qwen2.5-0.5b-qv-r8')}]}))
   assert.is(err.code, 'ADAPTER_MODULE_MISMATCH')

@@ -8,15 +8,16 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {LlamaReference, argmax} from '../../helpers/llama-reference.js'
-import {STORIES, STORIES_GREEDY, haveStories, relativeDiff, relativeError} from '../../helpers/decoder-fixtures.js'
-import {rejection} from '../../helpers/index.js'
+import {STORIES, STORIES_GREEDY, storiesMissing, relativeDiff, relativeError} from '../../helpers/decoder-fixtures.js'
+import {rejection, skipIf} from '../../helpers/index.js'
 import {KvCache} from '../../../src/core/runtime/kv-cache.js'
 import {LoadedDecoder, loadDecoder} from '../../../src/core/runtime/load-decoder.js'
 import {loadTokenizer} from '../../../src/core/runtime/tokenizer.js'
 
-const have = haveStories('runtime/decoder-model')
+const missing = storiesMissing()
+const have = missing === undefined
 const test = suite('runtime/decoder-model (stories260K)')
-const real = have ? test : test.skip
+const real = skipIf(test, missing)
 
 /** "Once upon a time, there was a little girl named" + a few more, stories260K ids with BOS. */
 const IDS = [1, 403, 407, 261, 378, 432, 383, 286, 261, 315, 421, 395]

@@ -5,8 +5,8 @@
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {STORIES, STORIES_GREEDY, haveStories} from '../../helpers/decoder-fixtures.js'
-import {rejection} from '../../helpers/index.js'
+import {STORIES, STORIES_GREEDY, storiesMissing} from '../../helpers/decoder-fixtures.js'
+import {rejection, skipIf} from '../../helpers/index.js'
 import {Rng} from '../../../src/core/random.js'
 import {generateTokens, sampleToken} from '../../../src/core/runtime/generate.js'
 import {generateText} from '../../../src/core/runtime/generate-text.js'
@@ -34,9 +34,10 @@ unit('temperature 0 is the argmax; sampling follows softmax(logits / T)', () => 
 
 unit.run()
 
-const have = haveStories('runtime/generate')
+const missing = storiesMissing()
+const have = missing === undefined
 const test = suite('runtime/generate (stories260K)')
-const real = have ? test : test.skip
+const real = skipIf(test, missing)
 let loaded: LoadedDecoder
 test.before(async () => {
   if (have) loaded = await loadDecoder({base: join(STORIES, 'hf')})

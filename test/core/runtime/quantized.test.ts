@@ -10,8 +10,8 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {decodeQ4_0} from '../../helpers/gguf-reference.js'
 import {LlamaReference} from '../../helpers/llama-reference.js'
-import {STORIES, decodeQ8_0, haveStories, relativeError, writeQuantizedGguf} from '../../helpers/decoder-fixtures.js'
-import {rejection, tempDir} from '../../helpers/index.js'
+import {STORIES, decodeQ8_0, storiesMissing, relativeError, writeQuantizedGguf} from '../../helpers/decoder-fixtures.js'
+import {rejection, skipIf, tempDir} from '../../helpers/index.js'
 import {GgufFile} from '../../../src/core/formats/gguf-reader.js'
 import {GGUF_ARCHITECTURES, hfTensorName, permuteRowsFromGguf, qkRole} from '../../../src/core/models/gguf-names.js'
 import {dequantizeQ4_0, quantizeQ4_0} from '../../../src/core/quant/q4-0.js'
@@ -72,9 +72,9 @@ unit('rows move as whole rows, quantized or not; bad byte counts are input error
 
 unit.run()
 
-const have = haveStories('runtime/quantized')
+const missing = storiesMissing()
 const test = suite('runtime/quantized (stories260K GGUF)')
-const real = have ? test : test.skip
+const real = skipIf(test, missing)
 const tmp = tempDir('lora-runtime-quant-')
 test.after(() => tmp.cleanup())
 const IDS = [1, 403, 407, 261, 378, 432, 383, 286, 261, 315, 421, 395]

@@ -7,15 +7,16 @@
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {STORIES, haveStories, relativeDiff} from '../../helpers/decoder-fixtures.js'
-import {rejection, tempDir} from '../../helpers/index.js'
+import {STORIES, storiesMissing, relativeDiff} from '../../helpers/decoder-fixtures.js'
+import {rejection, skipIf, tempDir} from '../../helpers/index.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {AdapterRef, loadDecoder} from '../../../src/core/runtime/load-decoder.js'
 import {routedStrategies} from '../../../src/core/runtime/routed-deltas.js'
 
-const have = haveStories('runtime/routed')
+const missing = storiesMissing()
+const have = missing === undefined
 const test = suite('runtime/routed (stories260K)')
-const real = have ? test : test.skip
+const real = skipIf(test, missing)
 const tmp = tempDir('lora-runtime-routed-')
 test.after(() => tmp.cleanup())
 

@@ -8,9 +8,9 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {STORIES, haveStories} from '../../helpers/decoder-fixtures.js'
+import {STORIES, storiesMissing} from '../../helpers/decoder-fixtures.js'
 import {parseGguf} from '../../helpers/gguf-reference.js'
-import {rejection, tempDir} from '../../helpers/index.js'
+import {rejection, skipIf, tempDir} from '../../helpers/index.js'
 import {spmEncode} from '../../helpers/spm-reference.js'
 import {GgufFile} from '../../../src/core/formats/gguf-reader.js'
 import {GgufValueType} from '../../../src/core/formats/gguf-types.js'
@@ -19,9 +19,9 @@ import {GgufWriter} from '../../../src/core/formats/gguf-writer.js'
 import {TextStream} from '../../../src/core/runtime/generate.js'
 import {TextTokenizer, loadTokenizer} from '../../../src/core/runtime/tokenizer.js'
 
-const have = haveStories('runtime/tokenizer')
+const missing = storiesMissing()
 const stories = suite('runtime/tokenizer (stories260K)')
-const real = have ? stories : stories.skip
+const real = skipIf(stories, missing)
 
 real('tokenizer.json and the GGUF metadata give the reference SentencePiece ids on eval.txt', async () => {
   const text = readFileSync(join(STORIES, 'eval.txt'), 'utf8')

@@ -10,7 +10,7 @@ import {buildStackModel} from '../../../src/core/serve/model-stack.js'
 import {GRAPH_STRATEGIES, strategyOf} from '../../../src/core/serve/registry.js'
 import {createSession} from '../../../src/core/onnx/session.js'
 import {Rng} from '../../../src/core/random.js'
-import {tempDir} from '../../helpers/index.js'
+import {skipIf, tempDir} from '../../helpers/index.js'
 
 const test = suite('model stacks')
 
@@ -110,11 +110,8 @@ test('both product forms, and chunked decode gathers, give the reference answer'
   }
 })
 
-test('onnx.checker accepts the graphs (when python3 has the onnx package)', async () => {
-  if (spawnSync('python3', ['-c', 'import onnx'], {encoding: 'utf8'}).status !== 0) {
-    console.log('\n  [skip] onnx.checker: python3 has no onnx package')
-    return
-  }
+const onnxChecker = spawnSync('python3', ['-c', 'import onnx'], {encoding: 'utf8'}).status === 0
+skipIf(test, onnxChecker ? undefined : 'python3 has no onnx package (pip install onnx)')('onnx.checker accepts the graphs', async () => {
   const tmp = tempDir()
   try {
     const set = await prepareWeightSet({...spec('llama', true), dims: {...spec('llama', true).dims, targets: [...spec('llama', true).dims.targets]}}, {workDir: tmp.path})

@@ -143,7 +143,7 @@ test('lora bench --base --pack: every strategy within tolerance, the pack named 
   const tmp = tempDir()
   try {
     const f = await fixture(tmp.path)
-    const r = runCli(['bench', '--base', f.base, '--pack', f.pack, '--batch', '4', '--rounds', '1', '--steps', '1', '--json'])
+    const r = await runCli(['bench', '--base', f.base, '--pack', f.pack, '--batch', '4', '--rounds', '1', '--steps', '1', '--json'])
     assert.is(r.status, 0, r.stderr)
     const report = JSON.parse(r.stdout)
     assert.equal([report.config.hidden, report.config.intermediate, report.config.layers, report.config.rank], [32, 48, 2, 8])
@@ -152,7 +152,7 @@ test('lora bench --base --pack: every strategy within tolerance, the pack named 
     assert.equal([report.config.shared_b.source, report.config.shared_b.k], ['compressed', 16])
     assert.equal(report.results.map((x: {strategy: string}) => x.strategy), ['base', 'gather', 'segment', 'shared-b', 'mask', 'merged'])
     for (const x of report.results) assert.is(x.adapters, 3)
-    const wrong = runCli(['bench', '--pack', f.pack, '--hidden', '64'])
+    const wrong = await runCli(['bench', '--pack', f.pack, '--hidden', '64'])
     assert.is(wrong.status, 2)
     assert.match(wrong.stderr, /^Error: the pack .* has hidden 32 but the model has 64\n$/)
   } finally {

@@ -180,7 +180,7 @@ test('lora bench --pack --shared-b: shared-b within tolerance, the file and its 
     const pack = await fixture(join(tmp.path, 'a'))
     const file = await compressed(pack, join(tmp.path, 'k6.safetensors'), 6, 'F16')
     const run = ['bench', '--pack', pack, '--batch', '4', '--rounds', '1', '--steps', '1', '--strategies', 'base,gather,shared-b']
-    const r = runCli([...run, '--shared-b', file, '--json'])
+    const r = await runCli([...run, '--shared-b', file, '--json'])
     assert.is(r.status, 0, r.stderr)
     const report = JSON.parse(r.stdout)
     assert.match(report.config.weights, /^pack .*pack\.safetensors, synthetic base; shared-b from the compressed file .*k6\.safetensors$/)
@@ -189,7 +189,7 @@ test('lora bench --pack --shared-b: shared-b within tolerance, the file and its 
     assert.is(report.config.shared_k, 6)
     const shared = report.results.find((x: {strategy: string}) => x.strategy === 'shared-b')
     assert.ok(shared.max_abs_error < 1e-4, `${shared.max_abs_error}`)
-    const plain = runCli([...run, '--shared-b', file])
+    const plain = await runCli([...run, '--shared-b', file])
     assert.is(plain.status, 0, plain.stderr)
     assert.match(plain.stderr + plain.stdout, /shared-b from the compressed file .*k6\.safetensors: K 4–6 per module, padded with zeros to 6/)
 
@@ -205,12 +205,12 @@ test('lora bench --pack --shared-b: shared-b within tolerance, the file and its 
       [['--shared-b', pack], /^Error: read .*pack\.safetensors: not a lora-pack-shared-b file \(__metadata__\.format is "lora-pack"\)\n$/],
       [['--shared-b', file, '--shared-k', '8'], /^Error: --shared-k does not apply with --shared-b .*k6\.safetensors: K comes from the file\n$/],
     ] as const) {
-      const bad = runCli([...run, ...args])
+      const bad = await runCli([...run, ...args])
       assert.is(bad.status, 2, `${args.join(' ')}: ${bad.stderr}`)
       assert.match(bad.stderr, message)
       assert.is(bad.stderr.trim().split('\n').length, 1, bad.stderr)
     }
-    const noPack = runCli(['bench', '--shared-b', file])
+    const noPack = await runCli(['bench', '--shared-b', file])
     assert.is(noPack.status, 2, noPack.stderr)
     assert.match(noPack.stderr, /^Error: --shared-b .*k6\.safetensors needs --pack \(the lora-pack it was compressed from\)\n$/)
   } finally {

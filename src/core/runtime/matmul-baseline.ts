@@ -1,7 +1,7 @@
 /**
  * The floor a decoder prefill is measured against (`npm run bench:eval`):
  * onnxruntime's own MatMul time for the same linear weights, with nothing
- * else. One graph holds, for every layer, the seven projection products on
+ * else (a graph of the runtime's, built here; the benchmark only times it). One graph holds, for every layer, the seven projection products on
  * inputs of the prefill's shape (`[N, in]`, N = batch · tokens) with the
  * weights transposed to `[in, out]` exactly as the decoder graph holds them,
  * and the head product on the rows that get logits. Products of one shape
@@ -12,9 +12,9 @@
 import {GraphBuilder} from '../onnx/graph-builder.js'
 import {OrtSession, OrtTensor, loadOrt, sessionOptions} from '../onnx/session.js'
 import {ALL_PROJECTIONS, Projection, projectionPath} from '../models/llama.js'
-import type {DecoderWeights} from '../runtime/decoder-weights.js'
-import {INLINE_WEIGHT_LIMIT, InitializerStore} from '../runtime/initializer-store.js'
-import {linearValues} from '../runtime/linear-weight.js'
+import type {DecoderWeights} from './decoder-weights.js'
+import {INLINE_WEIGHT_LIMIT, InitializerStore} from './initializer-store.js'
+import {linearValues} from './linear-weight.js'
 import {Rng} from '../random.js'
 
 /** The input each projection reads in the decoder: the normed hidden state, the attention output, or the MLP activation. */
