@@ -28,7 +28,7 @@ const CORE_LAYERS: ReadonlyArray<readonly string[]> = [
   ['serve'],
   ['runtime', 'bench'],
   ['inspect.ts', 'unpack.ts', 'eval', 'engines', 'export'],
-  ['demo'],
+  ['demo', 'e2e'],
 ]
 
 const SRC = join(REPO_ROOT, 'src')

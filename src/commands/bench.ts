@@ -1,5 +1,7 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand, parseIntegerList} from '../cli/base-command.js'
+import {E2E_FLAGS, runE2eCommand} from '../cli/bench-e2e.js'
+import type {E2eReport} from '../core/e2e/e2e-report.js'
 import {renderBenchTable} from '../cli/bench-table.js'
 import {parseTargets} from '../cli/llama-flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
@@ -14,7 +16,7 @@ import {STRATEGIES, Strategy, describeStrategies, isStrategy} from '../core/serv
 export default class Bench extends LoraCommand {
   static override summary = 'Measure multi-adapter batch serving on onnxruntime: routed LoRA strategies against the base model.'
   static override description =
-    `Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times ${describeStrategies()} interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones; with --pack, shared-b serves the pack compressed in memory at --shared-k, or the lora compress output named by --shared-b.`
+    `Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times ${describeStrategies()} interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones; with --pack, shared-b serves the pack compressed in memory at --shared-k, or the lora compress output named by --shared-b. With --e2e it serves requests end to end instead: a whole decoder with KV cache, continuous batching, per-request adapters, every strategy's tokens checked against the reference, TTFT and inter-token latency percentiles (docs/bench.md).`
   static override examples = [
     {command: '<%= config.bin %> bench', description: 'Default run: a small llama stack, 100 adapters, batch 32, every strategy.'},
     {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --strategies base,gather,shared-b', description: 'The first target row.'},
@@ -22,9 +24,11 @@ export default class Bench extends LoraCommand {
     {command: '<%= config.bin %> bench --base ./base --pack pack.safetensors --shared-b pack-k16.safetensors', description: 'Real weights: the pack for the routed stacks, its lora compress output for shared-b.'},
     {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --targets all --strategies base,gather,shared-b --stack-dtype f16', description: 'Adapter stacks stored in f16 (half the bytes gathered per step), products in f32.'},
     {command: '<%= config.bin %> bench --out new.json --baseline old.json --max-regression 0.10', description: 'CI: exit 1 when a strategy\'s ratio to base fell by more than 10%.'},
+    {command: '<%= config.bin %> bench --e2e --hidden 2048 --intermediate 5632 --layers 4 --adapters 1000 --requests 32', description: 'End to end: a whole decoder with KV cache serving 32 requests (128 + 128 tokens) with continuous batching, every strategy checked token by token against the reference.'},
+    {command: '<%= config.bin %> bench --e2e --model ./model --pack pack.safetensors --rate 2 --plot e2e.svg', description: 'A real model and pack, Poisson arrivals at 2 requests/s: TTFT and ITL percentiles, throughput and latency-CDF plots.'},
   ]
   static override flags = {
-    model: Flags.option({description: 'model under test', options: ['llama', 'layer'] as const, default: 'llama'})(),
+    model: Flags.string({description: 'model under test: llama or layer; with --e2e a model folder or .gguf file (a synthetic Llama when absent)', default: 'llama'}),
     hidden: Flags.integer({description: 'hidden size (default 512, or the base\'s)', min: 1}),
     intermediate: Flags.integer({description: 'MLP intermediate size (default 1376, or the base\'s)', min: 1}),
     layers: Flags.integer({description: 'decoder blocks (default 4)', min: 1}),
@@ -55,10 +59,13 @@ export default class Bench extends LoraCommand {
     baseline: Flags.string({description: 'an earlier report: exit 1 when relative_to_base fell by more than --max-regression'}),
     'max-regression': Flags.string({description: 'allowed fall of relative_to_base against --baseline (0.10 = 10%)', default: '0.10'}),
     force: Flags.boolean({description: 'overwrite --out / --plot'}),
+    ...E2E_FLAGS,
   }
 
-  async run(): Promise<BenchReport> {
+  async run(): Promise<BenchReport | E2eReport> {
     const {flags} = await this.parse(Bench)
+    if (flags.e2e) return runE2eCommand(flags, {argv: this.argv, json: this.jsonEnabled(), log: (text) => this.log(text), warn: (line) => this.warnUser(line)})
+    if (flags.model !== 'llama' && flags.model !== 'layer') throw new UsageError('BAD_FLAG', `--model must be llama or layer (got "${flags.model}"; a model path needs --e2e)`)
     const tolerance = positiveNumber(flags.tolerance, '--tolerance')
     const maxRegression = Number(flags['max-regression'])
     if (!(maxRegression >= 0 && maxRegression < 1)) throw new UsageError('BAD_FLAG', `--max-regression must be a fraction in [0, 1) (got "${flags['max-regression']}")`)
@@ -79,7 +86,7 @@ export default class Bench extends LoraCommand {
     const bar = createProgressBar('bench')
     try {
       const outcome = await runBench({
-        model: flags.model,
+        model: flags.model as 'llama' | 'layer',
         ...shape,
         ranks: flags.ranks ? parseIntegerList(flags.ranks, '--ranks') : [flags.rank ?? 16],
         batch: flags.batch,

@@ -13,6 +13,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {REPO_ROOT, runCli, skipIf, tempDir} from '../../helpers/index.js'
 import {BENCH_CASES} from './cases-bench.js'
+import {E2E_CASES} from './cases-e2e.js'
 import {FILE_CASES} from './cases-files.js'
 import {MODEL_CASES} from './cases-model.js'
 import {PACK_CASES} from './cases-pack.js'
@@ -22,7 +23,7 @@ import {ErrorCase, Fixtures} from './fixtures.js'
 
 const test = suite('error codes')
 
-const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...BENCH_CASES, ...RUNTIME_CASES, ...EVAL_CASES]
+const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...BENCH_CASES, ...E2E_CASES, ...RUNTIME_CASES, ...EVAL_CASES]
 const root = tempDir('lora-error-codes-')
 const fx = new Fixtures(root.path)
 test.after(async () => {
