@@ -22,7 +22,7 @@ const CORE_LAYERS: ReadonlyArray<readonly string[]> = [
   ['units.ts', 'tensor.ts'],
   ['io'],
   ['formats', 'models', 'onnx'],
-  ['quant', 'linalg'],
+  ['quant', 'linalg', 'gguf'],
   ['model-io', 'pack', 'synth', 'plan'],
   ['compress', 'merge'],
   ['serve'],

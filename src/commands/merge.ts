@@ -22,13 +22,14 @@ export default class Merge extends LoraCommand {
     {command: '<%= config.bin %> merge --base ./base --adapter ./a --weight 0.7 --adapter ./b --weight 0.3 --out ./merged --dtype f16', description: 'A weighted sum of two adapters.'},
     {command: '<%= config.bin %> merge --base ./base --adapter ./a --out ./merged-nf4 --quantize nf4 --report quality.json --max-loss 0.5', description: 'Merge, quantize to NF4 and gate on the quality lost.'},
     {command: '<%= config.bin %> merge --base base-q4_0.gguf --from-quantized --adapter ./a --out merged-q4_0.gguf', description: 'Merge into a Q4_0 GGUF base and re-quantize.'},
+    {command: '<%= config.bin %> merge --base model-f16.gguf --adapter ./a --out merged-f16.gguf', description: 'Merge into a llama.cpp GGUF base; a float GGUF llama.cpp loads.'},
     {command: '<%= config.bin %> merge --base ./base --adapter ./a --out ./merged-nf4 --quantize nf4 --eval eval.txt --max-kld 0.1', description: 'Also measure the written model on real text (lora eval\'s table) and gate on its KL divergence.'},
   ]
   static override flags = {
-    base: Flags.string({description: 'base model: folder, .safetensors, index, or .gguf (with --from-quantized)', required: true}),
+    base: Flags.string({description: 'base model: folder, .safetensors, index, or a llama.cpp .gguf (F32/F16/BF16/Q8_0; Q4_0 with --from-quantized)', required: true}),
     adapter: Flags.string({description: 'PEFT adapter folder (repeatable)', required: true, multiple: true}),
     weight: Flags.string({description: 'weight w_k of each adapter, in --adapter order (repeatable; default 1)', multiple: true}),
-    out: Flags.string({description: `output folder, or .gguf file for ${schemesStoredAs('gguf').join(', ')}`, required: true}),
+    out: Flags.string({description: `output folder, or a .gguf file llama.cpp loads (${schemesStoredAs('gguf').join(', ')}, or float F16/--dtype without --quantize)`, required: true}),
     dtype: Flags.option({description: 'dtype of written float tensors (default: the base tensor\'s)', options: ['f32', 'f16', 'bf16'] as const})(),
     quantize: Flags.option({description: 'quantize the merged model', options: QUANT_SCHEME_NAMES})(),
     'block-size': Flags.integer({description: `${schemesSizedBy('--block-size').join('/')} block size`, min: 1, exclusive: ['group-size']}),

@@ -146,7 +146,8 @@ export class LoraAdapter {
       }
       throw new InputError('ADAPTER_NO_WEIGHTS', `read adapter ${dir}: no ${ADAPTER_WEIGHTS_NAME}`)
     }
-    const config = parseLoraConfig(await readConfigJson(configPath), configPath)
+    const configText = await readConfigText(configPath)
+    const config = {...parseLoraConfig(parseConfigText(configText, configPath), configPath), text: configText}
     const file = await SafetensorsFile.open(weightsPath)
     try {
       const {modules, extras, warnings} = collectModules(file, config, dir)
@@ -158,7 +159,7 @@ export class LoraAdapter {
   }
 }
 
-async function readConfigJson(path: string): Promise<unknown> {
+async function readConfigText(path: string): Promise<string> {
   const text = await withFileContext('read', path, async () => {
     const size = (await stat(path)).size
     if (size > MAX_CONFIG_BYTES) throw new InputError('PEFT_CONFIG_INVALID', `read ${path}: ${size} bytes is too large for an adapter config`)
@@ -167,6 +168,10 @@ async function readConfigJson(path: string): Promise<unknown> {
   if (text.startsWith('version https://git-lfs')) {
     throw new InputError('GIT_LFS_POINTER', `read ${path}: this is a Git LFS pointer, not the file (run \`git lfs pull\` where it came from)`)
   }
+  return text
+}
+
+function parseConfigText(text: string, path: string): unknown {
   try {
     return JSON.parse(text)
   } catch (error) {

@@ -8,6 +8,7 @@
  */
 import type {LoraAdapter} from '../formats/peft-adapter.js'
 import {gemm, gemmAddHalf} from '../linalg/matmul-engine.js'
+import {permuteRowsToGguf} from '../models/gguf-names.js'
 import type {MergeTarget} from './plan.js'
 
 export interface DeltaFactors<T extends Float32Array | Float64Array = Float64Array> {
@@ -42,6 +43,11 @@ export async function loadDelta(target: MergeTarget, adapters: readonly LoraAdap
       for (let j = 0; j < r; j++) for (let o = 0; o < nOut; o++) q[(offset + j) * cols + o] = c * b[o * r + j]!
     }
     offset += r
+  }
+  // rows of a GGUF base's q/k are in llama.cpp's RoPE order: so are the delta's
+  if (target.permuteHeads) {
+    if (target.transposed) throw new RangeError(`${target.name}: a transposed delta cannot have its rows permuted`)
+    return {rows, cols, rank, p: permuteRowsToGguf(p, target.permuteHeads, rank), q}
   }
   return {rows, cols, rank, p, q}
 }

@@ -15,6 +15,7 @@ import {REPO_ROOT, runCli, skipIf, tempDir} from '../../helpers/index.js'
 import {BENCH_CASES} from './cases-bench.js'
 import {E2E_CASES} from './cases-e2e.js'
 import {FILE_CASES} from './cases-files.js'
+import {GGUF_CASES} from './cases-gguf.js'
 import {MODEL_CASES} from './cases-model.js'
 import {PACK_CASES} from './cases-pack.js'
 import {RUNTIME_CASES} from './cases-runtime.js'
@@ -23,7 +24,7 @@ import {ErrorCase, Fixtures} from './fixtures.js'
 
 const test = suite('error codes')
 
-const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...BENCH_CASES, ...E2E_CASES, ...RUNTIME_CASES, ...EVAL_CASES]
+const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...GGUF_CASES, ...BENCH_CASES, ...E2E_CASES, ...RUNTIME_CASES, ...EVAL_CASES]
 const root = tempDir('lora-error-codes-')
 const fx = new Fixtures(root.path)
 test.after(async () => {
@@ -75,6 +76,7 @@ const NOT_CODES = new Set([
   'F8_E5M2',
   'Q4_0', // GGML type names
   'Q8_0',
+  'ALL_F32', // llama.cpp's file type name (general.file_type 0)
   'CAUSAL_LM', // PEFT's task_type
 ])
 
