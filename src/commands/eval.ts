@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
 import {createProgressBar} from '../cli/progress-bar.js'
+import {EVAL_ENGINES} from '../cli/eval-engines.js'
 import {blockSizeHelp} from '../cli/scheme-flags.js'
 import {renderEval} from '../cli/render-eval.js'
 import {UsageError} from '../core/errors.js'
@@ -17,6 +18,7 @@ export default class Eval extends LoraCommand {
     {command: '<%= config.bin %> eval --base ./stories260K/hf --adapter ./adapters/lora_medium --text eval.txt', description: 'The default variants: base, merged:f16, and the three quantized kinds for q4_0 and nf4.'},
     {command: '<%= config.bin %> eval --base ./base --adapter ./a --text eval.txt --variants merge-then-quantize:q4_0,quantized-base-unmerged:q4_0 --max-kld 0.05 --json', description: 'Gate CI on two variants.'},
     {command: '<%= config.bin %> eval --base ./base --adapter ./a --text eval.txt --variants base --variant-file merged-q4_0.gguf', description: 'A merged model already written, read back as stored.'},
+    {command: '<%= config.bin %> eval --base ./base --adapter ./a --text eval.txt --variants merge-then-quantize:q4_0 --variant-file merged-q4_0.gguf --engine llama.cpp', description: 'The written GGUF computed by llama.cpp too, side by side with onnxruntime.'},
   ]
   static override flags = {
     base: Flags.string({description: 'base model: Hugging Face folder or .gguf file', required: true}),
@@ -29,7 +31,8 @@ export default class Eval extends LoraCommand {
     'block-size': Flags.integer({description: `block size of the variants' schemes (${blockSizeHelp('--block-size')}; default each scheme's)`, min: 1}),
     'group-size': Flags.integer({description: `group size of the variants' schemes (${blockSizeHelp('--group-size')}; default each scheme's)`, min: 2}),
     'max-kld': Flags.string({description: 'exit 1 when a variant\'s mean KL divergence exceeds X nats (base is not gated)'}),
-    threads: Flags.integer({description: 'onnxruntime intra-op threads', min: 1}),
+    engine: Flags.option({description: 'also compute the GGUF variant files with this engine, side by side with onnxruntime (llama.cpp: node-llama-cpp 3.21.1, an optional peer: npm i -E node-llama-cpp@3.21.1)', options: Object.keys(EVAL_ENGINES)})(),
+    threads: Flags.integer({description: 'intra-op threads (onnxruntime, and llama.cpp with --engine)', min: 1}),
   }
 
   async run(): Promise<EvalResult & {error?: unknown}> {
@@ -59,6 +62,7 @@ export default class Eval extends LoraCommand {
         groupSize: flags['group-size'],
         maxKld,
         threads: flags.threads,
+        engines: flags.engine === undefined ? [] : [EVAL_ENGINES[flags.engine]!()],
         onProgress: bar.onProgress,
       })
     } finally {

@@ -21,9 +21,10 @@ import {AdapterRef, openDecoderWeights, readAdapters} from '../runtime/load-deco
 import {loraDeltas} from '../runtime/lora-deltas.js'
 import {loadTokenizer} from '../runtime/tokenizer.js'
 import type {DivergenceFigures, PerplexityAccumulator} from './divergence.js'
+import type {NextTokenEngine} from './external-engine.js'
 import {KldGate, kldGate} from './kld-gate.js'
 import {ReferenceRows} from './reference-rows.js'
-import {batchTokens, scoreReference, scoreVariant} from './score-model.js'
+import {batchTokens, scoreEngineSession, scoreReference, scoreVariant} from './score-model.js'
 import {EvalText, MIN_EVAL_CONTEXT, prepareEvalText} from './text-protocol.js'
 import {DEFAULT_VARIANTS, VariantRequest, parseVariant, variantKind, variantName} from './variants/registry.js'
 import type {VariantContext} from './variants/variant-kind.js'
@@ -59,6 +60,8 @@ export interface EvalOptions {
   /** Gate: fail the gated variants whose mean KL exceeds this. */
   readonly maxKld?: number
   readonly threads?: number
+  /** Other engines computing the variant files they run, side by side with the runtime (`--engine llama.cpp`). */
+  readonly engines?: readonly NextTokenEngine[]
   readonly onProgress?: ProgressCallback
 }
 
@@ -67,6 +70,8 @@ export interface VariantResult extends DivergenceFigures {
   variant: string
   kind: string
   scheme: string | null
+  /** What computed the figures: `onnxruntime` (the runtime), or another engine (`llama.cpp`) for a variant file. */
+  engine: string
   /** The file, for a variant read from disk. */
   path?: string
   /** 1 − KL(ref ‖ variant) / KL(ref ‖ control); null without adapters, without a control, or when the control's KL is not positive. */
@@ -151,6 +156,13 @@ export async function evaluateVariants(options: EvalOptions): Promise<EvalResult
   if (jobs.length === 0) throw new UsageError('EVAL_NO_VARIANTS', 'nothing to evaluate: give --variants or --variant-file')
   const quant = quantOptions(options, jobs.flatMap((j) => [j.request.scheme ?? '', j.control?.scheme ?? '']))
   const text = await readEvalText(options.text)
+  const engines = options.engines ?? []
+  for (const engine of engines) {
+    const files = (options.variantFiles ?? []).map((f) => f.path)
+    const runs = await Promise.all(files.map((f) => engine.accepts(f)))
+    if (!runs.some(Boolean)) throw new UsageError('EVAL_ENGINE_NO_FILE', `--engine ${engine.name}: no --variant-file it runs (${files.length === 0 ? 'none given' : files.join(', ')}); it computes models already written, such as a GGUF`)
+    await engine.prepare?.()
+  }
 
   const base = await openDecoderWeights(options.base)
   const rows = new ReferenceRows()
@@ -216,6 +228,7 @@ export async function evaluateVariants(options: EvalOptions): Promise<EvalResult
         variant: name,
         kind: kind.name,
         scheme: job.path === undefined ? job.request.scheme : null,
+        engine: 'onnxruntime',
         ...(job.path === undefined ? {} : {path: job.path}),
         ...own.figures,
         adapter_retained_output: retained,
@@ -224,6 +237,33 @@ export async function evaluateVariants(options: EvalOptions): Promise<EvalResult
         quantized_weights: own.quantized,
         kept_float: own.kept,
       })
+      const path = job.path
+      for (const engine of path === undefined ? [] : engines) {
+        if (!(await engine.accepts(path!))) continue
+        const stage = `${name} (${engine.name})`
+        started(stage)
+        const session = await engine.open(path!, {contextSize: ctx, threads: options.threads})
+        let figures: DivergenceFigures
+        try {
+          figures = await scoreEngineSession(session, sequences, rows, {vocab: base.config.vocab, stage, onProgress: options.onProgress})
+        } finally {
+          await session.close()
+        }
+        const kl = figures.kld.mean
+        variants.push({
+          variant: stage,
+          kind: kind.name,
+          scheme: null,
+          engine: engine.name,
+          path,
+          ...figures,
+          adapter_retained_output: controlKl !== undefined && Number.isFinite(controlKl) && controlKl > 0 ? 1 - kl / controlKl : null,
+          control: control ? {model: control.key, kld_mean: controlKl!} : null,
+          gated: kind.gated,
+          quantized_weights: null,
+          kept_float: [],
+        })
+      }
     }
     return {
       reference: {

@@ -8,6 +8,7 @@
 import type {ProgressCallback} from '../progress.js'
 import type {DecoderModel} from '../runtime/decoder-model.js'
 import {DivergenceAccumulator, DivergenceFigures, PerplexityAccumulator, logSoftmaxInto} from './divergence.js'
+import {EngineSession, MIN_ENGINE_PROBABILITY} from './external-engine.js'
 import type {ReferenceRows} from './reference-rows.js'
 import {EvalSequence, scoredPositions} from './text-protocol.js'
 
@@ -95,5 +96,36 @@ export async function scoreVariant(
     },
     {stage: options.stage, onProgress: options.onProgress},
   )
+  return acc.figures()
+}
+
+/**
+ * A variant pass through another engine: its probabilities at every scored
+ * position (floored at MIN_ENGINE_PROBABILITY, their logarithm taken as
+ * logits) against the stored reference rows, one sequence at a time.
+ */
+export async function scoreEngineSession(
+  session: EngineSession,
+  sequences: readonly EvalSequence[],
+  rows: ReferenceRows,
+  options: {vocab: number; stage: string; onProgress?: ProgressCallback},
+): Promise<DivergenceFigures> {
+  const V = options.vocab
+  const acc = new DivergenceAccumulator(
+    sequences.reduce((n, s) => n + scoredPositions(s), 0),
+    V,
+  )
+  const logits = new Float64Array(V)
+  for (let i = 0; i < sequences.length; i++) {
+    const s = sequences[i]!
+    const probabilities = await session.nextTokenProbabilities(s.tokens, V)
+    const ref = await rows.get(i)
+    for (let p = s.scoreFrom, k = 0; p < s.tokens.length - 1; p++, k++) {
+      const row = probabilities[p]!
+      for (let v = 0; v < V; v++) logits[v] = Math.log(Math.max(row[v]!, MIN_ENGINE_PROBABILITY))
+      acc.add(ref.subarray(k * V, (k + 1) * V), logits, 0, s.tokens[p + 1]!)
+    }
+    options.onProgress?.({stage: options.stage, done: i + 1, total: sequences.length})
+  }
   return acc.figures()
 }

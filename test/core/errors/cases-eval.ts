@@ -23,6 +23,7 @@ export const EVAL_CASES: ErrorCase[] = [
   {code: 'EVAL_TEXT_NOT_UTF8', exit: 2, input: 'an evaluation text with the bytes ff fe', cli: async (dir, fx) => ['eval', '--base', await fx.decoder(), '--text', text(dir, Uint8Array.of(0x61, 0xff, 0xfe))]},
   {code: 'EVAL_TEXT_TOO_LARGE', exit: 2, input: `an evaluation text of ${MAX_EVAL_TEXT_BYTES} + 1 bytes (sparse)`, cli: async (dir, fx) => ['eval', '--base', await fx.decoder(), '--text', await sparseFile(join(dir, 'big.txt'), MAX_EVAL_TEXT_BYTES + 1)]},
   {code: 'EVAL_BAD_CONTEXT', exit: 2, input: 'eval --ctx 1000 on a model of 256 positions', cli: async (dir, fx) => ['eval', '--base', await fx.decoder(), '--text', text(dir, 'a b'), '--ctx', '1000']},
+  {code: 'EVAL_ENGINE_NO_FILE', exit: 2, input: 'eval --engine llama.cpp without a GGUF variant file', cli: async (dir, fx) => ['eval', '--base', await fx.decoder(), '--text', text(dir, 'a b'), '--variants', 'base', '--engine', 'llama.cpp']},
   {code: 'EVAL_NO_VARIANTS', exit: 2, input: 'no variant and no variant file', core: async (dir, fx) => evaluateVariants({base: await fx.decoder(), text: text(dir, 'a b'), variants: []})},
   {
     code: 'EVAL_VARIANT_MISMATCH',
