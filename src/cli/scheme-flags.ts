@@ -25,10 +25,17 @@ export function schemeDescriptions(): string {
   return QUANT_SCHEME_NAMES.map((n) => `${n}: ${QUANT_SCHEMES[n].description}`).join('; ')
 }
 
-/** `--threads` of the commands that quantize: threads encoding quantized tensors, every core when not given (resolved at run time, so help texts name no machine's count). */
-export const encodingThreadsFlag = Flags.integer({description: 'threads that encode quantized tensors (default: every core, os.availableParallelism())', min: 1})
+/**
+ * Encoding threads when `--threads` is not given: every core, up to this many. Each thread costs about
+ * 12 MB of memory, and a tensor is cut into tasks of half a million elements, so past a few threads
+ * a typical weight has no task left to share.
+ */
+export const MAX_DEFAULT_ENCODING_THREADS = 8
 
-/** The thread count for `--threads`: the flag, or every core. */
+/** `--threads` of the commands that quantize (resolved at run time, so help texts name no machine's count). */
+export const encodingThreadsFlag = Flags.integer({description: `threads that encode quantized tensors (default: every core, os.availableParallelism(), up to ${MAX_DEFAULT_ENCODING_THREADS})`, min: 1})
+
+/** The thread count for `--threads`: the flag, or every core up to `MAX_DEFAULT_ENCODING_THREADS`. */
 export function encodingThreads(flag: number | undefined): number {
-  return flag ?? availableParallelism()
+  return flag ?? Math.min(availableParallelism(), MAX_DEFAULT_ENCODING_THREADS)
 }

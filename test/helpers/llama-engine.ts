@@ -49,19 +49,24 @@ export function evalStories(): string[] {
 
 let cachedIds: number[][] | undefined
 
+/** Stories of eval.txt that the secondary engine checks score (about 750 of its 3,008 positions); the headline checks score all. */
+export const SECONDARY_STORIES = 2
+
 /**
  * Token ids of each eval.txt story, BOS first, by llama.cpp's own tokenizer on
  * llama.cpp's own stories260K GGUF (faithful to the model's SentencePiece vocabulary).
+ * @param stories only the first this many stories (all when absent)
  */
-export async function evalTokenIds(): Promise<number[][]> {
-  if (cachedIds) return cachedIds
-  const session = await openLlama(join(STORIES, 'gguf/stories260K.gguf'))
-  try {
-    cachedIds = evalStories().map((s) => [session.bos!, ...session.tokenize(s)])
-  } finally {
-    await session.close()
+export async function evalTokenIds(stories?: number): Promise<number[][]> {
+  if (!cachedIds) {
+    const session = await openLlama(join(STORIES, 'gguf/stories260K.gguf'))
+    try {
+      cachedIds = evalStories().map((s) => [session.bos!, ...session.tokenize(s)])
+    } finally {
+      await session.close()
+    }
   }
-  return cachedIds
+  return stories === undefined ? cachedIds : cachedIds.slice(0, stories)
 }
 
 /** llama.cpp's next-token probabilities for each sequence (one row per position). */
