@@ -16,6 +16,7 @@
 import {InputError} from '../errors.js'
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
 import {GgmlBlockEncoder, GgufScheme, ggmlRowCodec, notFiniteError, notFiniteF16, twoDProblem} from './quant-scheme.js'
+import {q4_0SimdKernel} from './q4-0-simd.js'
 
 /** Elements per Q4_0 block (GGML's QK4_0). */
 export const Q4_0_BLOCK_SIZE = 32
@@ -71,12 +72,28 @@ export function quantizeQ4_0Blocks(values: Float32Array, out: Uint8Array, outOff
 
 /**
  * `quantizeQ4_0Blocks` on `count` binary16 values `bits[from…]` (whole blocks), without a float32 copy:
- * the largest magnitude is found on the bits (|x| orders as `bits & 0x7fff` for finite values, the first
- * one kept on ties), each value read through the f16 table once. The same bytes and errors as
- * `quantizeQ4_0Blocks` on the decoded values.
+ * the same bytes and errors as `quantizeQ4_0Blocks` on the decoded values. Runs the WebAssembly SIMD
+ * kernel (`q4-0-simd.ts`) where there is one, `quantizeQ4_0BlocksF16Js` otherwise (and for the error
+ * of a block the kernel refuses).
  * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity (naming the first in the block)
  */
 export function quantizeQ4_0BlocksF16(bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
+  if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
+  const simd = q4_0SimdKernel()
+  if (!simd) return quantizeQ4_0BlocksF16Js(bits, from, count, out, outOffset, firstIndex)
+  const refused = simd(bits, from, count, out, outOffset)
+  if (refused < 0) return
+  const skip = refused * Q4_0_BLOCK_SIZE
+  quantizeQ4_0BlocksF16Js(bits, from + skip, count - skip, out, outOffset + refused * Q4_0_BYTES_PER_BLOCK, firstIndex + skip)
+}
+
+/**
+ * The JavaScript form of `quantizeQ4_0BlocksF16`: the largest magnitude is found on the bits (|x| orders
+ * as `bits & 0x7fff` for finite values, the first one kept on ties), each value read through the f16
+ * table once.
+ * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity (naming the first in the block)
+ */
+export function quantizeQ4_0BlocksF16Js(bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
   if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
   const f16 = f16ToF32Table()
   for (let s = from, end = from + count, o = outOffset; s < end; s += Q4_0_BLOCK_SIZE, o += Q4_0_BYTES_PER_BLOCK) {

@@ -2,14 +2,17 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {f16ToF32Table} from '../../../src/core/dtype.js'
 import {InputError} from '../../../src/core/errors.js'
-import {quantizeQ4_0Blocks, quantizeQ4_0BlocksF16} from '../../../src/core/quant/q4-0.js'
+import {quantizeQ4_0Blocks, quantizeQ4_0BlocksF16, quantizeQ4_0BlocksF16Js} from '../../../src/core/quant/q4-0.js'
+import {q4_0SimdKernel} from '../../../src/core/quant/q4-0-simd.js'
 import {quantizeQ8_0Blocks, quantizeQ8_0BlocksF16} from '../../../src/core/quant/q8-0.js'
 import {Rng} from '../../../src/core/random.js'
+import {skipIf} from '../../helpers/skip.js'
 
 const test = suite('quant: binary16 kernels (q4_0, q8_0)')
 
 const KERNELS = [
   {name: 'q4_0', bytes: 18, f32: quantizeQ4_0Blocks, f16: quantizeQ4_0BlocksF16},
+  {name: 'q4_0 (JavaScript)', bytes: 18, f32: quantizeQ4_0Blocks, f16: quantizeQ4_0BlocksF16Js},
   {name: 'q8_0', bytes: 34, f32: quantizeQ8_0Blocks, f16: quantizeQ8_0BlocksF16},
 ]
 
@@ -70,5 +73,41 @@ for (const k of KERNELS) {
     }
   })
 }
+
+const simd = q4_0SimdKernel()
+
+/** The index of the first byte that differs, or −1 (large arrays: uvu's diff of them would take minutes). */
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length)
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i
+  return -1
+}
+
+skipIf(test, simd ? undefined : 'this Node has no WebAssembly SIMD: the JavaScript kernel runs instead')(
+  'q4_0 SIMD kernel: every binary16 value, in blocks of every magnitude, over more than one batch: the JavaScript kernel\'s bytes',
+  () => {
+    // all 63,488 finite values (both signs), shuffled into blocks, then blocks scaled down so the largest is small or subnormal
+    const rng = new Rng(2, 'simd')
+    const finite = Array.from({length: 65536}, (_, h) => h).filter((h) => (h & 0x7c00) !== 0x7c00)
+    for (let i = finite.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1)
+      ;[finite[i], finite[j]] = [finite[j]!, finite[i]!]
+    }
+    const small = finite.map((h) => h & 0x83ff)
+    const all = [...finite, ...small, ...trickyBlocks(), ...[...finite].reverse()]
+    const bits = Uint16Array.from(all.slice(0, Math.floor(all.length / 32) * 32))
+    assert.ok(bits.length / 32 > 4100)
+    const want = new Uint8Array((bits.length / 32) * 18)
+    quantizeQ4_0BlocksF16Js(bits, 0, bits.length, want, 0, 0)
+    const got = new Uint8Array(want.length)
+    assert.is(simd!(bits, 0, bits.length, got, 0), -1)
+    assert.is(firstDifference(got, want), -1, 'the first byte that differs')
+    // a NaN in the block after the first batch of 4,096: refused there, and the blocks before it written
+    bits[4100 * 32 + 7] = 0x7e01
+    const part = new Uint8Array(want.length)
+    assert.is(simd!(bits, 0, bits.length, part, 0), 4100)
+    assert.is(firstDifference(part.subarray(0, 4100 * 18), want.subarray(0, 4100 * 18)), -1)
+  },
+)
 
 test.run()
