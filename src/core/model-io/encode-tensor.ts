@@ -4,7 +4,7 @@
  * about `TASK_ELEMENTS` elements, each read (or computed) into a reusable
  * shared buffer and handed to the least busy thread, which decodes the rows
  * to float32 and writes its blocks into the tensor's encoded storage. At most
- * `2·threads + 2` chunk buffers exist at once, so memory stays flat whatever
+ * `3·threads + 2` chunk buffers exist at once, so memory stays flat whatever
  * the model's size.
  *
  * Two ways in:
@@ -29,7 +29,7 @@ import type {ModelReader} from './model-reader.js'
 import {OrderedTasks} from './ordered-tasks.js'
 
 /** Elements per encoding task: small enough that the threads finish a tensor together, large enough that messages cost nothing. */
-export const TASK_ELEMENTS = 1 << 19
+export const TASK_ELEMENTS = 1 << 20
 /** Rows are decoded and changed on this thread in chunks of about this many elements (the merge's Gemm likes large chunks). */
 export const ROW_CHUNK_ELEMENTS = 1 << 22
 
@@ -80,7 +80,8 @@ export class TensorEncoding {
   /** @param threads encoding threads (workers start now, while the caller plans its output) */
   constructor(readonly threads: number) {
     this.pool = new EncodePool(threads)
-    this.buffers = new BufferPool(TASK_ELEMENTS * 4, 2 * threads + 2)
+    // a task being encoded and one waiting per thread, and reads ahead
+    this.buffers = new BufferPool(TASK_ELEMENTS * 4, 3 * threads + 2)
   }
 
   /**

@@ -18,8 +18,8 @@ import {normal, randomModule, writeBase, writeLora} from '../../helpers/merge-fi
 
 const test = suite('model-io/encode-tensor: threads')
 
-// hidden 1024: q/k/v/o and the MLP are [1024, 1024], two encoding tasks each (q/k two heads' worth of rows apart)
-const DIMS = {hidden: 1024, intermediate: 1024, layers: 1, vocab: 512}
+// the MLP weights ([2048, 1024], [1024, 2048]) are two encoding tasks each; q/k/v/o ([1024, 1024]) one
+const DIMS = {hidden: 1024, intermediate: 2048, layers: 1, vocab: 512}
 const dir = tempDir('lora-threads-')
 const base = join(dir.path, 'base')
 const Q = 'model.layers.0.self_attn.q_proj.weight'
@@ -41,7 +41,7 @@ function temporaries(folder: string): string[] {
   return readdirSync(folder).filter((f) => f.includes('.tmp-'))
 }
 
-test('the fixture: tensors of two tasks each, so the threads share every tensor', () => {
+test('the fixture: MLP weights of two tasks each, so the threads share a tensor', () => {
   assert.is(DIMS.hidden * DIMS.intermediate, 2 * TASK_ELEMENTS)
 })
 
@@ -83,7 +83,7 @@ test('q4_0 with threads: q rows in llama.cpp order, blocks equal to the one-thre
 
 test('merge --quantize q4_0 (rows changed on this thread, encoded by the threads): 1 and 2 threads write the same bytes', async () => {
   const adapter = join(dir.path, 'adapter')
-  await writeLora(adapter, [randomModule('model.layers.0.self_attn.q_proj', 1024, 1024, 8, 'a'), randomModule('model.layers.0.mlp.up_proj', 1024, 1024, 8, 'b')], {r: 8, alpha: 16})
+  await writeLora(adapter, [randomModule('model.layers.0.self_attn.q_proj', 1024, 1024, 8, 'a'), randomModule('model.layers.0.mlp.up_proj', 1024, 2048, 8, 'b')], {r: 8, alpha: 16})
   const files: Buffer[] = []
   for (const threads of [1, 2]) {
     const out = join(dir.path, `merged-t${threads}.gguf`)
@@ -121,8 +121,8 @@ async function baseWithNaN(folder: string, name: string, elements: number[]): Pr
 
 test('NaN in the second task and in the first: the first in row order is reported, the same line on 1 and 2 threads, and nothing is left behind', async () => {
   const bad = join(dir.path, 'nan-base')
-  // row 900 lies in the second task of up_proj, row 100 in the first
-  await baseWithNaN(bad, UP, [900 * 1024 + 3, 100 * 1024 + 5])
+  // row 1500 lies in the second task of up_proj ([2048, 1024]), row 100 in the first
+  await baseWithNaN(bad, UP, [1500 * 1024 + 3, 100 * 1024 + 5])
   const messages: string[] = []
   for (const threads of [1, 2]) {
     const out = join(dir.path, 'nan-out', `q-t${threads}.gguf`)
