@@ -12,6 +12,7 @@ import {WriteBehind} from './write-behind.js'
 /** Writes `data` at `byteOffset` of stored tensor `name` in the output. */
 export type TensorSink = (name: string, byteOffset: number, data: Uint8Array) => Promise<void>
 
+/** The state of one output being written tensor by tensor. */
 export interface TensorWriting {
   readonly source: ModelReader
   readonly sink: TensorSink
