@@ -34,6 +34,7 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {renderTable} from '../src/cli/table.js'
 import {GgufFile} from '../src/core/formats/gguf-reader.js'
+import {removeOnExit} from '../src/core/io/exit-cleanup.js'
 import {ModelReader} from '../src/core/model-io/model-reader.js'
 import {writeModelOutput} from '../src/core/model-io/write-output.js'
 import {llamaTensorShapes} from '../src/core/models/llama.js'
@@ -199,6 +200,8 @@ async function main(): Promise<void> {
   await warm(join(base, 'model.safetensors'))
   await warm(f16Gguf)
   mkdirSync(work, {recursive: true})
+  // outputs of 0.5 GiB each: removed on a signal too
+  const release = removeOnExit(work)
 
   const threadArgs = threads ? ['--threads', threads] : []
   const loraDefault = join(work, 'lora-default.gguf')
@@ -260,6 +263,7 @@ async function main(): Promise<void> {
     if (!Object.values(same).every((s) => s.identical === s.q4_0_both && s.q4_0_both > 0)) process.exitCode = 1
   } finally {
     rmSync(work, {recursive: true, force: true})
+    release()
   }
 }
 
