@@ -1,7 +1,7 @@
 /**
  * One tensor encoded with a scheme by the encoding threads (`quant/encode-pool.ts`)
  * while this thread reads ahead: the tensor's rows are cut into tasks of
- * about `TASK_ELEMENTS` elements, each read (or computed) into a reusable
+ * about `TASK_BYTES` bytes, each read (or computed) into a reusable
  * shared buffer and handed to the least busy thread, which decodes the rows
  * to float32 and writes its blocks into the tensor's encoded storage. At most
  * `3·threads + 2` chunk buffers exist at once, so memory stays flat whatever
@@ -12,15 +12,16 @@
  *   stored bytes go straight to the threads, which also put q/k rows into
  *   llama.cpp's order (`ggufRowOrder`): no float32 copy on this thread;
  * - anything else (a merge delta, a quantized source, a transpose): rows are
- *   decoded, changed and reordered here in chunks of `ROW_CHUNK_ELEMENTS`
- *   (one read ahead), then handed over as float32.
+ *   decoded and changed here in chunks of `ENCODE_CHUNK_ELEMENTS`
+ *   (one read ahead), then handed over as float32 (q/k rows put in order by
+ *   the threads there too).
  * Either way the threads run the scheme's row codec, so the bytes are those of
  * `createEncoder` on one thread.
  */
 import {DTYPES} from '../dtype.js'
 import {BufferPool} from '../io/buffer-pool.js'
 import {transposeTyped} from '../linalg/dense.js'
-import {ggufRowOrder, permuteRowsToGguf} from '../models/gguf-names.js'
+import {ggufRowOrder} from '../models/gguf-names.js'
 import {EncodePool} from '../quant/encode-pool.js'
 import type {ChunkDtype} from '../quant/encode-task.js'
 import {EncodedTensor, QUANT_SCHEMES, QuantOptions, checkEncodable} from '../quant/schemes.js'
@@ -28,10 +29,19 @@ import {shapeSize} from '../shape.js'
 import type {ModelReader} from './model-reader.js'
 import {OrderedTasks} from './ordered-tasks.js'
 
-/** Elements per encoding task: small enough that the threads finish a tensor together, large enough that messages cost nothing. */
-export const TASK_ELEMENTS = 1 << 20
-/** Rows are decoded and changed on this thread in chunks of about this many elements (the merge's Gemm likes large chunks). */
+/**
+ * Bytes of rows per encoding task (1 M binary16 elements, half a million float32 ones): small enough
+ * that the threads finish a tensor together, large enough that messages and reads cost little.
+ */
+export const TASK_BYTES = 2 << 20
+/** Rows written as a float dtype are decoded and changed in chunks of about this many elements (the merge's Gemm likes large chunks). */
 export const ROW_CHUNK_ELEMENTS = 1 << 22
+/**
+ * Rows to be encoded are decoded and changed on this thread in chunks of about this many elements: half
+ * of `ROW_CHUNK_ELEMENTS`, since the threads hold chunk buffers of their own (as fast, 50 MB less at peak
+ * for a merge of the 542 M model).
+ */
+export const ENCODE_CHUNK_ELEMENTS = 1 << 21
 
 /** Changes rows `[start, start + count)` of a tensor (float32, row-major) before they are written. */
 export type RowTransform = (start: number, count: number, rows: Float32Array) => Promise<Float32Array>
@@ -81,7 +91,7 @@ export class TensorEncoding {
   constructor(readonly threads: number) {
     this.pool = new EncodePool(threads)
     // a task being encoded and one waiting per thread, and reads ahead
-    this.buffers = new BufferPool(TASK_ELEMENTS * 4, 3 * threads + 2)
+    this.buffers = new BufferPool(TASK_BYTES, 3 * threads + 2)
   }
 
   /**
@@ -116,7 +126,7 @@ export class TensorEncoding {
     const [rows, cols] = shape
     const headRows = permuteHeads ? rows / permuteHeads : 1
     const align = lcm(QUANT_SCHEMES[quant.scheme].rowAlignment(cols, quant.blockSize), headRows)
-    const step = chunkRows(rows, cols, align, TASK_ELEMENTS)
+    const step = chunkRows(rows, cols, align, TASK_BYTES / DTYPES[dtype].bytes)
     const rowBytes = cols * DTYPES[dtype].bytes
     for (let r0 = 0; r0 < rows && !tasks.failed; r0 += step) {
       const n = Math.min(step, rows - r0)
@@ -138,8 +148,9 @@ export class TensorEncoding {
     const scheme = QUANT_SCHEMES[quant.scheme]
     const headRows = permuteHeads ? rows / permuteHeads : 1
     // a transposed tensor is changed and transposed whole
-    const step = transpose ? rows : chunkRows(rows, cols, lcm(scheme.rowAlignment(cols, quant.blockSize), headRows), ROW_CHUNK_ELEMENTS)
-    const taskRows = chunkRows(shape[0], shape[1], scheme.rowAlignment(shape[1], quant.blockSize), TASK_ELEMENTS)
+    const step = transpose ? rows : chunkRows(rows, cols, lcm(scheme.rowAlignment(cols, quant.blockSize), headRows), ENCODE_CHUNK_ELEMENTS)
+    // tasks of whole heads when rows are permuted: the threads read them in llama.cpp's order by index
+    const taskRows = chunkRows(shape[0], shape[1], lcm(scheme.rowAlignment(shape[1], quant.blockSize), transpose ? 1 : headRows), TASK_BYTES / 4)
     const read = (r0: number) => (r0 < rows ? source.readRows(name, r0, Math.min(step, rows - r0)) : undefined)
     let next = read(0)
     try {
@@ -148,7 +159,6 @@ export class TensorEncoding {
         let values = await next!
         next = read(r0 + step)
         if (transform) values = await transform(r0, n, values)
-        if (permuteHeads) values = permuteRowsToGguf(values, n / headRows, cols)
         if (transpose) values = transposeTyped(values, rows, cols)
         // encoded rows [first, first + count) are in `values` now
         const first = transpose ? 0 : r0
@@ -158,7 +168,8 @@ export class TensorEncoding {
           const chunk = await this.acquire(m * shape[1] * 4)
           const bytes = chunk.bytes
           new Float32Array(bytes.buffer, bytes.byteOffset, m * shape[1]).set(values.subarray(k * shape[1], (k + m) * shape[1]))
-          tasks.add(this.hold(chunk, () => this.pool.run({scheme: quant.scheme, options: quant, shape, memory, startRow: first + k, rowCount: m, dtype: 'F32', bytes})))
+          const rowOrder = permuteHeads && !transpose ? this.rowOrder(m, m / headRows) : undefined
+          tasks.add(this.hold(chunk, () => this.pool.run({scheme: quant.scheme, options: quant, shape, memory, startRow: first + k, rowCount: m, dtype: 'F32', bytes, rowOrder})))
         }
       }
     } finally {

@@ -53,6 +53,11 @@ export class ChunkEncoder {
       return
     }
     const count = task.rowCount * cols
+    if (task.dtype === 'F32' && !task.rowOrder && task.bytes.byteOffset % 4 === 0) {
+      // float32 rows in order are encoded where they lie
+      codec.encodeRows(codec.storage(task.memory, task.shape, task.options), task.shape, task.options, task.startRow, new Float32Array(task.bytes.buffer, task.bytes.byteOffset, count))
+      return
+    }
     if (this.scratch.length < count) this.scratch = new Float32Array(count)
     const values = this.scratch.subarray(0, count)
     const decode = float32Decoder(task.dtype, task.bytes, values)

@@ -16,7 +16,7 @@
 import {InputError} from '../errors.js'
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
 import {GgmlBlockEncoder, GgufScheme, ggmlRowCodec, notFiniteError, notFiniteF16, twoDProblem} from './quant-scheme.js'
-import {q4_0SimdKernel} from './q4-0-simd.js'
+import {q4_0SimdKernelF16, q4_0SimdKernelF32} from './q4-0-simd.js'
 
 /** Elements per Q4_0 block (GGML's QK4_0). */
 export const Q4_0_BLOCK_SIZE = 32
@@ -32,11 +32,27 @@ export function q4_0RowProblem(rowSize: number): string | undefined {
 
 /**
  * Quantize whole blocks: `values.length` must be a multiple of 32. Writes
- * `values.length / 32 · 18` bytes into `out` at `outOffset`.
+ * `values.length / 32 · 18` bytes into `out` at `outOffset`. Runs the WebAssembly SIMD kernel
+ * (`q4-0-simd.ts`) where there is one, `quantizeQ4_0BlocksJs` otherwise (and for the error of a
+ * block the kernel refuses): the same bytes either way.
  * @param firstIndex flat index of values[0] in the tensor, for error messages
  * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity, QUANT_SCALE_OVERFLOW when |v| > 524032
  */
 export function quantizeQ4_0Blocks(values: Float32Array, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
+  if (values.length % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${values.length} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
+  const simd = q4_0SimdKernelF32()
+  if (!simd) return quantizeQ4_0BlocksJs(values, out, outOffset, firstIndex)
+  const refused = simd(values, 0, values.length, out, outOffset)
+  if (refused < 0) return
+  const skip = refused * Q4_0_BLOCK_SIZE
+  quantizeQ4_0BlocksJs(values.subarray(skip), out, outOffset + refused * Q4_0_BYTES_PER_BLOCK, firstIndex + skip)
+}
+
+/**
+ * The JavaScript form of `quantizeQ4_0Blocks` (llama.cpp's `quantize_row_q4_0_ref` written out).
+ * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity, QUANT_SCALE_OVERFLOW when |v| > 524032
+ */
+export function quantizeQ4_0BlocksJs(values: Float32Array, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
   if (values.length % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${values.length} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
   const blocks = values.length / Q4_0_BLOCK_SIZE
   // the hot loop of `lora quantize`: no allocation, integer indices, and the
@@ -79,7 +95,7 @@ export function quantizeQ4_0Blocks(values: Float32Array, out: Uint8Array, outOff
  */
 export function quantizeQ4_0BlocksF16(bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
   if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
-  const simd = q4_0SimdKernel()
+  const simd = q4_0SimdKernelF16()
   if (!simd) return quantizeQ4_0BlocksF16Js(bits, from, count, out, outOffset, firstIndex)
   const refused = simd(bits, from, count, out, outOffset)
   if (refused < 0) return

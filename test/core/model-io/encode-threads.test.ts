@@ -7,7 +7,7 @@ import {InputError} from '../../../src/core/errors.js'
 import {SafetensorsFile} from '../../../src/core/formats/safetensors-file.js'
 import {pendingExitCleanups} from '../../../src/core/io/exit-cleanup.js'
 import {mergeModel} from '../../../src/core/merge/merge-model.js'
-import {TASK_ELEMENTS} from '../../../src/core/model-io/encode-tensor.js'
+import {TASK_BYTES} from '../../../src/core/model-io/encode-tensor.js'
 import {quantizeModel} from '../../../src/core/model-io/quantize-model.js'
 import {permuteRowsToGguf} from '../../../src/core/models/gguf-names.js'
 import {QuantSchemeName, createEncoder} from '../../../src/core/quant/schemes.js'
@@ -42,7 +42,8 @@ function temporaries(folder: string): string[] {
 }
 
 test('the fixture: MLP weights of two tasks each, so the threads share a tensor', () => {
-  assert.is(DIMS.hidden * DIMS.intermediate, 2 * TASK_ELEMENTS)
+  // F16: two bytes an element
+  assert.is(DIMS.hidden * DIMS.intermediate * 2, 2 * TASK_BYTES)
 })
 
 for (const [scheme, extra, counts] of [

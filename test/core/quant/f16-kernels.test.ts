@@ -2,8 +2,8 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {f16ToF32Table} from '../../../src/core/dtype.js'
 import {InputError} from '../../../src/core/errors.js'
-import {quantizeQ4_0Blocks, quantizeQ4_0BlocksF16, quantizeQ4_0BlocksF16Js} from '../../../src/core/quant/q4-0.js'
-import {q4_0SimdKernel} from '../../../src/core/quant/q4-0-simd.js'
+import {quantizeQ4_0Blocks, quantizeQ4_0BlocksF16, quantizeQ4_0BlocksF16Js, quantizeQ4_0BlocksJs} from '../../../src/core/quant/q4-0.js'
+import {q4_0SimdKernelF16, q4_0SimdKernelF32} from '../../../src/core/quant/q4-0-simd.js'
 import {quantizeQ8_0Blocks, quantizeQ8_0BlocksF16} from '../../../src/core/quant/q8-0.js'
 import {Rng} from '../../../src/core/random.js'
 import {skipIf} from '../../helpers/skip.js'
@@ -11,8 +11,9 @@ import {skipIf} from '../../helpers/skip.js'
 const test = suite('quant: binary16 kernels (q4_0, q8_0)')
 
 const KERNELS = [
-  {name: 'q4_0', bytes: 18, f32: quantizeQ4_0Blocks, f16: quantizeQ4_0BlocksF16},
-  {name: 'q4_0 (JavaScript)', bytes: 18, f32: quantizeQ4_0Blocks, f16: quantizeQ4_0BlocksF16Js},
+  {name: 'q4_0', bytes: 18, f32: quantizeQ4_0BlocksJs, f16: quantizeQ4_0BlocksF16},
+  {name: 'q4_0 (JavaScript)', bytes: 18, f32: quantizeQ4_0BlocksJs, f16: quantizeQ4_0BlocksF16Js},
+  {name: 'q4_0 from float32 (SIMD where there is one)', bytes: 18, f32: quantizeQ4_0BlocksJs, f16: (bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset: number, firstIndex: number) => quantizeQ4_0Blocks(decode(bits.subarray(from, from + count)), out, outOffset, firstIndex)},
   {name: 'q8_0', bytes: 34, f32: quantizeQ8_0Blocks, f16: quantizeQ8_0BlocksF16},
 ]
 
@@ -74,7 +75,8 @@ for (const k of KERNELS) {
   })
 }
 
-const simd = q4_0SimdKernel()
+const simd = q4_0SimdKernelF16()
+const simd32 = q4_0SimdKernelF32()
 
 /** The index of the first byte that differs, or −1 (large arrays: uvu's diff of them would take minutes). */
 function firstDifference(a: Uint8Array, b: Uint8Array): number {
@@ -107,6 +109,48 @@ skipIf(test, simd ? undefined : 'this Node has no WebAssembly SIMD: the JavaScri
     const part = new Uint8Array(want.length)
     assert.is(simd!(bits, 0, bits.length, part, 0), 4100)
     assert.is(firstDifference(part.subarray(0, 4100 * 18), want.subarray(0, 4100 * 18)), -1)
+  },
+)
+
+/** Float32 values where the float32 kernel could go wrong: ties, zeros, subnormals, huge and tiny blocks, random. */
+function trickyFloats(): Float32Array {
+  const rng = new Rng(4, 'f32 kernel')
+  const blocks: number[][] = []
+  const block = (f: (j: number) => number) => blocks.push(Array.from({length: 32}, (_, j) => f(j)))
+  block(() => 0)
+  block((j) => (j % 2 ? -0 : 0))
+  block((j) => (j === 5 ? 3 : j === 20 ? -3 : 0.5)) // +3 then -3: the first wins
+  block((j) => (j === 5 ? -3 : j === 20 ? 3 : -0.5))
+  block((j) => (j + 1) * 1e-45) // float32 subnormals
+  block((j) => (j === 0 ? 65504 * 8 : j)) // the largest scale f16 holds
+  block((j) => (j === 31 ? -1e-30 : 1e-31 * j))
+  for (let b = 0; b < 4300; b++) {
+    const scale = 2 ** (rng.int(50) - 40)
+    block(() => rng.normal() * scale)
+  }
+  return Float32Array.from(blocks.flat())
+}
+
+skipIf(test, simd32 ? undefined : 'this Node has no WebAssembly SIMD: the JavaScript kernel runs instead')(
+  'q4_0 SIMD kernel from float32: ties, zeros, subnormals, the largest scale, random magnitudes over more than one batch: the JavaScript kernel\'s bytes; refusals where JavaScript raises',
+  () => {
+    const values = trickyFloats()
+    const want = new Uint8Array((values.length / 32) * 18)
+    quantizeQ4_0BlocksJs(values, want, 0, 0)
+    const got = new Uint8Array(want.length)
+    assert.is(simd32!(values, 0, values.length, got, 0), -1)
+    assert.is(firstDifference(got, want), -1, 'the first byte that differs')
+    // past the largest scale f16 holds, and NaN, after the first batch of 4,096 blocks
+    for (const [bad, block] of [[65504 * 8 * 1.0001, 4200], [Number.NaN, 4100], [-Infinity, 4150]] as const) {
+      const v = values.slice()
+      v[block * 32 + 9] = bad
+      const part = new Uint8Array(want.length)
+      assert.is(simd32!(v, 0, v.length, part, 0), block, `${bad}`)
+      assert.is(firstDifference(part.subarray(0, block * 18), want.subarray(0, block * 18)), -1)
+      // the scale is named by its block's first element, a value by its own
+      const named = Number.isFinite(bad) ? `block at element ${block * 32} ` : `element ${block * 32 + 9} is ${bad}`
+      assert.throws(() => quantizeQ4_0Blocks(v, new Uint8Array(want.length), 0, 0), (e: unknown) => e instanceof InputError && e.message.includes(named))
+    }
   },
 )
 
