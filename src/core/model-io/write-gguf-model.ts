@@ -114,24 +114,39 @@ async function writePlanned(options: WriteModelOptions, plan: GgufModelPlan, enc
     plan.tensors.map((t) => ({name: t.name, shape: t.shape, type: t.type})),
     {force: options.force},
   )
-  const written: WrittenTensor[] = []
+  const written: WrittenTensor[] = new Array<WrittenTensor>(plan.tensors.length)
+  let done = 0
+  const write = async (i: number, t: PlannedGgufTensor) => {
+    let bytes: number
+    try {
+      bytes = await writeTensor(t, writing)
+    } catch (error) {
+      throw inTensor(error, t, options.source.path)
+    }
+    const dtype = ggmlFloatDtype(t.type) ?? t.job?.dtype ?? (t.source ? options.source.get(t.source).dtype : 'F32')
+    written[i] = {name: t.source ?? t.name, shape: t.shape, written: t.copy ? 'copy' : (t.job?.quant?.scheme ?? 'float'), dtype, bytes}
+    options.onProgress?.({stage: 'tensors', done: ++done, total: plan.tensors.length})
+  }
   const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), encoding)
+  // verbatim copies (an embedding kept in F16) run one after another beside the encoding: the threads compute while a copy waits on the disk
+  let copies: Promise<void> = Promise.resolve()
+  let copyFailed = false
   try {
     for (const [i, t] of plan.tensors.entries()) {
-      let bytes: number
-      try {
-        bytes = await writeTensor(t, writing)
-      } catch (error) {
-        throw inTensor(error, t, options.source.path)
+      if (copyFailed) break
+      if (t.copy && encoding) {
+        copies = copies.then(() => write(i, t))
+        copies.catch(() => (copyFailed = true))
+      } else {
+        await write(i, t)
       }
-      const dtype = ggmlFloatDtype(t.type) ?? t.job?.dtype ?? (t.source ? options.source.get(t.source).dtype : 'F32')
-      written.push({name: t.source ?? t.name, shape: t.shape, written: t.copy ? 'copy' : (t.job?.quant?.scheme ?? 'float'), dtype, bytes})
-      options.onProgress?.({stage: 'tensors', done: i + 1, total: plan.tensors.length})
     }
+    await copies
     await writing.behind.flush()
     await options.inspect?.(writer.tempPath)
     await writer.commit()
   } catch (error) {
+    await copies.catch(() => undefined)
     await writing.behind.settle()
     await writer.abort()
     throw error
