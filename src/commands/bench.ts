@@ -66,7 +66,7 @@ export default class Bench extends LoraCommand {
     if (!(baseFraction >= 0 && baseFraction <= 1)) throw new UsageError('BAD_FLAG', `--base-fraction must be between 0 and 1 (got "${flags['base-fraction']}")`)
     if (flags['shared-b'] && flags['shared-k'] !== undefined) throw new UsageError('BAD_FLAG', `--shared-k does not apply with --shared-b ${flags['shared-b']}: K comes from the file`)
     const baseline = flags.baseline ? readReport(flags.baseline) : undefined
-    await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force})
+    await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force, inputs: [flags.base, flags.pack, flags['shared-b'], flags.baseline]})
     const shape = await resolveModelShape({
       hidden: flags.hidden,
       intermediate: flags.intermediate,

@@ -4,11 +4,10 @@
  * warm them (every adapter routed once), check one step of every strategy
  * against the float64 reference, then time them interleaved.
  */
-import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
 import {GateError, UsageError} from '../errors.js'
-import {removeOnExit} from '../io/exit-cleanup.js'
+import {createWorkFolder} from '../io/temporaries.js'
 import {Projection, projectionShape} from '../models/llama.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
 import type {ProgressCallback} from '../progress.js'
@@ -84,9 +83,9 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     notes.push(line)
     o.onNote?.(line)
   }
-  const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'lora-bench-'))
-  // a temporary folder can hold gigabytes of weights: remove it on Ctrl-C too
-  const releaseWorkDir = o.workDir ? undefined : removeOnExit(workDir)
+  // a temporary folder can hold gigabytes of weights: removed on Ctrl-C too, and by a later run after a SIGKILL
+  const scratch = o.workDir ? undefined : await createWorkFolder(tmpdir(), 'bench')
+  const workDir = o.workDir ?? scratch!.path
   const results: BenchResult[] = []
   const toleranceFailures: ToleranceFailure[] = []
   let rank = Math.max(...o.ranks)
@@ -114,10 +113,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
     }
   } finally {
-    if (releaseWorkDir) {
-      releaseWorkDir()
-      rmSync(workDir, {recursive: true, force: true})
-    }
+    await scratch?.remove()
   }
   const report: BenchReport = {
     config: {

@@ -16,7 +16,7 @@ import {DTYPES, FloatOutputDType, FLOAT_OUTPUT_DTYPES} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {SAFETENSORS_MAX_HEADER_BYTES} from '../formats/safetensors-header.js'
 import {SharedBPlan, SharedBWriter, sharedBLayout} from '../formats/shared-b-writer.js'
-import {assertOutputFree} from '../io/atomic-output.js'
+import {checkOutputs} from '../io/output-target.js'
 import {MatMulEngine} from '../linalg/matmul-engine.js'
 import type {PackFile} from '../formats/pack-file.js'
 import type {ProgressCallback} from '../progress.js'
@@ -25,7 +25,7 @@ import {CompressedModule, ModuleCompressOptions, RankChoice, chooseRank, maxOf, 
 import {packModuleSource} from './pack-module-source.js'
 import {RankSelection, bytesAfter, savingsPercent, sweepRanks, validateSelection} from './rank-selection.js'
 import type {SharedBErrors} from '../formats/shared-b-file.js'
-import {openInput} from './open-input.js'
+import {openInput, resolveCompressInput} from './open-input.js'
 import type {BasisMethod} from './shared-basis.js'
 
 export interface CompressInputOptions {
@@ -122,8 +122,9 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
   const started = performance.now()
   validateSelection(options.selection)
   const out = resolve(options.cwd ?? process.cwd(), options.out)
-  await assertOutputFree(out, options.force)
-  const input = await openInput(options, dirname(out))
+  const resolved = await resolveCompressInput(options)
+  await checkOutputs([{path: out, kind: 'file', flag: '--out'}], {force: options.force, inputs: resolved.kind === 'pack' ? [resolved.path] : resolved.dirs})
+  const input = await openInput(resolved, dirname(out), options.onProgress)
   const engine = options.engine ?? new MatMulEngine()
   try {
     const {pack} = input
@@ -206,7 +207,7 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
  */
 export async function sweepFile(options: CompressInputOptions & {ranks?: readonly number[]}): Promise<SweepReport> {
   const started = performance.now()
-  const input = await openInput(options, tmpdir())
+  const input = await openInput(await resolveCompressInput(options), tmpdir(), options.onProgress)
   const engine = options.engine ?? new MatMulEngine()
   try {
     const {pack} = input

@@ -11,7 +11,8 @@ import {DTYPES} from '../dtype.js'
 import type {DType, FloatOutputDType} from '../dtype.js'
 import {GateError, UsageError} from '../errors.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
-import {AtomicFile, assertOutputFree} from '../io/atomic-output.js'
+import {AtomicFile} from '../io/atomic-output.js'
+import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import type {ProgressCallback} from '../progress.js'
 import {ModelReader} from '../model-io/model-reader.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantOptions, QuantSchemeName, resolveQuantOptions, schemeOutput} from '../quant/schemes.js'
@@ -108,7 +109,13 @@ function baseScheme(base: ModelReader): QuantOptions | undefined {
  */
 export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
   validate(options)
-  if (options.reportPath) await assertOutputFree(options.reportPath, options.force)
+  const inputs = [options.base, ...options.adapters.map((a) => a.path), options.quality ? options.quality.file : undefined]
+  const outputs = (format: 'safetensors' | 'gguf') => [
+    {path: options.out, kind: format === 'gguf' ? ('file' as const) : ('folder' as const), folderKind: MODEL_OUTPUT_KIND, flag: '--out'},
+    ...(options.reportPath ? [{path: options.reportPath, kind: 'file' as const, flag: '--report'}] : []),
+  ]
+  // the paths first (nothing is opened yet), the output's kind again once the base says which format it gets
+  await checkOutputs(outputs('safetensors'), {inputs, pathsOnly: true})
   const base = await ModelReader.open(options.base)
   const adapters: LoraAdapter[] = []
   try {
@@ -126,6 +133,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       : undefined
     const quant = resolved?.quant
     const format = resolved?.format ?? (base.format === 'gguf' ? 'gguf' : 'safetensors')
+    await checkOutputs(outputs(format), {force: options.force, inputs})
     const weights = options.adapters.map((a) => a.weight ?? 1)
     const plan = planMerge(base, adapters, weights)
 

@@ -8,6 +8,7 @@ import type {DType} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import type {ProgressCallback} from '../progress.js'
 import {shapeSize} from '../shape.js'
+import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import {ModelReader} from './model-reader.js'
 import {QUANT_SCHEMES, QuantSchemeName, resolveQuantOptions, schemeOutput} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
@@ -57,6 +58,7 @@ export interface QuantizeModelResult {
  */
 export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeModelResult> {
   const {quant, format} = resolveQuantOptions(options.scheme, options.blockSize, options.doubleQuant, options.format)
+  await checkOutputs([{path: options.out, kind: format === 'gguf' ? 'file' : 'folder', folderKind: MODEL_OUTPUT_KIND, flag: '--out'}], {force: options.force, inputs: [options.model]})
   const source = await ModelReader.open(options.model)
   try {
     const already = [...source.tensors.values()].find((t) => t.encoding !== 'plain')

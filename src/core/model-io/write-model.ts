@@ -22,6 +22,7 @@ import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
+import {MODEL_OUTPUT_KIND} from '../io/output-target.js'
 import type {ProgressCallback} from '../progress.js'
 import {shapeSize} from '../shape.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
@@ -282,7 +283,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     }
     return {out: options.out, format: 'gguf', files: [basename(options.out)], tensors: written, bytes: writer.plan.fileSize}
   }
-  const dir = await AtomicDirectory.create(options.out, {force: options.force})
+  const dir = await AtomicDirectory.create(options.out, {force: options.force, kind: MODEL_OUTPUT_KIND})
   try {
     const files = [...new Set(planned.map((p) => p.file))]
     const weightMap: Record<string, string> = {}

@@ -15,7 +15,7 @@ import type {DType, FloatOutputDType} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {SAFETENSORS_MAX_HEADER_BYTES, sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
-import {assertOutputFree} from '../io/atomic-output.js'
+import {checkOutputs} from '../io/output-target.js'
 import type {ProgressCallback} from '../progress.js'
 import {copySources, sourceFiles} from './copy-sources.js'
 import {PACK_FORMAT, PACK_FORMAT_VERSION, PackManifest, serializeManifest} from '../formats/pack-manifest.js'
@@ -81,8 +81,8 @@ export interface PackResult {
  */
 export async function packAdapters(options: PackAdaptersOptions): Promise<PackResult> {
   const started = performance.now()
-  await assertOutputFree(options.out, options.force)
   const dirs = await resolveAdapterInputs({inputs: options.inputs, list: options.list, cwd: options.cwd})
+  await checkOutputs([{path: options.out, kind: 'file', flag: '--out'}], {force: options.force, inputs: [...dirs, options.list], cwd: options.cwd})
   const namesFrom = options.namesFrom ?? 'dir'
   let read: AdapterHeaders | undefined = await readAdapterHeaders(dirs, namesFrom, options.onProgress)
   const N = read.headers.length

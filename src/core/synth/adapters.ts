@@ -17,6 +17,7 @@
 import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AtomicDirectory, withAtomic} from '../io/atomic-output.js'
+import {SYNTH_ADAPTERS_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import {FloatOutputDType, fromFloat} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {AdapterTensor, loraKeys, peftLoraConfig, writeAdapterFiles} from '../formats/peft-adapter-writer.js'
@@ -148,6 +149,7 @@ export function synthesizeModule(options: {
  */
 export async function synthesizeAdapters(options: SynthAdaptersOptions): Promise<SynthAdaptersResult> {
   validate(options)
+  await checkOutputs([{path: options.out, kind: 'folder', folderKind: SYNTH_ADAPTERS_OUTPUT_KIND, flag: '--out'}], {force: options.force})
   const maxRank = Math.max(...options.ranks)
   const modules: Array<{path: string; in: number; out: number; projection: Projection}> = []
   for (let layer = 0; layer < options.layers; layer++) {
@@ -162,7 +164,7 @@ export async function synthesizeAdapters(options: SynthAdaptersOptions): Promise
   }
   const baseModel = syntheticBaseName(options)
   const adapters: SynthAdapterSummary[] = []
-  const dir = await AtomicDirectory.create(options.out, {force: options.force})
+  const dir = await AtomicDirectory.create(options.out, {force: options.force, kind: SYNTH_ADAPTERS_OUTPUT_KIND})
   await withAtomic(dir, async () => {
     for (let i = 0; i < options.count; i++) {
       const r = options.ranks[i % options.ranks.length]!

@@ -10,6 +10,7 @@
 import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AtomicDirectory, withAtomic} from '../io/atomic-output.js'
+import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import {FloatOutputDType, fromFloat} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
@@ -94,13 +95,14 @@ export async function synthesizeBase(options: SynthBaseOptions): Promise<SynthBa
     if (!Number.isSafeInteger(v) || v <= 0) throw new UsageError('BAD_FLAG', `${flag} must be a positive integer (got ${v})`)
   }
   if (options.shardSize !== undefined && options.shardSize <= 0) throw new UsageError('BAD_FLAG', '--shard-size must be positive')
+  await checkOutputs([{path: options.out, kind: 'folder', folderKind: MODEL_OUTPUT_KIND, flag: '--out'}], {force: options.force})
   const planned: PlannedTensor[] = llamaTensorShapes(options)
   const elementBytes = DTYPES[options.dtype].bytes
   const shards = planShards(planned, elementBytes, options.shardSize)
   const files = shards.length === 1 ? [SINGLE_MODEL_NAME] : shards.map((_, i) => shardFileName(i, shards.length))
   const parameters = planned.reduce((s, t) => s + shapeSize(t.shape), 0)
   let done = 0
-  await withAtomic(await AtomicDirectory.create(options.out, {force: options.force}), async (dir) => {
+  await withAtomic(await AtomicDirectory.create(options.out, {force: options.force, kind: MODEL_OUTPUT_KIND}), async (dir) => {
     const weightMap: Record<string, string> = {}
     for (const [i, shard] of shards.entries()) {
       const writer = await SafetensorsWriter.create(

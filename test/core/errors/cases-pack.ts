@@ -5,7 +5,7 @@ import {appendFileSync, mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {chooseSharedRank} from '../../../src/core/demo/choose-rank.js'
 import {moduleSourceFromInput} from '../../../src/core/compress/module-source.js'
-import {openInput} from '../../../src/core/compress/open-input.js'
+import {resolveCompressInput} from '../../../src/core/compress/open-input.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {PackFile} from '../../../src/core/formats/pack-file.js'
 import {unpackAdapter} from '../../../src/core/unpack.js'
@@ -93,7 +93,7 @@ export const PACK_CASES: ErrorCase[] = [
   {code: 'COMPRESS_MAX_ERROR_UNREACHABLE', exit: 2, input: '--max-error 1e-9 stored in bf16', cli: async (dir, fx) => ['compress', await fx.pack(), '--max-error', '1e-9', '--dtype', 'bf16', '--out', join(dir, 'c.safetensors')]},
   {code: 'COMPRESS_BAD_INPUT', exit: 2, input: 'compress an adapter_model.safetensors', cli: async (dir, fx) => ['compress', join(await fx.adapter(), 'adapter_model.safetensors'), '--rank', '1', '--out', join(dir, 'c.safetensors')]},
   {code: 'COMPRESS_ALREADY_COMPRESSED', exit: 2, input: 'compress a shared-B file', cli: async (dir, fx) => ['compress', await fx.sharedB(), '--rank', '1', '--out', join(dir, 'c.safetensors')]},
-  {code: 'COMPRESS_NO_INPUT', exit: 2, input: 'openInput with no inputs (the command needs an argument first)', core: (dir) => openInput({inputs: []}, dir)},
+  {code: 'COMPRESS_NO_INPUT', exit: 2, input: 'resolveCompressInput with no inputs (the command needs an argument first)', core: () => resolveCompressInput({inputs: []})},
   {code: 'COMPRESS_EMPTY_MODULE', exit: 2, input: 'a module source with no adapters', core: () => moduleSourceFromInput({name: 'm', in: 4, out: 4, adapters: []})},
   {code: 'COMPRESS_HEADER_TOO_LARGE', exit: 2, input: 'per-slot errors that pass the 100 MB header limit', skip: 'needs a header over 100 MB (millions of module × slot errors): too big for a test, and the limit has no seam'},
   {

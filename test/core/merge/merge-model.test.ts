@@ -1,4 +1,5 @@
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
+import {OUTPUT_MARKER} from '../../../src/core/io/output-target.js'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
@@ -137,7 +138,7 @@ test('a sharded base gives sharded output with a valid index; config.json is cop
     const names = baseTensors().map((t) => t.name)
     await fixture(dir.path, {shards: [names.slice(0, 2), names.slice(2)], dtype: 'F16'})
     const result = await mergeModel({base: join(dir.path, 'base'), adapters: [{path: join(dir.path, 'a1')}], out: join(dir.path, 'out'), quality: false})
-    const files = readdirSync(join(dir.path, 'out')).sort()
+    const files = readdirSync(join(dir.path, 'out')).filter((n) => n !== OUTPUT_MARKER).sort()
     assert.equal(files, ['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json'])
     assert.equal([...result.files].sort(), files)
     const index = JSON.parse(readFileSync(join(dir.path, 'out', 'model.safetensors.index.json'), 'utf8')) as {metadata: {total_size: number}; weight_map: Record<string, string>}
