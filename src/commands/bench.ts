@@ -1,12 +1,13 @@
 import {Flags} from '@oclif/core'
-import {LoraCommand, parseIntegerList} from '../cli/base-command.js'
+import {LoraCommand} from '../cli/base-command.js'
+import {MAX_ADAPTERS, MAX_LAYERS, MAX_MODEL_DIM, MAX_RANK, MAX_REPEATS, MAX_ROWS, MAX_THREADS, integer, integerList, number, path, seedFlag} from '../cli/flags.js'
 import {renderBenchTable} from '../cli/bench-table.js'
-import {parseTargets} from '../cli/llama-flags.js'
+import {targets} from '../cli/llama-flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {writeBenchOutputs, checkOutputsFree} from '../core/bench/outputs.js'
 import {BenchReport, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
 import {assertTolerance, runBench} from '../core/bench/run-bench.js'
-import {parseWorkload} from '../core/bench/workload.js'
+import {Workload, parseWorkload} from '../core/bench/workload.js'
 import {resolveModelShape} from '../core/bench/base-dims.js'
 import {GateError, UsageError} from '../core/errors.js'
 import {STRATEGIES, Strategy, describeStrategies, isStrategy} from '../core/serve/registry.js'
@@ -25,45 +26,43 @@ export default class Bench extends LoraCommand {
   ]
   static override flags = {
     model: Flags.option({description: 'model under test', options: ['llama', 'layer'] as const, default: 'llama'})(),
-    hidden: Flags.integer({description: 'hidden size (default 512, or the base\'s)', min: 1}),
-    intermediate: Flags.integer({description: 'MLP intermediate size (default 1376, or the base\'s)', min: 1}),
-    layers: Flags.integer({description: 'decoder blocks (default 4)', min: 1}),
-    targets: Flags.string({description: 'adapted projections (q,k,v,o; all; attn; mlp); default q,k,v,o, or the pack\'s'}),
-    adapters: Flags.string({description: 'adapter count, or a list to sweep (1,10,100,1000); default 100, or the pack\'s'}),
-    rank: Flags.integer({description: 'LoRA rank', min: 1, exclusive: ['ranks']}),
-    ranks: Flags.string({description: 'mixed ranks assigned in turn, padded to the largest (8,16,64)', exclusive: ['rank']}),
-    batch: Flags.integer({description: 'requests per step', default: 32, min: 1}),
-    prefill: Flags.integer({description: 'tokens per request (prefill); decode (1 token) when absent', min: 1}),
-    workload: Flags.string({description: 'distinct, uniform, identical or zipf:ALPHA', default: 'distinct'}),
-    'base-fraction': Flags.string({description: 'share of requests with no adapter, 0..1', default: '0'}),
-    seed: Flags.integer({description: 'random seed (weights, inputs, workload)', default: 0}),
-    strategies: Flags.string({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory)`}),
+    hidden: integer({min: 1, max: MAX_MODEL_DIM})({description: 'hidden size (default 512, or the base\'s)'}),
+    intermediate: integer({min: 1, max: MAX_MODEL_DIM})({description: 'MLP intermediate size (default 1376, or the base\'s)'}),
+    layers: integer({min: 1, max: MAX_LAYERS})({description: 'decoder blocks (default 4)'}),
+    targets: targets()({description: 'adapted projections (q,k,v,o; all; attn; mlp); default q,k,v,o, or the pack\'s'}),
+    adapters: integerList({min: 1, max: MAX_ADAPTERS})({description: 'adapter count, or a list to sweep (1,10,100,1000); default 100, or the pack\'s'}),
+    rank: integer({min: 1, max: MAX_RANK})({description: 'LoRA rank', exclusive: ['ranks']}),
+    ranks: integerList({min: 1, max: MAX_RANK})({description: 'mixed ranks assigned in turn, padded to the largest (8,16,64)', exclusive: ['rank']}),
+    batch: integer({min: 1, max: MAX_ROWS})({description: 'requests per step', default: 32}),
+    prefill: integer({min: 1, max: MAX_ROWS})({description: 'tokens per request (prefill); decode (1 token) when absent'}),
+    workload: Flags.custom<Workload>({helpValue: '<workload>', parse: async (input) => parseWorkload(input)})({description: 'distinct, uniform, identical or zipf:ALPHA', default: {kind: 'distinct'}, defaultHelp: async () => 'distinct'}),
+    'base-fraction': number({min: 0, max: 1})({description: 'share of requests with no adapter, 0..1', default: 0}),
+    seed: seedFlag('random seed (weights, inputs, workload)'),
+    strategies: Flags.custom<Strategy[]>({helpValue: '<strategies>', parse: async (input) => parseStrategies(input)})({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory)`}),
     ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: 'cpu'})(),
-    threads: Flags.integer({description: 'intra-op threads', default: 2, min: 1}),
-    'merged-cache': Flags.integer({description: 'merged copies held by the merged strategy (LRU)', default: 4, min: 1}),
-    'shared-k': Flags.integer({description: 'shared basis size K of the shared-b strategy (synthetic, or the --pack compressed in memory); default 16', min: 1}),
+    threads: integer({min: 1, max: MAX_THREADS})({description: 'intra-op threads', default: 2}),
+    'merged-cache': integer({min: 1, max: MAX_REPEATS})({description: 'merged copies held by the merged strategy (LRU)', default: 4}),
+    'shared-k': integer({min: 1, max: MAX_RANK})({description: 'shared basis size K of the shared-b strategy (synthetic, or the --pack compressed in memory); default 16'}),
     'stack-dtype': Flags.option({description: 'storage of the adapter stacks and shared-b\'s A\' (f16: gathered in f16 and cast to f32 right after; base, shared B and products stay f32)', options: ['f32', 'f16'] as const, default: 'f32'})(),
-    tolerance: Flags.string({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it)', default: '1e-3'}),
-    rounds: Flags.integer({description: 'interleaved rounds', default: 8, min: 1}),
-    steps: Flags.integer({description: 'timed steps per strategy per round', default: 2, min: 1}),
-    base: Flags.string({description: 'real base model (file, index or folder; synth base layout)'}),
-    pack: Flags.string({description: 'real lora pack file for the adapter stacks'}),
-    'shared-b': Flags.string({description: 'lora compress output (lora-pack-shared-b) of --pack: shared-b serves its A\' and shared B, K from the file'}),
-    'work-dir': Flags.string({description: 'keep weights and models here and reuse them (default: a temporary folder)'}),
-    out: Flags.string({description: 'write the JSON report here'}),
-    plot: Flags.string({description: 'write an SVG of throughput vs adapters here'}),
-    baseline: Flags.string({description: 'an earlier report: exit 1 when relative_to_base fell by more than --max-regression'}),
-    'max-regression': Flags.string({description: 'allowed fall of relative_to_base against --baseline (0.10 = 10%)', default: '0.10'}),
+    tolerance: number({above: 0, max: 1})({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it), in (0, 1]', default: 1e-3}),
+    rounds: integer({min: 1, max: MAX_REPEATS})({description: 'interleaved rounds', default: 8}),
+    steps: integer({min: 1, max: MAX_REPEATS})({description: 'timed steps per strategy per round', default: 2}),
+    base: path()({description: 'real base model (file, index or folder; synth base layout)'}),
+    pack: path()({description: 'real lora pack file for the adapter stacks'}),
+    'shared-b': path()({description: 'lora compress output (lora-pack-shared-b) of --pack: shared-b serves its A\' and shared B, K from the file'}),
+    'work-dir': path()({description: 'keep weights and models here and reuse them (default: a temporary folder)'}),
+    out: path()({description: 'write the JSON report here'}),
+    plot: path()({description: 'write an SVG of throughput vs adapters here'}),
+    baseline: path()({description: 'an earlier report: exit 1 when relative_to_base fell by more than --max-regression'}),
+    'max-regression': number({min: 0, below: 1})({description: 'allowed fall of relative_to_base against --baseline (0.10 = 10%), in [0, 1)', default: 0.1}),
     force: Flags.boolean({description: 'overwrite --out / --plot'}),
   }
 
   async run(): Promise<BenchReport> {
     const {flags} = await this.parse(Bench)
-    const tolerance = positiveNumber(flags.tolerance, '--tolerance')
-    const maxRegression = Number(flags['max-regression'])
-    if (!(maxRegression >= 0 && maxRegression < 1)) throw new UsageError('BAD_FLAG', `--max-regression must be a fraction in [0, 1) (got "${flags['max-regression']}")`)
-    const baseFraction = Number(flags['base-fraction'])
-    if (!(baseFraction >= 0 && baseFraction <= 1)) throw new UsageError('BAD_FLAG', `--base-fraction must be between 0 and 1 (got "${flags['base-fraction']}")`)
+    const tolerance = flags.tolerance
+    const maxRegression = flags['max-regression']
+    const baseFraction = flags['base-fraction']
     if (flags['shared-b'] && flags['shared-k'] !== undefined) throw new UsageError('BAD_FLAG', `--shared-k does not apply with --shared-b ${flags['shared-b']}: K comes from the file`)
     const baseline = flags.baseline ? readReport(flags.baseline) : undefined
     await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force, inputs: [flags.base, flags.pack, flags['shared-b'], flags.baseline]})
@@ -71,8 +70,8 @@ export default class Bench extends LoraCommand {
       hidden: flags.hidden,
       intermediate: flags.intermediate,
       layers: flags.layers,
-      targets: flags.targets === undefined ? undefined : parseTargets(flags.targets),
-      adapters: flags.adapters === undefined ? undefined : parseIntegerList(flags.adapters, '--adapters'),
+      targets: flags.targets,
+      adapters: flags.adapters,
       basePath: flags.base,
       packPath: flags.pack,
     })
@@ -81,13 +80,13 @@ export default class Bench extends LoraCommand {
       const outcome = await runBench({
         model: flags.model,
         ...shape,
-        ranks: flags.ranks ? parseIntegerList(flags.ranks, '--ranks') : [flags.rank ?? 16],
+        ranks: flags.ranks ?? [flags.rank ?? 16],
         batch: flags.batch,
         tokens: flags.prefill ?? 1,
-        workload: parseWorkload(flags.workload),
+        workload: flags.workload,
         baseFraction,
         seed: flags.seed,
-        strategies: flags.strategies ? parseStrategies(flags.strategies) : undefined,
+        strategies: flags.strategies,
         ep: flags.ep,
         threads: flags.threads,
         mergedCache: flags['merged-cache'],
@@ -126,11 +125,5 @@ function parseStrategies(text: string): Strategy[] {
   }
   if (out.length === 0) throw new UsageError('BAD_FLAG', '--strategies needs at least one strategy')
   return out
-}
-
-function positiveNumber(text: string, flag: string): number {
-  const v = Number(text)
-  if (!(Number.isFinite(v) && v > 0)) throw new UsageError('BAD_FLAG', `${flag} must be a positive number (got "${text}")`)
-  return v
 }
 

@@ -116,7 +116,7 @@ test('bad flags and files: exit 2, one line, nothing written', async () => {
     writeFileSync(taken, '{}')
     const exists = await runCli([...SMALL, '--out', taken, '--plot', join(tmp.path, 'p.svg')])
     assert.is(exists.status, 2)
-    assert.match(exists.stderr, /already exists \(use --force to overwrite\)/)
+    assert.match(exists.stderr, /already exists \(use --force to replace it\)/)
     assert.not.ok(existsSync(join(tmp.path, 'p.svg')))
     for (const args of [['--workload', 'zipf:-1'], ['--base-fraction', '2'], ['--tolerance', '0'], ['--adapters', '0'], ['--targets', 'x_proj'], ['--pack', 'p', '--model', 'layer']]) {
       const r = await runCli([...SMALL, ...args])

@@ -17,11 +17,12 @@ import {FILE_CASES} from './cases-files.js'
 import {MODEL_CASES} from './cases-model.js'
 import {PACK_CASES} from './cases-pack.js'
 import {RUNTIME_CASES} from './cases-runtime.js'
+import {SAFETY_CASES} from './cases-safety.js'
 import {ErrorCase, Fixtures} from './fixtures.js'
 
 const test = suite('error codes')
 
-const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...BENCH_CASES, ...RUNTIME_CASES]
+const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...BENCH_CASES, ...RUNTIME_CASES, ...SAFETY_CASES]
 const root = tempDir('lora-error-codes-')
 const fx = new Fixtures(root.path)
 test.after(async () => {
@@ -50,8 +51,8 @@ for (const c of CASES) {
       assert.is(error?.exitCode, c.exit)
       const plain = await runCli(await c.cli(folder(c.code, 'plain'), fx))
       assert.is(plain.status, c.exit, plain.stderr)
-      // oclif's own usage errors add a hint line; every LoraError is one line naming the problem
-      if (c.code !== 'USAGE') assert.ok(/^Error: [^\n]+\n$/.test(plain.stderr), `one line: ${plain.stderr}`)
+      // every error, oclif's usage errors included, is one line naming the problem
+      assert.ok(/^Error: [^\n]+\n$/.test(plain.stderr), `one line: ${plain.stderr}`)
       return
     }
     let error: (Error & {code?: string; exitCode?: number}) | undefined
