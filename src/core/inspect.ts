@@ -1,6 +1,7 @@
 /**
  * `lora inspect`: what is in an adapter folder, a safetensors file, a packed
- * file or a (sharded) model, from headers alone.
+ * file or a (sharded) model, from headers alone (and, for a pack, its null
+ * slot: one slot per stack, which must be zeros).
  */
 import {stat} from 'node:fs/promises'
 import {withFileContext} from './errors.js'
@@ -10,6 +11,8 @@ import type {TensorInfo} from './formats/safetensors-header.js'
 import {ShardedModel, openModel} from './formats/sharded-model.js'
 import type {TensorSource} from './formats/tensor-source.js'
 import {SafetensorsFile} from './formats/safetensors-file.js'
+import {PackFile} from './formats/pack-file.js'
+import {SharedBFile} from './formats/shared-b-file.js'
 import {summarizePack} from './pack/inspect-pack.js'
 import {summarizeSharedB} from './compress/inspect-shared-b.js'
 
@@ -99,11 +102,14 @@ function describeSource(path: string, kind: InspectKind, source: TensorSource): 
 }
 
 /** A packed file's report: the generic part, and the summary its format's module gives. */
-function describePacked(summarize: (file: SafetensorsFile) => object): (path: string) => Promise<InspectReport> {
+function describePacked(summarize: (file: SafetensorsFile) => object, check: (file: SafetensorsFile) => Promise<void>): (path: string) => Promise<InspectReport> {
   return async (path) => {
     const source = await openModel(path)
     try {
-      return {...describeSource(path, 'pack', source), pack: summarize(source as SafetensorsFile) as Record<string, unknown>}
+      const pack = summarize(source as SafetensorsFile) as Record<string, unknown>
+      // the null slot is read (one slot per stack): a request without an adapter gets it
+      await check(source as SafetensorsFile)
+      return {...describeSource(path, 'pack', source), pack}
     } finally {
       await source.close()
     }
@@ -125,8 +131,8 @@ async function describeModel(path: string): Promise<InspectReport> {
 /** How each kind `detect` names is described; other kinds are read as a tensor file or model. */
 const DESCRIBERS: Partial<Record<FileKind, (path: string) => Promise<InspectReport>>> = Object.freeze({
   adapter: inspectAdapter,
-  pack: describePacked(summarizePack),
-  'shared-b': describePacked(summarizeSharedB),
+  pack: describePacked(summarizePack, (file) => PackFile.fromFile(file).checkNullSlot()),
+  'shared-b': describePacked(summarizeSharedB, (file) => SharedBFile.fromFile(file).checkNullSlot()),
 })
 
 /**

@@ -111,7 +111,7 @@ test('bad flags and files: exit 2, one line, nothing written', async () => {
     assert.match(bad.stderr, /^Error: --strategies: unknown strategy "teleport" \(expected base, gather, segment, shared-b, mask, merged\)\n$/)
     const missing = await runCli([...SMALL, '--baseline', join(tmp.path, 'nope.json'), '--json'])
     assert.is(missing.status, 2)
-    assert.match(JSON.parse(missing.stdout).error.message, /^read baseline .*nope\.json: no such file$/)
+    assert.match(JSON.parse(missing.stdout).error.message, /^read baseline .*nope\.json: no such file or directory$/)
     const taken = join(tmp.path, 'taken.json')
     writeFileSync(taken, '{}')
     const exists = await runCli([...SMALL, '--out', taken, '--plot', join(tmp.path, 'p.svg')])

@@ -3,7 +3,7 @@
  * max_abs_error, `--baseline` + `--max-regression` on relative_to_base) and
  * reading an old report back.
  */
-import {readFileSync} from 'node:fs'
+import {readRegularTextSync} from '../io/regular-file.js'
 import {InputError} from '../errors.js'
 
 export interface BenchConfig {
@@ -86,6 +86,9 @@ export function compareWithBaseline(report: BenchReport, baseline: BenchReport, 
   return failures
 }
 
+/** A bench report larger than this is not one. */
+export const MAX_REPORT_BYTES = 256 * 1024 * 1024
+
 /**
  * Read a report written by `--out` / `--json`.
  * @throws InputError when the file is missing, not JSON, or lacks `results`.
@@ -93,9 +96,11 @@ export function compareWithBaseline(report: BenchReport, baseline: BenchReport, 
 export function readReport(path: string): BenchReport {
   let text: string
   try {
-    text = readFileSync(path, 'utf8')
+    text = readRegularTextSync(path, MAX_REPORT_BYTES, (size) => new Error(`${size} bytes is too large for a bench report`))
   } catch (error) {
-    throw new InputError('BASELINE_UNREADABLE', `read baseline ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`)
+    const message = (error as Error).message
+    const reason = message.startsWith(`read ${path}: `) ? message.slice(`read ${path}: `.length) : message
+    throw new InputError('BASELINE_UNREADABLE', `read baseline ${path}: ${reason}`)
   }
   let parsed: unknown
   try {

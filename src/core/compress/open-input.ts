@@ -65,6 +65,12 @@ export async function resolveCompressInput(options: {inputs: readonly string[]; 
 export async function openInput(input: CompressInput, scratch: string, onProgress?: ProgressCallback): Promise<OpenInput> {
   if (input.kind === 'pack') {
     const pack = await PackFile.open(input.path)
+    try {
+      await pack.checkNullSlot()
+    } catch (error) {
+      await pack.close()
+      throw error
+    }
     return {pack, label: input.label, warnings: [], close: () => pack.close()}
   }
   const work = await createWorkFolder(scratch, 'compress-input', {hidden: true})

@@ -28,6 +28,7 @@ export async function unpackSharedB(options: UnpackOptions): Promise<UnpackResul
   await checkOutputs([{path: options.out, kind: 'folder', folderKind: ADAPTER_OUTPUT_KIND, flag: '--out'}], {force: options.force, inputs: [options.file]})
   const file = await SharedBFile.open(options.file)
   try {
+    await file.checkNullSlot()
     const entry = options.adapter !== undefined ? file.adapterByName(options.adapter) : file.adapterBySlot(options.slot!)
     const tensors: AdapterTensor[] = []
     const ranks = new Map<string, number>()

@@ -248,11 +248,15 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
   }
 }
 
-/** Which tensors breach `--max-loss` on the written scenario. */
+/**
+ * Which tensors breach `--max-loss` on the written scenario. A figure that is
+ * not a finite number (NaN from overflowing values) fails the gate; null
+ * (the adapter changes nothing on the probes: nothing to lose) passes it.
+ */
 export function evaluateGate(report: QualityReport, maxLoss: number): MergeGate {
   const failing = report.tensors
     .map((t) => ({name: t.name, adapter_retained: t[report.written]?.adapter_retained ?? null}))
-    .filter((t) => t.adapter_retained !== null && t.adapter_retained < 1 - maxLoss)
+    .filter((t) => t.adapter_retained !== null && !(Number.isFinite(t.adapter_retained) && t.adapter_retained >= 1 - maxLoss))
   return {max_loss: maxLoss, passed: failing.length === 0, failing}
 }
 

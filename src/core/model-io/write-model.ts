@@ -19,6 +19,7 @@ import {InputError, LoraError, UsageError} from '../errors.js'
 import {GgufValueType, GgmlTypeName, GgufKV, GGML_TYPES} from '../formats/gguf-types.js'
 import {GgufTensorSpec, GgufWriter} from '../formats/gguf-writer.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
+import {assertFiniteData, assertFiniteResult} from '../formats/tensor-bytes.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
@@ -156,7 +157,8 @@ function chunkRows(rows: number, cols: number, align: number): number {
 
 type Sink = (stored: string, byteOffset: number, data: Uint8Array) => Promise<void>
 
-async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<number> {
+/** Write one planned tensor; computed values are checked finite before they reach `sinkPath` (the output, for messages). */
+async function writeOne(p: Planned, source: ModelReader, sink: Sink, sinkPath: string): Promise<number> {
   const {tensor, job} = p
   if (p.action === 'copy') {
     let total = 0
@@ -178,7 +180,7 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
   const step = chunkRows(rows, cols, align)
   let written = 0
   if (!encoder && job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
-    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink)
+    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink, sinkPath)
   }
   // one chunk read ahead and one write in flight, so file I/O overlaps the arithmetic
   const read = (r0: number) => (r0 < rows ? source.readRows(tensor.name, r0, Math.min(step, rows - r0)) : undefined)
@@ -189,10 +191,14 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
       const n = Math.min(step, rows - r0)
       let values = await next!
       next = read(r0 + step)
-      if (job?.transform) values = await job.transform(r0, n, values)
+      if (job?.transform) {
+        values = await job.transform(r0, n, values)
+        assertFiniteResult(`write ${sinkPath}`, tensor.name, 'F32', values, r0 * cols)
+      }
       if (encoder) encoder.push(values)
       else {
         const bytes = fromFloat(p.dtype, values)
+        assertFiniteResult(`write ${sinkPath}`, tensor.name, p.dtype, bytes, r0 * cols)
         await pendingWrite
         pendingWrite = sink(tensor.name, r0 * cols * DTYPES[p.dtype].bytes, bytes)
         written += bytes.byteLength
@@ -214,10 +220,11 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
 }
 
 /** A plain F16 tensor transformed and written as F16 on its stored bits, chunk by chunk, reads and writes overlapping the arithmetic. */
-async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: Sink): Promise<number> {
+async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: Sink, sinkPath: string): Promise<number> {
   const rowBytes = cols * 2
   const read = async (r0: number) => {
     const bytes = await source.readBytes(name, r0 * rowBytes, (r0 + Math.min(step, rows - r0)) * rowBytes)
+    assertFiniteData(source.path, name, 'F16', bytes, [rows, cols], r0 * cols)
     // a fresh, aligned copy when the bytes sit at an odd offset of a shared buffer
     return bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(bytes.slice().buffer)
   }
@@ -231,6 +238,7 @@ async function writeHalfRows(name: string, rows: number, cols: number, step: num
       next = r0 + step < rows ? read(r0 + step) : undefined
       const out = await transform(r0, n, values)
       const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+      assertFiniteResult(`write ${sinkPath}`, name, 'F16', bytes, r0 * cols)
       await pendingWrite
       pendingWrite = sink(name, r0 * rowBytes, bytes)
       written += bytes.byteLength
@@ -270,7 +278,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     try {
       for (const p of planned) {
         try {
-          record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data)))
+          record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out))
         } catch (error) {
           throw inTensor(error, p.tensor.name, options.source.path)
         }
@@ -295,7 +303,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
       try {
         for (const p of inFile) {
           try {
-            record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data)))
+            record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out))
           } catch (error) {
             throw inTensor(error, p.tensor.name, options.source.path)
           }

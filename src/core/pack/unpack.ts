@@ -68,6 +68,7 @@ export async function unpackPack(options: UnpackOptions): Promise<UnpackResult> 
   await checkOutputs([{path: options.out, kind: 'folder', folderKind: ADAPTER_OUTPUT_KIND, flag: '--out'}], {force: options.force, inputs: [options.file]})
   const pack = await PackFile.open(options.file)
   try {
+    await pack.checkNullSlot()
     const entry = options.adapter !== undefined ? pack.adapterByName(options.adapter) : pack.adapterBySlot(options.slot!)
     const packed = pack.manifest.dtype
     const tensors: AdapterTensor[] = []

@@ -141,7 +141,7 @@ export const FILE_CASES: ErrorCase[] = [
   // system errors: what the OS says, named with the file
   {code: 'IO_ENOENT', exit: 2, input: 'inspect a path that does not exist', cli: (dir) => ['inspect', join(dir, 'nope')]},
   {code: 'IO_ENOTDIR', exit: 2, input: 'inspect FILE/x', cli: (dir) => ['inspect', join(writeSt(join(dir, 'x.safetensors'), [T]), 'x')]},
-  {code: 'IO_EISDIR', exit: 2, input: 'plan --config FOLDER', cli: (dir) => ['plan', '--config', dir, '--adapters', '1', '--budget', '1GB']},
+  {code: 'IO_EISDIR', exit: 2, input: 'a system EISDIR (inputs open a folder non-blocking and say NOT_A_FILE first)', core: (dir) => { throw describeSystemError(Object.assign(new Error('EISDIR'), {code: 'EISDIR'}), 'read', dir) }},
   ...(['EACCES', 'EPERM', 'EEXIST', 'EROFS', 'EMFILE', 'ENOSPC', 'EDQUOT', 'EFBIG'] as const).map(
     (errno): ErrorCase => ({
       code: `IO_${errno}`,

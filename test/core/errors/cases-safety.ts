@@ -3,9 +3,18 @@
  * what lora did not write, non-finite numbers, empty or inconsistent
  * adapters, resource bounds, non-regular files.
  */
-import {accessSync, constants, mkdirSync, writeFileSync} from 'node:fs'
+import {accessSync, constants, cpSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {ErrorCase} from './fixtures.js'
+import {ErrorCase, Fixtures, alterSt, lora, writeAdapter} from './fixtures.js'
+
+/** A copy of the fixture adapter with its config's fields replaced. */
+async function adapterWith(dir: string, fx: Fixtures, patch: Record<string, unknown>): Promise<string> {
+  const to = join(dir, 'ad')
+  cpSync(await fx.adapter(), to, {recursive: true})
+  const config = JSON.parse(readFileSync(join(to, 'adapter_config.json'), 'utf8'))
+  writeFileSync(join(to, 'adapter_config.json'), JSON.stringify({...config, ...patch}))
+  return to
+}
 
 /** A folder no one may write in (not even root: /proc/1 answers EPERM), or undefined where that does not hold. */
 const UNWRITABLE = (() => {
@@ -34,5 +43,27 @@ export const SAFETY_CASES: ErrorCase[] = [
     ...(UNWRITABLE ? {} : {skip: '/proc/1 is writable here, and no other folder is unwritable for this user'}),
   },
   {code: 'OUTPUT_KIND_MISMATCH', exit: 2, input: 'pack --out an existing folder --force', cli: async (dir, fx) => (mkdirSync(join(dir, 'p.safetensors')), ['pack', await fx.adapters(), '--out', join(dir, 'p.safetensors'), '--force'])},
+
+  // non-finite numbers
+  {
+    code: 'PACK_NULL_SLOT_NOT_ZERO',
+    exit: 2,
+    input: 'inspect a pack whose slot 0 holds a value',
+    cli: async (dir, fx) => [
+      'inspect',
+      alterSt(await fx.pack(), join(dir, 'p.safetensors'), (f) => {
+        const a = f.tensors.find((t) => t.name.endsWith('lora_A'))!
+        a.data = Uint8Array.from(a.data!)
+        new DataView(a.data.buffer).setFloat32(0, 0.5, true)
+      }),
+    ],
+  },
+  {code: 'MERGE_SCALE_OVERFLOW', exit: 2, input: 'merge an adapter of lora_alpha 3e38 with --weight 1000', cli: async (dir, fx) => ['merge', '--base', await fx.base(), '--adapter', await adapterWith(dir, fx, {lora_alpha: 3e38}), '--weight', '1000', '--out', join(dir, 'm')]},
+  {code: 'OUTPUT_NOT_FINITE', exit: 2, input: 'merge an adapter of lora_alpha 3e8 into f16 (past 65504)', cli: async (dir, fx) => ['merge', '--base', await fx.base(), '--adapter', await adapterWith(dir, fx, {lora_alpha: 3e8}), '--dtype', 'f16', '--out', join(dir, 'm')]},
+
+  // empty or inconsistent adapters
+  {code: 'ADAPTER_EMPTY', exit: 2, input: 'an adapter file holding a base model\'s tensors', cli: (dir) => ['inspect', writeAdapter(join(dir, 'ad'), [{name: 'model.embed_tokens.weight', dtype: 'F32', shape: [4, 4]}])]},
+  {code: 'ADAPTER_UNTARGETED_TENSORS', exit: 2, input: 'LoRA tensors of module "m" with target_modules ["q_proj"]', cli: (dir) => ['inspect', writeAdapter(join(dir, 'ad'), lora('m', 2, 4, 4), {target_modules: ['q_proj']})]},
+  {code: 'ADAPTER_BAD_SCALING', exit: 2, input: 'lora_alpha 0', cli: (dir) => ['inspect', writeAdapter(join(dir, 'ad'), lora('m', 2, 4, 4), {lora_alpha: 0})]},
   {code: 'OUTPUT_NOT_REPLACEABLE', exit: 2, input: 'synth adapters --out a folder lora did not write, --force', cli: (dir) => (writeFileSync(join(dir, 'notes.txt'), 'x'), ['synth', 'adapters', '--out', dir, ...synthArgs, '--force'])},
 ]

@@ -60,6 +60,7 @@ export async function openPackStacks(path: string, dims: StackDims, adapters: nu
   const pack = await PackFile.open(path)
   try {
     if (pack.slots !== adapters + 1) throw new UsageError('PACK_ADAPTERS_MISMATCH', `--adapters ${adapters} does not match the pack ${path} (it holds ${pack.slots - 1} adapters)`)
+    await pack.checkNullSlot()
     let R = 1
     for (const m of moduleSpecs(dims).filter((x) => x.targeted)) {
       const entry = pack.modules.get(m.path)
