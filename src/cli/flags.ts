@@ -23,10 +23,10 @@ export const MAX_LAYERS = 1024
 export const MAX_VOCAB = 1 << 24
 /** LoRA ranks and shared widths K: beyond the dims of any real projection. */
 export const MAX_RANK = 1 << 16
-/** Adapters in one run (synth, bench): the pack header limit allows a few hundred thousand. */
-export const MAX_ADAPTERS = 10_000_000
-/** Requests per step, tokens per request, probe rows: far past any serving batch. */
-export const MAX_ROWS = 1 << 24
+/** Adapters in one run (synth, bench, slots): slots are int32 indices in the serving graphs; what fits is estimated per run. */
+export const MAX_ADAPTERS = 2 ** 31 - 1
+/** Requests per step, tokens per request, probe rows: rows are int32 indices in the graphs; what fits is estimated per run. */
+export const MAX_ROWS = 2 ** 31 - 1
 /** Threads: more than any machine has cores. */
 export const MAX_THREADS = 4096
 /** Timing rounds and steps, cache sizes. */

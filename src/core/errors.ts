@@ -102,6 +102,15 @@ export function describeSystemError(error: unknown, action: string, file: string
   return error
 }
 
+/** `withFileContext` for synchronous file operations. */
+export function withFileContextSync<T>(action: string, file: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (error) {
+    throw describeSystemError(error, action, file)
+  }
+}
+
 /** Run `fn`, converting system errors into `InputError`s that name `file`. */
 export async function withFileContext<T>(action: string, file: string, fn: () => Promise<T>): Promise<T> {
   try {

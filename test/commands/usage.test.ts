@@ -101,7 +101,7 @@ test('oclif\'s own usage errors are one line too, with the reason, in both modes
     [['synth', 'adapters', '--count', '3'], 'USAGE', '--out is required'],
     [['synth', 'adapters', '--out', 'x', '--bogus'], 'USAGE', 'Nonexistent flag: --bogus'],
     [['synth', 'adapters', '--out', 'x', '--dtype', 'f8'], 'USAGE', 'Expected --dtype=f8 to be one of: f16, bf16, f32'],
-    [['synth', 'adapters', '--out', 'x', '--count', '0'], 'BAD_FLAG', '--count must be an integer from 1 to 10000000 (got "0")'],
+    [['synth', 'adapters', '--out', 'x', '--count', '0'], 'BAD_FLAG', '--count must be an integer from 1 to 2147483647 (got "0")'],
     [['unpack', 'p.safetensors'], 'USAGE', 'Exactly one of the following must be provided: --adapter, --slot; --out is required'],
   ]
   for (const [args, code, message] of cases) {

@@ -4,9 +4,11 @@
  * warm them (every adapter routed once), check one step of every strategy
  * against the float64 reference, then time them interleaved.
  */
-import {readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {GateError, UsageError} from '../errors.js'
+import {assertDiskFits, assertMemoryFits} from '../io/resources.js'
 import {createWorkFolder} from '../io/temporaries.js'
 import {Projection, projectionShape} from '../models/llama.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
@@ -18,7 +20,7 @@ import {compareRows, referenceRows} from '../serve/reference.js'
 import {BASELINE, STRATEGY_TABLE, Strategy, strategyOf} from '../serve/registry.js'
 import type {RoutingStep} from '../serve/routing.js'
 import type {Executor, ReferenceKind} from '../serve/strategy.js'
-import {SharedInfo, StackDtype, WeightSet, WeightSetSpec, prepareWeightSet} from '../serve/weights/weight-set.js'
+import {SharedInfo, StackDtype, WeightSet, WeightSetSpec, prepareWeightSet, weightSetBytes, weightSetKey} from '../serve/weights/weight-set.js'
 import {formatBytes} from '../units.js'
 import {BenchConfig, BenchReport, BenchResult, ToleranceFailure} from './report.js'
 import {latencyStats, timeInterleaved} from './runner.js'
@@ -83,6 +85,8 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     notes.push(line)
     o.onNote?.(line)
   }
+  // the sizes first: nothing is allocated or written for a run that cannot fit
+  assertBenchFits(o, o.workDir ?? tmpdir(), Math.max(...o.ranks))
   // a temporary folder can hold gigabytes of weights: removed on Ctrl-C too, and by a later run after a SIGKILL
   const scratch = o.workDir ? undefined : await createWorkFolder(tmpdir(), 'bench')
   const workDir = o.workDir ?? scratch!.path
@@ -93,19 +97,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   try {
     for (const adapters of o.adapters) {
       const wanted = o.strategies ?? defaultStrategies(o, adapters, note)
-      const spec: WeightSetSpec = {
-        dims: {model: o.model, hidden: o.hidden, intermediate: o.intermediate, layers: o.layers, targets: [...o.targets]},
-        adapters,
-        ranks: o.packPath ? [rank] : [...o.ranks],
-        sharedK: o.sharedK,
-        fuse: true,
-        seed: o.seed,
-        include: {stacks: reads(wanted, 'stacks'), shared: reads(wanted, 'shared')},
-        ...(o.basePath ? {basePath: o.basePath} : {}),
-        ...(o.packPath ? {packPath: o.packPath} : {}),
-        ...(o.sharedBPath ? {sharedBPath: o.sharedBPath} : {}),
-        ...(o.stackDtype === 'f16' ? {stackDtype: 'f16' as const} : {}),
-      }
+      const spec = weightSetSpec(o, adapters, wanted, rank)
       const set = await prepareWeightSet(spec, {workDir, onProgress: o.onProgress})
       rank = set.rank
       shared = set.info.shared ?? shared
@@ -195,6 +187,54 @@ async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readon
   } finally {
     for (const e of executors) await e.close()
   }
+}
+
+/** The weight set of one adapter count. */
+function weightSetSpec(o: BenchOptions, adapters: number, strategies: readonly Strategy[], rank: number): WeightSetSpec {
+  return {
+    dims: {model: o.model, hidden: o.hidden, intermediate: o.intermediate, layers: o.layers, targets: [...o.targets]},
+    adapters,
+    ranks: o.packPath ? [rank] : [...o.ranks],
+    sharedK: o.sharedK,
+    fuse: true,
+    seed: o.seed,
+    include: {stacks: reads(strategies, 'stacks'), shared: reads(strategies, 'shared')},
+    ...(o.basePath ? {basePath: o.basePath} : {}),
+    ...(o.packPath ? {packPath: o.packPath} : {}),
+    ...(o.sharedBPath ? {sharedBPath: o.sharedBPath} : {}),
+    ...(o.stackDtype === 'f16' ? {stackDtype: 'f16' as const} : {}),
+  }
+}
+
+/** JavaScript heap per slot: slot ranks, workload tables and routing arrays hold a few numbers per adapter. */
+const HEAP_BYTES_PER_SLOT = 64
+
+/**
+ * Refuse a run whose weight sets do not fit on the work folder's disk, or
+ * whose inputs, activations and per-adapter tables do not fit in memory,
+ * before anything is allocated or written. Sets already built and reused
+ * cost no disk.
+ * @throws UsageError NOT_ENOUGH_DISK, NOT_ENOUGH_MEMORY with the estimate
+ */
+function assertBenchFits(o: BenchOptions, workDir: string, rank: number): void {
+  const all = o.strategies ?? STRATEGY_TABLE.map((s) => s.name)
+  const disk = o.adapters.map((n) => {
+    const spec = weightSetSpec(o, n, all, rank)
+    const built = existsSync(join(workDir, weightSetKey(spec), 'index.json'))
+    return {path: workDir, bytes: built ? 0 : weightSetBytes(spec, rank, o.sharedK), what: `the weight set of ${n} adapters`}
+  })
+  assertDiskFits(disk, 'bench')
+  const rows = o.batch * o.tokens
+  const widest = Math.max(o.hidden, o.model === 'layer' ? o.hidden : o.intermediate)
+  const slots = Math.max(...o.adapters) + 1
+  assertMemoryFits(
+    [
+      {bytes: rows * o.hidden * 4, largestArray: rows * o.hidden * 4, what: `the inputs (${rows} rows × ${o.hidden})`},
+      {bytes: rows * widest * 4 * 4 * all.length, largestArray: rows * widest * 4, what: `the activations of ${all.length} strategies`},
+      {bytes: slots * HEAP_BYTES_PER_SLOT, heap: slots * HEAP_BYTES_PER_SLOT, what: `the tables of ${slots - 1} adapters`},
+    ],
+    'bench',
+  )
 }
 
 /** Where the weights came from, in words (`config.weights`). */

@@ -17,6 +17,8 @@ import {InputError} from '../errors.js'
 import {SAFETENSORS_MAX_HEADER_BYTES} from '../formats/safetensors-header.js'
 import {SharedBPlan, SharedBWriter, sharedBLayout} from '../formats/shared-b-writer.js'
 import {checkOutputs} from '../io/output-target.js'
+import {assertDiskFits} from '../io/resources.js'
+import {shapeSize} from '../shape.js'
 import {MatMulEngine} from '../linalg/matmul-engine.js'
 import type {PackFile} from '../formats/pack-file.js'
 import type {ProgressCallback} from '../progress.js'
@@ -150,6 +152,7 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
     if (headerBytes > SAFETENSORS_MAX_HEADER_BYTES) {
       throw new InputError('COMPRESS_HEADER_TOO_LARGE', `compress: the manifest and per-slot errors make a ${headerBytes}-byte header, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit; compress fewer adapters per file`)
     }
+    assertDiskFits([{path: out, bytes: sharedBLayout(plan).specs.reduce((s, t) => s + shapeSize(t.shape) * DTYPES[t.dtype].bytes, 0), what: 'the shared-B file'}], `compress ${out}`)
     const writer = await SharedBWriter.create(out, plan, {force: options.force})
     const modules: CompressedModule[] = []
     try {

@@ -13,6 +13,7 @@ import {GateError, UsageError} from '../errors.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
 import {AtomicFile} from '../io/atomic-output.js'
 import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
+import {assertMemoryFits} from '../io/resources.js'
 import type {ProgressCallback} from '../progress.js'
 import {ModelReader} from '../model-io/model-reader.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantOptions, QuantSchemeName, resolveQuantOptions, schemeOutput} from '../quant/schemes.js'
@@ -20,7 +21,7 @@ import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
 import {TensorJob, writeModel} from '../model-io/write-model.js'
 import {DeltaFactors, deltaRows, deltaRowsHalf, loadDelta, toFloat32Factors} from './delta.js'
 import {MergeTarget, planMerge} from './plan.js'
-import {ProbeOptions, QualityReport, measureQuality} from './quality.js'
+import {ProbeOptions, QualityReport, measureQuality, probeMemory} from './quality.js'
 
 export interface MergeAdapterInput {
   readonly path: string
@@ -175,6 +176,10 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     if (kept.length > 0) warnings.push(`${kept.length} tensor${kept.length === 1 ? '' : 's'} stay in float, ${quant!.scheme} cannot hold them (${kept[0]!.name}: ${kept[0]!.reason}${kept.length > 1 ? '; …' : ''})`)
     for (const w of warnings) options.onWarning?.(w)
     const targets = [...plan.targets.values()]
+    if (options.quality && !options.quality.file) {
+      const probe = probeMemory(targets, options.quality.rows)
+      assertMemoryFits([{bytes: probe.bytes, largestArray: probe.largestArray, what: `--probe ${options.quality.rows} rows`}], `merge ${options.out}`)
+    }
     let report: QualityReport | null = null
     const quantized = new Set(quantOf.keys())
     const mainDtype: DType = options.dtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')

@@ -24,6 +24,7 @@ import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
 import {MODEL_OUTPUT_KIND} from '../io/output-target.js'
+import {assertDiskFits} from '../io/resources.js'
 import type {ProgressCallback} from '../progress.js'
 import {shapeSize} from '../shape.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
@@ -100,6 +101,17 @@ interface Planned {
   readonly dtype: DType
   readonly specs: TensorSpec[] | GgufTensorSpec[]
   readonly file: string
+}
+
+/** Bytes of a tensor's planned parts (safetensors dtypes or GGML block types). */
+function plannedBytes(specs: readonly (TensorSpec | GgufTensorSpec)[]): number {
+  let bytes = 0
+  for (const s of specs) {
+    const n = shapeSize(s.shape)
+    if ('dtype' in s) bytes += n * DTYPES[s.dtype].bytes
+    else bytes += Math.ceil(n / GGML_TYPES[s.type].blockSize) * GGML_TYPES[s.type].typeSize
+  }
+  return bytes
 }
 
 /** GGML type for a float dtype written into GGUF (BF16 is widened to F32, exactly). */
@@ -265,6 +277,7 @@ function inTensor(error: unknown, name: string, file: string): unknown {
  */
 export async function writeModel(options: WriteModelOptions): Promise<WriteModelResult> {
   const planned = plan(options)
+  assertDiskFits([{path: options.out, bytes: planned.reduce((s, p) => s + plannedBytes(p.specs), 0), what: 'the model'}], `write ${options.out}`)
   const total = planned.length
   let done = 0
   const written: WrittenTensor[] = []

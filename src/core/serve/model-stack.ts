@@ -11,6 +11,7 @@
  * Input `x [N, hidden]` (N = B·T rows, request-major), output `y [N, hidden]`.
  */
 import {writeFileSync} from 'node:fs'
+import {withFileContextSync} from '../errors.js'
 import {join} from 'node:path'
 import {GraphBuilder} from '../onnx/graph-builder.js'
 import {ModuleSpec, layoutNames, moduleSpecs} from './lora-layout.js'
@@ -105,7 +106,7 @@ export function buildStackModel(set: WeightSet, options: StackModelOptions): Bui
   g.node('Identity', [y], {}, {outputs: ['y']})
   g.output('y', 'float32', ['rows', D])
   const path = join(set.dir, options.fileName)
-  writeFileSync(path, g.encode())
+  withFileContextSync('write', path, () => writeFileSync(path, g.encode()))
   return {path, weights: [...used], inputs: ['x', ...weightInputs], nodes: g.nodeCount}
 }
 

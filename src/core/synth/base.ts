@@ -11,6 +11,7 @@ import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AtomicDirectory, withAtomic} from '../io/atomic-output.js'
 import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
+import {assertDiskFits} from '../io/resources.js'
 import {FloatOutputDType, fromFloat} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
@@ -101,6 +102,7 @@ export async function synthesizeBase(options: SynthBaseOptions): Promise<SynthBa
   const shards = planShards(planned, elementBytes, options.shardSize)
   const files = shards.length === 1 ? [SINGLE_MODEL_NAME] : shards.map((_, i) => shardFileName(i, shards.length))
   const parameters = planned.reduce((s, t) => s + shapeSize(t.shape), 0)
+  assertDiskFits([{path: options.out, bytes: parameters * elementBytes, what: 'the base model'}], `synth base ${options.out}`)
   let done = 0
   await withAtomic(await AtomicDirectory.create(options.out, {force: options.force, kind: MODEL_OUTPUT_KIND}), async (dir) => {
     const weightMap: Record<string, string> = {}

@@ -61,6 +61,10 @@ export const SAFETY_CASES: ErrorCase[] = [
   {code: 'MERGE_SCALE_OVERFLOW', exit: 2, input: 'merge an adapter of lora_alpha 3e38 with --weight 1000', cli: async (dir, fx) => ['merge', '--base', await fx.base(), '--adapter', await adapterWith(dir, fx, {lora_alpha: 3e38}), '--weight', '1000', '--out', join(dir, 'm')]},
   {code: 'OUTPUT_NOT_FINITE', exit: 2, input: 'merge an adapter of lora_alpha 3e8 into f16 (past 65504)', cli: async (dir, fx) => ['merge', '--base', await fx.base(), '--adapter', await adapterWith(dir, fx, {lora_alpha: 3e8}), '--dtype', 'f16', '--out', join(dir, 'm')]},
 
+  // resource bounds (io/resources.ts)
+  {code: 'NOT_ENOUGH_DISK', exit: 2, input: 'bench --adapters 1000000000 (1.4 PB of weights)', cli: (dir) => ['bench', '--adapters', '1000000000', '--work-dir', dir]},
+  {code: 'NOT_ENOUGH_MEMORY', exit: 2, input: 'bench --batch 1000000000 (an input of 1.9 TB)', cli: (dir) => ['bench', '--batch', '1000000000', '--work-dir', dir]},
+
   // empty or inconsistent adapters
   {code: 'ADAPTER_EMPTY', exit: 2, input: 'an adapter file holding a base model\'s tensors', cli: (dir) => ['inspect', writeAdapter(join(dir, 'ad'), [{name: 'model.embed_tokens.weight', dtype: 'F32', shape: [4, 4]}])]},
   {code: 'ADAPTER_UNTARGETED_TENSORS', exit: 2, input: 'LoRA tensors of module "m" with target_modules ["q_proj"]', cli: (dir) => ['inspect', writeAdapter(join(dir, 'ad'), lora('m', 2, 4, 4), {target_modules: ['q_proj']})]},
