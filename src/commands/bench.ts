@@ -5,9 +5,9 @@ import {renderBenchTable} from '../cli/bench-table.js'
 import {targets} from '../cli/llama-flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {writeBenchOutputs, checkOutputsFree} from '../core/bench/outputs.js'
-import {BenchReport, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
+import {BenchReport, assertComparable, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
 import {assertTolerance, runBench} from '../core/bench/run-bench.js'
-import {Workload, parseWorkload} from '../core/bench/workload.js'
+import {Workload, parseWorkload, workloadName} from '../core/bench/workload.js'
 import {resolveModelShape} from '../core/bench/base-dims.js'
 import {GateError, UsageError} from '../core/errors.js'
 import {STRATEGIES, Strategy, describeStrategies, isStrategy} from '../core/serve/registry.js'
@@ -75,12 +75,36 @@ export default class Bench extends LoraCommand {
       basePath: flags.base,
       packPath: flags.pack,
     })
+    const ranks = flags.ranks ?? [flags.rank ?? 16]
+    // a baseline of another configuration is refused before minutes of measuring (and again on the full config after)
+    if (baseline) {
+      assertComparable(
+        {
+          model: flags.model,
+          hidden: shape.hidden,
+          intermediate: shape.intermediate,
+          layers: flags.model === 'layer' ? 1 : shape.layers,
+          targets: flags.model === 'layer' ? ['hidden×hidden linear'] : shape.targets,
+          batch: flags.batch,
+          tokens_per_request: flags.prefill ?? 1,
+          workload: workloadName(flags.workload),
+          base_fraction: baseFraction,
+          threads: flags.threads,
+          stack_dtype: flags['stack-dtype'],
+          merged_cache: flags['merged-cache'],
+          ...(flags.pack ? {} : {ranks, rank: Math.max(...ranks)}),
+          ...(flags.ep === 'auto' ? {} : {ep: flags.ep}),
+        },
+        baseline.config,
+        flags.baseline!,
+      )
+    }
     const bar = createProgressBar('bench')
     try {
       const outcome = await runBench({
         model: flags.model,
         ...shape,
-        ranks: flags.ranks ?? [flags.rank ?? 16],
+        ranks,
         batch: flags.batch,
         tokens: flags.prefill ?? 1,
         workload: flags.workload,
@@ -107,6 +131,7 @@ export default class Bench extends LoraCommand {
       if (!this.jsonEnabled()) this.log(renderBenchTable(outcome.report))
       assertTolerance(outcome.toleranceFailures, tolerance)
       if (baseline) {
+        assertComparable(outcome.report.config, baseline.config, flags.baseline!)
         const failures = compareWithBaseline(outcome.report, baseline, maxRegression)
         if (failures.length > 0) throw new GateError('REGRESSION', `regression against ${flags.baseline}: ${describeRegressions(failures, maxRegression)}`)
       }

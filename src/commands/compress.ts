@@ -30,6 +30,7 @@ export default class Compress extends LoraCommand {
     normalize: Flags.boolean({description: 'weigh every adapter equally (unit-norm deltas) when choosing the basis'}),
     dtype: Flags.option({description: 'stored dtype (default: the input pack\'s)', options: ['f32', 'f16', 'bf16'] as const})(),
     force: Flags.boolean({description: 'replace an existing output file'}),
+    'allow-growth': Flags.boolean({description: 'write the file even when it is larger than the input pack (refused otherwise)'}),
   }
 
   async run(): Promise<CompressReport | SweepReport> {
@@ -46,7 +47,7 @@ export default class Compress extends LoraCommand {
         return report
       }
       if (!flags.out) throw new UsageError('COMPRESS_NO_OUT', 'compress: --out FILE is required (or use --sweep to only see the table)')
-      const report = await compressFile({inputs, out: flags.out, selection: selectionOf(flags), dtype, normalize: flags.normalize, force: flags.force, onProgress: bar.onProgress})
+      const report = await compressFile({inputs, out: flags.out, selection: selectionOf(flags), dtype, normalize: flags.normalize, force: flags.force, allowGrowth: flags['allow-growth'], onProgress: bar.onProgress})
       bar.stop()
       for (const w of report.warnings) this.warnUser(w)
       if (!this.jsonEnabled()) this.log(renderCompressReport(report))

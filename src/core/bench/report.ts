@@ -4,7 +4,7 @@
  * reading an old report back.
  */
 import {readRegularTextSync} from '../io/regular-file.js'
-import {InputError} from '../errors.js'
+import {InputError, UsageError} from '../errors.js'
 
 export interface BenchConfig {
   model: string
@@ -58,6 +58,37 @@ export interface ToleranceFailure {
   strategy: string
   adapters: number
   relativeError: number
+}
+
+/**
+ * The fields of a configuration that a ratio to base depends on: a baseline
+ * that differs in any of them measured something else, and comparing with it
+ * would gate on the difference. (Seeds, tolerance, the adapter counts swept
+ * and versions do not change what a ratio means.)
+ */
+export const COMPARED_CONFIG_FIELDS = ['model', 'hidden', 'intermediate', 'layers', 'rank', 'ranks', 'targets', 'batch', 'tokens_per_request', 'workload', 'base_fraction', 'ep', 'threads', 'stack_dtype', 'shared_k', 'merged_cache', 'weights'] as const
+
+/** `field (this run x, baseline y)` for every compared field that `config` gives and `baseline` has otherwise. */
+export function configDifferences(config: Partial<BenchConfig>, baseline: BenchConfig): string[] {
+  const out: string[] = []
+  for (const field of COMPARED_CONFIG_FIELDS) {
+    if (!(field in config) || config[field] === undefined) continue
+    const mine = JSON.stringify(config[field] ?? (field === 'stack_dtype' ? 'f32' : null))
+    const theirs = JSON.stringify(baseline[field] ?? (field === 'stack_dtype' ? 'f32' : null))
+    if (mine !== theirs) out.push(`${field} (this run ${mine}, baseline ${theirs})`)
+  }
+  return out
+}
+
+/**
+ * Refuse a baseline of another configuration (exit 2: not a regression, a different experiment).
+ * @throws UsageError BASELINE_MISMATCH naming the differing fields
+ */
+export function assertComparable(config: Partial<BenchConfig>, baseline: BenchConfig, baselinePath: string): void {
+  const differences = configDifferences(config, baseline)
+  if (differences.length > 0) {
+    throw new UsageError('BASELINE_MISMATCH', `--baseline ${baselinePath} measured another configuration: ${differences.join(', ')}; compare runs of the same configuration`)
+  }
 }
 
 /** Result rows that fell by more than `maxRegression` against a baseline. */

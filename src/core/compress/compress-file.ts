@@ -13,7 +13,8 @@ import {performance} from 'node:perf_hooks'
 import {tmpdir} from 'node:os'
 import {dirname, resolve} from 'node:path'
 import {DTYPES, FloatOutputDType, FLOAT_OUTPUT_DTYPES} from '../dtype.js'
-import {InputError} from '../errors.js'
+import {InputError, UsageError} from '../errors.js'
+import {formatBytes} from '../units.js'
 import {SAFETENSORS_MAX_HEADER_BYTES} from '../formats/safetensors-header.js'
 import {SharedBPlan, SharedBWriter, sharedBLayout} from '../formats/shared-b-writer.js'
 import {checkOutputs} from '../io/output-target.js'
@@ -50,6 +51,8 @@ export interface CompressFileOptions extends CompressInputOptions {
   out: string
   selection: RankSelection
   force?: boolean
+  /** Write the file even when it is larger than the input pack (refused otherwise: the point of compressing is a smaller file). */
+  allowGrowth?: boolean
 }
 
 /** One module of the report. */
@@ -152,7 +155,15 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
     if (headerBytes > SAFETENSORS_MAX_HEADER_BYTES) {
       throw new InputError('COMPRESS_HEADER_TOO_LARGE', `compress: the manifest and per-slot errors make a ${headerBytes}-byte header, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit; compress fewer adapters per file`)
     }
-    assertDiskFits([{path: out, bytes: sharedBLayout(plan).specs.reduce((s, t) => s + shapeSize(t.shape) * DTYPES[t.dtype].bytes, 0), what: 'the shared-B file'}], `compress ${out}`)
+    const layout = sharedBLayout(plan)
+    const outBytes = 8 + layout.headerBytes + layout.specs.reduce((s, t) => s + shapeSize(t.shape) * DTYPES[t.dtype].bytes, 0)
+    if (outBytes > pack.file.bytes && !options.allowGrowth) {
+      throw new UsageError(
+        'COMPRESS_GROWS',
+        `compress ${out}: at the K chosen (${describeKs(choices.map((c) => c.k))}) the shared-B file would be ${formatBytes(outBytes)}, ${(100 * (outBytes / pack.file.bytes - 1)).toFixed(0)}% larger than the input's ${formatBytes(pack.file.bytes)}; choose a smaller K (--rank, --savings) or pass --allow-growth`,
+      )
+    }
+    assertDiskFits([{path: out, bytes: outBytes, what: 'the shared-B file'}], `compress ${out}`)
     const writer = await SharedBWriter.create(out, plan, {force: options.force})
     const modules: CompressedModule[] = []
     try {
@@ -349,4 +360,11 @@ export function growthWarnings(modules: readonly CompressedModule[]): string[] {
 
 function convergenceWarnings(modules: readonly CompressedModule[]): string[] {
   return modules.filter((m) => !m.converged).map((m) => unconvergedWarning(m.name))
+}
+
+/** `K = 4` or `K 2–16 per module`. */
+function describeKs(ks: readonly number[]): string {
+  const lo = Math.min(...ks)
+  const hi = Math.max(...ks)
+  return lo === hi ? `K = ${hi}` : `K ${lo}–${hi} per module`
 }

@@ -7,6 +7,7 @@ import {join} from 'node:path'
 import {prepareWeightSet} from '../../../src/core/serve/weights/weight-set.js'
 import {GraphBuilder} from '../../../src/core/onnx/graph-builder.js'
 import {probeProvider} from '../../../src/core/onnx/session.js'
+import {runCli} from '../../helpers/index.js'
 import {ErrorCase, Fixtures, RawTensor, lora, must, writeAdapter, writeSt} from './fixtures.js'
 
 /** The smallest bench run: one linear layer, hidden 8, 2 requests, one round of one step. */
@@ -34,8 +35,22 @@ export const BENCH_CASES: ErrorCase[] = [
     code: 'REGRESSION',
     exit: 1,
     input: 'a baseline in which gather ran 1000× faster than base',
-    cli: (dir) => {
-      writeFileSync(join(dir, 'old.json'), JSON.stringify({config: {}, results: [{strategy: 'gather', adapters: 2, relative_to_base: 1000}]}))
+    cli: async (dir) => {
+      // a report of this very configuration, with gather 1000× faster
+      const report = JSON.parse((await runCli([...LAYER, '--json'])).stdout)
+      report.results = [{strategy: 'gather', adapters: 2, relative_to_base: 1000}]
+      writeFileSync(join(dir, 'old.json'), JSON.stringify(report))
+      return [...LAYER, '--baseline', join(dir, 'old.json')]
+    },
+  },
+  {
+    code: 'BASELINE_MISMATCH',
+    exit: 2,
+    input: 'a baseline measured at another --batch',
+    cli: async (dir) => {
+      const report = JSON.parse((await runCli([...LAYER, '--json'])).stdout)
+      report.config.batch = 64
+      writeFileSync(join(dir, 'old.json'), JSON.stringify(report))
       return [...LAYER, '--baseline', join(dir, 'old.json')]
     },
   },

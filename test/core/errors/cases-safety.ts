@@ -61,6 +61,8 @@ export const SAFETY_CASES: ErrorCase[] = [
   {code: 'MERGE_SCALE_OVERFLOW', exit: 2, input: 'merge an adapter of lora_alpha 3e38 with --weight 1000', cli: async (dir, fx) => ['merge', '--base', await fx.base(), '--adapter', await adapterWith(dir, fx, {lora_alpha: 3e38}), '--weight', '1000', '--out', join(dir, 'm')]},
   {code: 'OUTPUT_NOT_FINITE', exit: 2, input: 'merge an adapter of lora_alpha 3e8 into f16 (past 65504)', cli: async (dir, fx) => ['merge', '--base', await fx.base(), '--adapter', await adapterWith(dir, fx, {lora_alpha: 3e8}), '--dtype', 'f16', '--out', join(dir, 'm')]},
 
+  {code: 'COMPRESS_GROWS', exit: 2, input: 'compress at K = 8 of rank-2 adapters (larger than the pack)', cli: async (dir, fx) => ['compress', await fx.pack(), '--rank', '8', '--out', join(dir, 'c.safetensors')]},
+
   // resource bounds (io/resources.ts)
   {code: 'NOT_ENOUGH_DISK', exit: 2, input: 'bench --adapters 1000000000 (1.4 PB of weights)', cli: (dir) => ['bench', '--adapters', '1000000000', '--work-dir', dir]},
   {code: 'NOT_ENOUGH_MEMORY', exit: 2, input: 'bench --batch 1000000000 (an input of 1.9 TB)', cli: (dir) => ['bench', '--batch', '1000000000', '--work-dir', dir]},
