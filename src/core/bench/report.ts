@@ -31,6 +31,8 @@ export interface BenchConfig {
   merged_cache: number
   /** How the adapter stacks (and shared-b's A') were stored: f32, or f16 gathered and cast to f32 in the graph. Absent in reports written before the flag: f32. */
   stack_dtype?: 'f32' | 'f16'
+  /** A pack's block when it is not the square Llama block: its family and every role's [out, in]. */
+  block?: {architecture: string; shapes: Record<string, [number, number]>}
   tolerance: number
   threads: number
   weights: string

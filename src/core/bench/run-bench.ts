@@ -4,18 +4,17 @@
  * warm them (every adapter routed once), check one step of every strategy
  * against the float64 reference, then time them interleaved.
  */
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {GateError, UsageError} from '../errors.js'
-import {assertDiskFits, assertMemoryFits} from '../io/resources.js'
+import {assertDiskFits, assertMemoryFits, availableMemoryBytes} from '../io/resources.js'
 import {createWorkFolder} from '../io/temporaries.js'
-import {Projection, projectionShape} from '../models/llama.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
 import {createExecutor} from '../serve/executors.js'
-import {BenchModelKind} from '../serve/lora-layout.js'
+import {BenchModelKind, BlockShapes, Role, StackDims, moduleSpecs} from '../serve/lora-layout.js'
 import {compareRows, referenceRows} from '../serve/reference.js'
 import {BASELINE, STRATEGY_TABLE, Strategy, strategyOf} from '../serve/registry.js'
 import type {RoutingStep} from '../serve/routing.js'
@@ -34,7 +33,9 @@ export interface BenchOptions {
   hidden: number
   intermediate: number
   layers: number
-  targets: readonly Projection[]
+  targets: readonly Role[]
+  /** The pack's block when it is not the square Llama block (`resolveModelShape`). */
+  block?: BlockShapes
   /** Adapter counts to sweep. */
   adapters: readonly number[]
   /** Ranks assigned in turn (padded to the largest). */
@@ -129,6 +130,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       shared_b: shared ? sharedReport(shared, o) : null,
       merged_cache: o.mergedCache,
       stack_dtype: o.stackDtype ?? 'f32',
+      ...(o.block ? {block: o.block} : {}),
       tolerance: o.tolerance,
       threads: o.threads,
       weights: weightsDescription(o, shared),
@@ -189,10 +191,15 @@ async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readon
   }
 }
 
+/** The model's dims as the weight set and the graphs take them. */
+function dimsOf(o: BenchOptions): StackDims {
+  return {model: o.model, hidden: o.hidden, intermediate: o.intermediate, layers: o.layers, targets: [...o.targets], ...(o.block ? {block: o.block} : {})}
+}
+
 /** The weight set of one adapter count. */
 function weightSetSpec(o: BenchOptions, adapters: number, strategies: readonly Strategy[], rank: number): WeightSetSpec {
   return {
-    dims: {model: o.model, hidden: o.hidden, intermediate: o.intermediate, layers: o.layers, targets: [...o.targets]},
+    dims: dimsOf(o),
     adapters,
     ranks: o.packPath ? [rank] : [...o.ranks],
     sharedK: o.sharedK,
@@ -303,11 +310,8 @@ function reads(strategies: readonly Strategy[], part: 'stacks' | 'shared'): bool
 function defaultStrategies(o: BenchOptions, adapters: number, note: (line: string) => void): Strategy[] {
   const R = Math.max(...o.ranks)
   let stackBytes = 0
-  for (const p of o.model === 'layer' ? (['q_proj'] as Projection[]) : o.targets) {
-    const [out, inp] = projectionShape(o, p)
-    stackBytes += (adapters + 1) * R * (out + inp) * 4 * (o.model === 'layer' ? 1 : o.layers)
-  }
-  const available = availableMemory()
+  for (const m of moduleSpecs(dimsOf(o))) if (m.targeted) stackBytes += (adapters + 1) * R * (m.out + m.in) * 4
+  const available = availableMemoryBytes()
   const GiB = (bytes: number) => (bytes / 2 ** 30).toFixed(1)
   return STRATEGY_TABLE.filter((s) => {
     const need = s.workingMemory ? s.workingMemory.stackCopies * stackBytes : 0
@@ -317,15 +321,6 @@ function defaultStrategies(o: BenchOptions, adapters: number, note: (line: strin
   }).map((s) => s.name)
 }
 
-function availableMemory(): number {
-  try {
-    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))
-    if (m) return Number(m[1]) * 1024
-  } catch {
-    // not Linux
-  }
-  return 8 * 2 ** 30
-}
 
 function validate(o: BenchOptions): void {
   if (o.adapters.length === 0) throw new UsageError('BAD_FLAG', '--adapters needs at least one count')
