@@ -42,7 +42,7 @@ export abstract class LoraCommand extends Command {
 }
 
 /** What `--json` prints for a failure: its code, one line, the exit status (and suggestions). */
-function describeFailure(error: Error): {code: string; message: string; exitCode: number; suggestions?: string[]} {
+export function describeFailure(error: Error): {code: string; message: string; exitCode: number; suggestions?: string[]} {
   if (error instanceof Errors.CLIError && !(error instanceof LoraError)) {
     return {code: 'USAGE', message: usageLine(error.message), exitCode: error.oclif?.exit ?? EXIT_BAD_INPUT}
   }

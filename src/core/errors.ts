@@ -95,6 +95,8 @@ export function describeSystemError(error: unknown, action: string, file: string
     EROFS: 'read-only file system',
     EMFILE: 'too many open files',
     EFBIG: 'file too large for this file system',
+    ELOOP: 'too many levels of symbolic links',
+    ENAMETOOLONG: 'file name too long',
   }
   if (code && problems[code]) {
     return new InputError(`IO_${code}`, `${action} ${file}: ${problems[code]}`, {cause: error})

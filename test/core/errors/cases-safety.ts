@@ -3,7 +3,7 @@
  * what lora did not write, non-finite numbers, empty or inconsistent
  * adapters, resource bounds, non-regular files.
  */
-import {accessSync, constants, cpSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {accessSync, constants, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {ErrorCase, Fixtures, alterSt, lora, writeAdapter} from './fixtures.js'
 
@@ -66,6 +66,10 @@ export const SAFETY_CASES: ErrorCase[] = [
   // resource bounds (io/resources.ts)
   {code: 'NOT_ENOUGH_DISK', exit: 2, input: 'bench --adapters 1000000000 (1.4 PB of weights)', cli: (dir) => ['bench', '--adapters', '1000000000', '--work-dir', dir]},
   {code: 'NOT_ENOUGH_MEMORY', exit: 2, input: 'bench --batch 1000000000 (an input of 1.9 TB)', cli: (dir) => ['bench', '--batch', '1000000000', '--work-dir', dir]},
+
+  // system errors that name their path
+  {code: 'IO_ELOOP', exit: 2, input: 'an adapter_model.safetensors that links to itself', cli: (dir) => (mkdirSync(join(dir, 'ad')), writeFileSync(join(dir, 'ad', 'adapter_config.json'), '{"r": 2}'), symlinkSync(join(dir, 'ad', 'adapter_model.safetensors'), join(dir, 'ad', 'adapter_model.safetensors')), ['inspect', join(dir, 'ad')])},
+  {code: 'IO_ENAMETOOLONG', exit: 2, input: 'inspect a path with a 300-character name', cli: (dir) => ['inspect', join(dir, 'x'.repeat(300))]},
 
   // empty or inconsistent adapters
   {code: 'ADAPTER_EMPTY', exit: 2, input: 'an adapter file holding a base model\'s tensors', cli: (dir) => ['inspect', writeAdapter(join(dir, 'ad'), [{name: 'model.embed_tokens.weight', dtype: 'F32', shape: [4, 4]}])]},
