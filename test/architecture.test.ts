@@ -22,13 +22,13 @@ const CORE_LAYERS: ReadonlyArray<readonly string[]> = [
   ['units.ts', 'tensor.ts'],
   ['io'],
   ['formats', 'models', 'onnx'],
-  ['quant', 'linalg'],
+  ['quant', 'linalg', 'gguf'],
   ['model-io', 'pack', 'synth', 'plan'],
   ['compress', 'merge'],
   ['serve'],
   ['runtime', 'bench'],
   ['inspect.ts', 'unpack.ts', 'eval', 'engines', 'export'],
-  ['demo'],
+  ['demo', 'e2e'],
 ]
 
 const SRC = join(REPO_ROOT, 'src')

@@ -19,6 +19,8 @@ import {parseSize} from '../core/units.js'
 export const MAX_MODEL_DIM = 1 << 20
 /** Decoder blocks: real models have at most a few hundred. */
 export const MAX_LAYERS = 1024
+/** Attention heads: past any model's. */
+export const MAX_HEADS = 4096
 /** Vocabulary sizes: real ones are below 2^20. */
 export const MAX_VOCAB = 1 << 24
 /** LoRA ranks and shared widths K: beyond the dims of any real projection. */

@@ -1,13 +1,15 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {E2E_FLAGS, runE2eCommand} from '../cli/bench-e2e.js'
 import {MAX_ADAPTERS, MAX_LAYERS, MAX_MODEL_DIM, MAX_RANK, MAX_REPEATS, MAX_ROWS, MAX_THREADS, integer, integerList, number, path, seedFlag} from '../cli/flags.js'
+import type {E2eReport} from '../core/e2e/e2e-report.js'
 import {renderBenchTable} from '../cli/bench-table.js'
 import {targets} from '../cli/llama-flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {writeBenchOutputs, checkOutputsFree} from '../core/bench/outputs.js'
 import {BenchReport, assertComparable, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
 import {assertTolerance, runBench} from '../core/bench/run-bench.js'
-import {Workload, parseWorkload, workloadName} from '../core/bench/workload.js'
+import {parseWorkload, workloadName} from '../core/bench/workload.js'
 import {resolveModelShape} from '../core/bench/base-dims.js'
 import {GateError, UsageError} from '../core/errors.js'
 import {STRATEGIES, Strategy, describeStrategies, isStrategy} from '../core/serve/registry.js'
@@ -15,7 +17,7 @@ import {STRATEGIES, Strategy, describeStrategies, isStrategy} from '../core/serv
 export default class Bench extends LoraCommand {
   static override summary = 'Measure multi-adapter batch serving on onnxruntime: routed LoRA strategies against the base model.'
   static override description =
-    `Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times ${describeStrategies()} interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones; with --pack, shared-b serves the pack compressed in memory at --shared-k, or the lora compress output named by --shared-b.`
+    `Builds the model (one linear layer, or the linear work of L Llama blocks) as ONNX graphs with 1 to thousands of stacked adapters, serves batches whose requests each want an adapter, and times ${describeStrategies()} interleaved. Every strategy is checked against a float64 reference. Weights are synthetic unless --base/--pack give real ones; with --pack, shared-b serves the pack compressed in memory at --shared-k, or the lora compress output named by --shared-b. With --e2e it serves requests end to end instead: a whole decoder with KV cache, continuous batching, per-request adapters, every strategy's tokens checked against the reference, TTFT and inter-token latency percentiles (docs/bench.md).`
   static override examples = [
     {command: '<%= config.bin %> bench', description: 'Default run: a small llama stack, 100 adapters, batch 32, every strategy.'},
     {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --strategies base,gather,shared-b', description: 'The first target row.'},
@@ -23,9 +25,11 @@ export default class Bench extends LoraCommand {
     {command: '<%= config.bin %> bench --base ./base --pack pack.safetensors --shared-b pack-k16.safetensors', description: 'Real weights: the pack for the routed stacks, its lora compress output for shared-b.'},
     {command: '<%= config.bin %> bench --hidden 2048 --intermediate 5632 --layers 2 --adapters 1000 --targets all --strategies base,gather,shared-b --stack-dtype f16', description: 'Adapter stacks stored in f16 (half the bytes gathered per step), products in f32.'},
     {command: '<%= config.bin %> bench --out new.json --baseline old.json --max-regression 0.10', description: 'CI: exit 1 when a strategy\'s ratio to base fell by more than 10%.'},
+    {command: '<%= config.bin %> bench --e2e --hidden 2048 --intermediate 5632 --layers 4 --adapters 1000 --requests 32', description: 'End to end: a whole decoder with KV cache serving 32 requests (128 + 128 tokens) with continuous batching, every strategy checked token by token against the reference.'},
+    {command: '<%= config.bin %> bench --e2e --model ./model --pack pack.safetensors --rate 2 --plot e2e.svg', description: 'A real model and pack, Poisson arrivals at 2 requests/s: TTFT and ITL percentiles, throughput and latency-CDF plots.'},
   ]
   static override flags = {
-    model: Flags.option({description: 'model under test', options: ['llama', 'layer'] as const, default: 'llama'})(),
+    model: path()({description: 'model under test: llama or layer; with --e2e a model folder or .gguf file (a synthetic Llama when absent)', default: 'llama'}),
     hidden: integer({min: 1, max: MAX_MODEL_DIM})({description: 'hidden size (default 512, or the base\'s)'}),
     intermediate: integer({min: 1, max: MAX_MODEL_DIM})({description: 'MLP intermediate size (default 1376, or the base\'s)'}),
     layers: integer({min: 1, max: MAX_LAYERS})({description: 'decoder blocks (default 4)'}),
@@ -35,10 +39,10 @@ export default class Bench extends LoraCommand {
     ranks: integerList({min: 1, max: MAX_RANK})({description: 'mixed ranks assigned in turn, padded to the largest (8,16,64)', exclusive: ['rank']}),
     batch: integer({min: 1, max: MAX_ROWS})({description: 'requests per step', default: 32}),
     prefill: integer({min: 1, max: MAX_ROWS})({description: 'tokens per request (prefill); decode (1 token) when absent'}),
-    workload: Flags.custom<Workload>({helpValue: '<workload>', parse: async (input) => parseWorkload(input)})({description: 'distinct, uniform, identical or zipf:ALPHA', default: {kind: 'distinct'}, defaultHelp: async () => 'distinct'}),
+    workload: Flags.custom<string>({helpValue: '<workload>', parse: async (input) => (/\.jsonl$/i.test(input) ? input : workloadName(parseWorkload(input)))})({description: 'distinct, uniform, identical or zipf:ALPHA (--e2e: or a .jsonl trace)', default: 'distinct'}),
     'base-fraction': number({min: 0, max: 1})({description: 'share of requests with no adapter, 0..1', default: 0}),
     seed: seedFlag('random seed (weights, inputs, workload)'),
-    strategies: Flags.custom<Strategy[]>({helpValue: '<strategies>', parse: async (input) => parseStrategies(input)})({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory)`}),
+    strategies: Flags.custom<string[]>({helpValue: '<strategies>', parse: async (input) => strategyList(input)})({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory)`}),
     ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: 'cpu'})(),
     threads: integer({min: 1, max: MAX_THREADS})({description: 'intra-op threads', default: 2}),
     'merged-cache': integer({min: 1, max: MAX_REPEATS})({description: 'merged copies held by the merged strategy (LRU)', default: 4}),
@@ -56,13 +60,18 @@ export default class Bench extends LoraCommand {
     baseline: path()({description: 'an earlier report: exit 1 when relative_to_base fell by more than --max-regression'}),
     'max-regression': number({min: 0, below: 1})({description: 'allowed fall of relative_to_base against --baseline (0.10 = 10%), in [0, 1)', default: 0.1}),
     force: Flags.boolean({description: 'overwrite --out / --plot'}),
+    ...E2E_FLAGS,
   }
 
-  async run(): Promise<BenchReport> {
+  async run(): Promise<BenchReport | E2eReport> {
     const {flags} = await this.parse(Bench)
+    if (flags.e2e) return runE2eCommand(flags, {argv: this.argv, json: this.jsonEnabled(), log: (text) => this.log(text), warn: (line) => this.warnUser(line)})
+    if (flags.model !== 'llama' && flags.model !== 'layer') throw new UsageError('BAD_FLAG', `--model must be llama or layer (got "${flags.model}"; a model path needs --e2e)`)
+    if (/\.jsonl$/i.test(flags.workload)) throw new UsageError('BAD_FLAG', `--workload ${flags.workload}: a trace is for --e2e; the linear bench takes distinct, uniform, identical or zipf:ALPHA`)
     const tolerance = flags.tolerance
     const maxRegression = flags['max-regression']
     const baseFraction = flags['base-fraction']
+    const strategies = flags.strategies ? parseStrategies(flags.strategies) : undefined
     if (flags['shared-b'] && flags['shared-k'] !== undefined) throw new UsageError('BAD_FLAG', `--shared-k does not apply with --shared-b ${flags['shared-b']}: K comes from the file`)
     const baseline = flags.baseline ? readReport(flags.baseline) : undefined
     await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force, inputs: [flags.base, flags.pack, flags['shared-b'], flags.baseline]})
@@ -87,7 +96,7 @@ export default class Bench extends LoraCommand {
           targets: flags.model === 'layer' ? ['hidden×hidden linear'] : shape.targets,
           batch: flags.batch,
           tokens_per_request: flags.prefill ?? 1,
-          workload: workloadName(flags.workload),
+          workload: flags.workload,
           base_fraction: baseFraction,
           threads: flags.threads,
           stack_dtype: flags['stack-dtype'],
@@ -102,15 +111,15 @@ export default class Bench extends LoraCommand {
     const bar = createProgressBar('bench')
     try {
       const outcome = await runBench({
-        model: flags.model,
+        model: flags.model as 'llama' | 'layer',
         ...shape,
         ranks,
         batch: flags.batch,
         tokens: flags.prefill ?? 1,
-        workload: flags.workload,
+        workload: parseWorkload(flags.workload),
         baseFraction,
         seed: flags.seed,
-        strategies: flags.strategies,
+        strategies,
         ep: flags.ep,
         threads: flags.threads,
         mergedCache: flags['merged-cache'],
@@ -142,9 +151,16 @@ export default class Bench extends LoraCommand {
   }
 }
 
-function parseStrategies(text: string): Strategy[] {
+/** `--strategies` as a list of names (the linear bench and --e2e each check them against their own table). */
+function strategyList(text: string): string[] {
+  const names = [...new Set(text.split(',').map((t) => t.trim()).filter(Boolean))]
+  if (names.length === 0) throw new UsageError('BAD_FLAG', '--strategies needs at least one strategy')
+  return names
+}
+
+function parseStrategies(names: readonly string[]): Strategy[] {
   const out: Strategy[] = []
-  for (const s of text.split(',').map((t) => t.trim()).filter(Boolean)) {
+  for (const s of names) {
     if (!isStrategy(s)) throw new UsageError('BAD_FLAG', `--strategies: unknown strategy "${s}" (expected ${STRATEGIES.join(', ')})`)
     if (!out.includes(s)) out.push(s)
   }

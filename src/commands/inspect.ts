@@ -9,21 +9,23 @@ import {renderPackSummary} from '../cli/render-pack.js'
 import {SHARED_B_FORMAT} from '../core/formats/shared-b-file.js'
 import type {SharedBSummary} from '../core/compress/inspect-shared-b.js'
 import {renderSharedBSummary} from '../cli/render-shared-b.js'
+import type {GgufSummary} from '../core/gguf/inspect-gguf.js'
 
 /** Tensors listed in the human view before "… N more". */
 const MAX_TENSOR_ROWS = 40
 
 export default class Inspect extends LoraCommand {
-  static override summary = 'Describe adapters, safetensors files, packs and models (headers only).'
+  static override summary = 'Describe adapters, safetensors files, packs, models and GGUF files (headers only).'
   static override description =
-    'Reads only headers, so it is fast for files of any size. For an adapter folder: rank, alpha, scaling, targets and per-module shapes. For a packed file: the manifest, slots and padding. For a model: tensors, dtypes and bytes.'
+    'Reads only headers, so it is fast for files of any size. For an adapter folder: rank, alpha, scaling, targets and per-module shapes. For a packed file: the manifest, slots and padding. For a model: tensors, dtypes and bytes. For a GGUF model or LoRA adapter (llama.cpp): architecture, file type, tokenizer or adapter alpha, every metadata entry and every tensor with its GGML type. Other files are refused in one line.'
   static override examples = [
     {command: '<%= config.bin %> inspect ./adapters/adapter-0003', description: 'Show an adapter\'s rank, alpha and modules.'},
     {command: '<%= config.bin %> inspect model.safetensors --json', description: 'Machine-readable tensor list.'},
+    {command: '<%= config.bin %> inspect merged-q4_0.gguf', description: 'A GGUF model: metadata, tokenizer and tensor types.'},
   ]
   static override strict = false
   static override args = {
-    path: Args.string({description: 'adapter folder, .safetensors file, packed file, or model folder/index', required: true}),
+    path: Args.string({description: 'adapter folder, .safetensors file, packed file, model folder/index, or GGUF model/adapter', required: true}),
   }
 
   async run(): Promise<InspectReport | InspectReport[]> {
@@ -55,6 +57,7 @@ function renderReport(r: InspectReport): string {
     for (const w of a.warnings) lines.push(`warning: ${w}`)
     return lines.join('\n')
   }
+  if (r.gguf) lines.push(...renderGguf(r.gguf))
   if (r.pack && r.pack.format === PACK_FORMAT) return [lines[0], renderPackSummary(r.pack as PackSummary)].join('\n')
   if (r.pack && r.pack.format === SHARED_B_FORMAT) return [lines[0], renderSharedBSummary(r.pack as unknown as SharedBSummary)].join('\n')
   if (r.pack) lines.push(`pack: ${JSON.stringify(r.pack)}`)
@@ -69,4 +72,26 @@ function renderReport(r: InspectReport): string {
   )
   if (r.tensors.length > MAX_TENSOR_ROWS) lines.push(`… ${r.tensors.length - MAX_TENSOR_ROWS} more tensors (--json lists all)`)
   return lines.join('\n')
+}
+
+/** GGUF metadata entries listed in the human view before "… N more". */
+const MAX_KV_ROWS = 40
+
+function renderGguf(g: GgufSummary): string[] {
+  const types = Object.entries(g.tensor_types).map(([t, n]) => `${n} ${t}`).join(', ')
+  const head =
+    g.type === 'adapter'
+      ? `GGUF v${g.version} LoRA adapter for ${g.architecture ?? '(no architecture)'}: ${g.adapter!.tensors_adapted} tensors adapted, adapter.lora.alpha ${g.adapter!.alpha ?? '(none)'}${g.adapter!.alpha === 0 ? ' (each module at scale 1)' : ''}; ${types}`
+      : `GGUF v${g.version} model: ${g.architecture ?? '(no architecture)'}${g.name ? ` "${g.name}"` : ''}, file type ${g.file_type ?? '(none)'}; ${types}`
+  const lines = [head]
+  if (g.tokenizer) lines.push(`tokenizer: ${g.tokenizer.model}${g.tokenizer.pre ? ` (pre ${g.tokenizer.pre})` : ''}, ${g.tokenizer.tokens} tokens`)
+  lines.push(
+    '',
+    renderTable(
+      ['key', 'type', 'value'],
+      g.kv.slice(0, MAX_KV_ROWS).map((e) => [e.key, e.type, Array.isArray(e.value) ? `${JSON.stringify(e.value).slice(0, 80)}${e.count! > e.value.length ? ` … (${e.count})` : ''}` : String(e.value).slice(0, 80)]),
+    ),
+  )
+  if (g.kv.length > MAX_KV_ROWS) lines.push(`… ${g.kv.length - MAX_KV_ROWS} more entries (--json lists all)`)
+  return lines
 }

@@ -22,7 +22,7 @@ export default class Quantize extends LoraCommand {
     {command: '<%= config.bin %> quantize ./base --out ./base-int4 --scheme int4 --group-size 64 --exclude "*.down_proj.weight"', description: 'int4 groups of 64, keeping down_proj in float.'},
   ]
   static override args = {
-    model: Args.string({description: 'model folder, .safetensors file or model.safetensors.index.json', required: true}),
+    model: Args.string({description: 'model folder, .safetensors file, model.safetensors.index.json, or a llama.cpp .gguf (q4_0 only)', required: true}),
   }
   static override flags = {
     out: path()({description: `output folder (${schemesStoredAs('safetensors').join(', ')}) or .gguf file (${schemesStoredAs('gguf').join(', ')})`, required: true}),

@@ -1,12 +1,13 @@
 /**
  * `lora inspect`: what is in an adapter folder, a safetensors file, a packed
- * file or a (sharded) model, from headers alone (and, for a pack, its null
- * slot: one slot per stack, which must be zeros).
+ * file, a (sharded) model, or a GGUF model or adapter, from headers alone
+ * (and, for a pack, its null slot: one slot per stack, which must be zeros).
  */
 import {stat} from 'node:fs/promises'
 import {withFileContext} from './errors.js'
 import {FileKind, detect} from './formats/detect.js'
 import {LoraAdapter} from './formats/peft-adapter.js'
+import {GgufSummary, inspectGguf} from './gguf/inspect-gguf.js'
 import type {TensorInfo} from './formats/safetensors-header.js'
 import {ShardedModel, openModel} from './formats/sharded-model.js'
 import type {TensorSource} from './formats/tensor-source.js'
@@ -16,7 +17,7 @@ import {SharedBFile} from './formats/shared-b-file.js'
 import {summarizePack} from './pack/inspect-pack.js'
 import {summarizeSharedB} from './compress/inspect-shared-b.js'
 
-export type InspectKind = 'adapter' | 'safetensors' | 'pack' | 'model'
+export type InspectKind = 'adapter' | 'safetensors' | 'pack' | 'model' | 'gguf-model' | 'gguf-adapter'
 
 export interface TensorSummary {
   name: string
@@ -52,6 +53,8 @@ export interface InspectReport {
   pack?: Record<string, unknown>
   /** Shard files of a sharded model. */
   shards?: string[]
+  /** GGUF files: header, metadata and what they are (see docs/formats.md). */
+  gguf?: GgufSummary
 }
 
 /** `__metadata__.format` values of packed files (see docs/formats.md). */
@@ -128,9 +131,16 @@ async function describeModel(path: string): Promise<InspectReport> {
   }
 }
 
+/** A GGUF model or LoRA adapter (llama.cpp): its metadata, tokenizer or adapter alpha, tensors and GGML types. */
+async function describeGguf(path: string): Promise<InspectReport> {
+  const g = await inspectGguf(path)
+  return {path, kind: g.gguf.type === 'adapter' ? 'gguf-adapter' : 'gguf-model', bytes: g.bytes, tensors: g.tensors, metadata: {}, gguf: g.gguf}
+}
+
 /** How each kind `detect` names is described; other kinds are read as a tensor file or model. */
 const DESCRIBERS: Partial<Record<FileKind, (path: string) => Promise<InspectReport>>> = Object.freeze({
   adapter: inspectAdapter,
+  gguf: describeGguf,
   pack: describePacked(summarizePack, (file) => PackFile.fromFile(file).checkNullSlot()),
   'shared-b': describePacked(summarizeSharedB, (file) => SharedBFile.fromFile(file).checkNullSlot()),
 })

@@ -37,12 +37,12 @@ test('--json: the result with the quality report shaped {tensors: [{name, (a), (
 })
 
 test('--max-loss: exit 1 when breached (both output modes, output and report still written), 0 otherwise', async () => {
-  const plain = await runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g1'), '--quantize', 'q4_0', '--probe', '16', '--max-loss', '0.01', '--report', join(dir.path, 'g1.json')])
+  const plain = await runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g1'), '--quantize', 'int4', '--group-size', '32', '--probe', '16', '--max-loss', '0.01', '--report', join(dir.path, 'g1.json')])
   assert.is(plain.status, 1, plain.stderr)
   assert.match(plain.stderr, /^Error: --max-loss 0\.01: 2 merged tensors keep less than 0\.99 of the adapter \(worst: /m)
   assert.match(plain.stdout, /\(a\) retained/)
   assert.ok(existsSync(join(dir.path, 'g1')) && existsSync(join(dir.path, 'g1.json')))
-  const json = await runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g2'), '--quantize', 'q4_0', '--probe', '16', '--max-loss', '0.01', '--json'])
+  const json = await runCli(['merge', '--base', base, '--adapter', adapter, '--out', join(dir.path, 'g2'), '--quantize', 'int4', '--group-size', '32', '--probe', '16', '--max-loss', '0.01', '--json'])
   assert.is(json.status, 1)
   const parsed = JSON.parse(json.stdout)
   assert.is(parsed.error.code, 'MAX_LOSS_EXCEEDED')

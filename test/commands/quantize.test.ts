@@ -3,6 +3,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {runCli, tempDir} from '../helpers/index.js'
+import {synthesizeBase} from '../../src/core/synth/base.js'
 import {normal, writeBase} from '../helpers/merge-fixtures.js'
 
 const test = suite('commands/quantize')
@@ -19,13 +20,21 @@ test.before(async () => {
 test.after(() => dir.cleanup())
 
 test('--json result; tensors the scheme cannot hold are listed as kept', async () => {
-  const r = await runCli(['quantize', base, '--out', join(dir.path, 'q.gguf'), '--scheme', 'q4_0', '--json'])
+  const llama = join(dir.path, 'llama')
+  await synthesizeBase({out: llama, hidden: 64, intermediate: 40, layers: 1, vocab: 400, dtype: 'F16', seed: 0})
+  const r = await runCli(['quantize', llama, '--out', join(dir.path, 'q.gguf'), '--scheme', 'q4_0', '--json'])
   assert.is(r.status, 0, r.stderr)
   const json = JSON.parse(r.stdout)
   assert.is(json.format, 'gguf')
-  assert.is(json.quantized, 1)
-  assert.equal(json.kept, [{name: 'model.layers.0.o_proj.weight', reason: 'row size (40) is not a multiple of Q4_0 block size (32)'}])
+  assert.is(json.quantized, 6)
+  assert.equal(json.kept, [{name: 'model.layers.0.mlp.down_proj.weight', reason: 'row size (40) is not a multiple of Q4_0 block size (32)'}])
   assert.ok(existsSync(join(dir.path, 'q.gguf')))
+  // a GGUF llama.cpp could not run is refused in one line, in both modes
+  const bad = await runCli(['quantize', base, '--out', join(dir.path, 'bad.gguf'), '--scheme', 'q4_0'])
+  assert.is(bad.status, 2)
+  assert.match(bad.stderr, /^Error: read .*config\.json: hidden_size is missing, and llama\.cpp needs it\n$/)
+  assert.is(JSON.parse((await runCli(['quantize', base, '--out', join(dir.path, 'bad.gguf'), '--scheme', 'q4_0', '--json'])).stdout).error.code, 'CONFIG_INVALID')
+  assert.not.ok(existsSync(join(dir.path, 'bad.gguf')))
 })
 
 test('human output, and usage errors exit 2 in both modes without output', async () => {

@@ -38,7 +38,7 @@ test('every value-taking flag of every command refuses garbage with one line nam
     for (const f of c.flags) {
       if (f.type !== 'option' || f.options || !f.parse) continue
       // free text (prompts, adapter names, globs) and paths take any non-empty string
-      const garbage = /prompt|adapter$|include|exclude|workload|strategies|targets/.test(f.name) ? [] : GARBAGE
+      const garbage = /prompt|adapter$|include|exclude|workload|strategies|targets|variants/.test(f.name) ? [] : GARBAGE
       for (const value of garbage) {
         let error: (Error & {code?: string; exitCode?: number}) | undefined
         let parsed: unknown

@@ -87,3 +87,61 @@ export function decodeQ4_0(bytes: Buffer, count: number): number[] {
   return out.map(Math.fround)
 }
 
+
+function f16Value(h: number): number {
+  const e = (h >> 10) & 31
+  const m = h & 1023
+  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15)
+  return h & 0x8000 ? -v : v
+}
+
+/** Q8_0 decoding written from the ggml block layout (f16 d, 32 int8). */
+export function decodeQ8_0(bytes: Buffer, count: number): number[] {
+  const out: number[] = []
+  for (let b = 0; b < count / 32; b++) {
+    const d = f16Value(bytes.readUInt16LE(b * 34))
+    for (let j = 0; j < 32; j++) out.push(Math.fround(bytes.readInt8(b * 34 + 2 + j) * d))
+  }
+  return out
+}
+
+/** GGML type ids this reader decodes: F32 0, F16 1, Q4_0 2, Q8_0 8, BF16 30. */
+export const GGML_TYPE_NAMES: Readonly<Record<number, string>> = {0: 'F32', 1: 'F16', 2: 'Q4_0', 8: 'Q8_0', 30: 'BF16'}
+
+/** Every tensor of a GGUF file decoded to float64, with its row-major shape (ne reversed) and GGML type name. */
+export function readGgufF64(buf: Buffer): {parsed: Parsed; tensors: Map<string, {shape: number[]; type: string; values: Float64Array}>} {
+  const parsed = parseGguf(buf)
+  const tensors = new Map<string, {shape: number[]; type: string; values: Float64Array}>()
+  for (const t of parsed.tensors) {
+    const ne = t.ne.map(Number)
+    const count = ne.reduce((a, b) => a * b, 1)
+    const at = parsed.dataStart + Number(t.offset)
+    const type = GGML_TYPE_NAMES[t.type]
+    let values: Float64Array
+    switch (type) {
+      case 'F32':
+        values = Float64Array.from({length: count}, (_, i) => buf.readFloatLE(at + 4 * i))
+        break
+      case 'F16':
+        values = Float64Array.from({length: count}, (_, i) => f16Value(buf.readUInt16LE(at + 2 * i)))
+        break
+      case 'BF16':
+        values = Float64Array.from({length: count}, (_, i) => {
+          const b = Buffer.alloc(4)
+          b.writeUInt32LE(buf.readUInt16LE(at + 2 * i) << 16 >>> 0)
+          return b.readFloatLE(0)
+        })
+        break
+      case 'Q4_0':
+        values = Float64Array.from(decodeQ4_0(buf.subarray(at, at + (count / 32) * 18), count))
+        break
+      case 'Q8_0':
+        values = Float64Array.from(decodeQ8_0(buf.subarray(at, at + (count / 32) * 34), count))
+        break
+      default:
+        throw new Error(`gguf-reference: tensor ${t.name} has GGML type ${t.type}`)
+    }
+    tensors.set(t.name, {shape: [...ne].reverse(), type: type!, values})
+  }
+  return {parsed, tensors}
+}

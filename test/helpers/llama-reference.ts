@@ -250,22 +250,35 @@ export class LlamaReference {
       const attn = Array.from({length: n}, () => new Float64Array(c.heads * hd))
       const scale = 1 / Math.sqrt(hd)
       const scores = new Float64Array(n)
+      // keys and values of every position side by side, [n, kvHeads·hd]
+      const kvWidth = c.kvHeads * hd
+      const K = new Float64Array(n * kvWidth)
+      const V = new Float64Array(n * kvWidth)
+      for (let t = 0; t < n; t++) {
+        K.set(k[t]!, t * kvWidth)
+        V.set(v[t]!, t * kvWidth)
+      }
       for (let head = 0; head < c.heads; head++) {
-        const kv = Math.floor(head / group)
+        const kvAt = Math.floor(head / group) * hd
         for (let p = 0; p < n; p++) {
+          const qp = q[p]!
+          const qAt = head * hd
           let max = -Infinity
           for (let t = 0; t <= p; t++) {
             let dot = 0
-            for (let i = 0; i < hd; i++) dot += q[p]![head * hd + i]! * k[t]![kv * hd + i]!
-            scores[t] = dot * scale
-            if (scores[t]! > max) max = scores[t]!
+            const at = t * kvWidth + kvAt
+            for (let i = 0; i < hd; i++) dot += qp[qAt + i]! * K[at + i]!
+            const score = dot * scale
+            scores[t] = score
+            if (score > max) max = score
           }
           let sum = 0
           for (let t = 0; t <= p; t++) sum += scores[t] = Math.exp(scores[t]! - max)
           const out = attn[p]!
           for (let t = 0; t <= p; t++) {
             const w = scores[t]! / sum
-            for (let i = 0; i < hd; i++) out[head * hd + i]! += w * v[t]![kv * hd + i]!
+            const at = t * kvWidth + kvAt
+            for (let i = 0; i < hd; i++) out[qAt + i]! += w * V[at + i]!
           }
         }
       }

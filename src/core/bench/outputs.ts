@@ -38,7 +38,8 @@ export function plotTitle(report: BenchReport): string {
   return `${model}, rank ${c.rank}, batch ${c.batch}${c.tokens_per_request > 1 ? `×${c.tokens_per_request}` : ''}, ${c.workload} (${c.ep}): throughput vs adapters`
 }
 
-async function writeText(path: string, text: string, force?: boolean): Promise<void> {
+/** Write `text` to `path` atomically (a temporary name renamed on success). */
+export async function writeText(path: string, text: string, force?: boolean): Promise<void> {
   const file = await AtomicFile.create(path, {force})
   try {
     await writeFully(file.handle, new TextEncoder().encode(text), 0)

@@ -18,7 +18,7 @@ export interface PlotMarker {
 }
 
 /** Render the plot; the y axis is logarithmic when throughputs span more than 20×. */
-export function renderThroughputSvg(results: readonly BenchResult[], title: string, options: {markers?: readonly PlotMarker[]} = {}): string {
+export function renderThroughputSvg(results: readonly Pick<BenchResult, 'strategy' | 'adapters' | 'tokens_per_s'>[], title: string, options: {markers?: readonly PlotMarker[]; xLabel?: string; yLabel?: string} = {}): string {
   const strategies = [...new Set(results.map((r) => r.strategy))]
   const xs = results.map((r) => r.adapters)
   const ys = results.map((r) => r.tokens_per_s).filter((v) => v > 0 && Number.isFinite(v))
@@ -49,8 +49,8 @@ export function renderThroughputSvg(results: readonly BenchResult[], title: stri
   for (const v of yTicks(yLo, yHi, logY)) {
     parts.push(`<g class="ytick"><line x1="${MARGIN.left - 5}" y1="${f(Y(v))}" x2="${MARGIN.left + plotW}" y2="${f(Y(v))}" stroke="#ddd"/><text x="${MARGIN.left - 8}" y="${f(Y(v) + 4)}" text-anchor="end">${formatTick(v)}</text></g>`)
   }
-  parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 15}" text-anchor="middle">adapters (log scale)</text>`)
-  parts.push(`<text transform="translate(18 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">tokens/s${logY ? ' (log scale)' : ''}</text>`)
+  parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 15}" text-anchor="middle">${escapeXml(options.xLabel ?? 'adapters')} (log scale)</text>`)
+  parts.push(`<text transform="translate(18 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(options.yLabel ?? 'tokens/s')}${logY ? ' (log scale)' : ''}</text>`)
   for (const m of options.markers ?? []) {
     if (!(m.adapters >= xMin && m.adapters <= xMax)) continue
     const x = f(X(m.adapters))

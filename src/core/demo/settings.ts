@@ -70,7 +70,7 @@ export const DEMO_SIZES: Readonly<Record<DemoSize, DemoSettings>> = {
     hidden: 64,
     intermediate: 128,
     layers: 1,
-    vocab: 256,
+    vocab: 512, // the smallest SentencePiece-style tokenizer (259 specials and bytes + characters) needs about 340
     adapters: 12,
     probeRows: 64,
     bench: {...FULL_SETTINGS.bench, counts: [1, 4, 12], batch: 4, rounds: 1},

@@ -81,6 +81,8 @@ export interface PackAdapterEntry {
   readonly safetensors_metadata: Readonly<Record<string, string>>
   /** `adapter_config.json` as found. */
   readonly config: Readonly<Record<string, unknown>>
+  /** Its text as found (unpack writes these bytes back); absent in packs written before it was kept. */
+  readonly config_text?: string
 }
 
 export interface PackManifest {
@@ -315,5 +317,6 @@ function parseAdapter(rd: ManifestReader, v: JsonValue, where: string, modules: 
     modules: adapterModules,
     safetensors_metadata: rd.stringRecord(a.get('safetensors_metadata'), `${where}.safetensors_metadata`),
     config: toPlainJson(rd.object(a.get('config'), `${where}.config`)) as Record<string, unknown>,
+    ...(a.get('config_text') !== undefined ? {config_text: rd.string(a.get('config_text'), `${where}.config_text`)} : {}),
   }
 }

@@ -56,14 +56,18 @@ export function peftLoraConfig(fields: Record<string, unknown>): Record<string, 
 /** The `__metadata__` PEFT writes into adapter files. */
 export const PEFT_SAFETENSORS_METADATA: Readonly<Record<string, string>> = Object.freeze({format: 'pt'})
 
-/** Write the two adapter files into an existing folder `dir` (`metadata`: the safetensors `__metadata__`, PEFT's by default). */
+/**
+ * Write the two adapter files into an existing folder `dir` (`metadata`: the safetensors `__metadata__`, PEFT's by default;
+ * `configText`: the config file's exact text, written instead of serializing `config`).
+ */
 export async function writeAdapterFiles(
   dir: string,
   config: Readonly<Record<string, unknown>>,
   tensors: readonly AdapterTensor[],
   metadata: Readonly<Record<string, string>> = PEFT_SAFETENSORS_METADATA,
+  configText?: string,
 ): Promise<void> {
-  await writeFile(join(dir, ADAPTER_CONFIG_NAME), `${JSON.stringify(config, null, 2)}\n`)
+  await writeFile(join(dir, ADAPTER_CONFIG_NAME), configText ?? `${JSON.stringify(config, null, 2)}\n`)
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_NAME), tensors, {metadata})
 }
 
@@ -72,7 +76,7 @@ export async function writeAdapter(
   dir: string,
   config: Readonly<Record<string, unknown>>,
   tensors: readonly AdapterTensor[],
-  options: OutputOptions & {metadata?: Readonly<Record<string, string>>} = {},
+  options: OutputOptions & {metadata?: Readonly<Record<string, string>>; configText?: string} = {},
 ): Promise<void> {
-  await withAtomic(await AtomicDirectory.create(dir, {force: options.force, kind: ADAPTER_OUTPUT_KIND}), (out) => writeAdapterFiles(out.path, config, tensors, options.metadata))
+  await withAtomic(await AtomicDirectory.create(dir, {force: options.force, kind: ADAPTER_OUTPUT_KIND}), (out) => writeAdapterFiles(out.path, config, tensors, options.metadata, options.configText))
 }

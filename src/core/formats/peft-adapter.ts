@@ -147,7 +147,8 @@ export class LoraAdapter {
       }
       throw new InputError('ADAPTER_NO_WEIGHTS', `read adapter ${dir}: no ${ADAPTER_WEIGHTS_NAME}`)
     }
-    const config = parseLoraConfig(await readConfigJson(configPath), configPath)
+    const configText = await readConfigText(configPath)
+    const config = {...parseLoraConfig(parseConfigText(configText, configPath), configPath), text: configText}
     const file = await SafetensorsFile.open(weightsPath)
     try {
       const {modules, extras, warnings} = collectModules(file, config, dir)
@@ -159,11 +160,15 @@ export class LoraAdapter {
   }
 }
 
-async function readConfigJson(path: string): Promise<unknown> {
+async function readConfigText(path: string): Promise<string> {
   const text = await readRegularText(path, MAX_CONFIG_BYTES, (size) => new InputError('PEFT_CONFIG_INVALID', `read ${path}: ${size} bytes is too large for an adapter config`))
   if (text.startsWith('version https://git-lfs')) {
     throw new InputError('GIT_LFS_POINTER', `read ${path}: this is a Git LFS pointer, not the file (run \`git lfs pull\` where it came from)`)
   }
+  return text
+}
+
+function parseConfigText(text: string, path: string): unknown {
   try {
     return JSON.parse(text)
   } catch (error) {

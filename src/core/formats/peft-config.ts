@@ -28,6 +28,8 @@ export interface LoraConfig {
   readonly peftType: string
   /** The parsed JSON object as found (null prototype). */
   readonly raw: Readonly<Record<string, unknown>>
+  /** The file's text as found, for byte-identical rewrites (absent when the config did not come from a file). */
+  readonly text?: string
 }
 
 /**

@@ -51,6 +51,13 @@ export function transpose(a: ArrayLike<number>, rows: number, cols: number): Flo
 }
 
 /** Σ x² over all elements. */
+/** `[rows, cols]` row-major → `[cols, rows]`, in the same typed-array type (float32 weights, binary16 bits). */
+export function transposeTyped<T extends Float32Array | Float64Array | Uint16Array>(values: T, rows: number, cols: number): T {
+  const out = new (values.constructor as {new (n: number): T})(values.length)
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!
+  return out
+}
+
 export function sumOfSquares(a: ArrayLike<number>, start = 0, end = a.length): number {
   let s = 0
   for (let i = start; i < end; i++) s += a[i]! * a[i]!

@@ -10,6 +10,7 @@ import {InputError} from '../errors.js'
 import type {LoraAdapter} from '../formats/peft-adapter.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {gemm, gemmAddHalf} from '../linalg/matmul-engine.js'
+import {permuteRowsToGguf} from '../models/gguf-names.js'
 import type {MergeTarget} from './plan.js'
 
 /** The largest finite float32. */
@@ -55,6 +56,11 @@ export async function loadDelta(target: MergeTarget, adapters: readonly LoraAdap
       )
     }
     offset += r
+  }
+  // rows of a GGUF base's q/k are in llama.cpp's RoPE order: so are the delta's
+  if (target.permuteHeads) {
+    if (target.transposed) throw new RangeError(`${target.name}: a transposed delta cannot have its rows permuted`)
+    return {rows, cols, rank, p: permuteRowsToGguf(p, target.permuteHeads, rank), q}
   }
   return {rows, cols, rank, p, q}
 }

@@ -16,9 +16,16 @@ import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import {assertMemoryFits} from '../io/resources.js'
 import type {ProgressCallback} from '../progress.js'
 import {ModelReader} from '../model-io/model-reader.js'
-import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantOptions, QuantSchemeName, resolveQuantOptions, schemeOutput} from '../quant/schemes.js'
+import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantOptions, QuantSchemeName, resolveQuantOptions, schemeOutput, transposesConv1D} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
-import {TensorJob, writeModel} from '../model-io/write-model.js'
+import type {TensorJob} from '../model-io/write-model.js'
+import {writeModelOutput} from '../model-io/write-output.js'
+import {ggufBaseResolver} from './gguf-base.js'
+import {isConv1DWeight} from '../models/conv1d.js'
+import {readModelConfig} from '../models/model-config.js'
+import {TransposedBackView} from './written-view.js'
+import {GgufAsHfReader} from '../model-io/gguf-hf-view.js'
+import {describeSource, ggufOrientedShape} from '../model-io/gguf-model-plan.js'
 import {DeltaFactors, deltaRows, deltaRowsHalf, loadDelta, toFloat32Factors} from './delta.js'
 import {MergeTarget, planMerge} from './plan.js'
 import {ProbeOptions, QualityReport, measureQuality, probeMemory} from './quality.js'
@@ -122,7 +129,9 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
   try {
     for (const a of options.adapters) adapters.push(await LoraAdapter.load(a.path))
     const stored = baseScheme(base)
-    if (stored && !options.fromQuantized) {
+    // an 8-bit GGUF base (llama.cpp's Q8_0) merges like a float one; --from-quantized is for 4-bit bases
+    const fromQuantized = options.fromQuantized === true || (stored !== undefined && base.format === 'gguf' && QUANT_SCHEMES[stored.scheme].bits >= 8)
+    if (stored && !fromQuantized) {
       throw new UsageError('BASE_IS_QUANTIZED', `merge ${options.base}: the base holds ${stored.scheme} weights; pass --from-quantized to decode, merge and re-quantize them`)
     }
     if (options.fromQuantized && !stored) {
@@ -133,12 +142,25 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       ? resolveQuantOptions(schemeName, options.blockSize ?? (schemeName === stored?.scheme ? stored.blockSize : undefined), options.doubleQuant ?? (schemeName === stored?.scheme ? stored.doubleQuant : undefined))
       : undefined
     const quant = resolved?.quant
-    const format = resolved?.format ?? (base.format === 'gguf' ? 'gguf' : 'safetensors')
+    if (base.format === 'gguf' && quant && QUANT_SCHEMES[quant.scheme].format !== 'gguf') {
+      throw new UsageError('BAD_FLAG', `--quantize ${quant.scheme}: a GGUF base is written as GGUF (q4_0, or float without --quantize); ${quant.scheme} needs the Hugging Face folder of the base`)
+    }
+    const ggufOut = /\.gguf$/i.test(options.out)
+    if (ggufOut && quant && QUANT_SCHEMES[quant.scheme].format !== 'gguf') throw new UsageError('BAD_FLAG', `--out ${options.out}: ${quant.scheme} is written as a safetensors folder, not GGUF (q4_0 or a float GGUF are)`)
+    const format = resolved?.format ?? (base.format === 'gguf' || ggufOut ? 'gguf' : 'safetensors')
+    // a float GGUF is F16 unless --dtype says otherwise, as llama.cpp's converter writes it
+    const floatDtype: FloatOutputDType | undefined = options.dtype ?? (format === 'gguf' && !quant ? 'F16' : undefined)
+    // llama.cpp's layout of a Hugging Face base, checked before any work (config.json, architecture)
+    const spec = format === 'gguf' && base.format !== 'gguf' ? await describeSource(base) : undefined
     await checkOutputs(outputs(format), {force: options.force, inputs})
     const weights = options.adapters.map((a) => a.weight ?? 1)
-    const plan = planMerge(base, adapters, weights)
+    const plan = planMerge(base, adapters, weights, base.format === 'gguf' ? ggufBaseResolver(base.ggufFile!) : undefined)
 
     const select = quantizeSelector(options)
+    // GPT-2's Conv1D weights (stored [in, out]) are quantized [out, in] for loaders that hold them so (bitsandbytes)
+    const modelType = quant && transposesConv1D(quant.scheme) && base.format !== 'gguf' ? (await readModelConfig(base.folder))?.config.model_type : undefined
+    const transposeForNf4 = (t: {name: string; encoding: string}) => (modelType !== undefined && t.encoding === 'plain' && isConv1DWeight(modelType, t.name) ? {transposeBeforeEncode: true} : {})
+    const transposedNames = new Set<string>()
     const f32Factors = new Map<string, DeltaFactors<Float32Array>>()
     const jobs = new Map<string, TensorJob>()
     const quantOf = new Map<string, QuantOptions>()
@@ -146,15 +168,15 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     for (const t of base.tensors.values()) {
       const target = plan.targets.get(t.name)
       const selected = quant !== undefined && select(t.name, t.shape, t.dtype)
-      const problem = selected ? QUANT_SCHEMES[quant.scheme].shapeProblem(t.shape, quant.blockSize) : undefined
+      const problem = selected ? QUANT_SCHEMES[quant.scheme].shapeProblem(ggufOrientedShape(spec, t), quant.blockSize) : undefined
       if (problem) kept.push({name: t.name, reason: problem})
       const encodable = selected && problem === undefined
       const sameAsStored = t.encoding !== 'plain' && quant !== undefined && t.encoding === quant.scheme && t.blockSize === quant.blockSize && (t.doubleQuant ?? false) === quant.doubleQuant
       if (!target) {
         if (sameAsStored) continue // untouched 4-bit tensor: copied as stored
-        if (t.encoding === 'plain' && !encodable && options.dtype === undefined) continue
-        const dtype: DType | undefined = t.encoding === 'plain' && !['F16', 'BF16', 'F32'].includes(t.dtype) ? undefined : (options.dtype ?? t.dtype)
-        jobs.set(t.name, encodable ? {quant, dtype} : {dtype})
+        if (t.encoding === 'plain' && !encodable && floatDtype === undefined) continue
+        const dtype: DType | undefined = t.encoding === 'plain' && !['F16', 'BF16', 'F32'].includes(t.dtype) ? undefined : (floatDtype ?? t.dtype)
+        jobs.set(t.name, encodable ? {quant, dtype, ...transposeForNf4(t)} : {dtype})
         if (encodable) quantOf.set(t.name, quant!)
         continue
       }
@@ -169,8 +191,9 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       }
       const transform = async (start: number, count: number, rows: Float32Array) => deltaRows(await factors(), start, count, rows)
       const transformHalf = async (start: number, count: number, rows: Uint16Array) => deltaRowsHalf(await factors(), start, count, rows)
-      jobs.set(t.name, encodable ? {quant, dtype: options.dtype ?? t.dtype, transform} : {dtype: options.dtype ?? t.dtype, transform, transformHalf})
+      jobs.set(t.name, encodable ? {quant, dtype: floatDtype ?? t.dtype, transform, ...transposeForNf4(t)} : {dtype: floatDtype ?? t.dtype, transform, transformHalf})
       if (encodable) quantOf.set(t.name, quant!)
+      if (encodable && transposeForNf4(t).transposeBeforeEncode) transposedNames.add(t.name)
     }
     const warnings = [...adapters.flatMap((a) => a.warnings.map((m) => `adapter ${a.name}: ${m}`)), ...plan.warnings]
     if (kept.length > 0) warnings.push(`${kept.length} tensor${kept.length === 1 ? '' : 's'} stay in float, ${quant!.scheme} cannot hold them (${kept[0]!.name}: ${kept[0]!.reason}${kept.length > 1 ? '; …' : ''})`)
@@ -182,9 +205,9 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     }
     let report: QualityReport | null = null
     const quantized = new Set(quantOf.keys())
-    const mainDtype: DType = options.dtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
+    const mainDtype: DType = floatDtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
     const output = quant ? schemeOutput(quant, {mainDtype, tensors: [...base.tensors.values()], quantized}) : {}
-    const written = await writeModel({
+    const written = await writeModelOutput({
       source: base,
       out: options.out,
       format,
@@ -201,21 +224,23 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
         options.quality === false
           ? undefined
           : async (path) => {
-              const output = await ModelReader.open(path)
+              // the written file, read back under the base's names and layout
+              const reader = spec ? await GgufAsHfReader.open(path, spec) : await ModelReader.open(path)
+              const readBack = reader instanceof ModelReader && transposedNames.size > 0 ? new TransposedBackView(reader, transposedNames) : reader
               try {
                 report = await measureQuality({
                   base,
-                  output,
+                  output: readBack,
                   targets,
                   deltas: (target) => loadDelta(target, adapters),
                   quantOf: (name) => quantOf.get(name),
                   scheme: quant,
-                  fromQuantized: options.fromQuantized ?? false,
+                  fromQuantized,
                   probes: options.quality || {rows: 256, seed: 0},
                   onProgress: options.onProgress,
                 })
               } finally {
-                await output.close()
+                await reader.close()
               }
             },
       onProgress: options.onProgress,
@@ -228,10 +253,10 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       out: options.out,
       format,
       files: written.files,
-      dtype: options.dtype ?? 'as base',
+      dtype: floatDtype ?? 'as base',
       quantize: quant?.scheme ?? null,
       block_size: quant?.blockSize ?? null,
-      from_quantized: options.fromQuantized ?? false,
+      from_quantized: fromQuantized,
       adapters: adapters.map((a, k) => ({name: a.name, path: options.adapters[k]!.path, weight: weights[k]!, modules: a.modules.size})),
       merged: targets.map((t: MergeTarget) => ({
         name: t.name,

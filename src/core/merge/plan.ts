@@ -29,6 +29,11 @@ export interface MergeTerm {
 export interface MergeTarget {
   /** Base tensor name (`….c_attn.weight`). */
   readonly name: string
+  /**
+   * The base stores this tensor's rows permuted within this many heads (q/k of a
+   * llama.cpp GGUF base): the delta's rows are permuted the same way.
+   */
+  readonly permuteHeads?: number
   /** Stored shape [rows, cols]. */
   readonly shape: readonly [number, number]
   readonly terms: readonly MergeTerm[]
@@ -44,17 +49,28 @@ export interface MergePlan {
 
 type Fit = 'normal' | 'transposed' | 'both'
 
+/** Where an adapter module lands in a base whose tensor names are not Hugging Face's (a llama.cpp GGUF). */
+export interface BaseTensorResolver {
+  /** The base tensor a PEFT module changes, and its q/k row permutation, or undefined when the base has none. */
+  resolve(module: string): {tensor: string; permuteHeads?: number} | undefined
+  /** The base stores every linear weight [out, in] (GGUF), so square weights need no guess. */
+  readonly outIn: boolean
+}
+
 /**
  * Match every module of every adapter to its base tensor.
  * @param weights per-adapter weights w_k
  * @throws InputError when a module finds no base tensor (naming both), the base tensor is not a 2-D float,
  *   or neither orientation of the delta fits its shape
  */
-export function planMerge(base: ModelReader, adapters: readonly LoraAdapter[], weights: readonly number[]): MergePlan {
+export function planMerge(base: ModelReader, adapters: readonly LoraAdapter[], weights: readonly number[], resolver?: BaseTensorResolver): MergePlan {
   const pending: Array<{adapter: number; module: LoraModule; tensor: string; fit: Fit}> = []
+  const permutations = new Map<string, number>()
   for (const [k, adapter] of adapters.entries()) {
     for (const module of adapter.modules.values()) {
-      const tensor = `${module.name}.weight`
+      const resolved = resolver?.resolve(module.name)
+      const tensor = resolved?.tensor ?? `${module.name}.weight`
+      if (resolved?.permuteHeads) permutations.set(tensor, resolved.permuteHeads)
       const t = base.tensors.get(tensor)
       const where = `merge ${adapter.dir}: module "${sanitizeName(module.name)}"`
       if (!t) {
@@ -77,7 +93,11 @@ export function planMerge(base: ModelReader, adapters: readonly LoraAdapter[], w
           `${where}: delta B·A is ${formatShape(delta)} but base tensor "${sanitizeName(tensor)}" is ${formatShape(t.shape)} (neither ${formatShape(delta)} nor ${formatShape([module.in, module.out])})`,
         )
       }
-      pending.push({adapter: k, module, tensor, fit: normal && transposed ? 'both' : normal ? 'normal' : 'transposed'})
+      if (resolver?.outIn && module.kind === 'linear' && !normal) {
+        throw new InputError('MERGE_SHAPE_MISMATCH', `${where}: delta B·A is ${formatShape(delta)} but base tensor "${sanitizeName(tensor)}" is ${formatShape(t.shape)} (GGUF weights are [out, in])`)
+      }
+      const fit: Fit = resolver?.outIn ? 'normal' : normal && transposed ? 'both' : normal ? 'normal' : 'transposed'
+      pending.push({adapter: k, module, tensor, fit})
     }
   }
   const decided = pending.filter((p) => p.fit !== 'both' && p.module.kind === 'linear')
@@ -111,7 +131,7 @@ export function planMerge(base: ModelReader, adapters: readonly LoraAdapter[], w
     if (!terms) continue
     const shape = base.tensors.get(name)!.shape as [number, number]
     const transposedCount = terms.filter((t) => t.transposed).length
-    targets.set(name, {name, shape, terms, transposed: transposedCount * 2 > terms.length})
+    targets.set(name, {name, shape, terms, transposed: transposedCount * 2 > terms.length, ...(permutations.has(name) ? {permuteHeads: permutations.get(name)} : {})})
   }
   return {targets, warnings}
 }

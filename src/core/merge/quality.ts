@@ -81,8 +81,8 @@ export interface ProbeOptions {
 
 export interface MeasureOptions {
   readonly base: ModelReader
-  /** The written output, re-opened. */
-  readonly output: ModelReader
+  /** The written output, re-opened (read under the base's tensor names and layout). */
+  readonly output: Pick<ModelReader, 'readRows'>
   readonly targets: readonly MergeTarget[]
   /** float64 factors per target name. */
   readonly deltas: (target: MergeTarget) => Promise<DeltaFactors>

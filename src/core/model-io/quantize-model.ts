@@ -7,12 +7,16 @@
 import type {DType} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import type {ProgressCallback} from '../progress.js'
+import {describeSource, ggufOrientedShape} from './gguf-model-plan.js'
+import {isConv1DWeight} from '../models/conv1d.js'
+import {readModelConfig} from '../models/model-config.js'
 import {shapeSize} from '../shape.js'
 import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import {ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, QuantSchemeName, resolveQuantOptions, schemeOutput} from '../quant/schemes.js'
+import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName, resolveQuantOptions, schemeOutput, transposesConv1D} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
-import {TensorJob, WriteModelResult, writeModel} from './write-model.js'
+import type {TensorJob, WriteModelResult} from './write-model.js'
+import {writeModelOutput} from './write-output.js'
 
 export interface QuantizeModelOptions extends SelectionOptions {
   /** Model file, index or folder. */
@@ -61,9 +65,14 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   await checkOutputs([{path: options.out, kind: format === 'gguf' ? 'file' : 'folder', folderKind: MODEL_OUTPUT_KIND, flag: '--out'}], {force: options.force, inputs: [options.model]})
   const source = await ModelReader.open(options.model)
   try {
+    if (source.format === 'gguf' && format !== 'gguf') throw new UsageError('BAD_FLAG', `--scheme ${quant.scheme}: a GGUF model is written as GGUF (${schemesStoredAsGguf()}); ${quant.scheme} needs the Hugging Face folder of the model`)
     const already = [...source.tensors.values()].find((t) => t.encoding !== 'plain')
     if (already) throw new UsageError('ALREADY_QUANTIZED', `quantize ${options.model}: tensor "${already.name}" is already ${already.encoding}; merge into it with \`lora merge --from-quantized\` instead`)
     const select = quantizeSelector(options)
+    // GPT-2's Conv1D weights are stored [in, out]; bitsandbytes holds them [out, in]
+    const modelType = (await readModelConfig(source.folder))?.config.model_type
+    // llama.cpp's layout of a Hugging Face model, checked before any work (config.json, architecture)
+    const spec = format === 'gguf' && source.format !== 'gguf' ? await describeSource(source) : undefined
     const jobs = new Map<string, TensorJob>()
     const kept: KeptTensor[] = []
     let quantizedParameters = 0
@@ -72,18 +81,18 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     for (const t of source.tensors.values()) {
       parameters += shapeSize(t.shape)
       if (!select(t.name, t.shape, t.dtype)) continue
-      const problem = QUANT_SCHEMES[quant.scheme].shapeProblem(t.shape, quant.blockSize)
+      const problem = QUANT_SCHEMES[quant.scheme].shapeProblem(ggufOrientedShape(spec, t), quant.blockSize)
       if (problem) {
         kept.push({name: t.name, reason: problem})
         continue
       }
-      jobs.set(t.name, {quant})
+      jobs.set(t.name, {quant, ...(transposesConv1D(quant.scheme) && isConv1DWeight(modelType, t.name) ? {transposeBeforeEncode: true} : {})})
       quantizedParameters += shapeSize(t.shape)
       dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1)
     }
     const mainDtype = [...dtypes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'F16'
     const {metadata, editConfig} = schemeOutput(quant, {mainDtype, tensors: [...source.tensors.values()], quantized: new Set(jobs.keys())})
-    const result: WriteModelResult = await writeModel({
+    const result: WriteModelResult = await writeModelOutput({
       source,
       out: options.out,
       format,
@@ -110,4 +119,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   } finally {
     await source.close()
   }
+}
+
+/** The schemes written into GGUF, for messages. */
+function schemesStoredAsGguf(): string {
+  return QUANT_SCHEME_NAMES.filter((n) => QUANT_SCHEMES[n].format === 'gguf').join(', ')
 }

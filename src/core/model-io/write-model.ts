@@ -13,11 +13,10 @@
  * before they are renamed into place, and an error anywhere leaves nothing.
  */
 import {copyFile, readFile, readdir, stat, writeFile} from 'node:fs/promises'
-import {basename, join} from 'node:path'
+import {join} from 'node:path'
 import {DTYPES, DType, fromFloat} from '../dtype.js'
 import {InputError, LoraError, UsageError} from '../errors.js'
-import {GgufValueType, GgmlTypeName, GgufKV, GGML_TYPES} from '../formats/gguf-types.js'
-import {GgufTensorSpec, GgufWriter} from '../formats/gguf-writer.js'
+import type {GgufKV} from '../formats/gguf-types.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
 import {assertFiniteData, assertFiniteResult} from '../formats/tensor-bytes.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
@@ -26,6 +25,8 @@ import {AtomicDirectory} from '../io/atomic-output.js'
 import {MODEL_OUTPUT_KIND} from '../io/output-target.js'
 import {assertDiskFits} from '../io/resources.js'
 import type {ProgressCallback} from '../progress.js'
+import {parseJsonKeepingFloats, stringifyJsonKeepingFloats} from '../formats/json-floats.js'
+import {transposeTyped} from '../linalg/dense.js'
 import {shapeSize} from '../shape.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
 import {QUANT_SCHEMES, QuantOptions, createEncoder} from '../quant/schemes.js'
@@ -57,6 +58,11 @@ export interface TensorJob {
    * plain F16 tensor is written as F16 unquantized: no float32 round trip in JavaScript.
    */
   readonly transformHalf?: HalfRowTransform
+  /**
+   * Encode the transpose ([cols, rows]) of the tensor: GPT-2's Conv1D weights are stored [in, out]
+   * but bitsandbytes holds every 4-bit weight as [out, in] (the quant state records [out, in]).
+   */
+  readonly transposeBeforeEncode?: boolean
 }
 
 export interface WriteModelOptions {
@@ -99,64 +105,45 @@ interface Planned {
   readonly job: TensorJob | undefined
   readonly action: 'copy' | 'float' | 'encode'
   readonly dtype: DType
-  readonly specs: TensorSpec[] | GgufTensorSpec[]
+  readonly specs: TensorSpec[]
   readonly file: string
 }
 
-/** Bytes of a tensor's planned parts (safetensors dtypes or GGML block types). */
-function plannedBytes(specs: readonly (TensorSpec | GgufTensorSpec)[]): number {
-  let bytes = 0
-  for (const s of specs) {
-    const n = shapeSize(s.shape)
-    if ('dtype' in s) bytes += n * DTYPES[s.dtype].bytes
-    else bytes += Math.ceil(n / GGML_TYPES[s.type].blockSize) * GGML_TYPES[s.type].typeSize
-  }
-  return bytes
-}
-
-/** GGML type for a float dtype written into GGUF (BF16 is widened to F32, exactly). */
-function ggmlType(dtype: DType, name: string): GgmlTypeName {
-  const t = dtype === 'BF16' ? 'F32' : DTYPES[dtype].ggml
-  if (t === undefined || !(t in GGML_TYPES)) throw new InputError('GGUF_UNSUPPORTED_DTYPE', `tensor "${sanitizeName(name)}" is ${dtype}, which GGUF cannot hold`)
-  return t as GgmlTypeName
+/** Bytes of a tensor's planned parts. */
+function plannedBytes(specs: readonly TensorSpec[]): number {
+  return specs.reduce((bytes, s) => bytes + shapeSize(s.shape) * DTYPES[s.dtype].bytes, 0)
 }
 
 function plan(options: WriteModelOptions): Planned[] {
-  const {source, format} = options
+  const {source} = options
   const out: Planned[] = []
   for (const tensor of source.tensors.values()) {
     const job = options.jobs.get(tensor.name)
-    const file = format === 'gguf' ? basename(options.out) : (tensor.shard ?? SINGLE_MODEL_NAME)
+    const file = tensor.shard ?? SINGLE_MODEL_NAME
     if (job?.quant) {
       const q = job.quant
       const scheme = QUANT_SCHEMES[q.scheme]
-      if (scheme.format !== format) throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${scheme.format}, not ${format}`)
-      const shape = tensor.shape as [number, number]
+      if (scheme.format !== 'safetensors') throw new UsageError('BAD_FLAG', `${q.scheme} is stored as ${scheme.format}, not safetensors`)
+      const [rows, cols] = tensor.shape as [number, number]
+      const shape: [number, number] = job.transposeBeforeEncode ? [cols, rows] : [rows, cols]
       const dtype = job.dtype ?? tensor.dtype
-      const specs = scheme.format === 'gguf' ? [{name: tensor.name, shape, type: scheme.ggmlType}] : scheme.plannedParts(tensor.name, shape, q, dtype)
-      out.push({tensor, job, action: 'encode', dtype, specs, file})
+      out.push({tensor, job, action: 'encode', dtype, specs: scheme.plannedParts(tensor.name, shape, q, dtype), file})
       continue
     }
     if (tensor.encoding !== 'plain' && !job) {
       const scheme = QUANT_SCHEMES[tensor.encoding]
-      if (format !== scheme.format) throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a ${format} output`)
-      const specs =
-        scheme.format === 'gguf'
-          ? [{name: tensor.name, shape: tensor.shape, type: scheme.ggmlType}]
-          : tensor.parts.map((p) => {
-              const i = source.storedInfo(p)
-              return {name: p, dtype: i.dtype, shape: i.shape}
-            })
+      if (scheme.format !== 'safetensors') throw new RangeError(`tensor "${tensor.name}" is ${tensor.encoding} and has no job for a safetensors output`)
+      const specs = tensor.parts.map((p) => {
+        const i = source.storedInfo(p)
+        return {name: p, dtype: i.dtype, shape: i.shape}
+      })
       out.push({tensor, job, action: 'copy', dtype: tensor.dtype, specs, file})
       continue
     }
     const dtype = job?.dtype ?? tensor.dtype
-    const changes = job?.transform !== undefined || dtype !== tensor.dtype || tensor.encoding !== 'plain' || (format === 'gguf' && ggmlType(dtype, tensor.name) !== dtype)
-    if (job?.transform || dtype !== tensor.dtype || tensor.encoding !== 'plain') {
-      if (DTYPES[dtype].kind !== 'float') throw new RangeError(`tensor "${tensor.name}" cannot be written as ${dtype}`)
-    }
-    const specs = format === 'gguf' ? [{name: tensor.name, shape: tensor.shape, type: ggmlType(dtype, tensor.name)}] : [{name: tensor.name, dtype, shape: tensor.shape}]
-    out.push({tensor, job, action: changes ? 'float' : 'copy', dtype: format === 'gguf' && dtype === 'BF16' ? 'F32' : dtype, specs, file})
+    const changes = job?.transform !== undefined || dtype !== tensor.dtype || tensor.encoding !== 'plain'
+    if (changes && DTYPES[dtype].kind !== 'float') throw new RangeError(`tensor "${tensor.name}" cannot be written as ${dtype}`)
+    out.push({tensor, job, action: changes ? 'float' : 'copy', dtype, specs: [{name: tensor.name, dtype, shape: tensor.shape}], file})
   }
   return out
 }
@@ -187,9 +174,11 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink, sinkPath: s
   const shape = tensor.shape
   const rows = shape.length <= 1 ? 1 : shape[0]!
   const cols = shape.length <= 1 ? shapeSize(shape) : shapeSize(shape) / Math.max(1, rows)
-  const encoder = p.action === 'encode' ? createEncoder(job!.quant!, shape) : undefined
+  const transpose = p.action === 'encode' && job?.transposeBeforeEncode === true
+  const encoder = p.action === 'encode' ? createEncoder(job!.quant!, transpose ? [cols, rows] : shape) : undefined
   const align = encoder ? QUANT_SCHEMES[job!.quant!.scheme].rowAlignment(cols, job!.quant!.blockSize) : 1
-  const step = chunkRows(rows, cols, align)
+  // a transposed tensor is encoded from all of its rows at once
+  const step = transpose ? rows : chunkRows(rows, cols, align)
   let written = 0
   if (!encoder && job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
     return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink, sinkPath)
@@ -207,6 +196,7 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink, sinkPath: s
         values = await job.transform(r0, n, values)
         assertFiniteResult(`write ${sinkPath}`, tensor.name, 'F32', values, r0 * cols)
       }
+      if (transpose) values = transposeTyped(values, rows, cols)
       if (encoder) encoder.push(values)
       else {
         const bytes = fromFloat(p.dtype, values)
@@ -276,6 +266,8 @@ function inTensor(error: unknown, name: string, file: string): unknown {
  * @throws UsageError when `out` exists and not `force`; InputError for tensors that cannot be encoded (naming them)
  */
 export async function writeModel(options: WriteModelOptions): Promise<WriteModelResult> {
+  // GGUF models follow llama.cpp's conventions (names, layout, metadata, tokenizer): write-gguf-model.ts
+  if (options.format !== 'safetensors') throw new RangeError(`writeModel writes safetensors folders; ${options.format} goes through writeModelOutput`)
   const planned = plan(options)
   assertDiskFits([{path: options.out, bytes: planned.reduce((s, p) => s + plannedBytes(p.specs), 0), what: 'the model'}], `write ${options.out}`)
   const total = planned.length
@@ -285,25 +277,6 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     written.push({name: p.tensor.name, shape: p.tensor.shape, written: p.action === 'encode' ? p.job!.quant!.scheme : p.action, dtype: p.dtype, bytes})
     options.onProgress?.({stage: 'tensors', done: ++done, total})
   }
-  if (options.format === 'gguf') {
-    const kv = [...(await ggufMetadata(options)), ...(options.ggufKV ?? [])]
-    const writer = await GgufWriter.create(options.out, kv, planned.flatMap((p) => p.specs as GgufTensorSpec[]), {force: options.force})
-    try {
-      for (const p of planned) {
-        try {
-          record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out))
-        } catch (error) {
-          throw inTensor(error, p.tensor.name, options.source.path)
-        }
-      }
-      await options.inspect?.(writer.tempPath)
-      await writer.commit()
-    } catch (error) {
-      await writer.abort()
-      throw error
-    }
-    return {out: options.out, format: 'gguf', files: [basename(options.out)], tensors: written, bytes: writer.plan.fileSize}
-  }
   const dir = await AtomicDirectory.create(options.out, {force: options.force, kind: MODEL_OUTPUT_KIND})
   try {
     const files = [...new Set(planned.map((p) => p.file))]
@@ -311,7 +284,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     let bytes = 0
     for (const file of files) {
       const inFile = planned.filter((p) => p.file === file)
-      const specs = inFile.flatMap((p) => p.specs as TensorSpec[])
+      const specs = inFile.flatMap((p) => p.specs)
       const writer = await SafetensorsWriter.create(join(dir.path, file), specs, {metadata: {format: 'pt', ...options.metadata}})
       try {
         for (const p of inFile) {
@@ -360,13 +333,14 @@ async function copySmallFiles(options: WriteModelOptions, target: string): Promi
     if (e.name === 'config.json' && options.editConfig) {
       let config: unknown
       try {
-        config = JSON.parse(await readFile(from, 'utf8'))
+        // floats stay floats (`6.0`, `10000.0`): transformers type-checks some of them
+        config = parseJsonKeepingFloats(await readFile(from, 'utf8'))
       } catch {
         throw new InputError('CONFIG_INVALID', `read ${from}: not valid JSON`)
       }
       if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError('CONFIG_INVALID', `read ${from}: not a JSON object`)
       options.editConfig(config as Record<string, unknown>)
-      await writeFile(join(target, e.name), `${JSON.stringify(config, null, 2)}\n`)
+      await writeFile(join(target, e.name), `${stringifyJsonKeepingFloats(config)}\n`)
     } else {
       await copyFile(from, join(target, e.name))
     }
@@ -374,32 +348,3 @@ async function copySmallFiles(options: WriteModelOptions, target: string): Promi
   }
   return copied
 }
-
-/** general.* keys: architecture (config.json's model_type when known), name, file type, quantization version. */
-async function ggufMetadata(options: WriteModelOptions): Promise<GgufKV[]> {
-  const used = [...[...options.jobs.values()].map((j) => j.quant?.scheme), ...[...options.source.tensors.values()].map((t) => t.encoding)]
-  const quantized = used.map((n) => (n === undefined || n === 'plain' ? undefined : QUANT_SCHEMES[n])).find((s) => s?.format === 'gguf')
-  const source = options.source.ggufFile
-  const arch = (source?.value('general.architecture') as string | undefined) ?? (await modelType(options.source.folder)) ?? 'unknown'
-  const name = (source?.value('general.name') as string | undefined) ?? basename(options.source.path)
-  const kv: GgufKV[] = [
-    {key: 'general.architecture', type: GgufValueType.STRING, value: arch},
-    {key: 'general.name', type: GgufValueType.STRING, value: name},
-  ]
-  if (quantized?.format === 'gguf') {
-    kv.push({key: 'general.file_type', type: GgufValueType.UINT32, value: quantized.fileType}, {key: 'general.quantization_version', type: GgufValueType.UINT32, value: 2})
-  }
-  return kv
-}
-
-/** config.json's model_type, if the model folder has one. */
-async function modelType(folder: string | undefined): Promise<string | undefined> {
-  if (folder === undefined) return undefined
-  try {
-    const config = JSON.parse(await readFile(join(folder, 'config.json'), 'utf8')) as {model_type?: unknown}
-    return typeof config.model_type === 'string' ? config.model_type : undefined
-  } catch {
-    return undefined
-  }
-}
-

@@ -49,15 +49,18 @@ export function headDim(hidden: number): number {
   return hidden % 64 === 0 ? 64 : hidden
 }
 
-/** Every weight of a Llama-style base, in checkpoint order: name, [out, in] or [n]. */
-export function llamaTensorShapes(dims: LlamaDims): Array<{name: string; shape: number[]; role: 'embedding' | 'norm' | 'linear' | 'head'}> {
+/** Every weight of a Llama-style base, in checkpoint order: name, [out, in] or [n]; with `attentionBias` (Qwen2) q/k/v biases too. */
+export function llamaTensorShapes(dims: LlamaDims, options: {attentionBias?: boolean} = {}): Array<{name: string; shape: number[]; role: 'embedding' | 'norm' | 'linear' | 'head' | 'bias'}> {
   const vocab = dims.vocab ?? 32000
-  const out: Array<{name: string; shape: number[]; role: 'embedding' | 'norm' | 'linear' | 'head'}> = [
+  const out: Array<{name: string; shape: number[]; role: 'embedding' | 'norm' | 'linear' | 'head' | 'bias'}> = [
     {name: 'model.embed_tokens.weight', shape: [vocab, dims.hidden], role: 'embedding'},
   ]
   for (let layer = 0; layer < dims.layers; layer++) {
     out.push({name: `model.layers.${layer}.input_layernorm.weight`, shape: [dims.hidden], role: 'norm'})
-    for (const p of ATTENTION_PROJECTIONS) out.push({name: `${projectionPath(layer, p)}.weight`, shape: projectionShape(dims, p), role: 'linear'})
+    for (const p of ATTENTION_PROJECTIONS) {
+      out.push({name: `${projectionPath(layer, p)}.weight`, shape: projectionShape(dims, p), role: 'linear'})
+      if (options.attentionBias && p !== 'o_proj') out.push({name: `${projectionPath(layer, p)}.bias`, shape: [projectionShape(dims, p)[0]], role: 'bias'})
+    }
     out.push({name: `model.layers.${layer}.post_attention_layernorm.weight`, shape: [dims.hidden], role: 'norm'})
     for (const p of MLP_PROJECTIONS) out.push({name: `${projectionPath(layer, p)}.weight`, shape: projectionShape(dims, p), role: 'linear'})
   }
@@ -84,6 +87,20 @@ export function llamaConfig(dims: LlamaDims, torchDtype: string): Record<string,
     rope_theta: 10000,
     tie_word_embeddings: false,
     torch_dtype: torchDtype,
+  }
+}
+
+/** A Hugging Face `config.json` for a Qwen2ForCausalLM of these dims (Llama's layout with q/k/v biases). */
+export function qwen2Config(dims: LlamaDims, torchDtype: string): Record<string, unknown> {
+  return {
+    ...llamaConfig(dims, torchDtype),
+    architectures: ['Qwen2ForCausalLM'],
+    model_type: 'qwen2',
+    max_position_embeddings: 32768,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1000000,
+    use_sliding_window: false,
+    sliding_window: null,
   }
 }
 

@@ -193,6 +193,7 @@ function adapterEntry(a: AdapterHeader, slot: number): PackAdapterEntry {
     modules,
     safetensors_metadata: a.metadata,
     config: c.raw,
+    ...(c.text !== undefined ? {config_text: c.text} : {}),
   }
 }
 

@@ -87,7 +87,8 @@ export async function unpackPack(options: UnpackOptions): Promise<UnpackResult> 
     if (entry.extra_tensors.length > 0) {
       warnings.push(`${entry.extra_tensors.length} tensor${entry.extra_tensors.length > 1 ? 's' : ''} of the source (modules_to_save or heads, e.g. "${sanitizeName(entry.extra_tensors[0]!)}") were not packed and are not in the unpacked adapter`)
     }
-    await writeAdapter(options.out, entry.config, tensors, {force: options.force, metadata: entry.safetensors_metadata})
+    // the config's own bytes when the pack kept them: the folder is then byte-identical to the source
+    await writeAdapter(options.out, entry.config, tensors, {force: options.force, metadata: entry.safetensors_metadata, configText: entry.config_text})
     return {
       out: resolve(options.out),
       name: entry.name,

@@ -25,6 +25,7 @@
  *                                                             (+ nested_blocksize, nested_dtype, nested_offset)
  * and `config.json` gets transformers' `quantization_config` for bitsandbytes.
  */
+import {JsonFloat} from '../formats/json-floats.js'
 import {DTYPES, DType, bytesOf, dtypeFromTorch, toFloat32} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
@@ -326,7 +327,11 @@ async function readWeight(source: TensorSource, t: StoredQuantTensor): Promise<E
   return {scheme: 'nf4', shape: t.shape, data: {count, blockSize: t.blockSize, packed, absmax: new Float32Array(0), nested, quantMap}}
 }
 
-/** transformers' `quantization_config` for a bitsandbytes nf4 checkpoint. */
+/**
+ * transformers' `quantization_config` for a bitsandbytes nf4 checkpoint, every field typed as
+ * `BitsAndBytesConfig.post_init` checks it: booleans, torch dtype names, and `llm_int8_threshold`
+ * a float (written `6.0`: an integer `6` is a TypeError there).
+ */
 export function bnbQuantizationConfig(quant: BlockOptions, computeDtype: DType, skipModules: readonly string[]): Record<string, unknown> {
   return {
     _load_in_4bit: true,
@@ -338,7 +343,7 @@ export function bnbQuantizationConfig(quant: BlockOptions, computeDtype: DType, 
     llm_int8_enable_fp32_cpu_offload: false,
     llm_int8_has_fp16_weight: false,
     llm_int8_skip_modules: [...skipModules],
-    llm_int8_threshold: 6.0,
+    llm_int8_threshold: new JsonFloat(6),
     load_in_4bit: true,
     load_in_8bit: false,
     quant_method: 'bitsandbytes',
@@ -357,6 +362,8 @@ export const NF4_SCHEME: SafetensorsScheme<Nf4Encoded> = Object.freeze<Safetenso
   name: 'nf4',
   description: "bitsandbytes NF4, in the layout transformers + bitsandbytes load (config.json gets a quantization_config)",
   format: 'safetensors',
+  // bitsandbytes' Linear4bit holds [out, in]: a Conv1D weight quantized [in, out] would compute x·Wᵀ
+  weightsOutIn: true,
   defaultBlockSize: NF4_DEFAULT_BLOCK_SIZE,
   blockSizeFlag: '--block-size',
   blockSizeHelp: `${NF4_BLOCK_SIZES[0]}…${NF4_BLOCK_SIZES[NF4_BLOCK_SIZES.length - 1]}`,

@@ -113,6 +113,11 @@ interface SchemeBase<D> {
 /** A scheme stored as named tensors in safetensors. */
 export interface SafetensorsScheme<D = unknown> extends SchemeBase<D> {
   readonly format: 'safetensors'
+  /**
+   * Whether the loader holds every weight [out, in] (bitsandbytes): GPT-2's Conv1D
+   * weights, stored [in, out], are then transposed before encoding and recorded [out, in].
+   */
+  readonly weightsOutIn?: boolean
   /** The stored tensors that will hold weight `name` [rows, cols], with exact sizes, before encoding. */
   plannedParts(name: string, shape: readonly [number, number], options: BlockOptions, dtype: DType): TensorSpec[]
   /** The bytes of each planned part, in `plannedParts` order. */

@@ -125,3 +125,9 @@ export function roundTrip(options: QuantOptions, shape: readonly [number, number
 }
 
 export {NF4_NESTED_BLOCK_SIZE}
+
+/** Whether the scheme's loader holds weights [out, in] (`SafetensorsScheme.weightsOutIn`), so Conv1D weights are transposed before encoding. */
+export function transposesConv1D(scheme: QuantSchemeName): boolean {
+  const s = QUANT_SCHEMES[scheme]
+  return s.format === 'safetensors' && s.weightsOutIn === true
+}

@@ -115,9 +115,12 @@ class Builder {
     if (w.out !== expect[0] || w.in !== expect[1]) {
       throw new InputError('DECODER_BAD_SHAPE', `read ${this.o.weights.path}: ${module}.weight is [${w.out}, ${w.in}] (expected [${expect[0]}, ${expect[1]}] from the config)`)
     }
-    let y = this.matmul(input, `${module}.weight`, w)
+    const ctx = {g: this.g, store: this.o.store}
+    const site = {layer, projection, module, in: w.in, out: w.out, input}
+    const swapped = this.o.deltas?.weight?.(ctx, site)
+    let y = swapped ? this.g.op('MatMul', [input, swapped]) : this.matmul(input, `${module}.weight`, w)
     if (this.o.weights.names.has(`${module}.bias`)) y = this.g.op('Add', [y, this.o.store.add(`${module}.bias`, await this.o.weights.vector(`${module}.bias`), [w.out])])
-    const d = await this.o.deltas?.delta({g: this.g, store: this.o.store}, {layer, projection, module, in: w.in, out: w.out, input})
+    const d = await this.o.deltas?.delta(ctx, site)
     if (d === undefined) return y
     this.summary.adaptedProjections++
     return this.g.op('Add', [y, d])

@@ -49,6 +49,13 @@ export interface ProjectionDeltas {
   declareInputs?(g: GraphBuilder): void
   /** Add the nodes computing the delta `[N, out]` of `site`, or return undefined when it has none. */
   delta(ctx: DeltaContext, site: ProjectionSite): Promise<string | undefined>
+  /**
+   * The projection's weight as a graph value `[in, out]` (declared in
+   * `declareInputs`, fed per call) in place of the base weight, or undefined
+   * to keep the base weight: weight swapping, as the end-to-end benchmark's
+   * merged strategy feeds merged copies.
+   */
+  weight?(ctx: DeltaContext, site: ProjectionSite): string | undefined
   /** Feeds of the declared inputs for one forward call. */
   feeds?(batch: RoutingBatch): Promise<Record<string, OrtTensor>>
 }

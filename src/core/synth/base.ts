@@ -1,6 +1,9 @@
 /**
  * A deterministic synthetic Llama-style base model: `model.safetensors` (or
- * shards with `model.safetensors.index.json`) plus `config.json`.
+ * shards with `model.safetensors.index.json`), `config.json`, and a small
+ * tokenizer (`tokenizer.json`, `tokenizer_config.json`: SentencePiece-style
+ * for llama, byte-level BPE for qwen2) so the base converts to a GGUF
+ * llama.cpp loads. `--arch qwen2` adds q/k/v biases.
  *
  * Weights: linear [out, in] ~ N(0, 1/in) (about 1/sqrt(fan_in), as trained
  * models are), embeddings and lm_head ~ N(0, 1/hidden), norm weights
@@ -16,7 +19,8 @@ import {FloatOutputDType, fromFloat} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
-import {LlamaDims, llamaConfig, llamaTensorShapes, torchDtypeName} from '../models/llama.js'
+import {LlamaDims, llamaConfig, llamaTensorShapes, qwen2Config, torchDtypeName} from '../models/llama.js'
+import {SynthTokenizerKind, synthTokenizer} from './tokenizer.js'
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
 import {shapeSize} from '../shape.js'
@@ -25,7 +29,16 @@ import {DTYPES} from '../dtype.js'
 /** Elements generated per write: bounds memory for any tensor size. */
 export const SYNTH_CHUNK_ELEMENTS = 1 << 22
 
+/** The architectures a synthetic base can have: config.json, tensors (with q/k/v biases for Qwen2) and tokenizer kind. */
+export const SYNTH_ARCHITECTURES = Object.freeze({
+  llama: {config: llamaConfig, attentionBias: false, tokenizer: 'spm' as SynthTokenizerKind},
+  qwen2: {config: qwen2Config, attentionBias: true, tokenizer: 'byte-level' as SynthTokenizerKind},
+})
+export type SynthArchitecture = keyof typeof SYNTH_ARCHITECTURES
+
 export interface SynthBaseOptions extends LlamaDims {
+  /** Default llama. */
+  arch?: SynthArchitecture
   out: string
   vocab: number
   dtype: FloatOutputDType
@@ -43,12 +56,15 @@ export interface SynthBaseResult {
   parameters: number
   bytes: number
   dtype: FloatOutputDType
+  arch: SynthArchitecture
+  /** Files of the tokenizer written beside the weights (empty when --vocab is below what a tokenizer needs). */
+  tokenizer: string[]
 }
 
 interface PlannedTensor {
   name: string
   shape: number[]
-  role: 'embedding' | 'norm' | 'linear' | 'head'
+  role: 'embedding' | 'norm' | 'linear' | 'head' | 'bias'
 }
 
 /** Assign tensors to shards in order, each holding at most `shardSize` bytes (or one tensor). */
@@ -78,6 +94,7 @@ export function shardFileName(index: number, count: number): string {
 
 function tensorStd(t: PlannedTensor, dims: LlamaDims): {std: number; mean: number} {
   if (t.role === 'norm') return {std: 0.02, mean: 1}
+  if (t.role === 'bias') return {std: 0.02, mean: 0}
   if (t.role === 'linear') return {std: 1 / Math.sqrt(t.shape[1]!), mean: 0}
   return {std: 1 / Math.sqrt(dims.hidden), mean: 0}
 }
@@ -97,7 +114,10 @@ export async function synthesizeBase(options: SynthBaseOptions): Promise<SynthBa
   }
   if (options.shardSize !== undefined && options.shardSize <= 0) throw new UsageError('BAD_FLAG', '--shard-size must be positive')
   await checkOutputs([{path: options.out, kind: 'folder', folderKind: MODEL_OUTPUT_KIND, flag: '--out'}], {force: options.force})
-  const planned: PlannedTensor[] = llamaTensorShapes(options)
+  const arch = SYNTH_ARCHITECTURES[options.arch ?? 'llama']
+  if (!arch) throw new UsageError('BAD_FLAG', `--arch must be one of ${Object.keys(SYNTH_ARCHITECTURES).join(', ')} (got ${options.arch})`)
+  const planned: PlannedTensor[] = llamaTensorShapes(options, {attentionBias: arch.attentionBias})
+  const tokenizer = synthTokenizer(arch.tokenizer, options.vocab)
   const elementBytes = DTYPES[options.dtype].bytes
   const shards = planShards(planned, elementBytes, options.shardSize)
   const files = shards.length === 1 ? [SINGLE_MODEL_NAME] : shards.map((_, i) => shardFileName(i, shards.length))
@@ -134,14 +154,18 @@ export async function synthesizeBase(options: SynthBaseOptions): Promise<SynthBa
       const index = {metadata: {total_size: parameters * elementBytes}, weight_map: weightMap}
       await writeFile(join(dir.path, SHARD_INDEX_NAME), `${JSON.stringify(index, null, 2)}\n`)
     }
-    await writeFile(join(dir.path, 'config.json'), `${JSON.stringify(llamaConfig(options, torchDtypeName(options.dtype)), null, 2)}\n`)
+    await writeFile(join(dir.path, 'config.json'), `${JSON.stringify(arch.config(options, torchDtypeName(options.dtype)), null, 2)}\n`)
+    for (const [name, content] of Object.entries(tokenizer ?? {})) await writeFile(join(dir.path, name), `${JSON.stringify(content, null, 2)}\n`)
   })
+  const tokenizerFiles = Object.keys(tokenizer ?? {})
   return {
     out: options.out,
-    files: shards.length > 1 ? [...files, SHARD_INDEX_NAME, 'config.json'] : [...files, 'config.json'],
+    files: [...files, ...(shards.length > 1 ? [SHARD_INDEX_NAME] : []), 'config.json', ...tokenizerFiles],
     tensors: planned.length,
     parameters,
     bytes: parameters * elementBytes,
     dtype: options.dtype,
+    arch: options.arch ?? 'llama',
+    tokenizer: tokenizerFiles,
   }
 }

@@ -8,7 +8,10 @@ import {readFileSync, readdirSync, statSync} from 'node:fs'
 import {join, relative} from 'node:path'
 import {REPO_ROOT} from '../../helpers/index.js'
 import {BENCH_CASES} from './cases-bench.js'
+import {E2E_CASES} from './cases-e2e.js'
+import {EVAL_CASES} from './cases-eval.js'
 import {FILE_CASES} from './cases-files.js'
+import {GGUF_CASES} from './cases-gguf.js'
 import {MODEL_CASES} from './cases-model.js'
 import {PACK_CASES} from './cases-pack.js'
 import {RUNTIME_CASES} from './cases-runtime.js'
@@ -20,8 +23,11 @@ export const CASE_GROUPS: ReadonlyArray<{title: string; cases: readonly ErrorCas
   {title: 'Reading files: safetensors, GGUF, sharded models, adapter folders, system errors', cases: FILE_CASES},
   {title: 'Packs, unpacking, compress, the demo', cases: PACK_CASES},
   {title: 'Models: merge, quantize, synth, plan, usage', cases: MODEL_CASES},
+  {title: 'GGUF: models and adapters llama.cpp loads, lora export', cases: GGUF_CASES},
   {title: 'bench', cases: BENCH_CASES},
+  {title: 'bench --e2e', cases: E2E_CASES},
   {title: 'The decoder runtime and generate', cases: RUNTIME_CASES},
+  {title: 'eval and merge --eval', cases: EVAL_CASES},
   {title: 'Safety: outputs, finite numbers, adapters, resources', cases: SAFETY_CASES},
 ]
 
@@ -55,6 +61,7 @@ const NOT_CODES = new Set([
   'F8_E5M2',
   'Q4_0', // GGML type names
   'Q8_0',
+  'ALL_F32', // llama.cpp's file type name (general.file_type 0)
   'CAUSAL_LM', // PEFT's task_type
 ])
 

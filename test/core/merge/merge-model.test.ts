@@ -8,6 +8,7 @@ import {InputError} from '../../../src/core/errors.js'
 import {SafetensorsFile} from '../../../src/core/formats/safetensors-file.js'
 import {evaluateGate, mergeModel} from '../../../src/core/merge/merge-model.js'
 import {ModelReader} from '../../../src/core/model-io/model-reader.js'
+import {synthesizeBase} from '../../../src/core/synth/base.js'
 import {REAL_ADAPTERS, maxAbs, maxAbsDiff, realAdaptersMissing, skipIf, tempDir} from '../../helpers/index.js'
 import {FixtureTensor, normal, randomModule, referenceMerge, stored, writeBase, writeLora} from '../../helpers/merge-fixtures.js'
 
@@ -215,14 +216,20 @@ test('--from-quantized (nf4 with double quantization, q4_0 GGUF, int4): the unme
   const dir = tempDir()
   try {
     await fixture(dir.path)
-    for (const [scheme, out, extra] of [
-      ['nf4', 'q-nf4', {doubleQuant: true}],
-      ['q4_0', 'q.gguf', {}],
-      ['int4', 'q-int4', {blockSize: 32}],
+    // q4_0 is a GGUF llama.cpp loads: a Llama-shaped base with its tokenizer, adapters for it
+    await synthesizeBase({out: join(dir.path, 'llama'), hidden: 64, intermediate: 96, layers: 1, vocab: 400, dtype: 'F32', seed: 2})
+    for (const [name, alpha] of [['a2', 2], ['a1', 8]] as const) {
+      const mods = (['q_proj', 'up_proj'] as const).map((p) => randomModule(`model.layers.0.${p === 'q_proj' ? 'self_attn' : 'mlp'}.${p}`, 64, p === 'q_proj' ? 64 : 96, 2, name))
+      await writeLora(join(dir.path, `llama-${name}`), mods, {r: 2, alpha})
+    }
+    for (const [scheme, out, extra, base, prefix, embed] of [
+      ['nf4', 'q-nf4', {doubleQuant: true}, 'base', '', 'model.embed.weight'],
+      ['q4_0', 'q.gguf', {}, 'llama', 'llama-', 'token_embd.weight'],
+      ['int4', 'q-int4', {blockSize: 32}, 'base', '', 'model.embed.weight'],
     ] as const) {
-      await mergeModel({base: join(dir.path, 'base'), adapters: [{path: join(dir.path, 'a2')}], out: join(dir.path, out), quantize: scheme, quality: false, ...extra})
+      await mergeModel({base: join(dir.path, base), adapters: [{path: join(dir.path, `${prefix}a2`)}], out: join(dir.path, out), quantize: scheme, quality: false, ...extra})
       const merged = join(dir.path, `m-${out}`)
-      const r = await mergeModel({base: join(dir.path, out), fromQuantized: true, adapters: [{path: join(dir.path, 'a1')}], out: merged, quality: {rows: 16, seed: 1}})
+      const r = await mergeModel({base: join(dir.path, out), fromQuantized: true, adapters: [{path: join(dir.path, `${prefix}a1`)}], out: merged, quality: {rows: 16, seed: 1}})
       assert.is(r.quantize, scheme)
       assert.is(r.report!.written, 'requantize')
       const t = r.report!.totals
@@ -232,7 +239,6 @@ test('--from-quantized (nf4 with double quantization, q4_0 GGUF, int4): the unme
       // untouched 4-bit tensors are copied as stored
       const before = await ModelReader.open(join(dir.path, out))
       const after = await ModelReader.open(merged)
-      const embed = 'model.embed.weight'
       assert.equal(await after.readRows(embed, 0, 10), await before.readRows(embed, 0, 10))
       await Promise.all([before.close(), after.close()])
     }

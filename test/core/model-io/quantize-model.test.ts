@@ -8,9 +8,11 @@ import {ModelReader} from '../../../src/core/model-io/model-reader.js'
 import {NF4_CODE} from '../../../src/core/quant/nf4.js'
 import {quantizeModel} from '../../../src/core/model-io/quantize-model.js'
 import {roundTrip} from '../../../src/core/quant/schemes.js'
+import {permuteRowsToGguf} from '../../../src/core/models/gguf-names.js'
+import {synthesizeBase} from '../../../src/core/synth/base.js'
 import {isBlockLinearWeight, quantizeSelector} from '../../../src/core/quant/selection.js'
 import {decodeQ4_0, parseGguf} from '../../helpers/gguf-reference.js'
-import {tempDir} from '../../helpers/index.js'
+import {rejection, tempDir} from '../../helpers/index.js'
 import {FixtureTensor, normal, stored, writeBase} from '../../helpers/merge-fixtures.js'
 
 const test = suite('model-io/quantize-model')
@@ -64,6 +66,8 @@ test('nf4 output in the transformers + bitsandbytes layout, decoding to the in-m
     assert.is(config.quantization_config.quant_method, 'bitsandbytes')
     assert.is(config.quantization_config.bnb_4bit_quant_type, 'nf4')
     assert.is(config.quantization_config.load_in_4bit, true)
+    // transformers' BitsAndBytesConfig refuses an integer threshold: written as the float literal
+    assert.match(readFileSync(join(dir.path, 'nf4', 'config.json'), 'utf8'), /"llm_int8_threshold": 6\.0,\n/)
     const reader = await ModelReader.open(join(dir.path, 'nf4'))
     assert.is(reader.get(q).encoding, 'nf4')
     const expected = roundTrip({scheme: 'nf4', blockSize: 64, doubleQuant: false}, [64, 64], Float32Array.from(stored(t[2]!.values, 'F16')))
@@ -98,35 +102,56 @@ test('nf4 with double quantization: U8 absmax, nested tensors, and a quant state
   }
 })
 
-test('q4_0 output is a GGUF file an independent reader parses; rows that are not whole blocks stay F16', async () => {
+test('q4_0 output is a GGUF file llama.cpp loads, by an independent reader: llama.cpp names, q/k rows permuted, norms F32, rows that are not whole blocks stay F16', async () => {
   const dir = tempDir()
   try {
-    const t = tensors()
-    await writeBase(join(dir.path, 'base'), t, {config: {model_type: 'llama'}})
+    // 2 heads of 64, MLP rows of 40 (not whole Q4_0 blocks)
+    await synthesizeBase({out: join(dir.path, 'base'), hidden: 128, intermediate: 40, layers: 1, vocab: 400, dtype: 'F16', seed: 3})
     const out = join(dir.path, 'm.gguf')
     const r = await quantizeModel({model: join(dir.path, 'base'), out, scheme: 'q4_0'})
-    assert.equal(r.kept, [{name: 'model.layers.0.mlp.odd_proj.weight', reason: 'row size (40) is not a multiple of Q4_0 block size (32)'}])
+    assert.equal(r.kept, [{name: 'model.layers.0.mlp.down_proj.weight', reason: 'row size (40) is not a multiple of Q4_0 block size (32)'}])
     const buf = readFileSync(out)
     const g = parseGguf(buf)
     assert.is(g.magic, 'GGUF')
     assert.is(g.version, 3)
-    assert.is(g.kv.get('general.architecture')!.value, 'llama')
-    assert.is(g.kv.get('general.alignment')!.value, 32)
-    assert.is(g.kv.get('general.file_type')!.value, 2)
+    const kv = (k: string) => g.kv.get(k)?.value
+    assert.equal([kv('general.architecture'), kv('general.type'), kv('general.file_type'), kv('general.alignment')], ['llama', 'model', 2, 32])
+    assert.equal([kv('llama.embedding_length'), kv('llama.attention.head_count'), kv('llama.feed_forward_length'), kv('llama.block_count')], [128, 2, 40, 1])
+    assert.equal([kv('tokenizer.ggml.model'), (kv('tokenizer.ggml.tokens') as string[]).length], ['llama', 400])
     const byName = new Map(g.tensors.map((x) => [x.name, x]))
-    assert.equal(g.tensors.map((x) => x.name), t.map((x) => x.name))
-    const down = byName.get('model.layers.0.mlp.down_proj.weight')!
-    assert.equal([down.ne.map(Number), down.type], [[96, 64], 2])
-    assert.is(byName.get('model.layers.0.mlp.odd_proj.weight')!.type, 1)
-    assert.is(byName.get('lm_head.weight')!.type, 1)
+    const type = (n: string) => byName.get(n)!.type
+    assert.equal(
+      g.tensors.map((x) => x.name).sort(),
+      ['output.weight', 'output_norm.weight', 'token_embd.weight', ...['attn_k', 'attn_norm', 'attn_output', 'attn_q', 'attn_v', 'ffn_down', 'ffn_gate', 'ffn_norm', 'ffn_up'].map((t) => `blk.0.${t}.weight`)].sort(),
+    )
+    assert.equal([type('blk.0.attn_norm.weight'), type('output_norm.weight'), type('blk.0.ffn_down.weight'), type('token_embd.weight'), type('blk.0.attn_q.weight')], [0, 0, 1, 1, 2])
     for (const x of g.tensors) assert.is(Number(x.offset) % 32, 0)
-    const start = g.dataStart + Number(down.offset)
-    const decoded = decodeQ4_0(buf.subarray(start, start + 64 * 3 * 18), 64 * 96)
-    const reader = await ModelReader.open(out)
-    assert.equal([...(await reader.readRows(down.name, 0, 64))], decoded)
-    const original = stored(t[3]!.values, 'F16')
-    for (let i = 0; i < decoded.length; i++) assert.ok(Math.abs(decoded[i]! - original[i]!) < 0.1)
-    await reader.close()
+    // attn_q: the base's rows in llama.cpp's RoPE order, then Q4_0 (decoded independently)
+    const q = byName.get('blk.0.attn_q.weight')!
+    assert.equal(q.ne.map(Number), [128, 128])
+    const start = g.dataStart + Number(q.offset)
+    const decoded = decodeQ4_0(buf.subarray(start, start + 128 * 4 * 18), 128 * 128)
+    const base = await ModelReader.open(join(dir.path, 'base'))
+    const original = await base.readRows('model.layers.0.self_attn.q_proj.weight', 0, 128)
+    await base.close()
+    assert.equal(decoded, [...roundTrip({scheme: 'q4_0', blockSize: 32, doubleQuant: false}, [128, 128], permuteRowsToGguf(original, 2, 128))])
+  } finally {
+    dir.cleanup()
+  }
+})
+
+test('q4_0 GGUF of a base llama.cpp could not run is refused with one line: no config.json, no hyperparameters, no tokenizer', async () => {
+  const dir = tempDir()
+  try {
+    await writeBase(join(dir.path, 'bare'), tensors(), {config: {model_type: 'llama'}})
+    const e1 = await rejection(quantizeModel({model: join(dir.path, 'bare'), out: join(dir.path, 'a.gguf'), scheme: 'q4_0'}))
+    assert.is(e1.code, 'CONFIG_INVALID')
+    assert.match(e1.message, /config\.json: hidden_size is missing, and llama\.cpp needs it$/)
+    await synthesizeBase({out: join(dir.path, 'notok'), hidden: 64, intermediate: 64, layers: 1, vocab: 100, dtype: 'F32', seed: 1})
+    const e2 = await rejection(quantizeModel({model: join(dir.path, 'notok'), out: join(dir.path, 'b.gguf'), scheme: 'q4_0'}))
+    assert.is(e2.code, 'TOKENIZER_MISSING')
+    assert.match(e2.message, /no tokenizer\.json or tokenizer\.model, and llama\.cpp needs the tokenizer inside the GGUF; .*--base model\.gguf/)
+    assert.not.ok(existsSync(join(dir.path, 'a.gguf')) || existsSync(join(dir.path, 'b.gguf')))
   } finally {
     dir.cleanup()
   }
