@@ -1,4 +1,5 @@
 /** Writing a bench report (`--out`) and its plot (`--plot`): checked free first, written atomically. */
+import {describeSystemError} from '../errors.js'
 import {AtomicFile} from '../io/atomic-output.js'
 import {checkOutputs} from '../io/output-target.js'
 import {writeFully} from '../io/positional.js'
@@ -46,6 +47,6 @@ export async function writeText(path: string, text: string, force?: boolean): Pr
     await file.commit()
   } catch (error) {
     await file.abort()
-    throw error
+    throw describeSystemError(error, 'write', path)
   }
 }

@@ -7,6 +7,7 @@
  * large vocabulary holds gigabytes).
  */
 import {open} from 'node:fs/promises'
+import {withFileContext} from '../errors.js'
 import {WorkFolder, createWorkFolder} from '../io/temporaries.js'
 import type {FileHandle} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -37,7 +38,8 @@ export class ReferenceRows {
       this.file = {dir: work.path, work, handle: await open(join(work.path, 'reference.f32'), 'w+'), size: 0}
     }
     const bytes = new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength)
-    await this.file.handle.write(bytes, 0, bytes.length, this.file.size)
+    const file = this.file
+    await withFileContext('write', join(file.dir, 'reference.f32'), () => file.handle.write(bytes, 0, bytes.length, file.size))
     this.onDisk.set(index, {offset: this.file.size, length: rows.length})
     this.file.size += bytes.length
   }

@@ -198,7 +198,8 @@ export class AtomicDirectory extends AtomicOutput {
 }
 
 /**
- * Run `fn` with an atomic output; commit when it resolves, abort when it throws.
+ * Run `fn` with an atomic output; commit when it resolves, abort when it
+ * throws (a system error then names the output's path).
  */
 export async function withAtomic<T, O extends AtomicFile | AtomicDirectory>(output: O, fn: (output: O) => Promise<T>): Promise<T> {
   try {
@@ -207,6 +208,6 @@ export async function withAtomic<T, O extends AtomicFile | AtomicDirectory>(outp
     return result
   } catch (error) {
     await output.abort()
-    throw error
+    throw describeSystemError(error, 'write', output.finalPath)
   }
 }

@@ -9,7 +9,7 @@
  */
 import {DTYPES} from '../dtype.js'
 import type {DType, FloatOutputDType} from '../dtype.js'
-import {GateError, UsageError} from '../errors.js'
+import {GateError, UsageError, describeSystemError} from '../errors.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
 import {AtomicFile} from '../io/atomic-output.js'
 import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
@@ -306,7 +306,7 @@ async function writeJsonAtomic(path: string, value: unknown, force?: boolean): P
     await file.commit()
   } catch (error) {
     await file.abort()
-    throw error
+    throw describeSystemError(error, 'write', path)
   }
 }
 

@@ -15,7 +15,7 @@
 import {copyFile, readFile, readdir, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {DTYPES, DType, fromFloat} from '../dtype.js'
-import {InputError, LoraError, UsageError} from '../errors.js'
+import {InputError, LoraError, UsageError, describeSystemError} from '../errors.js'
 import type {GgufKV} from '../formats/gguf-types.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
 import {assertFiniteData, assertFiniteResult} from '../formats/tensor-bytes.js'
@@ -315,7 +315,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     return {out: options.out, format: 'safetensors', files: outFiles, tensors: written, bytes}
   } catch (error) {
     await dir.abort()
-    throw error
+    throw describeSystemError(error, 'write', options.out)
   }
 }
 

@@ -8,6 +8,7 @@
 import {writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {withFileContext} from '../errors.js'
 import {WorkFolder, createWorkFolder} from '../io/temporaries.js'
 import {ElemType, ExternalDataFile, ExternalTensor, GraphBuilder} from '../onnx/graph-builder.js'
 
@@ -70,7 +71,7 @@ export class InitializerStore {
     if (!this.data || !this.dir) return {kind: 'bytes', bytes}
     this.data.close()
     const path = join(this.dir, 'decoder.onnx')
-    await writeFile(path, bytes)
+    await withFileContext('write', path, () => writeFile(path, bytes))
     return {kind: 'file', path, dir: this.dir}
   }
 
