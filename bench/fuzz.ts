@@ -85,6 +85,7 @@ const READERS = {
     ['pack', dir, '--out', join(out, 'p.safetensors')],
     ['merge', '--base', base, '--adapter', dir, '--out', join(out, 'm'), '--probe', '8'],
     ['compress', dir, '--rank', '1', '--out', join(out, 'c.safetensors')],
+    ['export', dir, '--base', base, '--out', join(out, 'a.gguf')],
   ],
   pack: (file: string) => (out: string) => [
     ['inspect', file],
@@ -110,7 +111,9 @@ const READERS = {
   decoder: (dir: string) => (out: string) => [
     ['inspect', dir],
     ['generate', '--base', dir, '--prompt', 'Once', '-n', '2'],
+    ['eval', '--base', dir, '--text', join(SHARED, 'real-models/stories260K/eval.txt'), '--variants', 'merged:f16', '--ctx', '32'],
   ],
+  text: (base: string) => (file: string) => (out: string) => [['eval', '--base', base, '--text', file, '--variants', 'merged:f16', '--ctx', '32']],
 }
 
 async function buildCorpus(): Promise<void> {
@@ -121,7 +124,7 @@ async function buildCorpus(): Promise<void> {
   await must(['synth', 'adapters', '--out', ads, '--count', '2', '--rank', '2', '--targets', 'all', ...dims])
   const adapter = join(ads, 'adapter-0000')
   const base = join(seeds, 'base')
-  await must(['synth', 'base', '--out', base, '--vocab', '32', '--dtype', 'f32', ...dims])
+  await must(['synth', 'base', '--out', base, '--vocab', '512', '--dtype', 'f32', ...dims])
   const pack = join(seeds, 'pack.safetensors')
   await must(['pack', ads, '--out', pack])
   const sharedB = join(seeds, 'shared-b.safetensors')
@@ -151,6 +154,7 @@ async function buildCorpus(): Promise<void> {
   if (existsSync(stories)) {
     valid.push({label: 'stories260K hf', file: join(stories, 'hf/model.safetensors'), place: (b) => withFile(join(stories, 'hf'), 'model.safetensors', b), read: READERS.decoder})
     valid.push({label: 'stories260K gguf', file: join(stories, 'gguf/stories260K.gguf'), place: (b) => asFile('stories.gguf', b), read: READERS.decoder})
+    valid.push({label: 'eval text', file: join(stories, 'eval.txt'), place: (b) => asFile('eval.txt', b), read: READERS.text(join(stories, 'hf'))})
   }
   for (const v of valid) {
     const bytes = readFileSync(v.file)
@@ -182,7 +186,7 @@ function asFile(name: string, bytes: Buffer): string {
 /** One seeded mutation of a valid file, and what it did. */
 function mutate(bytes: Buffer, file: string): [string, Buffer] {
   const out = Buffer.from(bytes)
-  const isJson = file.endsWith('.json')
+  const isJson = file.endsWith('.json') || file.endsWith('.txt')
   const headerEnd = isJson ? out.length : file.endsWith('.gguf') ? Math.min(out.length, 4096) : Math.min(out.length, 8 + Number(out.readBigUInt64LE(0)))
   switch (isJson ? randInt(2) * 4 : randInt(6)) {
     case 0: {
@@ -266,6 +270,12 @@ function malformed(adapter: string, base: string): void {
   special('a folder', (p) => mkdirSync(p))
   special('a link to /dev/zero', (p) => symlinkSync('/dev/zero', p))
   special('a link to itself', (p) => symlinkSync(p, p))
+  // special files where a text or a list goes
+  if (spawnSync('mkfifo', ['--version']).status === 0) {
+    const fifo = join(place('special'), 'list.fifo')
+    spawnSync('mkfifo', [fifo])
+    cases.push({label: 'special: a FIFO as --list and --text', commands: (out) => [['pack', '--list', fifo, '--out', join(out, 'p.safetensors')], ['plan', '--config', fifo, '--adapters', '4', '--budget', '1MB']]})
+  }
   // GGUF headers
   const gguf = (label: string, head: number[]) => {
     const b = Buffer.alloc(64)
@@ -366,6 +376,8 @@ async function timedBounds(): Promise<Array<{label: string; ms: number; ok: bool
     ['bench --batch 1000000000', ['bench', '--batch', '1000000000'], 'NOT_ENOUGH_MEMORY'],
     ['merge --probe 100000000', ['merge', '--base', join(work, 'seeds/base'), '--adapter', adapter, '--out', join(dir, 'm'), '--probe', '100000000'], 'NOT_ENOUGH_MEMORY'],
     ['synth adapters --count 1000000000', ['synth', 'adapters', '--out', join(dir, 'a'), '--count', '1000000000'], 'NOT_ENOUGH_DISK'],
+    ['bench --e2e --requests 1000000 --prompt-tokens 2147483647', ['bench', '--e2e', '--requests', '1000000', '--prompt-tokens', '2147483647'], 'CONTEXT_TOO_LONG'],
+    ['bench --e2e --hidden 1048576 --layers 1024', ['bench', '--e2e', '--hidden', '1048576', '--layers', '1024', '--vocab', '16777216'], 'NOT_ENOUGH_MEMORY'],
   ]
   const out = []
   for (const [label, args, code] of checks) {

@@ -50,4 +50,10 @@ test('synth adapters --count 1000000000 and synth base of a trillion parameters:
   await refusedUpFront((dir) => ['synth', 'base', '--out', join(dir, 'b'), '--hidden', '100000', '--intermediate', '400000', '--layers', '1000'], 'NOT_ENOUGH_DISK', /the base model needs [\d.]+ TiB on /)
 })
 
+test('bench --e2e: a synthetic model, requests or adapter tables no machine holds (a native abort and an internal error before)', async () => {
+  await refusedUpFront(() => ['bench', '--e2e', '--requests', '1000000', '--prompt-tokens', '2147483647'], 'CONTEXT_TOO_LONG', /needs 2147483775 positions/)
+  await refusedUpFront(() => ['bench', '--e2e', '--hidden', '1048576', '--layers', '1024', '--vocab', '16777216'], 'NOT_ENOUGH_MEMORY', /the synthetic model \(hidden 1048576, 1024 layers, vocabulary 16777216\) needs one array of 64\.00 TiB/)
+  await refusedUpFront(() => ['bench', '--e2e', '--adapters', '2000000000', '--hidden', '64', '--layers', '1', '--vocab', '64'], 'NOT_ENOUGH_MEMORY', /the tables of 2000000000 adapters need about [\d.]+ GiB of JavaScript heap/)
+})
+
 test.run()
