@@ -87,6 +87,7 @@ export async function runE2e(o: E2eOptions): Promise<E2eReport> {
   const provider = await resolveProvider(o.ep)
   const notes: string[] = []
   const note = (line: string) => {
+    if (notes.includes(line)) return
     notes.push(line)
     o.onNote?.(line)
   }
