@@ -1,9 +1,13 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
 import {createProgressBar} from '../cli/progress-bar.js'
+import {renderEval} from '../cli/render-eval.js'
 import {renderQuality} from '../cli/render-quality.js'
 import {parseFloatDType} from '../core/dtype.js'
 import {UsageError} from '../core/errors.js'
+import {kldGateError} from '../core/eval/kld-gate.js'
+import {evaluateMergeOutput} from '../core/eval/merge-eval.js'
+import {EvalResult, readEvalText} from '../core/eval/run-eval.js'
 import {MergeResult, gateError, mergeModel} from '../core/merge/merge-model.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
 import {schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
@@ -19,6 +23,7 @@ export default class Merge extends LoraCommand {
     {command: '<%= config.bin %> merge --base ./base --adapter ./a --out ./merged-nf4 --quantize nf4 --report quality.json --max-loss 0.5', description: 'Merge, quantize to NF4 and gate on the quality lost.'},
     {command: '<%= config.bin %> merge --base base-q4_0.gguf --from-quantized --adapter ./a --out merged-q4_0.gguf', description: 'Merge into a Q4_0 GGUF base and re-quantize.'},
     {command: '<%= config.bin %> merge --base model-f16.gguf --adapter ./a --out merged-f16.gguf', description: 'Merge into a llama.cpp GGUF base; a float GGUF llama.cpp loads.'},
+    {command: '<%= config.bin %> merge --base ./base --adapter ./a --out ./merged-nf4 --quantize nf4 --eval eval.txt --max-kld 0.1', description: 'Also measure the written model on real text (lora eval\'s table) and gate on its KL divergence.'},
   ]
   static override flags = {
     base: Flags.string({description: 'base model: folder, .safetensors, index, or a llama.cpp .gguf (F32/F16/BF16/Q8_0; Q4_0 with --from-quantized)', required: true}),
@@ -40,9 +45,11 @@ export default class Merge extends LoraCommand {
     seed: Flags.integer({description: 'seed of the probe rows', default: 0}),
     quality: Flags.boolean({description: 'measure the quality report (--no-quality skips it)', default: true, allowNo: true}),
     force: Flags.boolean({description: 'replace an existing output'}),
+    eval: Flags.string({description: 'also evaluate the written model on this text (`lora eval`\'s table: perplexity, KL divergence, top-1 agreement against the base + adapters unmerged)'}),
+    'max-kld': Flags.string({description: 'with --eval: exit 1 when the written model\'s mean KL divergence exceeds X nats'}),
   }
 
-  async run(): Promise<MergeResult & {error?: unknown}> {
+  async run(): Promise<MergeResult & {eval?: EvalResult; error?: unknown}> {
     const {flags} = await this.parse(Merge)
     const weights = (flags.weight ?? []).map((w) => {
       const n = Number(w)
@@ -57,6 +64,9 @@ export default class Merge extends LoraCommand {
     if (flags['group-size'] !== undefined && (flags.quantize === undefined || QUANT_SCHEMES[flags.quantize].blockSizeFlag !== '--group-size') && !flags['from-quantized']) {
       throw new UsageError('BAD_FLAG', `--group-size applies to --quantize ${schemesSizedBy('--group-size').join(', ')}`)
     }
+    const maxKld = flags['max-kld'] === undefined ? undefined : Number(flags['max-kld'])
+    if (maxKld !== undefined && (flags.eval === undefined || flags['max-kld']!.trim() === '' || !(Number.isFinite(maxKld) && maxKld >= 0))) throw new UsageError('BAD_FLAG', `--max-kld needs --eval and a number of at least 0 (got "${flags['max-kld']}")`)
+    if (flags.eval !== undefined) await readEvalText(flags.eval) // a bad text fails before the merge, not after
     const bar = createProgressBar('merge', this.interactive)
     let result: MergeResult
     try {
@@ -81,15 +91,37 @@ export default class Merge extends LoraCommand {
     } finally {
       bar.stop()
     }
-    const failed = result.gate && !result.gate.passed ? gateError(result.gate) : undefined
+    let evaluated: EvalResult | undefined
+    if (flags.eval !== undefined) {
+      const evalBar = createProgressBar('eval', this.interactive)
+      try {
+        evaluated = await evaluateMergeOutput({
+          base: flags.base,
+          adapters: result.adapters,
+          out: result.out,
+          text: flags.eval,
+          quantize: result.quantize,
+          blockSize: result.block_size ?? undefined,
+          dtype: flags.dtype,
+          fromQuantized: result.from_quantized,
+          maxKld,
+          onProgress: evalBar.onProgress,
+        })
+      } finally {
+        evalBar.stop()
+      }
+    }
+    const failed = result.gate && !result.gate.passed ? gateError(result.gate) : evaluated?.gate && !evaluated.gate.passed ? kldGateError(evaluated.gate) : undefined
     if (this.jsonEnabled()) {
       if (failed) process.exitCode = failed.exitCode
-      return failed ? {...result, error: failed.toJSON()} : result
+      const withEval = evaluated ? {...result, eval: evaluated} : result
+      return failed ? {...withEval, error: failed.toJSON()} : withEval
     }
     this.log(
       `merged ${result.merged.length} tensors from ${result.adapters.length} adapter${result.adapters.length === 1 ? '' : 's'} into ${result.out} (${result.format}${result.quantize ? `, ${result.quantize} block ${result.block_size}` : `, ${result.dtype}`}, ${formatBytes(result.bytes)})`,
     )
     if (result.report) this.log(`\n${renderQuality(result.report)}`)
+    if (evaluated) this.log(`\noutput on ${flags.eval}:\n${renderEval(evaluated)}`)
     if (flags.report) this.log(`\nreport: ${flags.report}`)
     if (failed) throw failed
     return result

@@ -19,11 +19,12 @@ import {GGUF_CASES} from './cases-gguf.js'
 import {MODEL_CASES} from './cases-model.js'
 import {PACK_CASES} from './cases-pack.js'
 import {RUNTIME_CASES} from './cases-runtime.js'
+import {EVAL_CASES} from './cases-eval.js'
 import {ErrorCase, Fixtures} from './fixtures.js'
 
 const test = suite('error codes')
 
-const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...GGUF_CASES, ...BENCH_CASES, ...E2E_CASES, ...RUNTIME_CASES]
+const CASES: ErrorCase[] = [...FILE_CASES, ...PACK_CASES, ...MODEL_CASES, ...GGUF_CASES, ...BENCH_CASES, ...E2E_CASES, ...RUNTIME_CASES, ...EVAL_CASES]
 const root = tempDir('lora-error-codes-')
 const fx = new Fixtures(root.path)
 test.after(async () => {
