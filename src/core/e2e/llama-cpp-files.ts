@@ -17,9 +17,8 @@
  *   adapter's factors (removed once exported). Only those adapters: llama.cpp
  *   loads what it serves, not the 1,000 the routed strategies stack.
  */
-import {mkdir, rm, stat} from 'node:fs/promises'
+import {mkdir, rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {writeFile} from 'node:fs/promises'
 import {fromFloat} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {exportAdapters} from '../export/export-adapters.js'
