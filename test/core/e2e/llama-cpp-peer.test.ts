@@ -5,10 +5,22 @@
  * by lora with a tokenizer, at f32 and q4), `llama.cpp` (a batch per adapter)
  * and `llama.cpp-base` (no adapters) generate the reference's tokens, near
  * ties accounted at the peer's tolerance, with every figure present. Slots are
- * reused (more requests than the batch holds). Where node-llama-cpp is absent
+ * reused (more requests than the batch holds). The check can fail: each
+ * request served with another request's adapter file is a mismatch naming
+ * the request. Where node-llama-cpp is absent
  * the tests skip with the reason (LORA_REQUIRE_ENGINES=1 makes that a failure).
  */
 import {join} from 'node:path'
+import {adaptedModules} from '../../../src/core/e2e/adapter-set.js'
+import {checkTokens} from '../../../src/core/e2e/check-tokens.js'
+import {LlamaCppEngine, llamaCppKvBytesPerToken} from '../../../src/core/e2e/llama-cpp-engine.js'
+import {exportPeerAdapters, writePeerModel} from '../../../src/core/e2e/llama-cpp-files.js'
+import {referenceTokens} from '../../../src/core/e2e/reference-tokens.js'
+import {drawRequests} from '../../../src/core/e2e/requests.js'
+import {Scheduler} from '../../../src/core/e2e/scheduler.js'
+import {syntheticAdapters} from '../../../src/core/e2e/synthetic-adapters.js'
+import {syntheticDecoderWeights} from '../../../src/core/e2e/synthetic-decoder.js'
+import {LlamaCppModel} from '../../../src/core/engines/llama-cpp-batch.js'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {costTimer} from '../../../src/core/e2e/batch-engine.js'
@@ -91,6 +103,33 @@ engine('a synthetic Llama with a 4-bit base: the Q4_0 GGUF\'s tokens checked at 
   const report = await runE2e({...SMALL, baseDtype: 'q4', workload: {kind: 'zipf', alpha: 1.1}, klRequests: 0})
   for (const r of report.results.slice(1)) assertPeerRow(report, r, 6 * 7)
   assert.ok(report.results[1]!.tie_tolerance > report.config.tie_tolerance)
+})
+
+engine('the check fails a peer that serves each request with another request\'s adapter, naming the request', async () => {
+  const weights = syntheticDecoderWeights(SMALL.dims, 4)
+  const adapters = syntheticAdapters({count: 10, rank: 4, sharedK: 4, modules: adaptedModules(weights.config, SMALL.targets, 4), seed: 4})
+  const requests = drawRequests({requests: 6, promptTokens: 6, genTokens: 12, adapters: adapters.adapters, workload: {kind: 'distinct'}, arrival: {kind: 'offline'}, vocab: 400, seed: 4, baseFraction: 0})
+  const ctx = {weights, adapters, ep: 'cpu' as const, threads: 1, maxPositions: 18, mergedCache: 1, externalData: false}
+  const reference = (await referenceTokens({ctx, requests, forms: new Set(['stacks'] as const), maxBatch: 3})).get('stacks')!
+  const dir = join(tmp.path, 'wrong')
+  const files = {dir, weights, baseDtype: 'f32' as const, adapters}
+  const model = await writePeerModel(files)
+  const names = requests.map((r) => r.adapter!)
+  const exported = await exportPeerAdapters(files, model.path, names)
+  const llama = await LlamaCppModel.open({model: model.path, threads: 1, searchFrom: [ENGINES_DIR]})
+  try {
+    const batch = await llama.createBatch({sequences: 3, contextSize: 18, batchSize: 512})
+    const another = (a: string | null) => exported.files.get(names[(names.indexOf(a!) + 1) % names.length]!)!
+    const engine = new LlamaCppEngine(batch, another, llamaCppKvBytesPerToken(weights.config))
+    const trace = await new Scheduler({engine, requests, maxBatch: 3, kvBytesPerToken: 1, policy: 'per-adapter', timer}).run()
+    await batch.close()
+    const check = checkTokens(trace.requests, reference, llamaCppTieTolerance('f32', 1e-4))
+    assert.is(check.equal, false)
+    assert.ok(check.mismatches.length >= 2, JSON.stringify(check))
+    for (const m of check.mismatches) assert.is(m.adapter, requests.find((r) => r.id === m.request)!.adapter)
+  } finally {
+    await llama.close()
+  }
 })
 
 engine('refusal: a synthetic vocabulary too small for the tokenizer llama.cpp needs', async () => {
