@@ -41,7 +41,7 @@ export default class Bench extends LoraCommand {
     workload: Flags.string({description: 'distinct, uniform, identical or zipf:ALPHA', default: 'distinct'}),
     'base-fraction': Flags.string({description: 'share of requests with no adapter, 0..1', default: '0'}),
     seed: Flags.integer({description: 'random seed (weights, inputs, workload)', default: 0}),
-    strategies: Flags.string({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory)`}),
+    strategies: Flags.string({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory); with --e2e also llama.cpp, the peer, run only when named`}),
     ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: 'cpu'})(),
     threads: Flags.integer({description: 'intra-op threads', default: 2, min: 1}),
     'merged-cache': Flags.integer({description: 'merged copies held by the merged strategy (LRU)', default: 4, min: 1}),
