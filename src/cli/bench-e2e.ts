@@ -4,7 +4,7 @@
  * beside the bench command so that it stays thin.
  */
 import {Flags} from '@oclif/core'
-import {MAX_HEADS, MAX_REPEATS, MAX_ROWS, MAX_VOCAB, integer, number, size} from './flags.js'
+import {MAX_HEADS, MAX_REPEATS, MAX_ROWS, MAX_VOCAB, integer, number, path, size} from './flags.js'
 import {renderE2eTable} from './e2e-table.js'
 import type {Projection} from '../core/models/llama.js'
 import {createProgressBar} from './progress-bar.js'
@@ -32,6 +32,7 @@ export const E2E_FLAGS = {
   'max-batch': integer({min: 1, max: MAX_ROWS})({description: '--e2e: requests in the running batch at most (default 32)', dependsOn: e2e}),
   'kv-budget': size()({description: '--e2e: KV-cache bytes the running batch may reserve (prompt + max tokens per request), e.g. 2GiB (default: no limit)', dependsOn: e2e}),
   'base-dtype': Flags.option({description: '--e2e: base weights f32 (default), f16 (rounded; computed in f32) or q4 (Q4_0 through MatMulNBits), adapters unmerged in f32', options: BASE_DTYPES, dependsOn: e2e})(),
+  'engine-dir': path()({description: '--e2e --strategies llama.cpp: a folder whose node_modules holds node-llama-cpp (default: where lora is installed, then the current folder)', dependsOn: e2e}),
 }
 
 /** Flags of the linear bench that `--e2e` refuses. */
@@ -61,6 +62,7 @@ export interface E2eCommandFlags {
   'max-batch'?: number
   'kv-budget'?: number
   'base-dtype'?: (typeof BASE_DTYPES)[number]
+  'engine-dir'?: string
   strategies?: string[]
   ep: ExecutionProviderChoice
   threads: number
@@ -123,6 +125,7 @@ export async function runE2eCommand(flags: E2eCommandFlags, io: E2eCommandIo): P
       ep: flags.ep,
       threads: flags.threads,
       mergedCache: flags['merged-cache'],
+      engineDir: flags['engine-dir'],
       seed: flags.seed,
       onProgress: bar.onProgress,
       onNote: io.warn,

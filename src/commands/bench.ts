@@ -42,7 +42,7 @@ export default class Bench extends LoraCommand {
     workload: Flags.custom<string>({helpValue: '<workload>', parse: async (input) => (/\.jsonl$/i.test(input) ? input : workloadName(parseWorkload(input)))})({description: 'distinct, uniform, identical or zipf:ALPHA (--e2e: or a .jsonl trace)', default: 'distinct'}),
     'base-fraction': number({min: 0, max: 1})({description: 'share of requests with no adapter, 0..1', default: 0}),
     seed: seedFlag('random seed (weights, inputs, workload)'),
-    strategies: Flags.custom<string[]>({helpValue: '<strategies>', parse: async (input) => strategyList(input)})({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory)`}),
+    strategies: Flags.custom<string[]>({helpValue: '<strategies>', parse: async (input) => strategyList(input)})({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory); with --e2e also llama.cpp, the peer, run only when named`}),
     ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: 'cpu'})(),
     threads: integer({min: 1, max: MAX_THREADS})({description: 'intra-op threads', default: 2}),
     'merged-cache': integer({min: 1, max: MAX_REPEATS})({description: 'merged copies held by the merged strategy (LRU)', default: 4}),

@@ -88,7 +88,12 @@ export interface E2eResult {
   }
   relative_to_base: RatiosToBase
   tokens_equal: boolean
+  /** Requests whose generated tokens are all the reference's. */
+  exact_requests: number
+  /** Requests that diverged from the reference where its best two logits were within the tie tolerance. */
   near_ties: number
+  /** The tolerance of its check: the run's, or a peer's own (its arithmetic is coarser than float32). */
+  tie_tolerance: number
   /** The first mismatching requests (at most 10). */
   mismatches: TokenMismatch[]
   requests: number
