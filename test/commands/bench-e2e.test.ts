@@ -58,7 +58,7 @@ test('the table: one row per strategy, the token check said', async () => {
 test('usage errors exit 2 in both output modes', async () => {
   const cases: Array<[string[], RegExp]> = [
     [[...TINY, '--batch', '8'], /--batch is a flag of the linear bench; --e2e does not take it/],
-    [[...TINY, '--rate', '0'], /--rate must be a positive number/],
+    [[...TINY, '--rate', '0'], /--rate must be a number > 0 \(got "0"\)/],
     [[...TINY, '--model', 'layer'], /--model layer is the linear bench/],
     [[...TINY, '--strategies', 'nope'], /--strategies: unknown strategy "nope"/],
     [['bench', '--e2e', '--model', 'some/model', '--hidden', '64'], /--hidden describes a synthetic model/],

@@ -15,9 +15,8 @@
  * written, one model mapped), each with its own context; the files live in
  * a temporary folder removed when the last of them closes.
  */
-import {mkdtemp, rm} from 'node:fs/promises'
+import {WorkFolder, createWorkFolder} from '../io/temporaries.js'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
 import {formatBytes} from '../units.js'
 import {LlamaCppModel} from '../engines/llama-cpp-batch.js'
 import {NODE_LLAMA_CPP_INSTALL, NODE_LLAMA_CPP_VERSION, locateLlamaCpp} from '../engines/llama-cpp.js'
@@ -80,6 +79,8 @@ export function llamaCppUnavailable(run: PeerRunFacts): string | undefined {
 interface Shared {
   refs: number
   readonly dir: Promise<string>
+  /** The work folder (owner PID in its name: removed on exit, or by a later run after a SIGKILL). */
+  readonly work: Promise<WorkFolder>
   readonly loaded: Promise<{file: PeerModelFile; model: LlamaCppModel}>
   adapters?: Promise<PeerAdapterFiles>
 }
@@ -90,14 +91,15 @@ const SHARED = new WeakMap<PeerBuildContext, Shared>()
 function share(ctx: PeerBuildContext): Shared {
   let s = SHARED.get(ctx)
   if (!s) {
-    const dir = mkdtemp(join(tmpdir(), 'lora-e2e-llama-cpp-'))
+    const work = createWorkFolder(tmpdir(), 'e2e-llama-cpp')
+    const dir = work.then((w) => w.path)
     const loaded = dir.then(async (d) => {
       const file = await writePeerModel({dir: d, model: ctx.model, weights: ctx.sourceWeights, baseDtype: ctx.baseDtype, adapters: ctx.adapters})
       const model = await LlamaCppModel.open({model: file.path, threads: ctx.threads, ...(ctx.engineDir ? {searchFrom: [ctx.engineDir]} : {}), purpose: 'run the llama.cpp peer of lora bench --e2e'})
       ctx.note?.(`llama.cpp: the model written as a ${PEER_MODEL_TYPES[ctx.baseDtype]} GGUF (${formatBytes(file.bytes)}, ${file.seconds.toFixed(1)} s) into a temporary folder removed after the run; node-llama-cpp ${model.engine.version}, ${ctx.threads} threads`)
       return {file, model}
     })
-    s = {refs: 0, dir, loaded}
+    s = {refs: 0, dir, work, loaded}
     SHARED.set(ctx, s)
   }
   s.refs++
@@ -109,7 +111,7 @@ async function unshare(ctx: PeerBuildContext, s: Shared): Promise<void> {
   SHARED.delete(ctx)
   const loaded = await s.loaded.catch(() => undefined)
   await loaded?.model.close()
-  await rm(await s.dir, {recursive: true, force: true})
+  await (await s.work.catch(() => undefined))?.remove()
 }
 
 /** The adapters the requests ask for, in order of first request, exported and loaded into the model (once per run). */

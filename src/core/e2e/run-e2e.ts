@@ -10,6 +10,7 @@
  */
 import {readFileSync} from 'node:fs'
 import {UsageError} from '../errors.js'
+import {MemoryNeed, assertMemoryFits} from '../io/resources.js'
 import type {Projection} from '../models/llama.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
 import type {ProgressCallback} from '../progress.js'
@@ -33,7 +34,7 @@ import {referenceForm, referenceTokens} from './reference-tokens.js'
 import {Arrival, E2eRequest, drawRequests, readTrace} from './requests.js'
 import {Scheduler, ServeTrace, serveInterleaved} from './scheduler.js'
 import {BuiltStrategy, E2eBuildContext, E2eRunFacts, E2eStrategy, e2eStrategy, E2E_STRATEGY_TABLE} from './strategies.js'
-import {SyntheticDecoderDims, syntheticDecoderWeights} from './synthetic-decoder.js'
+import {SyntheticDecoderDims, syntheticDecoderConfig, syntheticDecoderWeights, tensorTable} from './synthetic-decoder.js'
 import {syntheticAdapters} from './synthetic-adapters.js'
 
 /** The default adapted projections. */
@@ -84,6 +85,7 @@ export interface E2eOptions {
 /** Run the end-to-end benchmark. A token mismatch is reported, not thrown (`assertTokensEqual` after writing the outputs). */
 export async function runE2e(o: E2eOptions): Promise<E2eReport> {
   validate(o)
+  assertE2eFits(o)
   const provider = await resolveProvider(o.ep)
   const notes: string[] = []
   const note = (line: string) => {
@@ -306,6 +308,32 @@ function availableMemory(): number {
     // not Linux
   }
   return 8 * 2 ** 30
+}
+
+/** JavaScript heap per drawn token (request token lists, schedules) and per synthetic adapter (its tables). */
+const HEAP_BYTES_PER_TOKEN = 16
+const HEAP_BYTES_PER_ADAPTER = 256
+
+/**
+ * Refuse a run that cannot fit before anything is drawn or allocated: the
+ * synthetic model's weights (every tensor in memory, one array each), the
+ * requests' token lists, the adapters' tables; and requests longer than the
+ * synthetic model's context.
+ * @throws UsageError NOT_ENOUGH_MEMORY with the estimate; CONTEXT_TOO_LONG
+ */
+function assertE2eFits(o: E2eOptions): void {
+  const needs: MemoryNeed[] = []
+  if (!o.model) {
+    const config = syntheticDecoderConfig(o.dims)
+    const sizes = [...tensorTable(config).values()].map((t) => t.shape.reduce((a, b) => a * b, 1) * 4)
+    needs.push({bytes: sizes.reduce((a, b) => a + b, 0), largestArray: Math.max(...sizes), what: `the synthetic model (hidden ${config.hidden}, ${config.layers} layers, vocabulary ${config.vocab})`})
+    if (o.workload.kind !== 'trace' && o.promptTokens + o.genTokens > config.maxPositions) {
+      throw new UsageError('CONTEXT_TOO_LONG', `a request needs ${o.promptTokens + o.genTokens} positions (prompt + generated tokens), more than the model runs (${config.maxPositions})`)
+    }
+  }
+  if (o.workload.kind !== 'trace') needs.push({bytes: 0, heap: o.requests * (o.promptTokens + o.genTokens) * HEAP_BYTES_PER_TOKEN, what: `${o.requests} requests of ${o.promptTokens} + ${o.genTokens} tokens`})
+  if (!o.pack) needs.push({bytes: 0, heap: Math.max(...o.adapters) * HEAP_BYTES_PER_ADAPTER, what: `the tables of ${Math.max(...o.adapters)} adapters`})
+  assertMemoryFits(needs, 'bench --e2e')
 }
 
 function validate(o: E2eOptions): void {

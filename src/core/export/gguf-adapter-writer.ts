@@ -88,7 +88,6 @@ export async function writeGgufAdapter(adapter: LoraAdapter, base: AdapterBase, 
       `${where}: ${adapter.extraTensors.length} full tensors (modules_to_save or heads, e.g. "${sanitizeName(adapter.extraTensors[0]!.name)}") are not LoRA pairs, and a llama.cpp adapter cannot carry them`,
     )
   }
-  if (adapter.modules.size === 0) throw new InputError('EXPORT_EMPTY', `${where}: the adapter has no LoRA modules`)
   const prepared: Prepared[] = []
   const fallbacks: Array<{name: string; reason: string}> = []
   const typeFor = (name: string, cols: number): GgmlTypeName => {

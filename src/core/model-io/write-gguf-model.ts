@@ -9,7 +9,10 @@
 import {basename} from 'node:path'
 import {DTYPES, fromFloat} from '../dtype.js'
 import {InputError, LoraError} from '../errors.js'
+import {GGML_TYPES} from '../formats/gguf-types.js'
 import {GgufWriter} from '../formats/gguf-writer.js'
+import {assertFiniteData, assertFiniteResult} from '../formats/tensor-bytes.js'
+import {assertDiskFits} from '../io/resources.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
@@ -32,7 +35,8 @@ function chunkRows(t: PlannedGgufTensor, rows: number, cols: number): number {
   return Math.min(rows, Math.max(align, target - (target % align)))
 }
 
-async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink): Promise<number> {
+/** Write one planned tensor; inputs are checked finite where read, computed values before they reach `out` (for messages). */
+async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink, out: string): Promise<number> {
   if (t.values) {
     const bytes = fromFloat('F32', t.values)
     await sink(t.name, 0, bytes)
@@ -61,20 +65,26 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
     const heads = t.permuteHeads ? (n * t.permuteHeads) / rows : 0
     if (half) {
       const bytes = await source.readBytes(name, r0 * cols * 2, (r0 + n) * cols * 2)
+      assertFiniteData(source.path, name, 'F16', bytes, shape, r0 * cols)
       let bits: Uint16Array = new Uint16Array(bytes.slice().buffer)
       bits = await job!.transformHalf!(r0, n, bits)
+      assertFiniteResult(`write ${out}`, name, 'F16', new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), r0 * cols)
       if (heads) bits = permuteRowsToGguf(bits, heads, cols)
       await sink(t.name, r0 * cols * 2, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength))
       written += bits.byteLength
       continue
     }
     let values = await source.readRows(name, r0, n)
-    if (job?.transform) values = await job.transform(r0, n, values)
+    if (job?.transform) {
+      values = await job.transform(r0, n, values)
+      assertFiniteResult(`write ${out}`, name, 'F32', values, r0 * cols)
+    }
     if (heads) values = permuteRowsToGguf(values, heads, cols)
     if (t.transpose) values = transposeTyped(values, rows, cols)
     if (encoder) encoder.push(values)
     else {
       const bytes = fromFloat(dtype!, values)
+      assertFiniteResult(`write ${out}`, name, dtype!, bytes, r0 * cols)
       await sink(t.name, r0 * cols * DTYPES[dtype!].bytes, bytes)
       written += bytes.byteLength
     }
@@ -104,6 +114,8 @@ export interface WriteGgufModelResult extends WriteModelResult {
  */
 export async function writeGgufModel(options: WriteModelOptions): Promise<WriteGgufModelResult> {
   const plan = await planGgufModel(options.source, options.jobs)
+  const planned = plan.tensors.reduce((s, t) => s + Math.ceil(shapeSize(t.shape) / GGML_TYPES[t.type].blockSize) * GGML_TYPES[t.type].typeSize, 0)
+  assertDiskFits([{path: options.out, bytes: planned, what: 'the model'}], `write ${options.out}`)
   const kv = [...plan.kv, ...(options.ggufKV ?? [])]
   const writer = await GgufWriter.create(
     options.out,
@@ -116,7 +128,7 @@ export async function writeGgufModel(options: WriteModelOptions): Promise<WriteG
     for (const [i, t] of plan.tensors.entries()) {
       let bytes: number
       try {
-        bytes = await writeTensor(t, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data))
+        bytes = await writeTensor(t, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out)
       } catch (error) {
         throw inTensor(error, t, options.source.path)
       }

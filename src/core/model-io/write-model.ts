@@ -15,12 +15,15 @@
 import {copyFile, readFile, readdir, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {DTYPES, DType, fromFloat} from '../dtype.js'
-import {InputError, LoraError, UsageError} from '../errors.js'
+import {InputError, LoraError, UsageError, describeSystemError} from '../errors.js'
 import type {GgufKV} from '../formats/gguf-types.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
+import {assertFiniteData, assertFiniteResult} from '../formats/tensor-bytes.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
+import {MODEL_OUTPUT_KIND} from '../io/output-target.js'
+import {assertDiskFits} from '../io/resources.js'
 import type {ProgressCallback} from '../progress.js'
 import {parseJsonKeepingFloats, stringifyJsonKeepingFloats} from '../formats/json-floats.js'
 import {transposeTyped} from '../linalg/dense.js'
@@ -106,6 +109,11 @@ interface Planned {
   readonly file: string
 }
 
+/** Bytes of a tensor's planned parts. */
+function plannedBytes(specs: readonly TensorSpec[]): number {
+  return specs.reduce((bytes, s) => bytes + shapeSize(s.shape) * DTYPES[s.dtype].bytes, 0)
+}
+
 function plan(options: WriteModelOptions): Planned[] {
   const {source} = options
   const out: Planned[] = []
@@ -148,7 +156,8 @@ function chunkRows(rows: number, cols: number, align: number): number {
 
 type Sink = (stored: string, byteOffset: number, data: Uint8Array) => Promise<void>
 
-async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<number> {
+/** Write one planned tensor; computed values are checked finite before they reach `sinkPath` (the output, for messages). */
+async function writeOne(p: Planned, source: ModelReader, sink: Sink, sinkPath: string): Promise<number> {
   const {tensor, job} = p
   if (p.action === 'copy') {
     let total = 0
@@ -172,7 +181,7 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
   const step = transpose ? rows : chunkRows(rows, cols, align)
   let written = 0
   if (!encoder && job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
-    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink)
+    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink, sinkPath)
   }
   // one chunk read ahead and one write in flight, so file I/O overlaps the arithmetic
   const read = (r0: number) => (r0 < rows ? source.readRows(tensor.name, r0, Math.min(step, rows - r0)) : undefined)
@@ -183,11 +192,15 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
       const n = Math.min(step, rows - r0)
       let values = await next!
       next = read(r0 + step)
-      if (job?.transform) values = await job.transform(r0, n, values)
+      if (job?.transform) {
+        values = await job.transform(r0, n, values)
+        assertFiniteResult(`write ${sinkPath}`, tensor.name, 'F32', values, r0 * cols)
+      }
       if (transpose) values = transposeTyped(values, rows, cols)
       if (encoder) encoder.push(values)
       else {
         const bytes = fromFloat(p.dtype, values)
+        assertFiniteResult(`write ${sinkPath}`, tensor.name, p.dtype, bytes, r0 * cols)
         await pendingWrite
         pendingWrite = sink(tensor.name, r0 * cols * DTYPES[p.dtype].bytes, bytes)
         written += bytes.byteLength
@@ -209,10 +222,11 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink): Promise<nu
 }
 
 /** A plain F16 tensor transformed and written as F16 on its stored bits, chunk by chunk, reads and writes overlapping the arithmetic. */
-async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: Sink): Promise<number> {
+async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: Sink, sinkPath: string): Promise<number> {
   const rowBytes = cols * 2
   const read = async (r0: number) => {
     const bytes = await source.readBytes(name, r0 * rowBytes, (r0 + Math.min(step, rows - r0)) * rowBytes)
+    assertFiniteData(source.path, name, 'F16', bytes, [rows, cols], r0 * cols)
     // a fresh, aligned copy when the bytes sit at an odd offset of a shared buffer
     return bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(bytes.slice().buffer)
   }
@@ -226,6 +240,7 @@ async function writeHalfRows(name: string, rows: number, cols: number, step: num
       next = r0 + step < rows ? read(r0 + step) : undefined
       const out = await transform(r0, n, values)
       const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+      assertFiniteResult(`write ${sinkPath}`, name, 'F16', bytes, r0 * cols)
       await pendingWrite
       pendingWrite = sink(name, r0 * rowBytes, bytes)
       written += bytes.byteLength
@@ -254,6 +269,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
   // GGUF models follow llama.cpp's conventions (names, layout, metadata, tokenizer): write-gguf-model.ts
   if (options.format !== 'safetensors') throw new RangeError(`writeModel writes safetensors folders; ${options.format} goes through writeModelOutput`)
   const planned = plan(options)
+  assertDiskFits([{path: options.out, bytes: planned.reduce((s, p) => s + plannedBytes(p.specs), 0), what: 'the model'}], `write ${options.out}`)
   const total = planned.length
   let done = 0
   const written: WrittenTensor[] = []
@@ -261,7 +277,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     written.push({name: p.tensor.name, shape: p.tensor.shape, written: p.action === 'encode' ? p.job!.quant!.scheme : p.action, dtype: p.dtype, bytes})
     options.onProgress?.({stage: 'tensors', done: ++done, total})
   }
-  const dir = await AtomicDirectory.create(options.out, {force: options.force})
+  const dir = await AtomicDirectory.create(options.out, {force: options.force, kind: MODEL_OUTPUT_KIND})
   try {
     const files = [...new Set(planned.map((p) => p.file))]
     const weightMap: Record<string, string> = {}
@@ -273,7 +289,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
       try {
         for (const p of inFile) {
           try {
-            record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data)))
+            record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out))
           } catch (error) {
             throw inTensor(error, p.tensor.name, options.source.path)
           }
@@ -299,7 +315,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     return {out: options.out, format: 'safetensors', files: outFiles, tensors: written, bytes}
   } catch (error) {
     await dir.abort()
-    throw error
+    throw describeSystemError(error, 'write', options.out)
   }
 }
 

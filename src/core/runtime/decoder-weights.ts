@@ -5,9 +5,9 @@
  * layouts, decoded to float32) or a GGUF file (`gguf-weights.ts`). Variants
  * (merged adapters, re-quantized weights) wrap a source and replace tensors.
  */
-import {readFile, stat} from 'node:fs/promises'
+import {readRegularText} from '../io/regular-file.js'
 import {join} from 'node:path'
-import {InputError, withFileContext} from '../errors.js'
+import {InputError} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {ModelReader} from '../model-io/model-reader.js'
 import {DecoderConfig, decoderConfigFromHf} from './decoder-config.js'
@@ -34,10 +34,7 @@ export const MAX_CONFIG_JSON_BYTES = 4 * 1024 * 1024
 /** Read and parse a folder's config.json. */
 export async function readConfigJson(dir: string): Promise<unknown> {
   const path = join(dir, 'config.json')
-  const text = await withFileContext('read', path, async () => {
-    if ((await stat(path)).size > MAX_CONFIG_JSON_BYTES) throw new InputError('DECODER_BAD_CONFIG', `read ${path}: too large for a config.json`)
-    return readFile(path, 'utf8')
-  })
+  const text = await readRegularText(path, MAX_CONFIG_JSON_BYTES, () => new InputError('DECODER_BAD_CONFIG', `read ${path}: too large for a config.json`))
   try {
     return JSON.parse(text)
   } catch (error) {
