@@ -9,6 +9,7 @@ import {createProgressBar} from '../cli/progress-bar.js'
 import {writeBenchOutputs, checkOutputsFree} from '../core/bench/outputs.js'
 import {BenchReport, assertComparable, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
 import {assertTolerance, runBench} from '../core/bench/run-bench.js'
+import {BENCH_DEFAULTS} from '../core/bench/bench-serving.js'
 import {parseWorkload, workloadName} from '../core/bench/workload.js'
 import {resolveModelShape} from '../core/bench/base-dims.js'
 import {GateError, UsageError} from '../core/errors.js'
@@ -37,20 +38,20 @@ export default class Bench extends LoraCommand {
     adapters: integerList({min: 1, max: MAX_ADAPTERS})({description: 'adapter count, or a list to sweep (1,10,100,1000); default 100, or the pack\'s'}),
     rank: integer({min: 1, max: MAX_RANK})({description: 'LoRA rank', exclusive: ['ranks']}),
     ranks: integerList({min: 1, max: MAX_RANK})({description: 'mixed ranks assigned in turn, padded to the largest (8,16,64)', exclusive: ['rank']}),
-    batch: integer({min: 1, max: MAX_ROWS})({description: 'requests per step', default: 32}),
+    batch: integer({min: 1, max: MAX_ROWS})({description: 'requests per step', default: BENCH_DEFAULTS.batch}),
     prefill: integer({min: 1, max: MAX_ROWS})({description: 'tokens per request (prefill); decode (1 token) when absent'}),
     workload: Flags.custom<string>({helpValue: '<workload>', parse: async (input) => (/\.jsonl$/i.test(input) ? input : workloadName(parseWorkload(input)))})({description: 'distinct, uniform, identical or zipf:ALPHA (--e2e: or a .jsonl trace)', default: 'distinct'}),
-    'base-fraction': number({min: 0, max: 1})({description: 'share of requests with no adapter, 0..1', default: 0}),
+    'base-fraction': number({min: 0, max: 1})({description: 'share of requests with no adapter, 0..1', default: BENCH_DEFAULTS.baseFraction}),
     seed: seedFlag('random seed (weights, inputs, workload)'),
     strategies: Flags.custom<string[]>({helpValue: '<strategies>', parse: async (input) => strategyList(input)})({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory); with --e2e also llama.cpp, the peer, run only when named`}),
-    ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: 'cpu'})(),
-    threads: integer({min: 1, max: MAX_THREADS})({description: 'intra-op threads', default: 2}),
-    'merged-cache': integer({min: 1, max: MAX_REPEATS})({description: 'merged copies held by the merged strategy (LRU)', default: 4}),
+    ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: BENCH_DEFAULTS.ep})(),
+    threads: integer({min: 1, max: MAX_THREADS})({description: 'intra-op threads', default: BENCH_DEFAULTS.threads}),
+    'merged-cache': integer({min: 1, max: MAX_REPEATS})({description: 'merged copies held by the merged strategy (LRU)', default: BENCH_DEFAULTS.mergedCache}),
     'shared-k': integer({min: 1, max: MAX_RANK})({description: 'shared basis size K of the shared-b strategy (synthetic, or the --pack compressed in memory); default 16'}),
-    'stack-dtype': Flags.option({description: 'storage of the adapter stacks and shared-b\'s A\' (f16: gathered in f16 and cast to f32 right after; base, shared B and products stay f32)', options: ['f32', 'f16'] as const, default: 'f32'})(),
-    tolerance: number({above: 0, max: 1})({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it), in (0, 1]', default: 1e-3}),
-    rounds: integer({min: 1, max: MAX_REPEATS})({description: 'interleaved rounds', default: 8}),
-    steps: integer({min: 1, max: MAX_REPEATS})({description: 'timed steps per strategy per round', default: 2}),
+    'stack-dtype': Flags.option({description: 'storage of the adapter stacks and shared-b\'s A\' (f16: gathered in f16 and cast to f32 right after; base, shared B and products stay f32)', options: ['f32', 'f16'] as const, default: BENCH_DEFAULTS.stackDtype})(),
+    tolerance: number({above: 0, max: 1})({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it), in (0, 1]', default: BENCH_DEFAULTS.tolerance}),
+    rounds: integer({min: 1, max: MAX_REPEATS})({description: 'interleaved rounds', default: BENCH_DEFAULTS.rounds}),
+    steps: integer({min: 1, max: MAX_REPEATS})({description: 'timed steps per strategy per round', default: BENCH_DEFAULTS.stepsPerRound}),
     base: path()({description: 'real base model (file, index or folder; synth base layout)'}),
     pack: path()({description: 'real lora pack file for the adapter stacks'}),
     'shared-b': path()({description: 'lora compress output (lora-pack-shared-b) of --pack: shared-b serves its A\' and shared B, K from the file'}),
@@ -84,7 +85,7 @@ export default class Bench extends LoraCommand {
       basePath: flags.base,
       packPath: flags.pack,
     })
-    const ranks = flags.ranks ?? [flags.rank ?? 16]
+    const ranks = flags.ranks ?? (flags.rank ? [flags.rank] : [...BENCH_DEFAULTS.ranks])
     // a baseline of another configuration is refused before minutes of measuring (and again on the full config after)
     if (baseline) {
       assertComparable(
@@ -95,7 +96,7 @@ export default class Bench extends LoraCommand {
           layers: flags.model === 'layer' ? 1 : shape.layers,
           targets: flags.model === 'layer' ? ['hidden×hidden linear'] : shape.targets,
           batch: flags.batch,
-          tokens_per_request: flags.prefill ?? 1,
+          tokens_per_request: flags.prefill ?? BENCH_DEFAULTS.tokens,
           workload: flags.workload,
           base_fraction: baseFraction,
           threads: flags.threads,
@@ -115,7 +116,7 @@ export default class Bench extends LoraCommand {
         ...shape,
         ranks,
         batch: flags.batch,
-        tokens: flags.prefill ?? 1,
+        tokens: flags.prefill ?? BENCH_DEFAULTS.tokens,
         workload: parseWorkload(flags.workload),
         baseFraction,
         seed: flags.seed,
@@ -123,7 +124,7 @@ export default class Bench extends LoraCommand {
         ep: flags.ep,
         threads: flags.threads,
         mergedCache: flags['merged-cache'],
-        sharedK: flags['shared-k'] ?? 16,
+        sharedK: flags['shared-k'] ?? BENCH_DEFAULTS.sharedK,
         tolerance,
         rounds: flags.rounds,
         stepsPerRound: flags.steps,
