@@ -8,6 +8,7 @@
  * adapters runs one group after another. Merges and swaps are part of the
  * call they serve, so the clock counts them.
  */
+import {transposeTyped} from '../linalg/dense.js'
 import {MatMulEngine} from '../linalg/matmul-engine.js'
 import type {GraphBuilder} from '../onnx/graph-builder.js'
 import type {ExecutionProvider, OrtTensor} from '../onnx/session.js'
@@ -100,7 +101,7 @@ export class MergedEngine extends KvCacheEngine {
     const baseFeeds: WeightFeeds = {}
     for (const m of o.adapters.modules) {
       const w = await o.weights.linear(`${m.name}.weight`)
-      const t = transpose(linearValues(w), w.out, w.in)
+      const t = transposeTyped(linearValues(w), w.out, w.in)
       baseT.set(m.name, t)
       baseFeeds[inputName(m.name)] = new ort.Tensor('float32', t, [m.in, m.out])
     }
@@ -193,11 +194,3 @@ export class MergedEngine extends KvCacheEngine {
   }
 }
 
-function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(values.length)
-  for (let r = 0; r < rows; r++) {
-    const at = r * cols
-    for (let c = 0; c < cols; c++) out[c * rows + r] = values[at + c]!
-  }
-  return out
-}
