@@ -34,24 +34,17 @@
  *   npm run bench:e2e [-- --quick] [-- --ep cpu|webgpu|cuda] [-- --work-dir DIR] [-- --only main,q4,poisson,sweep]
  *                     [-- --hidden H --intermediate I --layers L --vocab V --adapters N --requests R --prompt-tokens P --gen-tokens G --sweep-adapters 1,10,100 --threads T]
  */
-import {spawnSync} from 'node:child_process'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {cpus, loadavg} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join, resolve} from 'node:path'
 import {renderTable} from '../src/cli/table.js'
 import type {E2eReport, E2eResult} from '../src/core/e2e/e2e-report.js'
 import {decodeTraffic} from '../src/core/e2e/step-traffic.js'
 import {NODE_LLAMA_CPP_VERSION, locateLlamaCpp} from '../src/core/engines/llama-cpp.js'
 import {formatBytes} from '../src/core/units.js'
+import {ROOT, flag, runLora} from './script.js'
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const args = process.argv.slice(2)
-const flag = (name: string) => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
-const quick = args.includes('--quick')
+const quick = process.argv.includes('--quick')
 const ep = flag('--ep') ?? 'cpu'
 const only = new Set((flag('--only') ?? 'main,q4,poisson,sweep').split(','))
 const size = {
@@ -91,10 +84,8 @@ const MODEL = ['--hidden', size.hidden, '--intermediate', size.intermediate, '--
 function e2e(label: string, flags: string[]): E2eReport {
   const out = join(outDir, `${label}.json`)
   const argv = ['bench', '--e2e', ...MODEL, ...flags, '--out', out, '--force']
-  console.log(`\n$ lora ${argv.join(' ')}`)
-  const t0 = Date.now()
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), ...argv], {stdio: ['ignore', 'inherit', 'inherit'], env: {...process.env, NO_COLOR: '1'}})
-  seconds[label] = (Date.now() - t0) / 1000
+  const r = runLora(argv)
+  seconds[label] = r.seconds
   if (r.status === 1) tokensDiffered = true
   else if (r.status !== 0) {
     console.error(`bench:e2e: "${label}" exited with ${r.status}`)

@@ -22,11 +22,10 @@ import {spawn, spawnSync} from 'node:child_process'
 import {cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
 import {basename, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {Rng} from '../src/core/random.js'
 import {runCli} from '../test/helpers/run-cli.js'
+import {ROOT, flag} from './script.js'
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..')
 const BIN = join(ROOT, 'bin/run.js')
 const SHARED = resolve(ROOT, '../shared')
 
@@ -41,8 +40,7 @@ const seed = option('seed', 1)
 const mutants = option('mutants', 12)
 const jobs = option('jobs', availableParallelism())
 const timeoutMs = option('timeout', 120) * 1000
-const workIndex = process.argv.indexOf('--work')
-const work = resolve(workIndex >= 0 ? process.argv[workIndex + 1]! : join(ROOT, '.bench-work/fuzz'))
+const work = resolve(flag('--work', join(ROOT, '.bench-work/fuzz')))
 const rng = new Rng(seed, 'fuzz')
 const randInt = (n: number) => Math.floor(rng.next() * n)
 

@@ -14,7 +14,7 @@ import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/sess
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
 import {createExecutor} from '../serve/executors.js'
-import {BenchModelKind, BlockShapes, Role, StackDims, moduleSpecs} from '../serve/lora-layout.js'
+import {StackDims, moduleSpecs} from '../serve/lora-layout.js'
 import {compareRows, referenceRows} from '../serve/reference.js'
 import {BASELINE, STRATEGY_TABLE, Strategy, strategyOf} from '../serve/registry.js'
 import type {RoutingStep} from '../serve/routing.js'
@@ -28,14 +28,8 @@ import {Workload, drawSteps, workloadName} from './workload.js'
 /** Said in every report: what the llama model leaves out. */
 export const ATTENTION_NOTE = 'attention mixing across tokens is left out (it does not depend on adapters); q, k and v are summed into o_proj so all three stay computed'
 
-export interface BenchOptions {
-  model: BenchModelKind
-  hidden: number
-  intermediate: number
-  layers: number
-  targets: readonly Role[]
-  /** The pack's block when it is not the square Llama block (`resolveModelShape`). */
-  block?: BlockShapes
+/** What `lora bench` runs: the model's dims and adapted projections (`StackDims`; `block`: the pack's block when it is not the square Llama block, from `resolveModelShape`) and the rest. */
+export interface BenchOptions extends StackDims {
   /** Adapter counts to sweep. */
   adapters: readonly number[]
   /** Ranks assigned in turn (padded to the largest). */

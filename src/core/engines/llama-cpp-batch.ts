@@ -18,7 +18,7 @@
  */
 import {resolve} from 'node:path'
 import {InputError} from '../errors.js'
-import {FindLlamaCppOptions, loadLlamaCpp} from './llama-cpp.js'
+import {FindLlamaCppOptions, openLlamaCppModel} from './llama-cpp.js'
 
 // The subset of node-llama-cpp's API used here, typed structurally (the package is not a build dependency).
 type NextToken = {next: {token?: number | null}}
@@ -39,14 +39,6 @@ interface BatchModel {
   dispose(): Promise<void>
   _getOrLoadLora?(filePath: string): Promise<unknown>
 }
-interface BatchLlama {
-  loadModel(options: {modelPath: string}): Promise<BatchModel>
-  dispose(): Promise<void>
-}
-interface BatchModule {
-  getLlama(options: {gpu: false; build: 'never'; logLevel: string; maxThreads: number}): Promise<BatchLlama>
-}
-
 /** What `LlamaCppModel.open` needs. */
 export interface OpenLlamaCppModelOptions extends FindLlamaCppOptions {
   /** A GGUF model file. */
@@ -60,7 +52,7 @@ export class LlamaCppModel {
   private readonly loaded = new Set<string>()
 
   private constructor(
-    private readonly llama: BatchLlama,
+    private readonly llama: {dispose(): Promise<void>},
     private readonly model: BatchModel,
     readonly threads: number,
     readonly engine: {readonly packageDir: string; readonly version: string},
@@ -71,20 +63,13 @@ export class LlamaCppModel {
    * @throws UsageError when node-llama-cpp is absent or another release; InputError naming the file when llama.cpp refuses it
    */
   static async open(options: OpenLlamaCppModelOptions): Promise<LlamaCppModel> {
-    const found = await loadLlamaCpp(options)
-    const llama = await (found.module as unknown as BatchModule).getLlama({gpu: false, build: 'never', logLevel: 'error', maxThreads: options.threads})
-    try {
-      const model = await llama.loadModel({modelPath: resolve(options.model)})
-      if (typeof model._getOrLoadLora !== 'function') {
-        await model.dispose()
-        throw new InputError('ENGINE_REFUSED_MODEL', `node-llama-cpp ${found.version} at ${found.packageDir} has no LlamaModel._getOrLoadLora: lora needs it to load adapters without applying them`)
-      }
-      return new LlamaCppModel(llama, model, options.threads, {packageDir: found.packageDir, version: found.version})
-    } catch (error) {
+    const {llama, model, engine} = await openLlamaCppModel<BatchModel>({...options, maxThreads: options.threads})
+    if (typeof model._getOrLoadLora !== 'function') {
+      await model.dispose()
       await llama.dispose()
-      if (error instanceof InputError) throw error
-      throw new InputError('ENGINE_REFUSED_MODEL', `llama.cpp could not load ${options.model}: ${(error as Error).message}`, {cause: error})
+      throw new InputError('ENGINE_REFUSED_MODEL', `node-llama-cpp ${engine.version} at ${engine.packageDir} has no LlamaModel._getOrLoadLora: lora needs it to load adapters without applying them`)
     }
+    return new LlamaCppModel(llama, model, options.threads, engine)
   }
 
   /**

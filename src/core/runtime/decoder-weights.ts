@@ -112,19 +112,37 @@ export function withReplacedWeights(base: DecoderWeights, replaced: ReadonlyMap<
   }
 }
 
+/** How a variant changes a source's tensors: each map gets the source's tensor and returns the variant's (absent: unchanged). */
+export interface WeightMaps {
+  /** 2-D weights (projections, embedding, head). */
+  linear?(name: string, weight: LinearWeight): LinearWeight | Promise<LinearWeight>
+  /** 1-D tensors (norm weights, biases). */
+  vector?(name: string, values: Float32Array): Float32Array | Promise<Float32Array>
+}
+
+/**
+ * `weights` with its tensors passed through `maps` as they are read (the
+ * variants: merged adapters, re-quantized or rounded weights); path,
+ * format, config, names and `close` are the source's.
+ */
+export function mapWeights(weights: DecoderWeights, maps: WeightMaps): DecoderWeights {
+  const {linear, vector} = maps
+  return {
+    path: weights.path,
+    format: weights.format,
+    config: weights.config,
+    names: weights.names,
+    vector: vector ? async (name) => vector(name, await weights.vector(name)) : (name) => weights.vector(name),
+    linear: linear ? async (name) => linear(name, await weights.linear(name)) : (name) => weights.linear(name),
+    close: () => weights.close(),
+  }
+}
+
 /**
  * `weights` with every 2-D weight (projections, embedding, head) passed
  * through `map`, e.g. to quantize the projections of a variant
  * (`q4_0ToNBits(quantizeQ4_0(values), out, in)`) or round them to f16.
  */
 export function mapLinearWeights(weights: DecoderWeights, map: (name: string, weight: LinearWeight) => LinearWeight | Promise<LinearWeight>): DecoderWeights {
-  return {
-    path: weights.path,
-    format: weights.format,
-    config: weights.config,
-    names: weights.names,
-    vector: (name) => weights.vector(name),
-    linear: async (name) => map(name, await weights.linear(name)),
-    close: () => weights.close(),
-  }
+  return mapWeights(weights, {linear: map})
 }

@@ -10,6 +10,7 @@ import {resolveCompressInput} from '../../../src/core/compress/open-input.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {PackFile} from '../../../src/core/formats/pack-file.js'
 import {unpackAdapter} from '../../../src/core/unpack.js'
+import {sweepReport} from '../../helpers/compress-fixtures.js'
 import {ErrorCase, Fixtures, alterSt, closing, lora, writeAdapter} from './fixtures.js'
 
 type Alter = Parameters<typeof alterSt>[2]
@@ -101,21 +102,6 @@ export const PACK_CASES: ErrorCase[] = [
     code: 'DEMO_NO_SAVING_K',
     exit: 2,
     input: "a sweep in which no K saves bytes (the demo's own adapters always save)",
-    core: () =>
-      chooseSharedRank(
-        {
-          input: 'pack.safetensors',
-          adapters: 4,
-          slots: 5,
-          input_dtype: 'F16',
-          dtype: 'F16',
-          normalize: false,
-          ranks: [64],
-          sweep: [{K: 64, modules: [], totals: {bytes_before: 100, bytes_after: 101.5, savings_pct: -1.5, error_mean: 0.05, error_max: 0.1, worst_adapter: null}}],
-          seconds: 0,
-          warnings: [],
-        },
-        0.2,
-      ),
+    core: () => chooseSharedRank(sweepReport([[64, -1.5, 0.1]]), 0.2),
   },
 ]
