@@ -26,7 +26,6 @@ import {mkdir} from 'node:fs/promises'
 import {availableParallelism} from 'node:os'
 import {join, resolve} from 'node:path'
 import {performance} from 'node:perf_hooks'
-import {fileURLToPath} from 'node:url'
 import {compressFile} from '../src/core/compress/compress-file.js'
 import {maxOf, meanOf, sweepModule} from '../src/core/compress/compress-module.js'
 import {packModuleSource} from '../src/core/compress/pack-module-source.js'
@@ -39,14 +38,13 @@ import {packAdapters} from '../src/core/pack/pack-adapters.js'
 import {PackFile} from '../src/core/formats/pack-file.js'
 import {synthesizeAdapters} from '../src/core/synth/adapters.js'
 import {formatBytes} from '../src/core/units.js'
+import {ROOT, flag} from './script.js'
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..')
 const RATIO_TARGET = 1.5
 const ERROR_TARGET = 1e-4
 
 function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1] : undefined
+  return flag(`--${name}`)
 }
 function intArg(name: string, fallback: number): number {
   const text = arg(name)

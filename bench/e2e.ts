@@ -6,7 +6,11 @@
  *    of 128 prompt + 128 generated tokens arriving at once, 1,000 adapters
  *    of rank 16 on q,k,v,o loaded, 32 distinct: every strategy against base
  *    (best exact routed ≥ 0.85 × base decode tokens/s, shared-b ≥ 0.90 ×,
- *    routed ≥ 10 × merged), and the llama.cpp peer where this build has it;
+ *    routed ≥ 10 × merged), and the llama.cpp peer (node-llama-cpp from
+ *    test/engines, `npm run install:engines`; CPU runs only): routed ≥ 2 ×
+ *    llama.cpp, with llama.cpp's base alone against base beside it. The peer
+ *    loads the model as a GGUF and only the 32 adapters the requests use
+ *    (exported by lora export into a temporary folder), not the 1,000;
  * 2. q4: the 4-bit base (MatMulNBits) with the adapters unmerged against the
  *    f32 base, 8 concurrent requests (≥ 1.5 × the f32-base routed decode
  *    tokens/s), with its mean KL to the f32 base;
@@ -30,22 +34,17 @@
  *   npm run bench:e2e [-- --quick] [-- --ep cpu|webgpu|cuda] [-- --work-dir DIR] [-- --only main,q4,poisson,sweep]
  *                     [-- --hidden H --intermediate I --layers L --vocab V --adapters N --requests R --prompt-tokens P --gen-tokens G --sweep-adapters 1,10,100 --threads T]
  */
-import {spawnSync} from 'node:child_process'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {cpus, loadavg} from 'node:os'
+import {join, resolve} from 'node:path'
 import {renderTable} from '../src/cli/table.js'
 import type {E2eReport, E2eResult} from '../src/core/e2e/e2e-report.js'
 import {decodeTraffic} from '../src/core/e2e/step-traffic.js'
+import {NODE_LLAMA_CPP_VERSION, locateLlamaCpp} from '../src/core/engines/llama-cpp.js'
 import {formatBytes} from '../src/core/units.js'
+import {ROOT, flag, runLora} from './script.js'
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const args = process.argv.slice(2)
-const flag = (name: string) => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
-const quick = args.includes('--quick')
+const quick = process.argv.includes('--quick')
 const ep = flag('--ep') ?? 'cpu'
 const only = new Set((flag('--only') ?? 'main,q4,poisson,sweep').split(','))
 const size = {
@@ -70,6 +69,9 @@ mkdirSync(outDir, {recursive: true})
 const EXACT = ['gather', 'segment', 'mask']
 const ROUTED = [...EXACT, 'shared-b']
 const TARGETS = {exact: 0.85, sharedB: 0.9, merged: 10, llamaCpp: 2, q4: 1.5, itlP99: 1.3}
+/** node-llama-cpp as the tests install it; the peer runs llama.cpp's CPU build, so only beside a CPU run. */
+const ENGINE_DIR = join(ROOT, 'test/engines')
+const peerMissing = ep !== 'cpu' ? `the peer runs llama.cpp on the CPU, this run is --ep ${ep}` : locateLlamaCpp({searchFrom: [ENGINE_DIR]}) ? undefined : `node-llama-cpp@${NODE_LLAMA_CPP_VERSION} is not installed in ${ENGINE_DIR} (npm run install:engines)`
 
 const started = Date.now()
 const seconds: Record<string, number> = {}
@@ -82,10 +84,8 @@ const MODEL = ['--hidden', size.hidden, '--intermediate', size.intermediate, '--
 function e2e(label: string, flags: string[]): E2eReport {
   const out = join(outDir, `${label}.json`)
   const argv = ['bench', '--e2e', ...MODEL, ...flags, '--out', out, '--force']
-  console.log(`\n$ lora ${argv.join(' ')}`)
-  const t0 = Date.now()
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), ...argv], {stdio: ['ignore', 'inherit', 'inherit'], env: {...process.env, NO_COLOR: '1'}})
-  seconds[label] = (Date.now() - t0) / 1000
+  const r = runLora(argv)
+  seconds[label] = r.seconds
   if (r.status === 1) tokensDiffered = true
   else if (r.status !== 0) {
     console.error(`bench:e2e: "${label}" exited with ${r.status}`)
@@ -169,13 +169,22 @@ const say = (text = '') => {
 let main: E2eReport | undefined
 
 if (only.has('main')) {
-  main = e2e('main', ['--adapters', size.adapters, '--requests', size.requests, '--prompt-tokens', size.prompt, '--gen-tokens', size.gen, '--max-batch', size.requests, '--workload', 'distinct', '--strategies', 'gather,segment,shared-b,merged'])
+  const peer = peerMissing ? [] : ['llama.cpp']
+  const [load] = loadavg()
+  if (peer.length > 0 && Number(size.threads) > 1 && load > cpus().length / 2) {
+    say(`note: load average ${load.toFixed(1)} on ${cpus().length} cores before row 1: llama.cpp's worker threads spin-wait for each other inside a step, and on a busy machine one descheduled thread stalls the rest (measured on a loaded 2-core machine: a stories260K decode step took a median of 4–100 ms on 2 threads against 0.25 ms on 1), so the peer's figures here are not its speed; measure on a quiet machine`)
+  }
+  main = e2e('main', ['--adapters', size.adapters, '--requests', size.requests, '--prompt-tokens', size.prompt, '--gen-tokens', size.gen, '--max-batch', size.requests, '--workload', 'distinct', '--strategies', ['gather', 'segment', 'shared-b', 'merged', ...peer].join(','), ...(peerMissing ? [] : ['--engine-dir', ENGINE_DIR])])
   const base = find(main, 'base')!
   const exact = best(main, EXACT)
   const routedBest = best(main, ROUTED)
   const shared = find(main, 'shared-b')
   const merged = find(main, 'merged')
   const routedOverMerged = routedBest && merged ? routedBest.tokens_per_s.total / merged.tokens_per_s.total : undefined
+  const llama = find(main, 'llama.cpp')
+  const llamaBase = find(main, 'llama.cpp-base')
+  const routedOverLlama = routedBest && llama ? routedBest.tokens_per_s.total / llama.tokens_per_s.total : undefined
+  const llamaBaseOverBase = llamaBase ? llamaBase.tokens_per_s.total / base.tokens_per_s.total : undefined
   say(`1. main: ${main.results[0]!.requests} requests of ${size.prompt} + ${size.gen} tokens, ${size.adapters} adapters loaded, ${base.distinct_adapters} distinct, offline (${main.config.ep_detail})`)
   say(
     renderTable(
@@ -191,12 +200,34 @@ if (only.has('main')) {
         [`best exact routed (${exact?.strategy ?? '—'}) decode × base`, fmt(exact?.relative_to_base.decode_tokens_per_s), `≥ ${TARGETS.exact}`, met(exact && exact.relative_to_base.decode_tokens_per_s >= TARGETS.exact)],
         ['shared-b decode × base', fmt(shared?.relative_to_base.decode_tokens_per_s), `≥ ${TARGETS.sharedB}`, met(shared && shared.relative_to_base.decode_tokens_per_s >= TARGETS.sharedB)],
         [`routed (${routedBest?.strategy ?? '—'}) ÷ merged, tokens/s end to end (C = ${main.config.merged_cache})`, fmt(routedOverMerged, 1), `≥ ${TARGETS.merged}`, met(routedOverMerged === undefined ? undefined : routedOverMerged >= TARGETS.merged)],
-        ['routed ÷ llama.cpp peer (llama.cpp base ÷ our base beside it)', '—', `≥ ${TARGETS.llamaCpp}`, 'not run: this build has no llama.cpp peer (it comes with the engines branch: GGUF export and node-llama-cpp)'],
+        [
+          `routed (${routedBest?.strategy ?? '—'}) ÷ llama.cpp peer, tokens/s end to end (beside it: llama.cpp-base ÷ base)`,
+          routedOverLlama === undefined ? '—' : `${fmt(routedOverLlama, 2)} (${fmt(llamaBaseOverBase, 3)})`,
+          `≥ ${TARGETS.llamaCpp}`,
+          peerMissing ? `not run: ${peerMissing}` : met(routedOverLlama === undefined ? undefined : routedOverLlama >= TARGETS.llamaCpp),
+        ],
       ],
     ),
   )
+  if (llama && llamaBase) {
+    const adapterGap = llama.tokens_per_s.total / llamaBase.tokens_per_s.total
+    say(
+      `llama.cpp: ${llamaBaseOverBase! > 1 ? `its engine is faster than the runtime for the base alone (llama.cpp-base ${fmt(llamaBaseOverBase, 2)}× base's tokens/s end to end)` : `the runtime's base is ${fmt(1 / llamaBaseOverBase!, 2)}× llama.cpp's base alone (the engine gap)`}; ` +
+        `with the ${base.distinct_adapters} distinct adapters llama.cpp keeps ${fmt(adapterGap, 3)} of its own base's tokens/s (the adapter gap: it applies one adapter per batch, so it decoded ${fmt(llama.mean_decode_batch, 1)} rows per step against ${fmt(llamaBase.mean_decode_batch, 1)}), ` +
+        `against ${fmt(routedBest!.tokens_per_s.total / base.tokens_per_s.total, 3)} for ${routedBest!.strategy}. Its tokens: ${llama.exact_requests} of ${llama.requests} requests exact, ${llama.near_ties} near ties at its tolerance ${llama.tie_tolerance.toExponential(2)} (binary16 KV cache).`,
+    )
+  }
   say('mask is left out of row 1: at 1,000 adapters it multiplies every slot and needs about three working copies of the stacks (lora bench measured 18× a base layer); it runs in the sweep while it fits in memory.')
-  summary.main = {base_decode_tokens_per_s: base.tokens_per_s.decode, best_exact: exact && {strategy: exact.strategy, ratio: exact.relative_to_base.decode_tokens_per_s}, shared_b: shared?.relative_to_base.decode_tokens_per_s, routed_over_merged: routedOverMerged, merged_stats: merged?.stats}
+  summary.main = {
+    base_decode_tokens_per_s: base.tokens_per_s.decode,
+    best_exact: exact && {strategy: exact.strategy, ratio: exact.relative_to_base.decode_tokens_per_s},
+    shared_b: shared?.relative_to_base.decode_tokens_per_s,
+    routed_over_merged: routedOverMerged,
+    merged_stats: merged?.stats,
+    routed_over_llama_cpp: routedOverLlama ?? null,
+    llama_cpp_base_over_base: llamaBaseOverBase ?? null,
+    llama_cpp: peerMissing ? {not_run: peerMissing} : {exact_requests: llama?.exact_requests, near_ties: llama?.near_ties, tie_tolerance: llama?.tie_tolerance},
+  }
 }
 
 if (only.has('q4')) {
@@ -298,6 +329,22 @@ if (main) {
   }
   explain(best(main, EXACT), TARGETS.exact, 'best exact routed')
   explain(find(main, 'shared-b'), TARGETS.sharedB, 'shared-b')
+  const llama = find(main, 'llama.cpp')
+  const llamaBase = find(main, 'llama.cpp-base')
+  const routed = best(main, ROUTED)
+  if (llama && llamaBase && routed && routed.tokens_per_s.total / llama.tokens_per_s.total < TARGETS.llamaCpp) {
+    const tl = traffic(llama)!
+    const tr = traffic(routed)!
+    const perToken = (t: {total: number}, r: E2eResult) => t.total / r.mean_decode_batch
+    const msPerToken = (r: E2eResult) => stepMs(r) / r.mean_decode_batch
+    const engineGap = stepMs(baseRow) / stepMs(llamaBase)
+    say(
+      `routed ÷ llama.cpp: measured ${fmt(routed.tokens_per_s.total / llama.tokens_per_s.total, 2)} (target ${TARGETS.llamaCpp}). llama.cpp decodes one adapter's rows per step (${fmt(llama.mean_decode_batch, 1)}): ${fmt(perToken(tl, llama) / 2 ** 20, 1)} MiB per generated token (its GGUF weights read for every step), against ${routed.strategy}'s ${fmt(perToken(tr, routed) / 2 ** 20, 1)} MiB at ${fmt(routed.mean_decode_batch, 1)} rows: by bytes alone routed would be ${fmt(perToken(tl, llama) / perToken(tr, routed), 1)}× faster per token. ` +
+        `Measured per token: llama.cpp ${fmt(msPerToken(llama), 2)} ms (its bytes at ${fmt(bandwidth / 1e9, 1)} GB/s: ${fmt((perToken(tl, llama) / bandwidth) * 1000, 2)} ms), ${routed.strategy} ${fmt(msPerToken(routed), 2)} ms (bytes: ${fmt((perToken(tr, routed) / bandwidth) * 1000, 2)} ms). ` +
+        `For the base alone llama.cpp's decode step is ${fmt(engineGap, 2)}× the runtime's speed (${fmt(stepMs(llamaBase), 1)} against ${fmt(stepMs(baseRow), 1)} ms at ${fmt(llamaBase.mean_decode_batch, 1)} rows). ` +
+        `What would close it: ${engineGap > 1 ? 'the engine gap first (the runtime\'s base step is slower than llama.cpp\'s: its products and per-call work, not the adapters), ' : ''}${msPerToken(routed) > (2 * perToken(tr, routed) / bandwidth) * 1000 ? `${routed.strategy}'s per-step work beyond its bytes (gathers and copies: a fused gather-and-multiply kernel)` : `${routed.strategy} is near its bandwidth bound: fewer bytes per step (f16 or 4-bit base weights)`}.`,
+    )
+  }
   summary.bandwidth_bytes_per_s = bandwidth
 }
 

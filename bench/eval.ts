@@ -22,8 +22,7 @@
  * quiet machine.
  */
 import {existsSync} from 'node:fs'
-import {join, resolve, dirname} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join, resolve} from 'node:path'
 import {renderEval} from '../src/cli/render-eval.js'
 import {renderTable} from '../src/cli/table.js'
 import {buildMatMulBaseline} from '../src/core/runtime/matmul-baseline.js'
@@ -33,17 +32,12 @@ import {DecoderModel} from '../src/core/runtime/decoder-model.js'
 import {openDecoderWeights} from '../src/core/runtime/load-decoder.js'
 import {Rng} from '../src/core/random.js'
 import {synthesizeBase} from '../src/core/synth/base.js'
+import {ROOT, flag} from './script.js'
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const args = process.argv.slice(2)
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1]! : fallback
-}
-const quick = args.includes('--quick')
+const quick = process.argv.includes('--quick')
 const only = flag('--only', 'all')
 const workDir = resolve(flag('--work-dir', join(ROOT, '.bench-work')))
-const threads = args.includes('--threads') ? Number(flag('--threads', '2')) : undefined
+const threads = process.argv.includes('--threads') ? Number(flag('--threads', '2')) : undefined
 const STORIES = resolve(ROOT, '../shared/real-models/stories260K')
 const STORIES_TARGET_S = 15
 const PREFILL_TARGET = 1.5

@@ -18,8 +18,7 @@
  * `--cpu-clock` times steps in process CPU time instead of wall time: steadier
  * when other jobs share the cores, useful to compare graphs, not a latency.
  */
-import {join, resolve, dirname} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join, resolve} from 'node:path'
 import {renderTable} from '../src/cli/table.js'
 import {parseTargets} from '../src/cli/llama-flags.js'
 import {GraphExecutor} from '../src/core/serve/executors.js'
@@ -29,14 +28,9 @@ import {latencyStats, timeInterleaved} from '../src/core/bench/runner.js'
 import {WeightSetSpec, prepareWeightSet} from '../src/core/serve/weights/weight-set.js'
 import {drawSteps} from '../src/core/bench/workload.js'
 import {Rng} from '../src/core/random.js'
+import {ROOT, flag} from './script.js'
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const args = process.argv.slice(2)
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1]! : fallback
-}
-const quick = args.includes('--quick')
+const quick = process.argv.includes('--quick')
 const hidden = quick ? 256 : 2048
 const intermediate = quick ? 704 : 5632
 const batch = Number(flag('--batch', '32'))
@@ -58,9 +52,9 @@ const spec = (fuse: boolean): WeightSetSpec => ({
   include: {stacks: true, shared: fuse},
 })
 
-console.log(`graph variants: llama ${hidden}/${intermediate} × 2 layers, targets ${targets.join(',')}, ${adapters} distinct adapters, rank ${rank}, batch ${batch}${tokens > 1 ? ` × ${tokens} tokens` : ''}, cpu, 2 threads, ${args.includes('--cpu-clock') ? 'CPU-time' : 'wall'} clock`)
+console.log(`graph variants: llama ${hidden}/${intermediate} × 2 layers, targets ${targets.join(',')}, ${adapters} distinct adapters, rank ${rank}, batch ${batch}${tokens > 1 ? ` × ${tokens} tokens` : ''}, cpu, 2 threads, ${process.argv.includes('--cpu-clock') ? 'CPU-time' : 'wall'} clock`)
 const fused = await prepareWeightSet(spec(true), {workDir})
-const withUnfused = !args.includes('--no-unfused')
+const withUnfused = !process.argv.includes('--no-unfused')
 const unfused = withUnfused ? await prepareWeightSet(spec(false), {workDir}) : fused
 const options = {ep: 'cpu' as const, threads: 2, tokens, batch}
 const variants: Array<{executor: Executor; set: typeof fused; kind: 'base' | 'stacks' | 'shared'}> = []
@@ -93,7 +87,7 @@ const samples = await timeInterleaved(
   variants.map((v) => v.executor),
   steps,
   x,
-  {rounds, stepsPerRound: tokens > 1 ? 1 : 2, warmupSteps: 2, budgetMs: 60_000, minSamples: 3, clock: args.includes('--cpu-clock') ? 'cpu' : 'wall'},
+  {rounds, stepsPerRound: tokens > 1 ? 1 : 2, warmupSteps: 2, budgetMs: 60_000, minSamples: 3, clock: process.argv.includes('--cpu-clock') ? 'cpu' : 'wall'},
 )
 const base = latencyStats(samples.get('base')!)
 console.log(

@@ -16,7 +16,7 @@
  */
 import {spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, rmSync, writeFileSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
+import {join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {renderTable} from '../src/cli/table.js'
 import {mergeModel} from '../src/core/merge/merge-model.js'
@@ -26,17 +26,14 @@ import {synthesizeAdapters} from '../src/core/synth/adapters.js'
 import {synthesizeBase} from '../src/core/synth/base.js'
 import {llamaTensorShapes} from '../src/core/models/llama.js'
 import {shapeSize} from '../src/core/shape.js'
-
-const HERE = dirname(fileURLToPath(import.meta.url))
-const REPO = resolve(HERE, '../..')
+import {ROOT, flag} from './script.js'
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? Number(process.argv[i + 1]) : fallback
 }
 function argText(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1]! : fallback
+  return flag(`--${name}`, fallback)
 }
 
 interface Timed {
@@ -67,7 +64,7 @@ async function main(): Promise<void> {
   const rank = arg('rank', 16)
   const repeat = arg('repeat', 1)
   const probe = arg('probe', 256)
-  const work = resolve(REPO, argText('work', '.bench-work/merge'))
+  const work = resolve(ROOT, argText('work', '.bench-work/merge'))
   const quality = !process.argv.includes('--no-quality')
   mkdirSync(work, {recursive: true})
   const tag = `h${dims.hidden}-i${dims.intermediate}-l${dims.layers}-v${dims.vocab}-r${rank}`
@@ -93,7 +90,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < repeat; i++) {
       const o = run(process.execPath, [self, '--child', '--base', base, '--adapter', adapter, '--out', join(work, `ours-${mode}`), '--mode', mode])
       rmSync(join(work, `ours-${mode}`), {recursive: true, force: true})
-      const n = run('python3', [join(REPO, 'bench/merge.py'), '--base', base, '--adapter', adapter, '--out', join(work, `numpy-${mode}`), '--mode', mode])
+      const n = run('python3', [join(ROOT, 'bench/merge.py'), '--base', base, '--adapter', adapter, '--out', join(work, `numpy-${mode}`), '--mode', mode])
       rmSync(join(work, `numpy-${mode}`), {recursive: true, force: true})
       if (!ours || o.seconds < ours.seconds) ours = o
       if (!numpy || n.seconds < numpy.seconds) numpy = n

@@ -21,15 +21,14 @@ import {spawn} from 'node:child_process'
 import {existsSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {peftLoraConfig, writeAdapter} from '../src/core/formats/peft-adapter-writer.js'
 import {ATTENTION_PROJECTIONS, projectionPath} from '../src/core/models/llama.js'
 import {PackFile} from '../src/core/formats/pack-file.js'
 import {Rng} from '../src/core/random.js'
 import {adapterFolderName} from '../src/core/synth/adapters.js'
 import {formatBytes} from '../src/core/units.js'
+import {ROOT, flag} from './script.js'
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..')
 const RSS_BUDGET_BYTES = 300 * 1000 * 1000
 const CP_RATIO_TARGET = 1.5
 
@@ -47,8 +46,7 @@ const hidden = option('hidden', 'LORA_BENCH_PACK_HIDDEN', 2048)
 const rank = option('rank', 'LORA_BENCH_PACK_RANK', 16)
 const layers = option('layers', 'LORA_BENCH_PACK_LAYERS', 8)
 const repeats = option('repeats', 'LORA_BENCH_PACK_REPEATS', 2)
-const workIndex = process.argv.indexOf('--work')
-const work = resolve(workIndex >= 0 ? process.argv[workIndex + 1]! : join(ROOT, '.bench-work/pack'))
+const work = resolve(flag('--work', join(ROOT, '.bench-work/pack')))
 const keep = process.argv.includes('--keep')
 const json = process.argv.includes('--json')
 const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`)

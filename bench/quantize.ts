@@ -30,8 +30,7 @@ import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {open} from 'node:fs/promises'
 import {availableParallelism, cpus, homedir, loadavg} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join, resolve} from 'node:path'
 import {renderTable} from '../src/cli/table.js'
 import {GgufFile} from '../src/core/formats/gguf-reader.js'
 import {removeOnExit} from '../src/core/io/exit-cleanup.js'
@@ -40,19 +39,12 @@ import {writeModelOutput} from '../src/core/model-io/write-output.js'
 import {llamaTensorShapes} from '../src/core/models/llama.js'
 import {shapeSize} from '../src/core/shape.js'
 import {synthesizeBase} from '../src/core/synth/base.js'
+import {ROOT, flag} from './script.js'
 
-const HERE = dirname(fileURLToPath(import.meta.url))
-const REPO = resolve(HERE, '../..')
-const LORA = join(REPO, 'bin/run.js')
-const BUNDLE = join(REPO, 'test/engines/node_modules/node-llama-cpp/llama/gitRelease.bundle')
+const LORA = join(ROOT, 'bin/run.js')
+const BUNDLE = join(ROOT, 'test/engines/node_modules/node-llama-cpp/llama/gitRelease.bundle')
 
-function flag(name: string): boolean {
-  return process.argv.includes(`--${name}`)
-}
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1] : undefined
-}
+const arg = (name: string) => flag(`--${name}`)
 function intArg(name: string, fallback: number): number {
   const v = arg(name)
   const n = v === undefined ? fallback : Number(v)
@@ -170,7 +162,7 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const quick = flag('quick')
+  const quick = process.argv.includes('--quick')
   const dims = quick ? QUICK : FULL
   const repeats = intArg('repeats', quick ? 1 : 3)
   const llamaThreads = intArg('llama-threads', 2)

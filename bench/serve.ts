@@ -27,24 +27,17 @@
  *   npm run bench:serve [-- --quick] [-- --ep webgpu] [-- --work-dir DIR] [-- --only rows|sweep|ranks] [-- --keep-weights] [-- --stack-dtype f32|f16]
  *                       [-- --hidden H --intermediate I --layers L --adapters N --sweep-hidden H --sweep-adapters 1,4,16 --rounds-scale F]
  */
-import {spawnSync} from 'node:child_process'
 import {mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join, resolve} from 'node:path'
 import {renderTable} from '../src/cli/table.js'
 import {plotTitle} from '../src/core/bench/outputs.js'
 import {renderThroughputSvg} from '../src/core/bench/plot.js'
 import type {BenchReport} from '../src/core/bench/report.js'
 import {bestOf, crossover, describeCrossover, rankPaddingBytes, resultOf} from '../src/core/bench/serve-summary.js'
 import {formatBytes} from '../src/core/units.js'
+import {ROOT, flag, runLora} from './script.js'
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const args = process.argv.slice(2)
-const flag = (name: string) => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
-const quick = args.includes('--quick')
+const quick = process.argv.includes('--quick')
 const ep = flag('--ep') ?? 'cpu'
 const only = flag('--only')
 const workDir = resolve(flag('--work-dir') ?? join(ROOT, '.bench-work'))
@@ -63,7 +56,7 @@ if (stackDtype !== 'f32' && stackDtype !== 'f16') {
 const issueSizes = !quick && hidden === '2048' && intermediate === '5632' && layers === '2' && adapters === '1000' && sweepHidden === '2048' && sweepAdapters === '1,4,16,64,256,1000' && roundsScale === 1
 const outDir = join(workDir, (issueSizes ? 'serve' : 'serve-quick') + (stackDtype === 'f16' ? '-f16' : ''))
 mkdirSync(outDir, {recursive: true})
-const keepWeights = args.includes('--keep-weights')
+const keepWeights = process.argv.includes('--keep-weights')
 const weightSets = () => readdirSync(workDir).filter((d) => d.startsWith('ws-'))
 const earlierSets = new Set(weightSets())
 /** Remove the weight sets this run built (no later row needs them). */
@@ -105,14 +98,12 @@ const summary: Record<string, unknown> = {sizes: {hidden, intermediate, layers, 
 function bench(label: string, flags: string[]): BenchReport {
   const out = join(outDir, `${label}.json`)
   const argv = ['bench', ...flags, '--stack-dtype', stackDtype, '--out', out, '--force']
-  console.log(`\n$ lora ${argv.join(' ')}`)
-  const t0 = Date.now()
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), ...argv], {stdio: ['ignore', 'inherit', 'inherit'], env: {...process.env, NO_COLOR: '1'}})
+  const r = runLora(argv)
   if (r.status !== 0) {
     console.error(`bench:serve: "${label}" exited with ${r.status}`)
     process.exit(r.status ?? 3)
   }
-  seconds[label] = (Date.now() - t0) / 1000
+  seconds[label] = r.seconds
   console.log(`(${seconds[label]!.toFixed(0)} s)`)
   return JSON.parse(readFileSync(out, 'utf8')) as BenchReport
 }

@@ -11,7 +11,7 @@ import {fileURLToPath} from 'node:url'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const uvu = join(root, 'node_modules', 'uvu', 'bin.js')
 /** Test files that drive llama.cpp: the heaviest, and single-threaded, so they get a process of their own. */
-const ENGINE_SUITES = 'gguf/llama-cpp-|engines/llama-cpp'
+const ENGINE_SUITES = 'gguf/llama-cpp-|engines/llama-cpp|e2e/llama-cpp-'
 
 const shards = process.argv.includes('--serial')
   ? [{name: 'all', args: ['dist/test', '\\.test\\.js$']}]

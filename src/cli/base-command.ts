@@ -3,7 +3,8 @@
  * right exit status in both output modes, and warnings on stderr.
  */
 import {Command, Errors} from '@oclif/core'
-import {EXIT_BAD_INPUT, EXIT_INTERNAL, LoraError, UsageError, describeSystemError} from '../core/errors.js'
+import {EXIT_BAD_INPUT, EXIT_INTERNAL, LoraError, describeSystemError} from '../core/errors.js'
+import {usageLine} from './flags.js'
 
 export abstract class LoraCommand extends Command {
   static override enableJsonFlag = true
@@ -18,40 +19,41 @@ export abstract class LoraCommand extends Command {
     return Boolean(process.stderr.isTTY)
   }
 
+  /**
+   * Every failure ends as one line: `Error: <message>` on stderr, or
+   * `{"error": {code, message, exitCode}}` under --json. Flag and argument
+   * errors (oclif's own, and the flag types' of `flags.ts`, which oclif wraps
+   * in several lines) are usage errors, exit 2, reduced to one line that
+   * names the flag and the reason; a system error names its path; anything
+   * else is a bug, exit 3.
+   */
   override async catch(error: Error & {exitCode?: number}): Promise<void> {
-    const isOclifError = error instanceof Errors.CLIError && !(error instanceof LoraError)
     if (error instanceof Errors.ExitError) throw error
-    if (isOclifError) {
-      // flag and argument parsing errors: usage problems, exit 2, with oclif's help hint
-      const exit = (error as Errors.CLIError).oclif?.exit ?? EXIT_BAD_INPUT
-      if (this.jsonEnabled()) {
-        process.exitCode = exit
-        this.logJson({error: {code: 'USAGE', message: error.message.split('\n')[0], exitCode: exit}})
-        return
-      }
-      throw error
-    }
-    const described = describeSystemError(error, 'access', (error as NodeJS.ErrnoException).path ?? 'a file')
-    const known = described instanceof LoraError ? described : undefined
-    const exitCode = known?.exitCode ?? EXIT_INTERNAL
-    const message = known ? known.message : `internal error: ${error.message ?? String(error)} (please report this; set LORA_DEBUG=1 for the stack)`
+    const failure = describeFailure(error)
     if (process.env.LORA_DEBUG && error.stack) process.stderr.write(`${error.stack}\n`)
     if (this.jsonEnabled()) {
-      process.exitCode = exitCode
-      this.logJson({error: known ? known.toJSON() : {code: 'INTERNAL', message, exitCode}})
+      process.exitCode = failure.exitCode
+      this.logJson({error: failure})
       return
     }
-    process.stderr.write(`Error: ${message.split('\n')[0]}\n`)
-    this.exit(exitCode)
+    process.stderr.write(`Error: ${failure.message}\n`)
+    this.exit(failure.exitCode)
   }
 }
 
-/** Parse a comma-separated list of positive integers (`8,16,32`). */
-export function parseIntegerList(text: string, flag: string): number[] {
-  const parts = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
-  const values = parts.map(Number)
-  if (parts.length === 0 || values.some((v) => !Number.isSafeInteger(v) || v <= 0)) {
-    throw new UsageError('BAD_FLAG', `${flag} expects comma-separated positive integers (got "${text}")`)
+/** What `--json` prints for a failure: its code, one line, the exit status (and suggestions). */
+export function describeFailure(error: Error): {code: string; message: string; exitCode: number; suggestions?: string[]} {
+  if (error instanceof Errors.CLIError && !(error instanceof LoraError)) {
+    return {code: 'USAGE', message: usageLine(error.message), exitCode: error.oclif?.exit ?? EXIT_BAD_INPUT}
   }
-  return values
+  const described = describeSystemError(error, 'access', (error as NodeJS.ErrnoException).path ?? 'a file')
+  if (!(described instanceof LoraError)) {
+    return {code: 'INTERNAL', message: `internal error: ${oneLineText(error.message ?? String(error))} (please report this; set LORA_DEBUG=1 for the stack)`, exitCode: EXIT_INTERNAL}
+  }
+  // oclif rewrites the message of an error thrown while it parses a flag (several lines): one line again
+  return {code: described.code, message: usageLine(described.message), exitCode: described.exitCode, ...(described.suggestions ? {suggestions: described.suggestions} : {})}
+}
+
+function oneLineText(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim()
 }

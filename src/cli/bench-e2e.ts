@@ -4,9 +4,9 @@
  * beside the bench command so that it stays thin.
  */
 import {Flags} from '@oclif/core'
-import {parseIntegerList} from './base-command.js'
+import {MAX_HEADS, MAX_REPEATS, MAX_ROWS, MAX_VOCAB, integer, number, path, size} from './flags.js'
 import {renderE2eTable} from './e2e-table.js'
-import {parseTargets} from './llama-flags.js'
+import type {Projection} from '../core/models/llama.js'
 import {createProgressBar} from './progress-bar.js'
 import {BASE_DTYPES} from '../core/e2e/base-dtype.js'
 import {checkE2eOutputsFree, writeE2eOutputs} from '../core/e2e/e2e-outputs.js'
@@ -16,23 +16,23 @@ import {E2E_STRATEGIES, isE2eStrategy} from '../core/e2e/strategies.js'
 import {parseWorkload} from '../core/bench/workload.js'
 import {UsageError} from '../core/errors.js'
 import type {ExecutionProviderChoice} from '../core/onnx/session.js'
-import {parseSize} from '../core/units.js'
 
 const e2e = ['e2e']
 
 /** Flags of `lora bench --e2e` that the linear bench does not take. */
 export const E2E_FLAGS = {
   e2e: Flags.boolean({description: 'end-to-end serving: a whole decoder with KV cache, prefill and decode, continuous batching, per-request adapters (docs/bench.md)'}),
-  vocab: Flags.integer({description: '--e2e synthetic model: vocabulary size (default 32000)', min: 1, dependsOn: e2e}),
-  heads: Flags.integer({description: '--e2e synthetic model: attention heads (default hidden / 64)', min: 1, dependsOn: e2e}),
-  'kv-heads': Flags.integer({description: '--e2e synthetic model: key/value heads (default: as many as heads)', min: 1, dependsOn: e2e}),
-  requests: Flags.integer({description: '--e2e: requests R (default 32)', min: 1, dependsOn: e2e}),
-  'prompt-tokens': Flags.integer({description: '--e2e: prompt tokens P per request (default 128)', min: 1, dependsOn: e2e}),
-  'gen-tokens': Flags.integer({description: '--e2e: generated tokens G per request, greedy, end of sequence does not stop them (default 128)', min: 1, dependsOn: e2e}),
-  rate: Flags.string({description: '--e2e: Poisson arrivals at this many requests per second (default: all at once, offline)', dependsOn: e2e}),
-  'max-batch': Flags.integer({description: '--e2e: requests in the running batch at most (default 32)', min: 1, dependsOn: e2e}),
-  'kv-budget': Flags.string({description: '--e2e: KV-cache bytes the running batch may reserve (prompt + max tokens per request), e.g. 2GiB (default: no limit)', dependsOn: e2e}),
+  vocab: integer({min: 1, max: MAX_VOCAB})({description: '--e2e synthetic model: vocabulary size (default 32000)', dependsOn: e2e}),
+  heads: integer({min: 1, max: MAX_HEADS})({description: '--e2e synthetic model: attention heads (default hidden / 64)', dependsOn: e2e}),
+  'kv-heads': integer({min: 1, max: MAX_HEADS})({description: '--e2e synthetic model: key/value heads (default: as many as heads)', dependsOn: e2e}),
+  requests: integer({min: 1, max: MAX_REPEATS})({description: '--e2e: requests R (default 32)', dependsOn: e2e}),
+  'prompt-tokens': integer({min: 1, max: MAX_ROWS})({description: '--e2e: prompt tokens P per request (default 128)', dependsOn: e2e}),
+  'gen-tokens': integer({min: 1, max: MAX_ROWS})({description: '--e2e: generated tokens G per request, greedy, end of sequence does not stop them (default 128)', dependsOn: e2e}),
+  rate: number({above: 0})({description: '--e2e: Poisson arrivals at this many requests per second (default: all at once, offline)', dependsOn: e2e}),
+  'max-batch': integer({min: 1, max: MAX_ROWS})({description: '--e2e: requests in the running batch at most (default 32)', dependsOn: e2e}),
+  'kv-budget': size()({description: '--e2e: KV-cache bytes the running batch may reserve (prompt + max tokens per request), e.g. 2GiB (default: no limit)', dependsOn: e2e}),
   'base-dtype': Flags.option({description: '--e2e: base weights f32 (default), f16 (rounded; computed in f32) or q4 (Q4_0 through MatMulNBits), adapters unmerged in f32', options: BASE_DTYPES, dependsOn: e2e})(),
+  'engine-dir': path()({description: '--e2e --strategies llama.cpp: a folder whose node_modules holds node-llama-cpp (default: where lora is installed, then the current folder)', dependsOn: e2e}),
 }
 
 /** Flags of the linear bench that `--e2e` refuses. */
@@ -47,8 +47,8 @@ export interface E2eCommandFlags {
   vocab?: number
   heads?: number
   'kv-heads'?: number
-  targets?: string
-  adapters?: string
+  targets?: Projection[]
+  adapters?: number[]
   rank?: number
   'shared-k'?: number
   pack?: string
@@ -57,12 +57,13 @@ export interface E2eCommandFlags {
   'prompt-tokens'?: number
   'gen-tokens'?: number
   workload: string
-  'base-fraction': string
-  rate?: string
+  'base-fraction': number
+  rate?: number
   'max-batch'?: number
-  'kv-budget'?: string
+  'kv-budget'?: number
   'base-dtype'?: (typeof BASE_DTYPES)[number]
-  strategies?: string
+  'engine-dir'?: string
+  strategies?: string[]
   ep: ExecutionProviderChoice
   threads: number
   'merged-cache': number
@@ -94,13 +95,12 @@ export async function runE2eCommand(flags: E2eCommandFlags, io: E2eCommandIo): P
   const dimFlags = (['hidden', 'intermediate', 'layers', 'vocab', 'heads', 'kv-heads'] as const).filter((f) => flags[f] !== undefined)
   if (modelPath && dimFlags.length > 0) throw new UsageError('BAD_FLAG', `--${dimFlags[0]} describes a synthetic model; --model ${modelPath} has its own dims`)
   if (flags.pack && (flags.adapters !== undefined || flags.rank !== undefined || flags.targets !== undefined)) throw new UsageError('BAD_FLAG', `--adapters, --rank and --targets describe synthetic adapters; --pack ${flags.pack} has its own`)
-  const strategies = flags.strategies?.split(',').map((s) => s.trim()).filter(Boolean)
+  const strategies = flags.strategies
   for (const s of strategies ?? []) if (!isE2eStrategy(s)) throw new UsageError('BAD_FLAG', `--strategies: unknown strategy "${s}" (expected ${E2E_STRATEGIES.join(', ')})`)
-  const baseFraction = Number(flags['base-fraction'])
-  if (!(baseFraction >= 0 && baseFraction <= 1)) throw new UsageError('BAD_FLAG', `--base-fraction must be between 0 and 1 (got "${flags['base-fraction']}")`)
-  const rate = flags.rate === undefined ? undefined : Number(flags.rate)
-  if (rate !== undefined && !(rate > 0 && Number.isFinite(rate))) throw new UsageError('BAD_FLAG', `--rate must be a positive number of requests per second (got "${flags.rate}")`)
-  await checkE2eOutputsFree({out: flags.out, plot: flags.plot, force: flags.force})
+  const baseFraction = flags['base-fraction']
+  const rate = flags.rate
+  const trace = flags.workload.toLowerCase().endsWith('.jsonl') ? flags.workload : undefined
+  await checkE2eOutputsFree({out: flags.out, plot: flags.plot, force: flags.force, inputs: [modelPath, flags.pack, flags['shared-b'], trace]})
   const bar = createProgressBar('bench --e2e')
   try {
     const report = await runE2e({
@@ -109,22 +109,23 @@ export async function runE2eCommand(flags: E2eCommandFlags, io: E2eCommandIo): P
       baseDtype: flags['base-dtype'] ?? 'f32',
       pack: flags.pack,
       sharedB: flags['shared-b'],
-      adapters: flags.adapters === undefined ? [100] : parseIntegerList(flags.adapters, '--adapters'),
+      adapters: flags.adapters ?? [100],
       rank: flags.rank ?? 16,
-      targets: flags.targets === undefined ? E2E_DEFAULT_TARGETS : parseTargets(flags.targets),
+      targets: flags.targets ?? E2E_DEFAULT_TARGETS,
       sharedK: flags['shared-k'] ?? 16,
       requests: flags.requests ?? 32,
       promptTokens: flags['prompt-tokens'] ?? 128,
       genTokens: flags['gen-tokens'] ?? 128,
-      workload: flags.workload.toLowerCase().endsWith('.jsonl') ? {kind: 'trace', path: flags.workload} : parseWorkload(flags.workload),
+      workload: trace ? {kind: 'trace', path: trace} : parseWorkload(flags.workload),
       baseFraction,
       arrival: rate === undefined ? {kind: 'offline'} : {kind: 'poisson', rate},
       maxBatch: flags['max-batch'] ?? 32,
-      kvBudgetBytes: flags['kv-budget'] === undefined ? undefined : parseSize(flags['kv-budget'], '--kv-budget'),
+      kvBudgetBytes: flags['kv-budget'],
       strategies,
       ep: flags.ep,
       threads: flags.threads,
       mergedCache: flags['merged-cache'],
+      engineDir: flags['engine-dir'],
       seed: flags.seed,
       onProgress: bar.onProgress,
       onNote: io.warn,

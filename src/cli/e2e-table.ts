@@ -22,7 +22,7 @@ export function renderE2eTable(report: E2eReport): string {
     r2(r.relative_to_base.itl_p99, 3),
     formatBytes(r.memory.kv_cache_bytes_peak),
     formatBytes(r.memory.adapter_bytes),
-    r.tokens_equal ? (r.near_ties > 0 ? `yes (${r.near_ties} near ties)` : 'yes') : `NO (${r.mismatches.length}${r.mismatches.length === 10 ? '+' : ''} requests)`,
+    r.tokens_equal ? (r.near_ties > 0 ? `yes (${r.exact_requests} exact, ${r.near_ties} near ties)` : 'yes') : `NO (${r.mismatches.length}${r.mismatches.length === 10 ? '+' : ''} requests)`,
   ])
   const table = renderTable(['strategy', 'adapters', 'distinct', 'prefill tok/s', 'decode tok/s', 'decode vs base', 'TTFT p50 ms', 'TTFT p99 ms', 'ITL p50 ms', 'ITL p99 ms', 'ITL p99 vs base', 'KV peak', 'adapter bytes', 'tokens = reference'], rows)
   const lines = [
@@ -31,6 +31,7 @@ export function renderE2eTable(report: E2eReport): string {
     `scheduler: continuous batching, max batch ${c.scheduler.max_batch}, KV budget ${c.scheduler.kv_budget_bytes === null ? 'none' : formatBytes(c.scheduler.kv_budget_bytes)}; ${c.ep_detail}, onnxruntime ${c.onnxruntime_version}, ${c.threads} threads; process peak RSS ${formatBytes(c.rss_peak_bytes)}`,
   ]
   if (c.kl_to_float) lines.push(`${c.model.base_dtype} base: mean KL to the f32 base ${c.kl_to_float.mean.toExponential(3)} nats/token over ${c.kl_to_float.positions} positions (${c.kl_to_float.requests} requests, adapters applied)`)
+  for (const r of report.results) if (r.tie_tolerance !== c.tie_tolerance) lines.push(`${r.strategy} at ${r.adapters} adapters: tokens checked at its own tie tolerance ${r.tie_tolerance.toExponential(2)} × the largest logit (its arithmetic is coarser than float32): ${r.exact_requests} of ${r.requests} requests exact, ${r.near_ties} near ties`)
   for (const r of report.results) if (r.stats) lines.push(`${r.strategy} at ${r.adapters} adapters: ${Object.entries(r.stats).map(([k, v]) => `${v} ${k}`).join(', ')}`)
   return [...lines, '', table].join('\n')
 }

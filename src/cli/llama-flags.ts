@@ -2,11 +2,12 @@
 import {Flags} from '@oclif/core'
 import {UsageError} from '../core/errors.js'
 import {ALL_PROJECTIONS, ATTENTION_PROJECTIONS, Projection, isProjection} from '../core/models/llama.js'
+import {MAX_LAYERS, MAX_MODEL_DIM, integer} from './flags.js'
 
 export const llamaDimFlags = {
-  hidden: Flags.integer({description: 'hidden size', default: 512, min: 1}),
-  intermediate: Flags.integer({description: 'MLP intermediate size', default: 1376, min: 1}),
-  layers: Flags.integer({description: 'decoder blocks', default: 4, min: 1}),
+  hidden: integer({min: 1, max: MAX_MODEL_DIM})({description: 'hidden size', default: 512}),
+  intermediate: integer({min: 1, max: MAX_MODEL_DIM})({description: 'MLP intermediate size', default: 1376}),
+  layers: integer({min: 1, max: MAX_LAYERS})({description: 'decoder blocks', default: 4}),
 }
 
 /**
@@ -27,4 +28,9 @@ export function parseTargets(text: string): Projection[] {
   }
   if (out.length === 0) throw new UsageError('BAD_FLAG', '--targets needs at least one projection')
   return out
+}
+
+/** The `--targets` flag type (`parseTargets`). */
+export function targets() {
+  return Flags.custom<Projection[]>({helpValue: '<projections>', parse: async (input) => parseTargets(input)})
 }

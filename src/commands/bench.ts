@@ -1,14 +1,16 @@
 import {Flags} from '@oclif/core'
-import {LoraCommand, parseIntegerList} from '../cli/base-command.js'
+import {LoraCommand} from '../cli/base-command.js'
 import {E2E_FLAGS, runE2eCommand} from '../cli/bench-e2e.js'
+import {MAX_ADAPTERS, MAX_LAYERS, MAX_MODEL_DIM, MAX_RANK, MAX_REPEATS, MAX_ROWS, MAX_THREADS, integer, integerList, number, path, seedFlag} from '../cli/flags.js'
 import type {E2eReport} from '../core/e2e/e2e-report.js'
 import {renderBenchTable} from '../cli/bench-table.js'
-import {parseTargets} from '../cli/llama-flags.js'
+import {targets} from '../cli/llama-flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {writeBenchOutputs, checkOutputsFree} from '../core/bench/outputs.js'
-import {BenchReport, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
+import {BenchReport, assertComparable, compareWithBaseline, describeRegressions, readReport} from '../core/bench/report.js'
 import {assertTolerance, runBench} from '../core/bench/run-bench.js'
-import {parseWorkload} from '../core/bench/workload.js'
+import {BENCH_DEFAULTS} from '../core/bench/bench-serving.js'
+import {parseWorkload, workloadName} from '../core/bench/workload.js'
 import {resolveModelShape} from '../core/bench/base-dims.js'
 import {GateError, UsageError} from '../core/errors.js'
 import {STRATEGIES, Strategy, describeStrategies, isStrategy} from '../core/serve/registry.js'
@@ -28,36 +30,36 @@ export default class Bench extends LoraCommand {
     {command: '<%= config.bin %> bench --e2e --model ./model --pack pack.safetensors --rate 2 --plot e2e.svg', description: 'A real model and pack, Poisson arrivals at 2 requests/s: TTFT and ITL percentiles, throughput and latency-CDF plots.'},
   ]
   static override flags = {
-    model: Flags.string({description: 'model under test: llama or layer; with --e2e a model folder or .gguf file (a synthetic Llama when absent)', default: 'llama'}),
-    hidden: Flags.integer({description: 'hidden size (default 512, or the base\'s)', min: 1}),
-    intermediate: Flags.integer({description: 'MLP intermediate size (default 1376, or the base\'s)', min: 1}),
-    layers: Flags.integer({description: 'decoder blocks (default 4)', min: 1}),
-    targets: Flags.string({description: 'adapted projections (q,k,v,o; all; attn; mlp); default q,k,v,o, or the pack\'s'}),
-    adapters: Flags.string({description: 'adapter count, or a list to sweep (1,10,100,1000); default 100, or the pack\'s'}),
-    rank: Flags.integer({description: 'LoRA rank', min: 1, exclusive: ['ranks']}),
-    ranks: Flags.string({description: 'mixed ranks assigned in turn, padded to the largest (8,16,64)', exclusive: ['rank']}),
-    batch: Flags.integer({description: 'requests per step', default: 32, min: 1}),
-    prefill: Flags.integer({description: 'tokens per request (prefill); decode (1 token) when absent', min: 1}),
-    workload: Flags.string({description: 'distinct, uniform, identical or zipf:ALPHA', default: 'distinct'}),
-    'base-fraction': Flags.string({description: 'share of requests with no adapter, 0..1', default: '0'}),
-    seed: Flags.integer({description: 'random seed (weights, inputs, workload)', default: 0}),
-    strategies: Flags.string({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory)`}),
-    ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: 'cpu'})(),
-    threads: Flags.integer({description: 'intra-op threads', default: 2, min: 1}),
-    'merged-cache': Flags.integer({description: 'merged copies held by the merged strategy (LRU)', default: 4, min: 1}),
-    'shared-k': Flags.integer({description: 'shared basis size K of the shared-b strategy (synthetic, or the --pack compressed in memory); default 16', min: 1}),
-    'stack-dtype': Flags.option({description: 'storage of the adapter stacks and shared-b\'s A\' (f16: gathered in f16 and cast to f32 right after; base, shared B and products stay f32)', options: ['f32', 'f16'] as const, default: 'f32'})(),
-    tolerance: Flags.string({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it)', default: '1e-3'}),
-    rounds: Flags.integer({description: 'interleaved rounds', default: 8, min: 1}),
-    steps: Flags.integer({description: 'timed steps per strategy per round', default: 2, min: 1}),
-    base: Flags.string({description: 'real base model (file, index or folder; synth base layout)'}),
-    pack: Flags.string({description: 'real lora pack file for the adapter stacks'}),
-    'shared-b': Flags.string({description: 'lora compress output (lora-pack-shared-b) of --pack: shared-b serves its A\' and shared B, K from the file'}),
-    'work-dir': Flags.string({description: 'keep weights and models here and reuse them (default: a temporary folder)'}),
-    out: Flags.string({description: 'write the JSON report here'}),
-    plot: Flags.string({description: 'write an SVG of throughput vs adapters here'}),
-    baseline: Flags.string({description: 'an earlier report: exit 1 when relative_to_base fell by more than --max-regression'}),
-    'max-regression': Flags.string({description: 'allowed fall of relative_to_base against --baseline (0.10 = 10%)', default: '0.10'}),
+    model: path()({description: 'model under test: llama or layer; with --e2e a model folder or .gguf file (a synthetic Llama when absent)', default: 'llama'}),
+    hidden: integer({min: 1, max: MAX_MODEL_DIM})({description: 'hidden size (default 512, or the base\'s)'}),
+    intermediate: integer({min: 1, max: MAX_MODEL_DIM})({description: 'MLP intermediate size (default 1376, or the base\'s)'}),
+    layers: integer({min: 1, max: MAX_LAYERS})({description: 'decoder blocks (default 4)'}),
+    targets: targets()({description: 'adapted projections (q,k,v,o; all; attn; mlp); default q,k,v,o, or the pack\'s'}),
+    adapters: integerList({min: 1, max: MAX_ADAPTERS})({description: 'adapter count, or a list to sweep (1,10,100,1000); default 100, or the pack\'s'}),
+    rank: integer({min: 1, max: MAX_RANK})({description: 'LoRA rank', exclusive: ['ranks']}),
+    ranks: integerList({min: 1, max: MAX_RANK})({description: 'mixed ranks assigned in turn, padded to the largest (8,16,64)', exclusive: ['rank']}),
+    batch: integer({min: 1, max: MAX_ROWS})({description: 'requests per step', default: BENCH_DEFAULTS.batch}),
+    prefill: integer({min: 1, max: MAX_ROWS})({description: 'tokens per request (prefill); decode (1 token) when absent'}),
+    workload: Flags.custom<string>({helpValue: '<workload>', parse: async (input) => (/\.jsonl$/i.test(input) ? input : workloadName(parseWorkload(input)))})({description: 'distinct, uniform, identical or zipf:ALPHA (--e2e: or a .jsonl trace)', default: 'distinct'}),
+    'base-fraction': number({min: 0, max: 1})({description: 'share of requests with no adapter, 0..1', default: BENCH_DEFAULTS.baseFraction}),
+    seed: seedFlag('random seed (weights, inputs, workload)'),
+    strategies: Flags.custom<string[]>({helpValue: '<strategies>', parse: async (input) => strategyList(input)})({description: `comma-separated subset of ${STRATEGIES.join(',')} (default: all that fit in memory); with --e2e also llama.cpp, the peer, run only when named`}),
+    ep: Flags.option({description: 'execution provider; auto = cuda > webgpu > cpu, whichever initializes', options: ['cpu', 'webgpu', 'cuda', 'auto'] as const, default: BENCH_DEFAULTS.ep})(),
+    threads: integer({min: 1, max: MAX_THREADS})({description: 'intra-op threads', default: BENCH_DEFAULTS.threads}),
+    'merged-cache': integer({min: 1, max: MAX_REPEATS})({description: 'merged copies held by the merged strategy (LRU)', default: BENCH_DEFAULTS.mergedCache}),
+    'shared-k': integer({min: 1, max: MAX_RANK})({description: 'shared basis size K of the shared-b strategy (synthetic, or the --pack compressed in memory); default 16'}),
+    'stack-dtype': Flags.option({description: 'storage of the adapter stacks and shared-b\'s A\' (f16: gathered in f16 and cast to f32 right after; base, shared B and products stay f32)', options: ['f32', 'f16'] as const, default: BENCH_DEFAULTS.stackDtype})(),
+    tolerance: number({above: 0, max: 1})({description: 'largest max_abs_error / max |y_ref| allowed (exit 1 above it), in (0, 1]', default: BENCH_DEFAULTS.tolerance}),
+    rounds: integer({min: 1, max: MAX_REPEATS})({description: 'interleaved rounds', default: BENCH_DEFAULTS.rounds}),
+    steps: integer({min: 1, max: MAX_REPEATS})({description: 'timed steps per strategy per round', default: BENCH_DEFAULTS.stepsPerRound}),
+    base: path()({description: 'real base model (file, index or folder; synth base layout)'}),
+    pack: path()({description: 'real lora pack file for the adapter stacks'}),
+    'shared-b': path()({description: 'lora compress output (lora-pack-shared-b) of --pack: shared-b serves its A\' and shared B, K from the file'}),
+    'work-dir': path()({description: 'keep weights and models here and reuse them (default: a temporary folder)'}),
+    out: path()({description: 'write the JSON report here'}),
+    plot: path()({description: 'write an SVG of throughput vs adapters here'}),
+    baseline: path()({description: 'an earlier report: exit 1 when relative_to_base fell by more than --max-regression'}),
+    'max-regression': number({min: 0, below: 1})({description: 'allowed fall of relative_to_base against --baseline (0.10 = 10%), in [0, 1)', default: 0.1}),
     force: Flags.boolean({description: 'overwrite --out / --plot'}),
     ...E2E_FLAGS,
   }
@@ -66,39 +68,63 @@ export default class Bench extends LoraCommand {
     const {flags} = await this.parse(Bench)
     if (flags.e2e) return runE2eCommand(flags, {argv: this.argv, json: this.jsonEnabled(), log: (text) => this.log(text), warn: (line) => this.warnUser(line)})
     if (flags.model !== 'llama' && flags.model !== 'layer') throw new UsageError('BAD_FLAG', `--model must be llama or layer (got "${flags.model}"; a model path needs --e2e)`)
-    const tolerance = positiveNumber(flags.tolerance, '--tolerance')
-    const maxRegression = Number(flags['max-regression'])
-    if (!(maxRegression >= 0 && maxRegression < 1)) throw new UsageError('BAD_FLAG', `--max-regression must be a fraction in [0, 1) (got "${flags['max-regression']}")`)
-    const baseFraction = Number(flags['base-fraction'])
-    if (!(baseFraction >= 0 && baseFraction <= 1)) throw new UsageError('BAD_FLAG', `--base-fraction must be between 0 and 1 (got "${flags['base-fraction']}")`)
+    if (/\.jsonl$/i.test(flags.workload)) throw new UsageError('BAD_FLAG', `--workload ${flags.workload}: a trace is for --e2e; the linear bench takes distinct, uniform, identical or zipf:ALPHA`)
+    const tolerance = flags.tolerance
+    const maxRegression = flags['max-regression']
+    const baseFraction = flags['base-fraction']
+    const strategies = flags.strategies ? parseStrategies(flags.strategies) : undefined
     if (flags['shared-b'] && flags['shared-k'] !== undefined) throw new UsageError('BAD_FLAG', `--shared-k does not apply with --shared-b ${flags['shared-b']}: K comes from the file`)
     const baseline = flags.baseline ? readReport(flags.baseline) : undefined
-    await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force})
+    await checkOutputsFree({out: flags.out, plot: flags.plot, force: flags.force, inputs: [flags.base, flags.pack, flags['shared-b'], flags.baseline]})
     const shape = await resolveModelShape({
       hidden: flags.hidden,
       intermediate: flags.intermediate,
       layers: flags.layers,
-      targets: flags.targets === undefined ? undefined : parseTargets(flags.targets),
-      adapters: flags.adapters === undefined ? undefined : parseIntegerList(flags.adapters, '--adapters'),
+      targets: flags.targets,
+      adapters: flags.adapters,
       basePath: flags.base,
       packPath: flags.pack,
     })
+    const ranks = flags.ranks ?? (flags.rank ? [flags.rank] : [...BENCH_DEFAULTS.ranks])
+    // a baseline of another configuration is refused before minutes of measuring (and again on the full config after)
+    if (baseline) {
+      assertComparable(
+        {
+          model: flags.model,
+          hidden: shape.hidden,
+          intermediate: shape.intermediate,
+          layers: flags.model === 'layer' ? 1 : shape.layers,
+          targets: flags.model === 'layer' ? ['hidden×hidden linear'] : shape.targets,
+          batch: flags.batch,
+          tokens_per_request: flags.prefill ?? BENCH_DEFAULTS.tokens,
+          workload: flags.workload,
+          base_fraction: baseFraction,
+          threads: flags.threads,
+          stack_dtype: flags['stack-dtype'],
+          merged_cache: flags['merged-cache'],
+          ...(flags.pack ? {} : {ranks, rank: Math.max(...ranks)}),
+          ...(flags.ep === 'auto' ? {} : {ep: flags.ep}),
+        },
+        baseline.config,
+        flags.baseline!,
+      )
+    }
     const bar = createProgressBar('bench')
     try {
       const outcome = await runBench({
         model: flags.model as 'llama' | 'layer',
         ...shape,
-        ranks: flags.ranks ? parseIntegerList(flags.ranks, '--ranks') : [flags.rank ?? 16],
+        ranks,
         batch: flags.batch,
-        tokens: flags.prefill ?? 1,
+        tokens: flags.prefill ?? BENCH_DEFAULTS.tokens,
         workload: parseWorkload(flags.workload),
         baseFraction,
         seed: flags.seed,
-        strategies: flags.strategies ? parseStrategies(flags.strategies) : undefined,
+        strategies,
         ep: flags.ep,
         threads: flags.threads,
         mergedCache: flags['merged-cache'],
-        sharedK: flags['shared-k'] ?? 16,
+        sharedK: flags['shared-k'] ?? BENCH_DEFAULTS.sharedK,
         tolerance,
         rounds: flags.rounds,
         stepsPerRound: flags.steps,
@@ -115,6 +141,7 @@ export default class Bench extends LoraCommand {
       if (!this.jsonEnabled()) this.log(renderBenchTable(outcome.report))
       assertTolerance(outcome.toleranceFailures, tolerance)
       if (baseline) {
+        assertComparable(outcome.report.config, baseline.config, flags.baseline!)
         const failures = compareWithBaseline(outcome.report, baseline, maxRegression)
         if (failures.length > 0) throw new GateError('REGRESSION', `regression against ${flags.baseline}: ${describeRegressions(failures, maxRegression)}`)
       }
@@ -125,19 +152,20 @@ export default class Bench extends LoraCommand {
   }
 }
 
-function parseStrategies(text: string): Strategy[] {
+/** `--strategies` as a list of names (the linear bench and --e2e each check them against their own table). */
+function strategyList(text: string): string[] {
+  const names = [...new Set(text.split(',').map((t) => t.trim()).filter(Boolean))]
+  if (names.length === 0) throw new UsageError('BAD_FLAG', '--strategies needs at least one strategy')
+  return names
+}
+
+function parseStrategies(names: readonly string[]): Strategy[] {
   const out: Strategy[] = []
-  for (const s of text.split(',').map((t) => t.trim()).filter(Boolean)) {
+  for (const s of names) {
     if (!isStrategy(s)) throw new UsageError('BAD_FLAG', `--strategies: unknown strategy "${s}" (expected ${STRATEGIES.join(', ')})`)
     if (!out.includes(s)) out.push(s)
   }
   if (out.length === 0) throw new UsageError('BAD_FLAG', '--strategies needs at least one strategy')
   return out
-}
-
-function positiveNumber(text: string, flag: string): number {
-  const v = Number(text)
-  if (!(Number.isFinite(v) && v > 0)) throw new UsageError('BAD_FLAG', `${flag} must be a positive number (got "${text}")`)
-  return v
 }
 

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {MAX_RANK, integer, number, parseNumberValue, path} from '../cli/flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {renderCompressReport, renderSweepReport} from '../cli/render-shared-b.js'
 import {CompressReport, SweepReport, compressFile, sweepFile} from '../core/compress/compress-file.js'
@@ -21,14 +22,15 @@ export default class Compress extends LoraCommand {
     input: Args.string({description: 'a lora-pack file, or adapter folders / folders of adapters / globs', required: true}),
   }
   static override flags = {
-    out: Flags.string({description: 'output .safetensors file (lora-pack-shared-b)', exclusive: ['sweep']}),
-    rank: Flags.integer({description: 'K: the shared width, the same for every module', exclusive: ['max-error', 'savings', 'sweep']}),
-    'max-error': Flags.string({description: 'per module, the smallest K whose largest per-adapter relative error is ≤ E (0 < E < 1)', exclusive: ['rank', 'savings', 'sweep']}),
-    savings: Flags.string({description: 'per module, the largest K that still saves at least PCT percent of its bytes', exclusive: ['rank', 'max-error', 'sweep']}),
+    out: path()({description: 'output .safetensors file (lora-pack-shared-b)', exclusive: ['sweep']}),
+    rank: integer({min: 1, max: MAX_RANK})({description: 'K: the shared width, the same for every module', exclusive: ['max-error', 'savings', 'sweep']}),
+    'max-error': number({above: 0, below: 1})({description: 'per module, the smallest K whose largest per-adapter relative error is ≤ E (0 < E < 1)', exclusive: ['rank', 'savings', 'sweep']}),
+    savings: Flags.custom<number>({helpValue: '<pct>', parse: async (input) => parseNumberValue(input.replace(/%$/, ''), '--savings', {above: 0, below: 100})})({description: 'per module, the largest K that still saves at least PCT percent of its bytes (0 < PCT < 100)', exclusive: ['rank', 'max-error', 'sweep']}),
     sweep: Flags.boolean({description: 'print bytes, savings and errors for K = 1, 2, 4, … without writing a file'}),
     normalize: Flags.boolean({description: 'weigh every adapter equally (unit-norm deltas) when choosing the basis'}),
     dtype: Flags.option({description: 'stored dtype (default: the input pack\'s)', options: ['f32', 'f16', 'bf16'] as const})(),
     force: Flags.boolean({description: 'replace an existing output file'}),
+    'allow-growth': Flags.boolean({description: 'write the file even when it is larger than the input pack (refused otherwise)'}),
   }
 
   async run(): Promise<CompressReport | SweepReport> {
@@ -45,7 +47,7 @@ export default class Compress extends LoraCommand {
         return report
       }
       if (!flags.out) throw new UsageError('COMPRESS_NO_OUT', 'compress: --out FILE is required (or use --sweep to only see the table)')
-      const report = await compressFile({inputs, out: flags.out, selection: selectionOf(flags), dtype, normalize: flags.normalize, force: flags.force, onProgress: bar.onProgress})
+      const report = await compressFile({inputs, out: flags.out, selection: selectionOf(flags), dtype, normalize: flags.normalize, force: flags.force, allowGrowth: flags['allow-growth'], onProgress: bar.onProgress})
       bar.stop()
       for (const w of report.warnings) this.warnUser(w)
       if (!this.jsonEnabled()) this.log(renderCompressReport(report))
@@ -56,15 +58,9 @@ export default class Compress extends LoraCommand {
   }
 }
 
-function selectionOf(flags: {rank?: number; 'max-error'?: string; savings?: string}): RankSelection {
+function selectionOf(flags: {rank?: number; 'max-error'?: number; savings?: number}): RankSelection {
   if (flags.rank !== undefined) return {rank: flags.rank}
-  if (flags['max-error'] !== undefined) return {maxError: numberFlag(flags['max-error'], '--max-error')}
-  if (flags.savings !== undefined) return {savings: numberFlag(flags.savings.replace(/%$/, ''), '--savings')}
+  if (flags['max-error'] !== undefined) return {maxError: flags['max-error']}
+  if (flags.savings !== undefined) return {savings: flags.savings}
   throw new UsageError('COMPRESS_NO_SELECTION', 'compress: give one of --rank K, --max-error E or --savings PCT (or --sweep)')
-}
-
-function numberFlag(text: string, flag: string): number {
-  const value = Number(text)
-  if (text.trim() === '' || !Number.isFinite(value)) throw new UsageError('BAD_FLAG', `${flag} expects a number (got "${text}")`)
-  return value
 }

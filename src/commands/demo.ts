@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {path, seedFlag} from '../cli/flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {explainStep, renderDemoStart, renderDemoSummary, renderStep} from '../cli/render-demo.js'
 import {DemoReport, runDemo} from '../core/demo/run-demo.js'
@@ -15,9 +16,9 @@ export default class Demo extends LoraCommand {
     {command: '<%= config.bin %> demo --size small --json', description: 'A seconds-long run of every step (smoke test); every step\'s report as one JSON document.'},
   ]
   static override flags = {
-    out: Flags.string({description: 'keep the artifacts in this folder (refused when it is not empty, unless --force)'}),
+    out: path()({description: 'keep the artifacts in this folder (refused when it is not empty, unless --force)'}),
     force: Flags.boolean({description: 'write into a non-empty --out folder, replacing the demo\'s files there (nothing else is touched)'}),
-    seed: Flags.integer({description: 'random seed of the synthetic weights, probes and benchmark inputs', default: 0}),
+    seed: seedFlag('random seed of the synthetic weights, probes and benchmark inputs'),
     size: Flags.option({description: `full: hidden ${DEMO_SIZES.full.hidden}, ${DEMO_SIZES.full.layers} layers, ${DEMO_SIZES.full.adapters} adapters; small: hidden ${DEMO_SIZES.small.hidden}, ${DEMO_SIZES.small.layers} layer, ${DEMO_SIZES.small.adapters} adapters, in seconds`, options: DEMO_SIZE_NAMES, default: 'full'})(),
   }
 

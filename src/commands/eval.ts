@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {MAX_ADAPTER_WEIGHT, MAX_BLOCK_SIZE, MAX_ROWS, MAX_THREADS, integer, number, path} from '../cli/flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {EVAL_ENGINES} from '../cli/eval-engines.js'
 import {blockSizeHelp} from '../cli/scheme-flags.js'
@@ -21,31 +22,26 @@ export default class Eval extends LoraCommand {
     {command: '<%= config.bin %> eval --base ./base --adapter ./a --text eval.txt --variants merge-then-quantize:q4_0 --variant-file merged-q4_0.gguf --engine llama.cpp', description: 'The written GGUF computed by llama.cpp too, side by side with onnxruntime.'},
   ]
   static override flags = {
-    base: Flags.string({description: 'base model: Hugging Face folder or .gguf file', required: true}),
-    adapter: Flags.string({description: 'PEFT adapter folder (repeatable); the reference applies them unmerged', multiple: true}),
-    weight: Flags.string({description: 'weight of each --adapter, in order (repeatable; default 1)', multiple: true}),
-    text: Flags.string({description: 'evaluation text (UTF-8; documents separated by blank lines)', required: true}),
+    base: path()({description: 'base model: Hugging Face folder or .gguf file', required: true}),
+    adapter: path()({description: 'PEFT adapter folder (repeatable); the reference applies them unmerged', multiple: true}),
+    weight: number({min: -MAX_ADAPTER_WEIGHT, max: MAX_ADAPTER_WEIGHT})({description: `weight of each --adapter, in order (repeatable; default 1; within ±${MAX_ADAPTER_WEIGHT})`, multiple: true}),
+    text: path()({description: 'evaluation text (UTF-8; documents separated by blank lines)', required: true}),
     variants: Flags.string({description: `comma-separated KIND[:SCHEME] list (default ${DEFAULT_VARIANTS.join(',')}; all: ${variantNames().join(', ')})`}),
-    'variant-file': Flags.string({description: 'a model already written (GGUF file or model folder), evaluated as stored (repeatable)', multiple: true}),
-    ctx: Flags.integer({description: 'context in tokens (default: the model\'s, at most 2048)', min: 4}),
-    'block-size': Flags.integer({description: `block size of the variants' schemes (${blockSizeHelp('--block-size')}; default each scheme's)`, min: 1}),
-    'group-size': Flags.integer({description: `group size of the variants' schemes (${blockSizeHelp('--group-size')}; default each scheme's)`, min: 2}),
-    'max-kld': Flags.string({description: 'exit 1 when a variant\'s mean KL divergence exceeds X nats (base is not gated)'}),
+    'variant-file': path()({description: 'a model already written (GGUF file or model folder), evaluated as stored (repeatable)', multiple: true}),
+    ctx: integer({min: 4, max: MAX_ROWS})({description: 'context in tokens (default: the model\'s, at most 2048)'}),
+    'block-size': integer({min: 1, max: MAX_BLOCK_SIZE})({description: `block size of the variants' schemes (${blockSizeHelp('--block-size')}; default each scheme's)`}),
+    'group-size': integer({min: 2, max: MAX_BLOCK_SIZE})({description: `group size of the variants' schemes (${blockSizeHelp('--group-size')}; default each scheme's)`}),
+    'max-kld': number({min: 0})({description: 'exit 1 when a variant\'s mean KL divergence exceeds X nats (base is not gated)'}),
     engine: Flags.option({description: 'also compute the GGUF variant files with this engine, side by side with onnxruntime (llama.cpp: node-llama-cpp 3.21.1, an optional peer: npm i -E node-llama-cpp@3.21.1)', options: Object.keys(EVAL_ENGINES)})(),
-    threads: Flags.integer({description: 'intra-op threads (onnxruntime, and llama.cpp with --engine)', min: 1}),
+    threads: integer({min: 1, max: MAX_THREADS})({description: 'intra-op threads (onnxruntime, and llama.cpp with --engine)'}),
   }
 
   async run(): Promise<EvalResult & {error?: unknown}> {
     const {flags} = await this.parse(Eval)
     const paths = flags.adapter ?? []
-    const weights = (flags.weight ?? []).map((w) => {
-      const n = Number(w)
-      if (w.trim() === '' || !Number.isFinite(n)) throw new UsageError('BAD_FLAG', `--weight must be a number (got "${w}")`)
-      return n
-    })
+    const weights = flags.weight ?? []
     if (weights.length > 0 && weights.length !== paths.length) throw new UsageError('BAD_FLAG', `${weights.length} --weight values for ${paths.length} --adapter folders (give one weight per adapter, or none)`)
-    const maxKld = flags['max-kld'] === undefined ? undefined : Number(flags['max-kld'])
-    if (maxKld !== undefined && (flags['max-kld']!.trim() === '' || !(Number.isFinite(maxKld) && maxKld >= 0))) throw new UsageError('BAD_FLAG', `--max-kld must be a number of at least 0 (got "${flags['max-kld']}")`)
+    const maxKld = flags['max-kld']
     const files = flags['variant-file'] ?? []
     const variants = flags.variants !== undefined ? parseVariantList(flags.variants) : files.length > 0 ? [] : undefined
     const bar = createProgressBar('eval', this.interactive)

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {path} from '../cli/flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {renderTable} from '../cli/table.js'
 import {EXPORT_FORMATS, ExportResult, exportAdapters} from '../core/export/export-adapters.js'
@@ -18,9 +19,9 @@ export default class Export extends LoraCommand {
     adapter: Args.string({description: 'PEFT adapter folder, or a pack file (with --adapter NAME or --all)', required: true}),
   }
   static override flags = {
-    base: Flags.string({description: 'the base model: Hugging Face folder (config.json) or llama.cpp GGUF', required: true}),
+    base: path()({description: 'the base model: Hugging Face folder (config.json) or llama.cpp GGUF', required: true}),
     format: Flags.option({description: 'output format', options: Object.keys(EXPORT_FORMATS) as Array<keyof typeof EXPORT_FORMATS>, default: 'gguf'})(),
-    out: Flags.string({description: 'output file, or folder with --all (must not exist unless --force)', required: true}),
+    out: path()({description: 'output file, or folder with --all (must not exist unless --force)', required: true}),
     dtype: Flags.option({description: 'tensor type (q8_0 falls back to f16 for rows not a multiple of 32)', options: ['f32', 'f16', 'bf16', 'q8_0'] as const})(),
     adapter: Flags.string({description: 'from a pack: the adapter to export', exclusive: ['all']}),
     all: Flags.boolean({description: 'from a pack: export every adapter into the folder --out', exclusive: ['adapter']}),

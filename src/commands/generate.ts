@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {MAX_ADAPTER_WEIGHT, MAX_ROWS, MAX_TEMPERATURE, MAX_THREADS, integer, number, path, seedFlag} from '../cli/flags.js'
 import {UsageError} from '../core/errors.js'
 import {GenerateTextResult, generateText} from '../core/runtime/generate-text.js'
 import type {AdapterRef} from '../core/runtime/load-decoder.js'
@@ -16,29 +17,24 @@ export default class Generate extends LoraCommand {
     {command: '<%= config.bin %> generate --base ./base --pack adapters.lora-pack --adapter customer-17 --strategy gather --prompt "Hi"', description: 'The same adapter routed per request out of the stacked pack.'},
   ]
   static override flags = {
-    base: Flags.string({description: 'base model: Hugging Face folder or .gguf file', required: true}),
+    base: path()({description: 'base model: Hugging Face folder or .gguf file', required: true}),
     adapter: Flags.string({description: 'PEFT adapter folder (repeatable), or with --pack the adapter\'s name in the pack', multiple: true}),
-    weight: Flags.string({description: 'weight of each --adapter folder, in order (repeatable; default 1)', multiple: true}),
-    pack: Flags.string({description: 'a lora-pack file: --adapter names one of its adapters'}),
+    weight: number({min: -MAX_ADAPTER_WEIGHT, max: MAX_ADAPTER_WEIGHT})({description: `weight of each --adapter folder, in order (repeatable; default 1; within ±${MAX_ADAPTER_WEIGHT})`, multiple: true}),
+    pack: path()({description: 'a lora-pack file: --adapter names one of its adapters'}),
     strategy: Flags.option({description: 'with --pack: serve the whole pack stacked and route the request to its adapter with this serving strategy (default: read that one adapter and apply it unmerged)', options: routedStrategies()})(),
     merge: Flags.boolean({description: 'merge the adapters into the weights instead of applying them unmerged'}),
     prompt: Flags.string({description: 'the text to continue', required: true}),
-    'max-tokens': Flags.integer({char: 'n', description: 'new tokens at most', default: 60, min: 1}),
-    temperature: Flags.string({description: 'sampling temperature (0 = greedy)', default: '0'}),
-    seed: Flags.integer({description: 'seed of the sampler', default: 0}),
-    threads: Flags.integer({description: 'onnxruntime intra-op threads', min: 1}),
+    'max-tokens': integer({min: 1, max: MAX_ROWS})({char: 'n', description: 'new tokens at most', default: 60}),
+    temperature: number({min: 0, max: MAX_TEMPERATURE})({description: `sampling temperature (0 = greedy; at most ${MAX_TEMPERATURE})`, default: 0}),
+    seed: seedFlag('seed of the sampler'),
+    threads: integer({min: 1, max: MAX_THREADS})({description: 'onnxruntime intra-op threads'}),
   }
 
   async run(): Promise<GenerateTextResult> {
     const {flags} = await this.parse(Generate)
-    const temperature = Number(flags.temperature)
-    if (flags.temperature.trim() === '' || !(Number.isFinite(temperature) && temperature >= 0)) throw new UsageError('BAD_FLAG', `--temperature must be a number of at least 0 (got "${flags.temperature}")`)
+    const temperature = flags.temperature
     const names = flags.adapter ?? []
-    const weights = (flags.weight ?? []).map((w) => {
-      const n = Number(w)
-      if (w.trim() === '' || !Number.isFinite(n)) throw new UsageError('BAD_FLAG', `--weight must be a number (got "${w}")`)
-      return n
-    })
+    const weights = flags.weight ?? []
     if (weights.length > 0 && weights.length !== names.length) throw new UsageError('BAD_FLAG', `${weights.length} --weight values for ${names.length} --adapter values (give one weight per adapter, or none)`)
     let adapters: AdapterRef[] = []
     let routed: {pack: string; strategy: string; adapter: string} | undefined

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {MAX_ADAPTER_WEIGHT, MAX_BLOCK_SIZE, MAX_ROWS, integer, number, path, seedFlag} from '../cli/flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {renderEval} from '../cli/render-eval.js'
 import {renderQuality} from '../cli/render-quality.js'
@@ -26,47 +27,42 @@ export default class Merge extends LoraCommand {
     {command: '<%= config.bin %> merge --base ./base --adapter ./a --out ./merged-nf4 --quantize nf4 --eval eval.txt --max-kld 0.1', description: 'Also measure the written model on real text (lora eval\'s table) and gate on its KL divergence.'},
   ]
   static override flags = {
-    base: Flags.string({description: 'base model: folder, .safetensors, index, or a llama.cpp .gguf (F32/F16/BF16/Q8_0; Q4_0 with --from-quantized)', required: true}),
-    adapter: Flags.string({description: 'PEFT adapter folder (repeatable)', required: true, multiple: true}),
-    weight: Flags.string({description: 'weight w_k of each adapter, in --adapter order (repeatable; default 1)', multiple: true}),
-    out: Flags.string({description: `output folder, or a .gguf file llama.cpp loads (${schemesStoredAs('gguf').join(', ')}, or float F16/--dtype without --quantize)`, required: true}),
+    base: path()({description: 'base model: folder, .safetensors, index, or a llama.cpp .gguf (F32/F16/BF16/Q8_0; Q4_0 with --from-quantized)', required: true}),
+    adapter: path()({description: 'PEFT adapter folder (repeatable)', required: true, multiple: true}),
+    weight: number({min: -MAX_ADAPTER_WEIGHT, max: MAX_ADAPTER_WEIGHT})({description: `weight w_k of each adapter, in --adapter order (repeatable; default 1; within ±${MAX_ADAPTER_WEIGHT})`, multiple: true}),
+    out: path()({description: `output folder, or a .gguf file llama.cpp loads (${schemesStoredAs('gguf').join(', ')}, or float F16/--dtype without --quantize)`, required: true}),
     dtype: Flags.option({description: 'dtype of written float tensors (default: the base tensor\'s)', options: ['f32', 'f16', 'bf16'] as const})(),
     quantize: Flags.option({description: 'quantize the merged model', options: QUANT_SCHEME_NAMES})(),
-    'block-size': Flags.integer({description: `${schemesSizedBy('--block-size').join('/')} block size`, min: 1, exclusive: ['group-size']}),
-    'group-size': Flags.integer({description: `${schemesSizedBy('--group-size').join('/')} group size`, min: 2, exclusive: ['block-size']}),
+    'block-size': integer({min: 1, max: MAX_BLOCK_SIZE})({description: `${schemesSizedBy('--block-size').join('/')} block size`, exclusive: ['group-size']}),
+    'group-size': integer({min: 2, max: MAX_BLOCK_SIZE})({description: `${schemesSizedBy('--group-size').join('/')} group size`, exclusive: ['block-size']}),
     'double-quant': Flags.boolean({description: 'nf4: quantize the absmax values too'}),
     'from-quantized': Flags.boolean({description: 'the base is quantized (a `lora quantize` output): decode, merge, re-quantize'}),
     include: Flags.string({description: 'with --quantize: quantize tensors matching this glob instead of the default rule (repeatable)', multiple: true}),
     exclude: Flags.string({description: 'with --quantize: never quantize tensors matching this glob (repeatable)', multiple: true}),
-    report: Flags.string({description: 'also write the quality report (JSON) to this file'}),
-    'max-loss': Flags.string({description: 'exit 1 when a merged tensor\'s adapter_retained falls below 1 − X'}),
-    probe: Flags.integer({description: 'probe rows drawn from N(0, 1) for adapter_retained', default: 256, min: 1}),
-    'probe-file': Flags.string({description: 'safetensors file of real activations [N, in], one tensor per merged module'}),
-    seed: Flags.integer({description: 'seed of the probe rows', default: 0}),
+    report: path()({description: 'also write the quality report (JSON) to this file'}),
+    'max-loss': number({min: 0, max: 1})({description: 'exit 1 when a merged tensor\'s adapter_retained falls below 1 − X (0 ≤ X ≤ 1)'}),
+    probe: integer({min: 1, max: MAX_ROWS})({description: 'probe rows drawn from N(0, 1) for adapter_retained', default: 256}),
+    'probe-file': path()({description: 'safetensors file of real activations [N, in], one tensor per merged module'}),
+    seed: seedFlag('seed of the probe rows'),
     quality: Flags.boolean({description: 'measure the quality report (--no-quality skips it)', default: true, allowNo: true}),
     force: Flags.boolean({description: 'replace an existing output'}),
-    eval: Flags.string({description: 'also evaluate the written model on this text (`lora eval`\'s table: perplexity, KL divergence, top-1 agreement against the base + adapters unmerged)'}),
-    'max-kld': Flags.string({description: 'with --eval: exit 1 when the written model\'s mean KL divergence exceeds X nats'}),
+    eval: path()({description: 'also evaluate the written model on this text (`lora eval`\'s table: perplexity, KL divergence, top-1 agreement against the base + adapters unmerged)'}),
+    'max-kld': number({min: 0})({description: 'with --eval: exit 1 when the written model\'s mean KL divergence exceeds X nats'}),
     threads: encodingThreadsFlag,
   }
 
   async run(): Promise<MergeResult & {eval?: EvalResult; error?: unknown}> {
     const {flags} = await this.parse(Merge)
-    const weights = (flags.weight ?? []).map((w) => {
-      const n = Number(w)
-      if (w.trim() === '' || !Number.isFinite(n)) throw new UsageError('BAD_FLAG', `--weight must be a number (got "${w}")`)
-      return n
-    })
+    const weights = flags.weight ?? []
     if (weights.length > 0 && weights.length !== flags.adapter.length) {
       throw new UsageError('BAD_FLAG', `${weights.length} --weight values for ${flags.adapter.length} --adapter folders (give one weight per adapter, or none)`)
     }
-    const maxLoss = flags['max-loss'] === undefined ? undefined : Number(flags['max-loss'])
-    if (maxLoss !== undefined && !(Number.isFinite(maxLoss) && maxLoss >= 0)) throw new UsageError('BAD_FLAG', `--max-loss must be a number of at least 0 (got "${flags['max-loss']}")`)
+    const maxLoss = flags['max-loss']
     if (flags['group-size'] !== undefined && (flags.quantize === undefined || QUANT_SCHEMES[flags.quantize].blockSizeFlag !== '--group-size') && !flags['from-quantized']) {
       throw new UsageError('BAD_FLAG', `--group-size applies to --quantize ${schemesSizedBy('--group-size').join(', ')}`)
     }
-    const maxKld = flags['max-kld'] === undefined ? undefined : Number(flags['max-kld'])
-    if (maxKld !== undefined && (flags.eval === undefined || flags['max-kld']!.trim() === '' || !(Number.isFinite(maxKld) && maxKld >= 0))) throw new UsageError('BAD_FLAG', `--max-kld needs --eval and a number of at least 0 (got "${flags['max-kld']}")`)
+    const maxKld = flags['max-kld']
+    if (maxKld !== undefined && flags.eval === undefined) throw new UsageError('BAD_FLAG', `--max-kld needs --eval (got --max-kld ${maxKld} alone)`)
     if (flags.eval !== undefined) await readEvalText(flags.eval) // a bad text fails before the merge, not after
     const bar = createProgressBar('merge', this.interactive)
     let result: MergeResult

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {path} from '../cli/flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {renderPackResult} from '../cli/render-pack.js'
 import {parseFloatDType} from '../core/dtype.js'
@@ -19,8 +20,8 @@ export default class Pack extends LoraCommand {
     adapters: Args.string({description: 'adapter folders, folders of adapters, or globs (quote globs so the shell leaves them)'}),
   }
   static override flags = {
-    out: Flags.string({description: 'output .safetensors file (must not exist unless --force)', required: true}),
-    list: Flags.string({description: 'file with one adapter folder (or glob) per line; # starts a comment'}),
+    out: path()({description: 'output .safetensors file (must not exist unless --force)', required: true}),
+    list: path()({description: 'file with one adapter folder (or glob) per line; # starts a comment'}),
     dtype: Flags.option({description: 'stored dtype of A and B (default: the adapters\' common dtype, F32 when they differ)', options: ['f32', 'f16', 'bf16'] as const})(),
     'names-from': Flags.option({description: 'adapter names: the folder name, or the config\'s adapter_name/name', options: ['dir', 'config'] as const, default: 'dir'})(),
     'allow-mixed-base': Flags.boolean({description: 'accept adapters whose base_model_name_or_path differ (dims must still agree)'}),

@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {MAX_ADAPTERS, MAX_RANK, integer, path, size} from '../cli/flags.js'
 import {renderTable} from '../cli/table.js'
 import {parseFloatDType} from '../core/dtype.js'
 import {PlanReport, planFromFiles} from '../core/plan/plan-from-files.js'
-import {formatBytes, parseSize} from '../core/units.js'
+import {formatBytes} from '../core/units.js'
 
 export default class Plan extends LoraCommand {
   static override summary = 'Show which LoRA placement fits a memory budget for N stacked adapters.'
@@ -14,13 +15,13 @@ export default class Plan extends LoraCommand {
     {command: '<%= config.bin %> plan --base ./base --adapters 256 --budget 512MB --rank 8 --shared-b 16', description: 'Also show the bytes with one shared B of width 16 per module.'},
   ]
   static override flags = {
-    base: Flags.string({description: 'base model (file, index or folder); or --config', exactlyOne: ['base', 'config']}),
-    config: Flags.string({description: 'Hugging Face config.json of a Llama-family model; or --base', exactlyOne: ['base', 'config']}),
-    adapters: Flags.integer({description: 'number of adapters served together', required: true, min: 1}),
-    budget: Flags.string({description: 'memory for the stacked adapters, e.g. 512MB, 4GiB', required: true}),
-    rank: Flags.integer({description: 'LoRA rank R', default: 16, min: 1}),
+    base: path()({description: 'base model (file, index or folder); or --config', exactlyOne: ['base', 'config']}),
+    config: path()({description: 'Hugging Face config.json of a Llama-family model; or --base', exactlyOne: ['base', 'config']}),
+    adapters: integer({min: 1, max: MAX_ADAPTERS})({description: 'number of adapters served together', required: true}),
+    budget: size()({description: 'memory for the stacked adapters, e.g. 512MB, 4GiB', required: true}),
+    rank: integer({min: 1, max: MAX_RANK})({description: 'LoRA rank R', default: 16}),
     dtype: Flags.option({description: 'stored dtype', options: ['f16', 'bf16', 'f32'] as const, default: 'f16'})(),
-    'shared-b': Flags.integer({description: 'also show bytes with one shared B of width K per module', min: 1}),
+    'shared-b': integer({min: 1, max: MAX_RANK})({description: 'also show bytes with one shared B of width K per module'}),
   }
 
   async run(): Promise<PlanReport> {
@@ -29,7 +30,7 @@ export default class Plan extends LoraCommand {
       base: flags.base,
       config: flags.config,
       adapters: flags.adapters,
-      budget: parseSize(flags.budget, '--budget'),
+      budget: flags.budget,
       rank: flags.rank,
       dtype: parseFloatDType(flags.dtype)!,
       sharedB: flags['shared-b'],

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {MAX_BLOCK_SIZE, integer, path} from '../cli/flags.js'
 import {createProgressBar} from '../cli/progress-bar.js'
 import {renderTable} from '../cli/table.js'
 import {UsageError} from '../core/errors.js'
@@ -24,10 +25,10 @@ export default class Quantize extends LoraCommand {
     model: Args.string({description: 'model folder, .safetensors file, model.safetensors.index.json, or a llama.cpp .gguf (q4_0 only)', required: true}),
   }
   static override flags = {
-    out: Flags.string({description: `output folder (${schemesStoredAs('safetensors').join(', ')}) or .gguf file (${schemesStoredAs('gguf').join(', ')})`, required: true}),
+    out: path()({description: `output folder (${schemesStoredAs('safetensors').join(', ')}) or .gguf file (${schemesStoredAs('gguf').join(', ')})`, required: true}),
     scheme: Flags.option({description: 'quantization scheme', options: QUANT_SCHEME_NAMES, required: true})(),
-    'block-size': Flags.integer({description: `elements per block (${blockSizeHelp('--block-size')})`, min: 1, exclusive: ['group-size']}),
-    'group-size': Flags.integer({description: `group size along each row (${blockSizeHelp('--group-size')})`, min: 2, exclusive: ['block-size']}),
+    'block-size': integer({min: 1, max: MAX_BLOCK_SIZE})({description: `elements per block (${blockSizeHelp('--block-size')})`, exclusive: ['group-size']}),
+    'group-size': integer({min: 2, max: MAX_BLOCK_SIZE})({description: `group size along each row (${blockSizeHelp('--group-size')})`, exclusive: ['block-size']}),
     'double-quant': Flags.boolean({description: 'nf4: quantize the absmax values too (8-bit, blocks of 256)'}),
     format: Flags.option({description: `output format (${schemesStoredAs('gguf').join('/')} → gguf, ${schemesStoredAs('safetensors').join('/')} → safetensors)`, options: ['safetensors', 'gguf'] as const})(),
     include: Flags.string({description: 'quantize tensors matching this glob instead of the default rule (repeatable)', multiple: true}),

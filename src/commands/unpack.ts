@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {LoraCommand} from '../cli/base-command.js'
+import {MAX_ADAPTERS, integer, path} from '../cli/flags.js'
 import {UnpackResult, unpackAdapter} from '../core/unpack.js'
 import {formatBytes} from '../core/units.js'
 
@@ -16,8 +17,8 @@ export default class Unpack extends LoraCommand {
   }
   static override flags = {
     adapter: Flags.string({description: 'the adapter\'s name in the pack', exactlyOne: ['adapter', 'slot']}),
-    slot: Flags.integer({description: 'the adapter\'s slot (1..N; slot 0 is the null adapter)', min: 1, exactlyOne: ['adapter', 'slot']}),
-    out: Flags.string({description: 'output adapter folder (must not exist unless --force)', required: true}),
+    slot: integer({min: 1, max: MAX_ADAPTERS})({description: 'the adapter\'s slot (1..N; slot 0 is the null adapter)', exactlyOne: ['adapter', 'slot']}),
+    out: path()({description: 'output adapter folder (must not exist unless --force)', required: true}),
     force: Flags.boolean({description: 'replace an existing output folder'}),
   }
 

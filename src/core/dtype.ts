@@ -47,16 +47,19 @@ export interface DTypeInfo {
   readonly onnx: {readonly code: number; readonly name: string}
   /** The GGML type holding the same elements (`general.file_type`-independent), when GGUF has one. */
   readonly ggml?: string
+  /** Narrow floats: the exponent bits, all set in NaN and ±Infinity (and only there): `(bits & mask) === mask`. */
+  readonly nonFiniteMask?: number
 }
 
 // name: bits, typed array, kind; torch name; ONNX TensorProto.DataType code and onnxruntime name; GGML type
 const table = {
   F64: {bits: 64, array: Float64Array, kind: 'float', torch: 'float64', onnx: {code: 11, name: 'float64'}, ggml: 'F64'},
   F32: {bits: 32, array: Float32Array, kind: 'float', torch: 'float32', onnx: {code: 1, name: 'float32'}, ggml: 'F32'},
-  F16: {bits: 16, array: Uint16Array, kind: 'float', torch: 'float16', onnx: {code: 10, name: 'float16'}, ggml: 'F16'},
-  BF16: {bits: 16, array: Uint16Array, kind: 'float', torch: 'bfloat16', onnx: {code: 16, name: 'bfloat16'}, ggml: 'BF16'},
-  F8_E4M3: {bits: 8, array: Uint8Array, kind: 'float', torch: 'float8_e4m3fn', onnx: {code: 17, name: 'float8e4m3fn'}},
-  F8_E5M2: {bits: 8, array: Uint8Array, kind: 'float', torch: 'float8_e5m2', onnx: {code: 19, name: 'float8e5m2'}},
+  F16: {bits: 16, array: Uint16Array, kind: 'float', torch: 'float16', onnx: {code: 10, name: 'float16'}, ggml: 'F16', nonFiniteMask: 0x7c00},
+  BF16: {bits: 16, array: Uint16Array, kind: 'float', torch: 'bfloat16', onnx: {code: 16, name: 'bfloat16'}, ggml: 'BF16', nonFiniteMask: 0x7f80},
+  // e4m3fn has no infinities: NaN is S.1111.111
+  F8_E4M3: {bits: 8, array: Uint8Array, kind: 'float', torch: 'float8_e4m3fn', onnx: {code: 17, name: 'float8e4m3fn'}, nonFiniteMask: 0x7f},
+  F8_E5M2: {bits: 8, array: Uint8Array, kind: 'float', torch: 'float8_e5m2', onnx: {code: 19, name: 'float8e5m2'}, nonFiniteMask: 0x7c},
   I64: {bits: 64, array: BigInt64Array, kind: 'int', torch: 'int64', onnx: {code: 7, name: 'int64'}, ggml: 'I64'},
   I32: {bits: 32, array: Int32Array, kind: 'int', torch: 'int32', onnx: {code: 6, name: 'int32'}, ggml: 'I32'},
   I16: {bits: 16, array: Int16Array, kind: 'int', torch: 'int16', onnx: {code: 5, name: 'int16'}, ggml: 'I16'},
@@ -84,6 +87,7 @@ export const DTYPES: Readonly<Record<DType, DTypeInfo>> = Object.freeze(
         torch: info.torch,
         onnx: Object.freeze({...info.onnx}),
         ...('ggml' in info ? {ggml: info.ggml} : {}),
+        ...('nonFiniteMask' in info ? {nonFiniteMask: info.nonFiniteMask} : {}),
       }),
     ]),
   ) as unknown as Record<DType, DTypeInfo>,
@@ -139,6 +143,32 @@ export function typedView(dtype: DType, bytes: Uint8Array): TypedArray {
   }
   const source = bytes.byteOffset % info.bytes === 0 ? bytes : bytes.slice()
   return new info.array(source.buffer, source.byteOffset, source.byteLength / info.bytes)
+}
+
+/**
+ * The index of the first NaN or ±Infinity among `dtype` elements stored in
+ * `bytes` (or of a float32/float64 array), or -1 when every one is finite.
+ * Integer dtypes are always finite. One pass over memory, no decoding.
+ */
+export function firstNonFinite(dtype: DType, data: Uint8Array | Float32Array | Float64Array): number {
+  const info = DTYPES[dtype]
+  if (info.kind !== 'float') return -1
+  const values = data instanceof Uint8Array ? typedView(dtype, data) : data
+  const mask = info.nonFiniteMask
+  if (mask !== undefined) {
+    const bits = values as Uint16Array | Uint8Array
+    for (let i = 0; i < bits.length; i++) if ((bits[i]! & mask) === mask) return i
+    return -1
+  }
+  const floats = values as Float32Array | Float64Array
+  // x − x is 0 for every finite x, NaN for NaN and ±Infinity
+  for (let i = 0; i < floats.length; i++) if (floats[i]! - floats[i]! !== 0) return i
+  return -1
+}
+
+/** What a non-finite element is, in words: `NaN`, `+Infinity` or `-Infinity`. */
+export function nonFiniteName(value: number): string {
+  return Number.isNaN(value) ? 'NaN' : value > 0 ? '+Infinity' : '-Infinity'
 }
 
 /** The bytes of a typed array (a view, no copy). */

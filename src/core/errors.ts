@@ -95,11 +95,22 @@ export function describeSystemError(error: unknown, action: string, file: string
     EROFS: 'read-only file system',
     EMFILE: 'too many open files',
     EFBIG: 'file too large for this file system',
+    ELOOP: 'too many levels of symbolic links',
+    ENAMETOOLONG: 'file name too long',
   }
   if (code && problems[code]) {
     return new InputError(`IO_${code}`, `${action} ${file}: ${problems[code]}`, {cause: error})
   }
   return error
+}
+
+/** `withFileContext` for synchronous file operations. */
+export function withFileContextSync<T>(action: string, file: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (error) {
+    throw describeSystemError(error, action, file)
+  }
 }
 
 /** Run `fn`, converting system errors into `InputError`s that name `file`. */

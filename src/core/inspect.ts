@@ -1,6 +1,7 @@
 /**
  * `lora inspect`: what is in an adapter folder, a safetensors file, a packed
- * file, a (sharded) model, or a GGUF model or adapter, from headers alone.
+ * file, a (sharded) model, or a GGUF model or adapter, from headers alone
+ * (and, for a pack, its null slot: one slot per stack, which must be zeros).
  */
 import {stat} from 'node:fs/promises'
 import {withFileContext} from './errors.js'
@@ -11,6 +12,8 @@ import type {TensorInfo} from './formats/safetensors-header.js'
 import {ShardedModel, openModel} from './formats/sharded-model.js'
 import type {TensorSource} from './formats/tensor-source.js'
 import {SafetensorsFile} from './formats/safetensors-file.js'
+import {PackFile} from './formats/pack-file.js'
+import {SharedBFile} from './formats/shared-b-file.js'
 import {summarizePack} from './pack/inspect-pack.js'
 import {summarizeSharedB} from './compress/inspect-shared-b.js'
 
@@ -102,11 +105,14 @@ function describeSource(path: string, kind: InspectKind, source: TensorSource): 
 }
 
 /** A packed file's report: the generic part, and the summary its format's module gives. */
-function describePacked(summarize: (file: SafetensorsFile) => object): (path: string) => Promise<InspectReport> {
+function describePacked(summarize: (file: SafetensorsFile) => object, check: (file: SafetensorsFile) => Promise<void>): (path: string) => Promise<InspectReport> {
   return async (path) => {
     const source = await openModel(path)
     try {
-      return {...describeSource(path, 'pack', source), pack: summarize(source as SafetensorsFile) as Record<string, unknown>}
+      const pack = summarize(source as SafetensorsFile) as Record<string, unknown>
+      // the null slot is read (one slot per stack): a request without an adapter gets it
+      await check(source as SafetensorsFile)
+      return {...describeSource(path, 'pack', source), pack}
     } finally {
       await source.close()
     }
@@ -135,8 +141,8 @@ async function describeGguf(path: string): Promise<InspectReport> {
 const DESCRIBERS: Partial<Record<FileKind, (path: string) => Promise<InspectReport>>> = Object.freeze({
   adapter: inspectAdapter,
   gguf: describeGguf,
-  pack: describePacked(summarizePack),
-  'shared-b': describePacked(summarizeSharedB),
+  pack: describePacked(summarizePack, (file) => PackFile.fromFile(file).checkNullSlot()),
+  'shared-b': describePacked(summarizeSharedB, (file) => SharedBFile.fromFile(file).checkNullSlot()),
 })
 
 /**

@@ -2,13 +2,16 @@
  * `lora bench --e2e` as a user runs it: the documented JSON shape (also in
  * --out), the two SVGs, and usage errors in both output modes (exit 2):
  * flags of the linear bench, e2e flags without --e2e, a bad --rate, dims
- * beside a model path.
+ * beside a model path; the llama.cpp peer by --strategies llama.cpp --engine-dir,
+ * and refused with the install line where node-llama-cpp is not found.
  */
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {runCli, tempDir} from '../helpers/index.js'
+import {locateLlamaCpp} from '../../src/core/engines/llama-cpp.js'
+import {runCli, skipIf, tempDir} from '../helpers/index.js'
+import {ENGINES_DIR, llamaCppMissing} from '../helpers/llama-engine.js'
 
 const test = suite('command bench --e2e')
 const TINY = ['bench', '--e2e', '--hidden', '64', '--intermediate', '128', '--layers', '1', '--vocab', '128', '--heads', '4', '--kv-heads', '2', '--adapters', '6', '--rank', '4', '--shared-k', '4', '--requests', '4', '--prompt-tokens', '4', '--gen-tokens', '3', '--max-batch', '2']
@@ -55,7 +58,7 @@ test('the table: one row per strategy, the token check said', async () => {
 test('usage errors exit 2 in both output modes', async () => {
   const cases: Array<[string[], RegExp]> = [
     [[...TINY, '--batch', '8'], /--batch is a flag of the linear bench; --e2e does not take it/],
-    [[...TINY, '--rate', '0'], /--rate must be a positive number/],
+    [[...TINY, '--rate', '0'], /--rate must be a number > 0 \(got "0"\)/],
     [[...TINY, '--model', 'layer'], /--model layer is the linear bench/],
     [[...TINY, '--strategies', 'nope'], /--strategies: unknown strategy "nope"/],
     [['bench', '--e2e', '--model', 'some/model', '--hidden', '64'], /--hidden describes a synthetic model/],
@@ -81,6 +84,37 @@ test('outputs that exist are refused before serving, unless --force', async () =
     const again = await runCli([...TINY, '--strategies', 'gather', '--out', out])
     assert.is(again.status, 2)
     assert.match(again.stderr, /exists/)
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+/** TINY with a vocabulary the tokenizer llama.cpp needs fits in, and one thread (llama.cpp's workers spin-wait). */
+const PEER = [...TINY.map((a, i) => (TINY[i - 1] === '--vocab' ? '400' : a)), '--threads', '1']
+
+skipIf(test, llamaCppMissing(false))('--strategies llama.cpp --engine-dir: the peer and its base alone in the JSON, tokens checked at the peer\'s tolerance', async () => {
+  const r = await runCli([...PEER, '--strategies', 'llama.cpp', '--engine-dir', ENGINES_DIR, '--json'])
+  assert.is(r.status, 0, r.stderr)
+  const report = JSON.parse(r.stdout)
+  assert.equal(report.results.map((x: {strategy: string; policy: string}) => [x.strategy, x.policy]), [
+    ['base', 'mixed'],
+    ['llama.cpp', 'per-adapter'],
+    ['llama.cpp-base', 'mixed'],
+  ])
+  for (const x of report.results.slice(1)) {
+    assert.is(x.tokens_equal, true)
+    assert.is(x.exact_requests + x.near_ties, 4)
+    assert.ok(x.tie_tolerance > report.config.tie_tolerance)
+  }
+  assert.match(report.config.notes.join('\n'), /llama\.cpp: 4 adapters exported as F16 GGUF LoRA adapters by lora export/)
+})
+
+skipIf(test, locateLlamaCpp() ? `node-llama-cpp is installed where lora itself finds it (${locateLlamaCpp()})` : undefined)('--strategies llama.cpp where node-llama-cpp is not found: exit 2 with the install line', async () => {
+  const tmp = tempDir()
+  try {
+    const r = await runCli([...PEER, '--strategies', 'llama.cpp', '--engine-dir', tmp.path])
+    assert.is(r.status, 2)
+    assert.match(r.stderr, /--strategies llama\.cpp: node-llama-cpp@3\.21\.1 is not installed where lora looks .*npm i -E node-llama-cpp@3\.21\.1/)
   } finally {
     tmp.cleanup()
   }

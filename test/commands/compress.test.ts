@@ -58,10 +58,10 @@ test('the human report is a table with a total row; --sweep takes adapter folder
 test('bad flags and inputs: exit 2 with one line in both modes, and no output file', async () => {
   const out = join(tmp.path, 'bad.safetensors')
   const cases: Array<[string[], RegExp]> = [
-    [[pack, '--out', out, '--rank', '0'], /--rank must be a positive integer \(got 0\)/],
+    [[pack, '--out', out, '--rank', '0'], /--rank must be an integer from 1 to 65536 \(got "0"\)/],
     [[pack, '--out', out, '--rank', '99'], /larger than module .* output dim/],
-    [[pack, '--out', out, '--max-error', '1.5'], /--max-error must be a relative error strictly between 0 and 1/],
-    [[pack, '--out', out, '--max-error', 'abc'], /--max-error expects a number/],
+    [[pack, '--out', out, '--max-error', '1.5'], /--max-error must be a number > 0 and < 1 \(got "1\.5"\)/],
+    [[pack, '--out', out, '--max-error', 'abc'], /--max-error must be a number > 0 and < 1 \(got "abc"\)/],
     [[pack, '--out', out], /give one of --rank K, --max-error E or --savings PCT/],
     [[pack, '--rank', '2'], /--out FILE is required/],
     [[join(tmp.path, 'ad/adapter-0000/adapter_config.json'), '--out', out, '--rank', '2'], /neither a lora-pack file nor an adapter folder/],
@@ -71,9 +71,10 @@ test('bad flags and inputs: exit 2 with one line in both modes, and no output fi
     const plain = await runCli(['compress', ...args])
     assert.is(plain.status, 2, `${args.join(' ')}: ${plain.stderr}`)
     assert.match(plain.stderr, message)
+    assert.match(plain.stderr, /^Error: [^\n]+\n$/, 'one line')
     const json = await runCli(['compress', ...args, '--json'])
     assert.is(json.status, 2)
-    assert.ok(JSON.parse(json.stdout).error.message.length > 0)
+    assert.match(JSON.parse(json.stdout).error.message, message)
     assert.not.ok(existsSync(out))
   }
 })

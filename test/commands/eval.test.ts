@@ -85,7 +85,7 @@ real('bad input: one line, exit 2, in both modes', async () => {
   // [arguments, code, message, both modes (else plain only)]
   const cases: Array<[string[], string, RegExp, boolean]> = [
     [['--text', EVAL_TXT, '--variants', 'merged'], 'EVAL_BAD_VARIANT', /"merged" needs a scheme: merged:f16, merged:bf16/, true],
-    [['--text', EVAL_TXT, '--max-kld', 'lots'], 'BAD_FLAG', /--max-kld must be a number of at least 0/, false],
+    [['--text', EVAL_TXT, '--max-kld', 'lots'], 'BAD_FLAG', /--max-kld must be a number ≥ 0 \(got "lots"\)/, false],
     [['--text', EVAL_TXT, '--ctx', '100000'], 'EVAL_BAD_CONTEXT', /--ctx must be an integer from 4 to the model's context 512/, false],
     [['--text', EVAL_TXT, '--block-size', '128'], 'BAD_FLAG', /--block-size 128: Q4_0 blocks are always 32 elements .*drop the flag or the q4_0 variants/, false],
     [['--text', join(tmp.path, 'absent.txt')], 'IO_ENOENT', /absent\.txt: no such file/, true],

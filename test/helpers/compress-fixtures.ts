@@ -1,8 +1,10 @@
 /**
  * Small synthetic modules for the compression tests, drawn with the same
  * generator as `lora synth adapters --shared-subspace F`, and their deltas
- * ΔW_i = s_i B_i A_i formed explicitly in float64 (small shapes only).
+ * ΔW_i = s_i B_i A_i formed explicitly in float64 (small shapes only); and
+ * hand-made sweep reports for the rank rule (`sweepReport`).
  */
+import type {SweepReport} from '../../src/core/compress/compress-file.js'
 import type {AdapterBlock, ModuleInput} from '../../src/core/compress/module-source.js'
 import {orthonormalizeColumns} from '../../src/core/linalg/orthonormalize.js'
 import {Rng} from '../../src/core/random.js'
@@ -61,4 +63,20 @@ export function concatenatedDeltas(module: ModuleInput, normalize = false): Floa
     for (let i = 0; i < module.out; i++) for (let j = 0; j < module.in; j++) x[i * cols + t * module.in + j] = w * d[i * module.in + j]!
   }
   return x
+}
+
+/** A `lora compress --sweep` report with only what `chooseSharedRank` reads: K, savings (%) and the largest error per row (bytes before 100, mean error half the largest). */
+export function sweepReport(rows: Array<[K: number, savings: number, errorMax: number]>): SweepReport {
+  return {
+    input: 'pack.safetensors',
+    adapters: 4,
+    slots: 5,
+    input_dtype: 'F16',
+    dtype: 'F16',
+    normalize: false,
+    ranks: rows.map((r) => r[0]),
+    sweep: rows.map(([K, savings, errorMax]) => ({K, modules: [], totals: {bytes_before: 100, bytes_after: 100 - savings, savings_pct: savings, error_mean: errorMax / 2, error_max: errorMax, worst_adapter: null}})),
+    seconds: 0,
+    warnings: [],
+  }
 }

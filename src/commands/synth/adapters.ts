@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
-import {LoraCommand, parseIntegerList} from '../../cli/base-command.js'
-import {parseTargets, llamaDimFlags} from '../../cli/llama-flags.js'
+import {LoraCommand} from '../../cli/base-command.js'
+import {MAX_ADAPTERS, MAX_ALPHA, MAX_RANK, integer, integerList, number, path, seedFlag} from '../../cli/flags.js'
+import {llamaDimFlags, targets} from '../../cli/llama-flags.js'
 import {createProgressBar} from '../../cli/progress-bar.js'
 import {renderSynthAdapters} from '../../cli/render-synth.js'
 import {parseFloatDType} from '../../core/dtype.js'
-import {UsageError} from '../../core/errors.js'
 import {SynthAdaptersResult, synthesizeAdapters} from '../../core/synth/adapters.js'
 
 export default class SynthAdapters extends LoraCommand {
@@ -16,36 +16,34 @@ export default class SynthAdapters extends LoraCommand {
     {command: '<%= config.bin %> synth adapters --out ./ad --count 64 --ranks 8,16,32 --shared-subspace 0.8', description: 'Mixed ranks with a shared subspace.'},
   ]
   static override flags = {
-    out: Flags.string({description: 'output folder (must not exist unless --force)', required: true}),
-    count: Flags.integer({description: 'number of adapters', default: 8, min: 1}),
-    rank: Flags.integer({description: 'rank of every adapter', min: 1, exclusive: ['ranks']}),
-    ranks: Flags.string({description: 'ranks assigned in turn, e.g. 8,16,32', exclusive: ['rank']}),
-    alpha: Flags.string({description: 'lora_alpha (default 2·r)'}),
+    out: path()({description: 'output folder (must not exist unless --force)', required: true}),
+    count: integer({min: 1, max: MAX_ADAPTERS})({description: 'number of adapters', default: 8}),
+    rank: integer({min: 1, max: MAX_RANK})({description: 'rank of every adapter', exclusive: ['ranks']}),
+    ranks: integerList({min: 1, max: MAX_RANK})({description: 'ranks assigned in turn, e.g. 8,16,32', exclusive: ['rank']}),
+    alpha: number({above: 0, max: MAX_ALPHA})({description: 'lora_alpha, > 0 (default 2·r)'}),
     ...llamaDimFlags,
-    targets: Flags.string({description: 'projections to adapt (q_proj,k_proj,… or all)', default: 'q_proj,k_proj,v_proj,o_proj'}),
+    targets: targets()({description: 'projections to adapt (q_proj,k_proj,… or all)', default: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], defaultHelp: async () => 'q_proj,k_proj,v_proj,o_proj'}),
     dtype: Flags.option({description: 'stored dtype', options: ['f16', 'bf16', 'f32'] as const, default: 'f16'})(),
-    seed: Flags.integer({description: 'random seed', default: 0}),
-    'shared-subspace': Flags.string({description: 'share of B drawn from a per-module shared basis, 0..1', default: '0'}),
+    seed: seedFlag('random seed'),
+    'shared-subspace': number({min: 0, max: 1})({description: 'share of B drawn from a per-module shared basis, 0..1', default: 0}),
     force: Flags.boolean({description: 'replace an existing output folder'}),
   }
 
   async run(): Promise<SynthAdaptersResult> {
     const {flags} = await this.parse(SynthAdapters)
-    const sharedSubspace = Number(flags['shared-subspace'])
-    if (!Number.isFinite(sharedSubspace)) throw new UsageError('BAD_FLAG', `--shared-subspace must be a number between 0 and 1 (got "${flags['shared-subspace']}")`)
-    const alpha = flags.alpha === undefined ? undefined : Number(flags.alpha)
-    if (alpha !== undefined && !(Number.isFinite(alpha) && alpha > 0)) throw new UsageError('BAD_FLAG', `--alpha must be a positive number (got "${flags.alpha}")`)
+    const sharedSubspace = flags['shared-subspace']
+    const alpha = flags.alpha
     const bar = createProgressBar('synth')
     try {
       const result = await synthesizeAdapters({
         out: flags.out,
         count: flags.count,
-        ranks: flags.ranks ? parseIntegerList(flags.ranks, '--ranks') : [flags.rank ?? 16],
+        ranks: flags.ranks ?? [flags.rank ?? 16],
         alpha,
         hidden: flags.hidden,
         intermediate: flags.intermediate,
         layers: flags.layers,
-        targets: parseTargets(flags.targets),
+        targets: flags.targets,
         dtype: parseFloatDType(flags.dtype)!,
         seed: flags.seed,
         sharedSubspace,

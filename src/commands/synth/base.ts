@@ -1,11 +1,11 @@
 import {Flags} from '@oclif/core'
 import {LoraCommand} from '../../cli/base-command.js'
+import {MAX_VOCAB, integer, path, seedFlag, size} from '../../cli/flags.js'
 import {llamaDimFlags} from '../../cli/llama-flags.js'
 import {createProgressBar} from '../../cli/progress-bar.js'
 import {renderSynthBase} from '../../cli/render-synth.js'
 import {parseFloatDType} from '../../core/dtype.js'
 import {SynthBaseResult, synthesizeBase} from '../../core/synth/base.js'
-import {parseSize} from '../../core/units.js'
 
 export default class SynthBase extends LoraCommand {
   static override summary = 'Write a deterministic Llama-style base model (safetensors + config.json + a small tokenizer).'
@@ -17,13 +17,13 @@ export default class SynthBase extends LoraCommand {
     {command: '<%= config.bin %> synth base --out ./qwen --arch qwen2 --vocab 4096', description: 'A Qwen2-shaped base (q/k/v biases, byte-level tokenizer).'},
   ]
   static override flags = {
-    out: Flags.string({description: 'output folder (must not exist unless --force)', required: true}),
+    out: path()({description: 'output folder (must not exist unless --force)', required: true}),
     arch: Flags.option({description: 'architecture (config.json model_type)', options: ['llama', 'qwen2'] as const, default: 'llama'})(),
     ...llamaDimFlags,
-    vocab: Flags.integer({description: 'vocabulary size', default: 32000, min: 1}),
+    vocab: integer({min: 1, max: MAX_VOCAB})({description: 'vocabulary size', default: 32000}),
     dtype: Flags.option({description: 'stored dtype', options: ['f16', 'bf16', 'f32'] as const, default: 'f16'})(),
-    seed: Flags.integer({description: 'random seed', default: 0}),
-    'shard-size': Flags.string({description: 'maximum shard size, e.g. 500MB or 2GiB (default: one file)'}),
+    seed: seedFlag('random seed'),
+    'shard-size': size()({description: 'maximum shard size, e.g. 500MB or 2GiB (default: one file)'}),
     force: Flags.boolean({description: 'replace an existing output folder'}),
   }
 
@@ -40,7 +40,7 @@ export default class SynthBase extends LoraCommand {
         vocab: flags.vocab,
         dtype: parseFloatDType(flags.dtype)!,
         seed: flags.seed,
-        shardSize: flags['shard-size'] === undefined ? undefined : parseSize(flags['shard-size'], '--shard-size'),
+        shardSize: flags['shard-size'],
         force: flags.force,
         onProgress: bar.onProgress,
       })

@@ -3,7 +3,9 @@ import {InputError, UsageError} from '../errors.js'
 import {detect, fileFormat} from '../formats/detect.js'
 import {openModel} from '../formats/sharded-model.js'
 import {formatShape} from '../shape.js'
-import type {Projection} from '../models/llama.js'
+import {blockArchitecture, blockShapes, type Role} from '../serve/block-architectures.js'
+import type {BlockShapes} from '../serve/lora-layout.js'
+import type {PackShape} from '../serve/weights/pack-stacks.js'
 
 export interface BaseDims {
   hidden: number
@@ -45,15 +47,17 @@ export interface ModelShapeRequest {
   hidden?: number
   intermediate?: number
   layers?: number
-  targets?: Projection[]
+  targets?: Role[]
   adapters?: number[]
   basePath?: string
   packPath?: string
 }
 
 export interface ModelShape extends BaseDims {
-  targets: Projection[]
+  targets: Role[]
   adapters: number[]
+  /** The pack's block when it is not the square Llama block (GQA, non-square q/o, GPT-2, OPT). */
+  block?: BlockShapes
 }
 
 /** Defaults when neither flags nor files say otherwise. */
@@ -79,5 +83,24 @@ export async function resolveModelShape(r: ModelShapeRequest): Promise<ModelShap
     if (r.adapters && (r.adapters.length !== 1 || r.adapters[0] !== pack.adapters)) throw new UsageError('PACK_ADAPTERS_MISMATCH', `--adapters ${r.adapters.join(',')} does not match the pack ${r.packPath} (it holds ${pack.adapters} adapters)`)
     if (layers > pack.layers) throw new UsageError('PACK_DIMS_MISMATCH', `the pack ${r.packPath} adapts ${pack.layers} layers but the model has ${layers}`)
   }
-  return {hidden, intermediate, layers, targets: r.targets ?? pack?.targets ?? DEFAULT_SHAPE.targets, adapters: pack ? [pack.adapters] : r.adapters ?? DEFAULT_SHAPE.adapters}
+  const targets = r.targets ?? pack?.targets ?? DEFAULT_SHAPE.targets
+  const block = pack ? packBlock(pack, hidden, intermediate, r) : undefined
+  if (!block && targets.includes('qkv_proj')) throw new UsageError('BAD_FLAG', '--targets: qkv_proj is the fused projection of a --pack that has one (GPT-2\'s c_attn)')
+  return {hidden, intermediate, layers, targets, adapters: pack ? [pack.adapters] : (r.adapters ?? DEFAULT_SHAPE.adapters), ...(block ? {block} : {})}
+}
+
+/**
+ * The block a pack's modules imply, with the widths it does not show taken
+ * from the model (an MLP the pack does not adapt gets `intermediate`): undefined
+ * for the square Llama block, which needs no shapes of its own.
+ * @throws UsageError BASE_NOT_LLAMA when --base is given for a block of another family
+ */
+function packBlock(pack: PackShape, hidden: number, intermediate: number, r: ModelShapeRequest): BlockShapes | undefined {
+  const attention = pack.attention ?? hidden
+  const kv = pack.kv ?? attention
+  if (pack.architecture === 'llama' && attention === hidden && kv === hidden) return undefined
+  if (r.basePath && pack.architecture !== 'llama') {
+    throw new UsageError('BASE_NOT_LLAMA', `--base ${r.basePath}: the pack ${r.packPath} is a ${pack.architecture} block, and a real base is read with Llama names; drop --base (a synthetic base of the pack's shapes is made)`)
+  }
+  return {architecture: pack.architecture, shapes: blockShapes(blockArchitecture(pack.architecture), {hidden, intermediate, attention, kv})}
 }

@@ -1,5 +1,7 @@
 /** Writing a bench report (`--out`) and its plot (`--plot`): checked free first, written atomically. */
-import {AtomicFile, assertOutputFree} from '../io/atomic-output.js'
+import {describeSystemError} from '../errors.js'
+import {AtomicFile} from '../io/atomic-output.js'
+import {checkOutputs} from '../io/output-target.js'
 import {writeFully} from '../io/positional.js'
 import {renderThroughputSvg} from './plot.js'
 import type {BenchReport} from './report.js'
@@ -8,14 +10,20 @@ export interface BenchOutputPaths {
   out?: string
   plot?: string
   force?: boolean
+  /** The files the run reads (base, pack, shared-B file, baseline): no output may be one of them. */
+  inputs?: ReadonlyArray<string | undefined>
 }
 
 /**
- * Refuse early (before minutes of measuring) when an output exists and not `force`.
- * @throws UsageError OUTPUT_EXISTS
+ * Refuse early (before minutes of measuring) an output that exists without `force`, is an input, or cannot be written (`output-target.ts`).
+ * @throws UsageError OUTPUT_EXISTS and the other refusals of `checkOutputs`
  */
 export async function checkOutputsFree(paths: BenchOutputPaths): Promise<void> {
-  for (const p of [paths.out, paths.plot]) if (p) await assertOutputFree(p, paths.force)
+  const targets = [
+    ...(paths.out ? [{path: paths.out, kind: 'file' as const, flag: '--out'}] : []),
+    ...(paths.plot ? [{path: paths.plot, kind: 'file' as const, flag: '--plot'}] : []),
+  ]
+  await checkOutputs(targets, {force: paths.force, inputs: paths.inputs})
 }
 
 /** Write the JSON report and the SVG plot where asked. */
@@ -39,6 +47,6 @@ export async function writeText(path: string, text: string, force?: boolean): Pr
     await file.commit()
   } catch (error) {
     await file.abort()
-    throw error
+    throw describeSystemError(error, 'write', path)
   }
 }

@@ -3,8 +3,8 @@
  * max_abs_error, `--baseline` + `--max-regression` on relative_to_base) and
  * reading an old report back.
  */
-import {readFileSync} from 'node:fs'
-import {InputError} from '../errors.js'
+import {readRegularTextSync} from '../io/regular-file.js'
+import {InputError, UsageError} from '../errors.js'
 
 export interface BenchConfig {
   model: string
@@ -31,6 +31,8 @@ export interface BenchConfig {
   merged_cache: number
   /** How the adapter stacks (and shared-b's A') were stored: f32, or f16 gathered and cast to f32 in the graph. Absent in reports written before the flag: f32. */
   stack_dtype?: 'f32' | 'f16'
+  /** A pack's block when it is not the square Llama block: its family and every role's [out, in]. */
+  block?: {architecture: string; shapes: Record<string, [number, number]>}
   tolerance: number
   threads: number
   weights: string
@@ -60,6 +62,37 @@ export interface ToleranceFailure {
   relativeError: number
 }
 
+/**
+ * The fields of a configuration that a ratio to base depends on: a baseline
+ * that differs in any of them measured something else, and comparing with it
+ * would gate on the difference. (Seeds, tolerance, the adapter counts swept
+ * and versions do not change what a ratio means.)
+ */
+export const COMPARED_CONFIG_FIELDS = ['model', 'hidden', 'intermediate', 'layers', 'rank', 'ranks', 'targets', 'batch', 'tokens_per_request', 'workload', 'base_fraction', 'ep', 'threads', 'stack_dtype', 'shared_k', 'merged_cache', 'weights'] as const
+
+/** `field (this run x, baseline y)` for every compared field that `config` gives and `baseline` has otherwise. */
+export function configDifferences(config: Partial<BenchConfig>, baseline: BenchConfig): string[] {
+  const out: string[] = []
+  for (const field of COMPARED_CONFIG_FIELDS) {
+    if (!(field in config) || config[field] === undefined) continue
+    const mine = JSON.stringify(config[field] ?? (field === 'stack_dtype' ? 'f32' : null))
+    const theirs = JSON.stringify(baseline[field] ?? (field === 'stack_dtype' ? 'f32' : null))
+    if (mine !== theirs) out.push(`${field} (this run ${mine}, baseline ${theirs})`)
+  }
+  return out
+}
+
+/**
+ * Refuse a baseline of another configuration (exit 2: not a regression, a different experiment).
+ * @throws UsageError BASELINE_MISMATCH naming the differing fields
+ */
+export function assertComparable(config: Partial<BenchConfig>, baseline: BenchConfig, baselinePath: string): void {
+  const differences = configDifferences(config, baseline)
+  if (differences.length > 0) {
+    throw new UsageError('BASELINE_MISMATCH', `--baseline ${baselinePath} measured another configuration: ${differences.join(', ')}; compare runs of the same configuration`)
+  }
+}
+
 /** Result rows that fell by more than `maxRegression` against a baseline. */
 export interface RegressionFailure {
   strategy: string
@@ -86,6 +119,9 @@ export function compareWithBaseline(report: BenchReport, baseline: BenchReport, 
   return failures
 }
 
+/** A bench report larger than this is not one. */
+export const MAX_REPORT_BYTES = 256 * 1024 * 1024
+
 /**
  * Read a report written by `--out` / `--json`.
  * @throws InputError when the file is missing, not JSON, or lacks `results`.
@@ -93,9 +129,11 @@ export function compareWithBaseline(report: BenchReport, baseline: BenchReport, 
 export function readReport(path: string): BenchReport {
   let text: string
   try {
-    text = readFileSync(path, 'utf8')
+    text = readRegularTextSync(path, MAX_REPORT_BYTES, (size) => new Error(`${size} bytes is too large for a bench report`))
   } catch (error) {
-    throw new InputError('BASELINE_UNREADABLE', `read baseline ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`)
+    const message = (error as Error).message
+    const reason = message.startsWith(`read ${path}: `) ? message.slice(`read ${path}: `.length) : message
+    throw new InputError('BASELINE_UNREADABLE', `read baseline ${path}: ${reason}`)
   }
   let parsed: unknown
   try {

@@ -4,22 +4,22 @@
  * warm them (every adapter routed once), check one step of every strategy
  * against the float64 reference, then time them interleaved.
  */
-import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {GateError, UsageError} from '../errors.js'
-import {removeOnExit} from '../io/exit-cleanup.js'
-import {Projection, projectionShape} from '../models/llama.js'
+import {assertDiskFits, assertMemoryFits, availableMemoryBytes} from '../io/resources.js'
+import {createWorkFolder} from '../io/temporaries.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
 import type {ProgressCallback} from '../progress.js'
 import {Rng} from '../random.js'
 import {createExecutor} from '../serve/executors.js'
-import {BenchModelKind} from '../serve/lora-layout.js'
+import {StackDims, moduleSpecs} from '../serve/lora-layout.js'
 import {compareRows, referenceRows} from '../serve/reference.js'
 import {BASELINE, STRATEGY_TABLE, Strategy, strategyOf} from '../serve/registry.js'
 import type {RoutingStep} from '../serve/routing.js'
 import type {Executor, ReferenceKind} from '../serve/strategy.js'
-import {SharedInfo, StackDtype, WeightSet, WeightSetSpec, prepareWeightSet} from '../serve/weights/weight-set.js'
+import {SharedInfo, StackDtype, WeightSet, WeightSetSpec, prepareWeightSet, weightSetBytes, weightSetKey} from '../serve/weights/weight-set.js'
 import {formatBytes} from '../units.js'
 import {BenchConfig, BenchReport, BenchResult, ToleranceFailure} from './report.js'
 import {latencyStats, timeInterleaved} from './runner.js'
@@ -28,12 +28,8 @@ import {Workload, drawSteps, workloadName} from './workload.js'
 /** Said in every report: what the llama model leaves out. */
 export const ATTENTION_NOTE = 'attention mixing across tokens is left out (it does not depend on adapters); q, k and v are summed into o_proj so all three stay computed'
 
-export interface BenchOptions {
-  model: BenchModelKind
-  hidden: number
-  intermediate: number
-  layers: number
-  targets: readonly Projection[]
+/** What `lora bench` runs: the model's dims and adapted projections (`StackDims`; `block`: the pack's block when it is not the square Llama block, from `resolveModelShape`) and the rest. */
+export interface BenchOptions extends StackDims {
   /** Adapter counts to sweep. */
   adapters: readonly number[]
   /** Ranks assigned in turn (padded to the largest). */
@@ -84,9 +80,11 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     notes.push(line)
     o.onNote?.(line)
   }
-  const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'lora-bench-'))
-  // a temporary folder can hold gigabytes of weights: remove it on Ctrl-C too
-  const releaseWorkDir = o.workDir ? undefined : removeOnExit(workDir)
+  // the sizes first: nothing is allocated or written for a run that cannot fit
+  assertBenchFits(o, o.workDir ?? tmpdir(), Math.max(...o.ranks))
+  // a temporary folder can hold gigabytes of weights: removed on Ctrl-C too, and by a later run after a SIGKILL
+  const scratch = o.workDir ? undefined : await createWorkFolder(tmpdir(), 'bench')
+  const workDir = o.workDir ?? scratch!.path
   const results: BenchResult[] = []
   const toleranceFailures: ToleranceFailure[] = []
   let rank = Math.max(...o.ranks)
@@ -94,19 +92,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   try {
     for (const adapters of o.adapters) {
       const wanted = o.strategies ?? defaultStrategies(o, adapters, note)
-      const spec: WeightSetSpec = {
-        dims: {model: o.model, hidden: o.hidden, intermediate: o.intermediate, layers: o.layers, targets: [...o.targets]},
-        adapters,
-        ranks: o.packPath ? [rank] : [...o.ranks],
-        sharedK: o.sharedK,
-        fuse: true,
-        seed: o.seed,
-        include: {stacks: reads(wanted, 'stacks'), shared: reads(wanted, 'shared')},
-        ...(o.basePath ? {basePath: o.basePath} : {}),
-        ...(o.packPath ? {packPath: o.packPath} : {}),
-        ...(o.sharedBPath ? {sharedBPath: o.sharedBPath} : {}),
-        ...(o.stackDtype === 'f16' ? {stackDtype: 'f16' as const} : {}),
-      }
+      const spec = weightSetSpec(o, adapters, wanted, rank)
       const set = await prepareWeightSet(spec, {workDir, onProgress: o.onProgress})
       rank = set.rank
       shared = set.info.shared ?? shared
@@ -114,10 +100,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       results.push(...(await benchOneCount(o, set, wanted, provider.ep, toleranceFailures)))
     }
   } finally {
-    if (releaseWorkDir) {
-      releaseWorkDir()
-      rmSync(workDir, {recursive: true, force: true})
-    }
+    await scratch?.remove()
   }
   const report: BenchReport = {
     config: {
@@ -141,6 +124,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       shared_b: shared ? sharedReport(shared, o) : null,
       merged_cache: o.mergedCache,
       stack_dtype: o.stackDtype ?? 'f32',
+      ...(o.block ? {block: o.block} : {}),
       tolerance: o.tolerance,
       threads: o.threads,
       weights: weightsDescription(o, shared),
@@ -199,6 +183,59 @@ async function benchOneCount(o: BenchOptions, set: WeightSet, strategies: readon
   } finally {
     for (const e of executors) await e.close()
   }
+}
+
+/** The model's dims as the weight set and the graphs take them. */
+function dimsOf(o: BenchOptions): StackDims {
+  return {model: o.model, hidden: o.hidden, intermediate: o.intermediate, layers: o.layers, targets: [...o.targets], ...(o.block ? {block: o.block} : {})}
+}
+
+/** The weight set of one adapter count. */
+function weightSetSpec(o: BenchOptions, adapters: number, strategies: readonly Strategy[], rank: number): WeightSetSpec {
+  return {
+    dims: dimsOf(o),
+    adapters,
+    ranks: o.packPath ? [rank] : [...o.ranks],
+    sharedK: o.sharedK,
+    fuse: true,
+    seed: o.seed,
+    include: {stacks: reads(strategies, 'stacks'), shared: reads(strategies, 'shared')},
+    ...(o.basePath ? {basePath: o.basePath} : {}),
+    ...(o.packPath ? {packPath: o.packPath} : {}),
+    ...(o.sharedBPath ? {sharedBPath: o.sharedBPath} : {}),
+    ...(o.stackDtype === 'f16' ? {stackDtype: 'f16' as const} : {}),
+  }
+}
+
+/** JavaScript heap per slot: slot ranks, workload tables and routing arrays hold a few numbers per adapter. */
+const HEAP_BYTES_PER_SLOT = 64
+
+/**
+ * Refuse a run whose weight sets do not fit on the work folder's disk, or
+ * whose inputs, activations and per-adapter tables do not fit in memory,
+ * before anything is allocated or written. Sets already built and reused
+ * cost no disk.
+ * @throws UsageError NOT_ENOUGH_DISK, NOT_ENOUGH_MEMORY with the estimate
+ */
+function assertBenchFits(o: BenchOptions, workDir: string, rank: number): void {
+  const all = o.strategies ?? STRATEGY_TABLE.map((s) => s.name)
+  const disk = o.adapters.map((n) => {
+    const spec = weightSetSpec(o, n, all, rank)
+    const built = existsSync(join(workDir, weightSetKey(spec), 'index.json'))
+    return {path: workDir, bytes: built ? 0 : weightSetBytes(spec, rank, o.sharedK), what: `the weight set of ${n} adapters`}
+  })
+  assertDiskFits(disk, 'bench')
+  const rows = o.batch * o.tokens
+  const widest = Math.max(o.hidden, o.model === 'layer' ? o.hidden : o.intermediate)
+  const slots = Math.max(...o.adapters) + 1
+  assertMemoryFits(
+    [
+      {bytes: rows * o.hidden * 4, largestArray: rows * o.hidden * 4, what: `the inputs (${rows} rows × ${o.hidden})`},
+      {bytes: rows * widest * 4 * 4 * all.length, largestArray: rows * widest * 4, what: `the activations of ${all.length} strategies`},
+      {bytes: slots * HEAP_BYTES_PER_SLOT, heap: slots * HEAP_BYTES_PER_SLOT, what: `the tables of ${slots - 1} adapters`},
+    ],
+    'bench',
+  )
 }
 
 /** Where the weights came from, in words (`config.weights`). */
@@ -267,11 +304,8 @@ function reads(strategies: readonly Strategy[], part: 'stacks' | 'shared'): bool
 function defaultStrategies(o: BenchOptions, adapters: number, note: (line: string) => void): Strategy[] {
   const R = Math.max(...o.ranks)
   let stackBytes = 0
-  for (const p of o.model === 'layer' ? (['q_proj'] as Projection[]) : o.targets) {
-    const [out, inp] = projectionShape(o, p)
-    stackBytes += (adapters + 1) * R * (out + inp) * 4 * (o.model === 'layer' ? 1 : o.layers)
-  }
-  const available = availableMemory()
+  for (const m of moduleSpecs(dimsOf(o))) if (m.targeted) stackBytes += (adapters + 1) * R * (m.out + m.in) * 4
+  const available = availableMemoryBytes()
   const GiB = (bytes: number) => (bytes / 2 ** 30).toFixed(1)
   return STRATEGY_TABLE.filter((s) => {
     const need = s.workingMemory ? s.workingMemory.stackCopies * stackBytes : 0
@@ -281,15 +315,6 @@ function defaultStrategies(o: BenchOptions, adapters: number, note: (line: strin
   }).map((s) => s.name)
 }
 
-function availableMemory(): number {
-  try {
-    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))
-    if (m) return Number(m[1]) * 1024
-  } catch {
-    // not Linux
-  }
-  return 8 * 2 ** 30
-}
 
 function validate(o: BenchOptions): void {
   if (o.adapters.length === 0) throw new UsageError('BAD_FLAG', '--adapters needs at least one count')

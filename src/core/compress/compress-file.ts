@@ -13,10 +13,13 @@ import {performance} from 'node:perf_hooks'
 import {tmpdir} from 'node:os'
 import {dirname, resolve} from 'node:path'
 import {DTYPES, FloatOutputDType, FLOAT_OUTPUT_DTYPES} from '../dtype.js'
-import {InputError} from '../errors.js'
+import {InputError, UsageError} from '../errors.js'
+import {formatBytes} from '../units.js'
 import {SAFETENSORS_MAX_HEADER_BYTES} from '../formats/safetensors-header.js'
 import {SharedBPlan, SharedBWriter, sharedBLayout} from '../formats/shared-b-writer.js'
-import {assertOutputFree} from '../io/atomic-output.js'
+import {checkOutputs} from '../io/output-target.js'
+import {assertDiskFits} from '../io/resources.js'
+import {shapeSize} from '../shape.js'
 import {MatMulEngine} from '../linalg/matmul-engine.js'
 import type {PackFile} from '../formats/pack-file.js'
 import type {ProgressCallback} from '../progress.js'
@@ -25,7 +28,7 @@ import {CompressedModule, ModuleCompressOptions, RankChoice, chooseRank, maxOf, 
 import {packModuleSource} from './pack-module-source.js'
 import {RankSelection, bytesAfter, savingsPercent, sweepRanks, validateSelection} from './rank-selection.js'
 import type {SharedBErrors} from '../formats/shared-b-file.js'
-import {openInput} from './open-input.js'
+import {openInput, resolveCompressInput} from './open-input.js'
 import type {BasisMethod} from './shared-basis.js'
 
 export interface CompressInputOptions {
@@ -48,6 +51,8 @@ export interface CompressFileOptions extends CompressInputOptions {
   out: string
   selection: RankSelection
   force?: boolean
+  /** Write the file even when it is larger than the input pack (refused otherwise: the point of compressing is a smaller file). */
+  allowGrowth?: boolean
 }
 
 /** One module of the report. */
@@ -122,8 +127,9 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
   const started = performance.now()
   validateSelection(options.selection)
   const out = resolve(options.cwd ?? process.cwd(), options.out)
-  await assertOutputFree(out, options.force)
-  const input = await openInput(options, dirname(out))
+  const resolved = await resolveCompressInput(options)
+  await checkOutputs([{path: out, kind: 'file', flag: '--out'}], {force: options.force, inputs: resolved.kind === 'pack' ? [resolved.path] : resolved.dirs})
+  const input = await openInput(resolved, dirname(out), options.onProgress)
   const engine = options.engine ?? new MatMulEngine()
   try {
     const {pack} = input
@@ -149,6 +155,15 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
     if (headerBytes > SAFETENSORS_MAX_HEADER_BYTES) {
       throw new InputError('COMPRESS_HEADER_TOO_LARGE', `compress: the manifest and per-slot errors make a ${headerBytes}-byte header, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit; compress fewer adapters per file`)
     }
+    const layout = sharedBLayout(plan)
+    const outBytes = 8 + layout.headerBytes + layout.specs.reduce((s, t) => s + shapeSize(t.shape) * DTYPES[t.dtype].bytes, 0)
+    if (outBytes > pack.file.bytes && !options.allowGrowth) {
+      throw new UsageError(
+        'COMPRESS_GROWS',
+        `compress ${out}: at the K chosen (${describeKs(choices.map((c) => c.k))}) the shared-B file would be ${formatBytes(outBytes)}, ${(100 * (outBytes / pack.file.bytes - 1)).toFixed(0)}% larger than the input's ${formatBytes(pack.file.bytes)}; choose a smaller K (--rank, --savings) or pass --allow-growth`,
+      )
+    }
+    assertDiskFits([{path: out, bytes: outBytes, what: 'the shared-B file'}], `compress ${out}`)
     const writer = await SharedBWriter.create(out, plan, {force: options.force})
     const modules: CompressedModule[] = []
     try {
@@ -206,7 +221,7 @@ export async function compressFile(options: CompressFileOptions): Promise<Compre
  */
 export async function sweepFile(options: CompressInputOptions & {ranks?: readonly number[]}): Promise<SweepReport> {
   const started = performance.now()
-  const input = await openInput(options, tmpdir())
+  const input = await openInput(await resolveCompressInput(options), tmpdir(), options.onProgress)
   const engine = options.engine ?? new MatMulEngine()
   try {
     const {pack} = input
@@ -345,4 +360,11 @@ export function growthWarnings(modules: readonly CompressedModule[]): string[] {
 
 function convergenceWarnings(modules: readonly CompressedModule[]): string[] {
   return modules.filter((m) => !m.converged).map((m) => unconvergedWarning(m.name))
+}
+
+/** `K = 4` or `K 2–16 per module`. */
+function describeKs(ks: readonly number[]): string {
+  const lo = Math.min(...ks)
+  const hi = Math.max(...ks)
+  return lo === hi ? `K = ${hi}` : `K ${lo}–${hi} per module`
 }

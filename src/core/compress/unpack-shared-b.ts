@@ -8,7 +8,7 @@
  */
 import {resolve} from 'node:path'
 import {AdapterTensor, writeAdapter} from '../formats/peft-adapter-writer.js'
-import {assertOutputFree} from '../io/atomic-output.js'
+import {ADAPTER_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import {sourceKeys} from '../formats/pack-manifest.js'
 import {UnpackOptions, UnpackResult, assertOneAdapter} from '../pack/unpack.js'
 import {SharedBFile} from '../formats/shared-b-file.js'
@@ -25,9 +25,10 @@ export function exactPatternKey(module: string): string {
  */
 export async function unpackSharedB(options: UnpackOptions): Promise<UnpackResult> {
   assertOneAdapter(options)
-  await assertOutputFree(options.out, options.force)
+  await checkOutputs([{path: options.out, kind: 'folder', folderKind: ADAPTER_OUTPUT_KIND, flag: '--out'}], {force: options.force, inputs: [options.file]})
   const file = await SharedBFile.open(options.file)
   try {
+    await file.checkNullSlot()
     const entry = options.adapter !== undefined ? file.adapterByName(options.adapter) : file.adapterBySlot(options.slot!)
     const tensors: AdapterTensor[] = []
     const ranks = new Map<string, number>()

@@ -7,9 +7,13 @@
  * and renders as it goes).
  */
 import {readdirSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {UsageError} from '../errors.js'
+import {MODEL_OUTPUT_KIND, SYNTH_ADAPTERS_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
+import {removeStaleTemporaries} from '../io/temporaries.js'
+import {QUANT_SCHEMES} from '../quant/schemes.js'
 import type {ProgressCallback} from '../progress.js'
 import {DEMO_SIZES, DemoSettings} from './settings.js'
 import {BenchStep, benchStep} from './step-bench.js'
@@ -84,6 +88,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   validate(settings)
   const seed = options.seed ?? 0
   const force = options.force ?? false
+  if (options.out !== undefined && force) await checkDemoEntries(options.out, settings)
+  if (options.out === undefined) await removeStaleTemporaries(tmpdir())
   const ws = DemoWorkspace.open({out: options.out, force})
   const observer = options.observer ?? {}
   const progress = (step: DemoStepName): ProgressCallback | undefined => {
@@ -129,6 +135,28 @@ function validate(s: DemoSettings): void {
   if (s.bench.counts.length === 0) throw new UsageError('BAD_FLAG', 'demo: the bench needs at least one adapter count')
   if (!(s.maxError > 0 && s.maxError < 1)) throw new UsageError('BAD_FLAG', `demo: the K rule's error bound must be in (0, 1) (got ${s.maxError})`)
   if (s.schemes.length === 0) throw new UsageError('BAD_FLAG', 'demo: at least one quantization scheme is needed')
+}
+
+/**
+ * With `--force` into an existing folder: every entry the demo will write may be replaced
+ * (`output-target.ts`: a file by a file, a folder only when it is a previous output of the
+ * same kind), checked before the first step instead of failing in the middle of the run.
+ */
+async function checkDemoEntries(out: string, s: DemoSettings): Promise<void> {
+  const file = (name: string) => ({path: join(out, name), kind: 'file' as const, flag: `--out entry ${name}`})
+  const folder = (name: string, kind: string) => ({path: join(out, name), kind: 'folder' as const, folderKind: kind, flag: `--out entry ${name}`})
+  await checkOutputs(
+    [
+      folder('base', MODEL_OUTPUT_KIND),
+      folder('adapters', SYNTH_ADAPTERS_OUTPUT_KIND),
+      file('pack.safetensors'),
+      file('shared-b.safetensors'),
+      ...s.schemes.map((scheme) => (QUANT_SCHEMES[scheme].format === 'gguf' ? file(mergedEntryName(scheme)) : folder(mergedEntryName(scheme), MODEL_OUTPUT_KIND))),
+      file('bench.json'),
+      file('bench.svg'),
+    ],
+    {force: true},
+  )
 }
 
 /** The entries of the demo folder with their sizes, measured on disk. */

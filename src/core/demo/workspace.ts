@@ -7,11 +7,12 @@
  * this run wrote into DIR is removed again (and DIR itself when the run
  * created it), so a failed demo leaves no partial output behind.
  */
-import {mkdirSync, mkdtempSync, readdirSync, rmSync, statSync} from 'node:fs'
+import {mkdirSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {UsageError} from '../errors.js'
 import {onExitCleanup} from '../io/exit-cleanup.js'
+import {createWorkFolderSync} from '../io/temporaries.js'
 
 export interface WorkspaceOptions {
   /** Keep the artifacts here; a temporary folder when absent. */
@@ -40,7 +41,11 @@ export class DemoWorkspace {
    * @throws UsageError OUTPUT_EXISTS for a non-empty `out` without `force`; OUTPUT_NOT_DIR when `out` is a file
    */
   static open(options: WorkspaceOptions = {}): DemoWorkspace {
-    if (options.out === undefined) return new DemoWorkspace(mkdtempSync(join(tmpdir(), 'lora-demo-')), false, true)
+    if (options.out === undefined) {
+      const work = createWorkFolderSync(tmpdir(), 'demo')
+      work.release() // the workspace's own exit cleanup removes it
+      return new DemoWorkspace(work.path, false, true)
+    }
     const dir = resolve(options.out)
     let entries: string[] | undefined
     try {

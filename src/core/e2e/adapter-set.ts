@@ -12,6 +12,7 @@ import {SharedBFile, sharedBTensorNames} from '../formats/shared-b-file.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {Projection, projectionPath} from '../models/llama.js'
 import {PackFile} from '../formats/pack-file.js'
+import {transposeTyped} from '../linalg/dense.js'
 import {AdapterFactors, ModuleFactors, projectionShapeOf, readPackFactors} from '../runtime/adapter-factors.js'
 import type {DecoderConfig} from '../runtime/decoder-config.js'
 import {RoutedStackSource, SharedModuleStacks, packStackSource} from '../runtime/routed-deltas.js'
@@ -79,7 +80,7 @@ export async function packAdapters(packPath: string, config: DecoderConfig, shar
     if (!m || !shared) return undefined
     const k = shared.ranks.get(module)!
     const ak = Float32Array.from((await shared.file.readTensor(sharedBTensorNames(shared.module(module)).a)).toFloat32())
-    return {ak, bk: transpose(Float32Array.from((await shared.readSharedB(module)).toFloat32()), m.out, k), k, in: m.in, out: m.out}
+    return {ak, bk: transposeTyped(Float32Array.from((await shared.readSharedB(module)).toFloat32()), m.out, k), k, in: m.in, out: m.out}
   }
   return {
     kind: 'pack',
@@ -128,9 +129,3 @@ function checkSharedFile(file: SharedBFile, names: readonly string[], modules: r
   }
 }
 
-/** `[rows, cols]` → `[cols, rows]`. */
-function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(values.length)
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!
-  return out
-}

@@ -40,6 +40,8 @@ export interface BatchEngine<C = unknown> {
   keep(cache: C, rows: readonly number[]): C
   /** Bytes a cache holds. */
   cacheBytes(cache: C): number
+  /** Drop a whole cache (engines that hold rows outside JavaScript, llama.cpp's slots, give them back). */
+  release?(cache: C): void
 }
 
 /** One call as the timer sees it. */

@@ -8,23 +8,11 @@ import {argmax} from '../runtime/generate.js'
 import {KvCache} from '../runtime/kv-cache.js'
 import type {BatchEngine, EngineRow, EngineStep} from './batch-engine.js'
 
-/** Greedy decoding over `model` (see the module comment). */
-export class DecoderEngine implements BatchEngine<KvCache> {
-  constructor(
-    private readonly model: DecoderModel,
-    /** Feed each row's adapter to the model's routing inputs (false: the base model ignores them). */
-    private readonly routed: boolean,
-  ) {}
+/** A `BatchEngine` on the decoder runtime: its cache is a `KvCache`, whose rows are joined, kept and counted here. */
+export abstract class KvCacheEngine implements BatchEngine<KvCache> {
+  abstract prefill(rows: readonly EngineRow[]): Promise<EngineStep<KvCache>>
 
-  async prefill(rows: readonly EngineRow[]): Promise<EngineStep<KvCache>> {
-    const out = await this.model.forward({tokens: rows.map((r) => r.tokens), ...this.adapters(rows)})
-    return {next: out.logits.map(argmax), cache: out.cache}
-  }
-
-  async decode(cache: KvCache, rows: readonly EngineRow[]): Promise<EngineStep<KvCache>> {
-    const out = await this.model.forward({tokens: rows.map((r) => r.tokens), cache, ...this.adapters(rows)})
-    return {next: out.logits.map(argmax), cache: out.cache}
-  }
+  abstract decode(cache: KvCache, rows: readonly EngineRow[]): Promise<EngineStep<KvCache>>
 
   join(caches: readonly KvCache[]): KvCache {
     return KvCache.concat(caches)
@@ -36,6 +24,27 @@ export class DecoderEngine implements BatchEngine<KvCache> {
 
   cacheBytes(cache: KvCache): number {
     return cache.bytes
+  }
+}
+
+/** Greedy decoding over `model` (see the module comment). */
+export class DecoderEngine extends KvCacheEngine {
+  constructor(
+    private readonly model: DecoderModel,
+    /** Feed each row's adapter to the model's routing inputs (false: the base model ignores them). */
+    private readonly routed: boolean,
+  ) {
+    super()
+  }
+
+  override async prefill(rows: readonly EngineRow[]): Promise<EngineStep<KvCache>> {
+    const out = await this.model.forward({tokens: rows.map((r) => r.tokens), ...this.adapters(rows)})
+    return {next: out.logits.map(argmax), cache: out.cache}
+  }
+
+  override async decode(cache: KvCache, rows: readonly EngineRow[]): Promise<EngineStep<KvCache>> {
+    const out = await this.model.forward({tokens: rows.map((r) => r.tokens), cache, ...this.adapters(rows)})
+    return {next: out.logits.map(argmax), cache: out.cache}
   }
 
   private adapters(rows: readonly EngineRow[]): {adapters?: (string | null)[]} {

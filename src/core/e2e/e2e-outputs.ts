@@ -4,7 +4,7 @@
  * FILE.svg; the latency CDFs of the largest adapter count at
  * FILE-latency.svg), each atomically; checked free before the run.
  */
-import {assertOutputFree} from '../io/atomic-output.js'
+import {checkOutputs} from '../io/output-target.js'
 import {writeText} from '../bench/outputs.js'
 import {renderThroughputSvg} from '../bench/plot.js'
 import type {E2eReport} from './e2e-report.js'
@@ -15,6 +15,8 @@ export interface E2eOutputPaths {
   out?: string
   plot?: string
   force?: boolean
+  /** The files the run reads (model, pack, shared-B file, trace): no output may be one of them. */
+  inputs?: ReadonlyArray<string | undefined>
 }
 
 /** The latency plot's path beside the throughput plot's: `x.svg` → `x-latency.svg`. */
@@ -23,11 +25,15 @@ export function latencyPlotPath(plot: string): string {
 }
 
 /**
- * Refuse early (before minutes of serving) when an output exists and not `force`.
- * @throws UsageError OUTPUT_EXISTS
+ * Refuse early (before minutes of serving) an output that exists without `force`, is an input, or cannot be written (`output-target.ts`).
+ * @throws UsageError OUTPUT_EXISTS and the other refusals of `checkOutputs`
  */
 export async function checkE2eOutputsFree(paths: E2eOutputPaths): Promise<void> {
-  for (const p of [paths.out, paths.plot, paths.plot && latencyPlotPath(paths.plot)]) if (p) await assertOutputFree(p, paths.force)
+  const files = [
+    ...(paths.out ? [{path: paths.out, flag: '--out'}] : []),
+    ...(paths.plot ? [{path: paths.plot, flag: '--plot'}, {path: latencyPlotPath(paths.plot), flag: '--plot (latency)'}] : []),
+  ]
+  await checkOutputs(files.map((f) => ({...f, kind: 'file' as const})), {force: paths.force, inputs: paths.inputs})
 }
 
 /** `llama 2048/5632×4, q4 base, rank 16, 32 requests 128+128, distinct, offline (cpu)`. */

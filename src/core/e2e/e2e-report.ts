@@ -6,7 +6,7 @@
  */
 import {GateError} from '../errors.js'
 import type {TokenMismatch} from './check-tokens.js'
-import type {Percentiles, RatiosToBase, Throughput} from './metrics.js'
+import type {RatiosToBase, TraceMetrics} from './metrics.js'
 
 /** What was run. */
 export interface E2eConfig {
@@ -63,17 +63,14 @@ export interface E2eConfig {
   notes: string[]
 }
 
-/** One strategy at one adapter count. */
-export interface E2eResult {
+/** One strategy at one adapter count: its trace's figures (`TraceMetrics`) and the rest. */
+export interface E2eResult extends TraceMetrics {
   strategy: string
   /** Adapters loaded. */
   adapters: number
   /** Distinct adapters the requests asked for. */
   distinct_adapters: number
   policy: 'mixed' | 'per-adapter'
-  tokens_per_s: Throughput
-  ttft_ms: Percentiles
-  itl_ms: Percentiles
   memory: {
     /** Resident-set growth while its session was built (weights, prepacked copies). */
     session_bytes: number
@@ -88,18 +85,15 @@ export interface E2eResult {
   }
   relative_to_base: RatiosToBase
   tokens_equal: boolean
+  /** Requests whose generated tokens are all the reference's. */
+  exact_requests: number
+  /** Requests that diverged from the reference where its best two logits were within the tie tolerance. */
   near_ties: number
+  /** The tolerance of its check: the run's, or a peer's own (its arithmetic is coarser than float32). */
+  tie_tolerance: number
   /** The first mismatching requests (at most 10). */
   mismatches: TokenMismatch[]
   requests: number
-  prompt_tokens: number
-  generated_tokens: number
-  prefill_s: number
-  decode_s: number
-  makespan_s: number
-  prefill_calls: number
-  decode_calls: number
-  mean_decode_batch: number
   peak_batch: number
   /** Counters of the strategy (merged: merges, hits, swaps), null for others. */
   stats: Record<string, number> | null

@@ -8,6 +8,7 @@
  * adapters runs one group after another. Merges and swaps are part of the
  * call they serve, so the clock counts them.
  */
+import {transposeTyped} from '../linalg/dense.js'
 import {MatMulEngine} from '../linalg/matmul-engine.js'
 import type {GraphBuilder} from '../onnx/graph-builder.js'
 import type {ExecutionProvider, OrtTensor} from '../onnx/session.js'
@@ -19,7 +20,8 @@ import {KvCache} from '../runtime/kv-cache.js'
 import {linearValues} from '../runtime/linear-weight.js'
 import type {DeltaContext, ProjectionDeltas, ProjectionSite} from '../runtime/projection-delta.js'
 import type {AdaptedModule, E2eAdapterSet} from './adapter-set.js'
-import type {BatchEngine, EngineRow, EngineStep} from './batch-engine.js'
+import type {EngineRow, EngineStep} from './batch-engine.js'
+import {KvCacheEngine} from './decoder-engine.js'
 
 /** What the merged engine did: merges run, LRU hits, weight swaps. */
 export interface MergedStats {
@@ -74,7 +76,7 @@ function inputName(module: string): string {
 }
 
 /** Weight swapping over merged copies (see the module comment). */
-export class MergedEngine implements BatchEngine<KvCache> {
+export class MergedEngine extends KvCacheEngine {
   readonly stats: MergedStats = {merges: 0, hits: 0, swaps: 0}
   /** LRU: insertion order is recency. */
   private readonly cache = new Map<string, WeightFeeds>()
@@ -88,7 +90,9 @@ export class MergedEngine implements BatchEngine<KvCache> {
     private readonly baseT: ReadonlyMap<string, Float32Array>,
     private readonly baseFeeds: WeightFeeds,
     private readonly gemm: MatMulEngine,
-  ) {}
+  ) {
+    super()
+  }
 
   /** Read the adapted weights, build the graph and its session. */
   static async create(o: MergedEngineOptions): Promise<MergedEngine> {
@@ -97,7 +101,7 @@ export class MergedEngine implements BatchEngine<KvCache> {
     const baseFeeds: WeightFeeds = {}
     for (const m of o.adapters.modules) {
       const w = await o.weights.linear(`${m.name}.weight`)
-      const t = transpose(linearValues(w), w.out, w.in)
+      const t = transposeTyped(linearValues(w), w.out, w.in)
       baseT.set(m.name, t)
       baseFeeds[inputName(m.name)] = new ort.Tensor('float32', t, [m.in, m.out])
     }
@@ -111,24 +115,12 @@ export class MergedEngine implements BatchEngine<KvCache> {
     return this.o.adapters.modules.reduce((s, m) => s + 4 * m.in * m.out, 0)
   }
 
-  async prefill(rows: readonly EngineRow[]): Promise<EngineStep<KvCache>> {
+  override async prefill(rows: readonly EngineRow[]): Promise<EngineStep<KvCache>> {
     return this.grouped(rows, undefined)
   }
 
-  decode(cache: KvCache, rows: readonly EngineRow[]): Promise<EngineStep<KvCache>> {
+  override decode(cache: KvCache, rows: readonly EngineRow[]): Promise<EngineStep<KvCache>> {
     return this.grouped(rows, cache)
-  }
-
-  join(caches: readonly KvCache[]): KvCache {
-    return KvCache.concat(caches)
-  }
-
-  keep(cache: KvCache, rows: readonly number[]): KvCache {
-    return cache.take(rows)
-  }
-
-  cacheBytes(cache: KvCache): number {
-    return cache.bytes
   }
 
   async close(): Promise<void> {
@@ -202,11 +194,3 @@ export class MergedEngine implements BatchEngine<KvCache> {
   }
 }
 
-function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(values.length)
-  for (let r = 0; r < rows; r++) {
-    const at = r * cols
-    for (let c = 0; c < cols; c++) out[c * rows + r] = values[at + c]!
-  }
-  return out
-}

@@ -4,9 +4,10 @@
  * the adapter's factors fed per row, plain LoRA), in static batches (the
  * rows of a batch start together, none joins later; no scheduler, no
  * stacks, no strategy of the table). Besides each generated token it keeps
- * the runner-up and the margin between them, so that a strategy that picks
- * the runner-up where the two logits are within float32 noise is told apart
- * from a wrong one (`checkTokens`).
+ * the runner-up and the margin between them, and the next contenders (the
+ * best `TIE_CANDIDATES` in all) with their gaps to the best, so that a
+ * strategy that picks another of the top tokens where their logits are within
+ * its arithmetic's noise is told apart from a wrong one (`checkTokens`).
  */
 import type {DecoderModel} from '../runtime/decoder-model.js'
 import type {AdapterFactors} from '../runtime/adapter-factors.js'
@@ -22,7 +23,12 @@ export interface ReferenceTokens {
   readonly margin: number[]
   /** Largest |logit| at each position (the margin's scale). */
   readonly scale: number[]
+  /** The tokens ranked 2nd … `TIE_CANDIDATES`-th at each position (the runner-up first), and their gaps to the best logit. */
+  readonly contenders?: ReadonlyArray<{readonly tokens: readonly number[]; readonly gaps: readonly number[]}>
 }
+
+/** Tokens at the top of each reference row kept for the near-tie check: the best and three contenders. */
+export const TIE_CANDIDATES = 4
 
 /** One row of the reference: a request and how to read the factors of its adapter (null: the base alone), read when its batch runs. */
 export interface ReferenceRow {
@@ -32,21 +38,28 @@ export interface ReferenceRow {
   factors(): Promise<AdapterFactors | null>
 }
 
-/** The best and second-best entries of a row of logits. */
-export function topTwo(row: Float32Array): {best: number; second: number; margin: number; scale: number} {
-  let best = 0
-  let second = row.length > 1 ? 1 : 0
-  if (row.length > 1 && row[1]! > row[0]!) [best, second] = [1, 0]
-  let scale = Math.max(Math.abs(row[0]!), Math.abs(row[row.length > 1 ? 1 : 0]!))
-  for (let i = 2; i < row.length; i++) {
+/**
+ * The `k` largest entries of a row of logits, best first (ties to the lower
+ * index), and the largest |logit|.
+ */
+export function topCandidates(row: Float32Array, k: number): {tokens: number[]; logits: number[]; scale: number} {
+  const tokens: number[] = []
+  const logits: number[] = []
+  let scale = 0
+  for (let i = 0; i < row.length; i++) {
     const v = row[i]!
     scale = Math.max(scale, Math.abs(v))
-    if (v > row[best]!) {
-      second = best
-      best = i
-    } else if (v > row[second]!) second = i
+    if (tokens.length === k && v <= logits[k - 1]!) continue
+    let at = Math.min(tokens.length, k - 1)
+    while (at > 0 && v > logits[at - 1]!) at--
+    tokens.splice(at, 0, i)
+    logits.splice(at, 0, v)
+    if (tokens.length > k) {
+      tokens.pop()
+      logits.pop()
+    }
   }
-  return {best, second, margin: row[best]! - row[second]!, scale}
+  return {tokens, logits, scale}
 }
 
 /**
@@ -62,18 +75,19 @@ export async function runReference(model: DecoderModel, deltas: RowFactorDeltas,
     const loaded = new Map<string, AdapterFactors | null>()
     for (const r of chunk) if (!loaded.has(r.key)) loaded.set(r.key, await r.factors())
     const factors = chunk.map((r) => loaded.get(r.key)!)
-    const results: ReferenceTokens[] = chunk.map(() => ({tokens: [], runnerUp: [], margin: [], scale: []}))
+    const results: Array<ReferenceTokens & {contenders: Array<{tokens: number[]; gaps: number[]}>}> = chunk.map(() => ({tokens: [], runnerUp: [], margin: [], scale: [], contenders: []}))
     let active = chunk.map((_, i) => i)
     await deltas.setRows(factors)
     let step = await model.forward({tokens: chunk.map((r) => r.request.prompt)})
     for (;;) {
       step.logits.forEach((row, k) => {
-        const t = topTwo(row)
+        const t = topCandidates(row, TIE_CANDIDATES)
         const r = results[active[k]!]!
-        r.tokens.push(t.best)
-        r.runnerUp.push(t.second)
-        r.margin.push(t.margin)
+        r.tokens.push(t.tokens[0]!)
+        r.runnerUp.push(t.tokens[1] ?? t.tokens[0]!)
+        r.margin.push(t.logits[0]! - (t.logits[1] ?? t.logits[0]!))
         r.scale.push(t.scale)
+        r.contenders.push({tokens: t.tokens.slice(1), gaps: t.logits.slice(1).map((v) => t.logits[0]! - v)})
       })
       const keep = active.map((i, k) => (results[i]!.tokens.length < chunk[i]!.request.maxTokens ? k : -1)).filter((k) => k >= 0)
       if (keep.length === 0) break

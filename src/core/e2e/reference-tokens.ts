@@ -23,7 +23,7 @@ export function referenceForm(strategy: Pick<E2eStrategy, 'reference'>, adapters
 
 /** What `referenceTokens` decodes. */
 export interface ReferenceTokensOptions {
-  readonly ctx: E2eBuildContext
+  readonly ctx: Pick<E2eBuildContext, 'weights' | 'adapters' | 'ep' | 'threads' | 'maxPositions' | 'mergedCache' | 'externalData'>
   readonly requests: readonly E2eRequest[]
   readonly forms: ReadonlySet<ReferenceForm>
   /** Rows per static batch. */

@@ -10,6 +10,7 @@
  */
 import {readFileSync} from 'node:fs'
 import {UsageError} from '../errors.js'
+import {MemoryNeed, assertMemoryFits} from '../io/resources.js'
 import type {Projection} from '../models/llama.js'
 import {ExecutionProviderChoice, ortVersion, resolveProvider} from '../onnx/session.js'
 import type {ProgressCallback} from '../progress.js'
@@ -32,8 +33,8 @@ import {ReferenceTokens} from './reference-run.js'
 import {referenceForm, referenceTokens} from './reference-tokens.js'
 import {Arrival, E2eRequest, drawRequests, readTrace} from './requests.js'
 import {Scheduler, ServeTrace, serveInterleaved} from './scheduler.js'
-import {BuiltStrategy, E2eBuildContext, E2eStrategy, e2eStrategy, E2E_STRATEGY_TABLE} from './strategies.js'
-import {SyntheticDecoderDims, syntheticDecoderWeights} from './synthetic-decoder.js'
+import {BuiltStrategy, E2eBuildContext, E2eRunFacts, E2eStrategy, e2eStrategy, E2E_STRATEGY_TABLE} from './strategies.js'
+import {SyntheticDecoderDims, syntheticDecoderConfig, syntheticDecoderWeights, tensorTable} from './synthetic-decoder.js'
 import {syntheticAdapters} from './synthetic-adapters.js'
 
 /** The default adapted projections. */
@@ -69,6 +70,8 @@ export interface E2eOptions {
   readonly ep: ExecutionProviderChoice
   readonly threads: number
   readonly mergedCache: number
+  /** A folder whose node_modules holds node-llama-cpp (the llama.cpp peer), tried before lora's own install and the current folder. */
+  readonly engineDir?: string
   readonly seed: number
   readonly tieTolerance?: number
   /** Requests over which a non-f32 base's KL to the f32 base is measured (default 4; 0: not measured). */
@@ -82,9 +85,11 @@ export interface E2eOptions {
 /** Run the end-to-end benchmark. A token mismatch is reported, not thrown (`assertTokensEqual` after writing the outputs). */
 export async function runE2e(o: E2eOptions): Promise<E2eReport> {
   validate(o)
+  assertE2eFits(o)
   const provider = await resolveProvider(o.ep)
   const notes: string[] = []
   const note = (line: string) => {
+    if (notes.includes(line)) return
     notes.push(line)
     o.onNote?.(line)
   }
@@ -104,10 +109,25 @@ export async function runE2e(o: E2eOptions): Promise<E2eReport> {
         requestCount = requests.length
         const longest = Math.max(...requests.map((r) => r.prompt.length + r.maxTokens))
         if (longest > config.maxPositions) throw new UsageError('CONTEXT_TOO_LONG', `a request needs ${longest} positions (prompt + generated tokens), more than the model runs (${config.maxPositions})`)
-        const strategies = chooseStrategies(o, adapters, note)
+        const strategies = chooseStrategies(o, adapters, {config, model: o.model, engineDir: o.engineDir}, note)
         const need = residentEstimate(config, o.baseDtype, adapters, strategies, o.mergedCache)
         if (need > 0.8 * availableMemory()) note(`the ${strategies.length} strategies' sessions hold about ${(need / 2 ** 30).toFixed(1)} GiB together (weights per session, adapter stacks per routed strategy), near or over the ${(availableMemory() / 2 ** 30).toFixed(1)} GiB available: --strategies runs fewer at once`)
-        const ctx: E2eBuildContext = {weights, adapters, ep: provider.ep, threads: o.threads, maxPositions: longest, mergedCache: o.mergedCache, externalData: needsExternalData(config, adapters, strategies)}
+        const ctx: E2eBuildContext = {
+          weights,
+          adapters,
+          ep: provider.ep,
+          threads: o.threads,
+          maxPositions: longest,
+          mergedCache: o.mergedCache,
+          externalData: needsExternalData(config, adapters, strategies),
+          sourceWeights: f32,
+          baseDtype: o.baseDtype,
+          model: o.model,
+          requests,
+          maxBatch: o.maxBatch,
+          engineDir: o.engineDir,
+          note,
+        }
         const reference = await referenceTokens({ctx, requests, forms: new Set(strategies.map((s) => referenceForm(s, adapters))), maxBatch: o.maxBatch, onProgress: o.onProgress})
         results.push(...(await serveAll(o, ctx, strategies, requests, reference, adapters)))
         adapterInfo = {counts: [...adapterInfo.counts, adapters.adapters.length], rank: adapters.rank, shared_k: adapters.sharedK, shared_exact: adapters.sharedExact, targets: [...new Set(adapters.modules.map((m) => m.name.split('.').at(-1)!))]}
@@ -185,7 +205,9 @@ async function serveAll(o: E2eOptions, ctx: E2eBuildContext, strategies: readonl
 
 function result(o: E2eOptions, strategy: E2eStrategy, b: BuiltStrategy, trace: ServeTrace, base: ReturnType<typeof traceMetrics>, reference: ReadonlyMap<string, ReferenceTokens>, m: {sessionBytes: number; deviceBytes: number | null; warmStats: Record<string, number> | undefined; adapters: number; distinct: number}): E2eResult {
   const metrics = traceMetrics(trace)
-  const check = checkTokens(trace.requests, reference, o.tieTolerance ?? DEFAULT_TIE_TOLERANCE)
+  const runTolerance = o.tieTolerance ?? DEFAULT_TIE_TOLERANCE
+  const tolerance = strategy.tieTolerance?.(o.baseDtype, runTolerance) ?? runTolerance
+  const check = checkTokens(trace.requests, reference, tolerance)
   const round = (v: number) => Math.round(v * 100) / 100
   return {
     strategy: strategy.name,
@@ -198,7 +220,9 @@ function result(o: E2eOptions, strategy: E2eStrategy, b: BuiltStrategy, trace: S
     memory: {session_bytes: m.sessionBytes, adapter_bytes: b.adapterBytes, kv_cache_bytes_peak: trace.peakKvBytes, kv_reserved_bytes_peak: trace.peakReservedBytes, device_bytes: m.deviceBytes},
     relative_to_base: ratiosToBase(metrics, base),
     tokens_equal: check.equal,
+    exact_requests: check.exact,
     near_ties: check.nearTies,
+    tie_tolerance: tolerance,
     mismatches: check.mismatches.slice(0, 10),
     requests: trace.requests.length,
     prompt_tokens: metrics.prompt_tokens,
@@ -225,23 +249,28 @@ function sinceWarm(now: Record<string, number> | undefined, warm: Record<string,
 async function warm(b: BuiltStrategy, ctx: E2eBuildContext): Promise<void> {
   const length = Math.max(1, Math.min(4, ctx.maxPositions - 1))
   const step = await b.engine.prefill([{tokens: Array.from({length}, (_, i) => (i + 1) % ctx.weights.config.vocab), adapter: null}])
-  if (length + 1 <= ctx.maxPositions) await b.engine.decode(step.cache, [{tokens: [step.next[0]!], adapter: null}])
+  const cache = length + 1 <= ctx.maxPositions ? (await b.engine.decode(step.cache, [{tokens: [step.next[0]!], adapter: null}])).cache : step.cache
+  b.engine.release?.(cache)
 }
 
-/** The strategies to run: base first, then those asked for (or every available one that fits in memory). */
-function chooseStrategies(o: E2eOptions, adapters: E2eAdapterSet, note: (line: string) => void): E2eStrategy[] {
+/** The strategies to run: base first, then those asked for with the rows they bring along (or every available one that fits in memory, peers left out). */
+function chooseStrategies(o: E2eOptions, adapters: E2eAdapterSet, run: E2eRunFacts, note: (line: string) => void): E2eStrategy[] {
   if (o.strategies) {
-    const out = ['base', ...o.strategies.filter((s) => s !== 'base')].map(e2eStrategy)
+    const named = ['base', ...o.strategies.flatMap((s) => [s, ...(e2eStrategy(s).alongside ?? [])])]
+    const out = E2E_STRATEGY_TABLE.filter((s) => named.includes(s.name))
     for (const s of out) {
-      const why = s.unavailable(adapters)
+      const why = s.unavailable(adapters, run)
       if (why) throw new UsageError('BAD_FLAG', `--strategies ${s.name}: ${why}`)
     }
     return out
   }
   const available = availableMemory()
   const GiB = (bytes: number) => (bytes / 2 ** 30).toFixed(1)
+  const peers = E2E_STRATEGY_TABLE.filter((s) => s.peer).map((s) => s.name)
+  if (peers.length > 0) note(`${peers.join(', ')} left out: peer engines run when named in --strategies`)
   return E2E_STRATEGY_TABLE.filter((s) => {
-    const why = s.unavailable(adapters)
+    if (s.peer) return false
+    const why = s.unavailable(adapters, run)
     if (why) {
       note(`${s.name} left out: ${why}`)
       return false
@@ -268,7 +297,7 @@ function needsExternalData(c: DecoderWeights['config'], adapters: E2eAdapterSet,
 function residentEstimate(c: DecoderWeights['config'], dtype: BaseDtype, adapters: E2eAdapterSet, strategies: readonly E2eStrategy[], mergedCache: number): number {
   const weights = weightBytes(c, dtype) + 4 * c.vocab * c.hidden
   const merged = adapters.modules.reduce((s, m) => s + 4 * m.in * m.out, 0) * (mergedCache + 1)
-  return strategies.reduce((sum, s) => sum + weights + (s.policy === 'per-adapter' ? merged : s.reference === 'base' ? 0 : s.stackCopies * adapters.bytes(s.reference === 'shared' ? 'shared' : 'stacks')), 0)
+  return strategies.reduce((sum, s) => sum + weights + (s.peer ? 0 : s.policy === 'per-adapter' ? merged : s.reference === 'base' ? 0 : s.stackCopies * adapters.bytes(s.reference === 'shared' ? 'shared' : 'stacks')), 0)
 }
 
 function availableMemory(): number {
@@ -279,6 +308,32 @@ function availableMemory(): number {
     // not Linux
   }
   return 8 * 2 ** 30
+}
+
+/** JavaScript heap per drawn token (request token lists, schedules) and per synthetic adapter (its tables). */
+const HEAP_BYTES_PER_TOKEN = 16
+const HEAP_BYTES_PER_ADAPTER = 256
+
+/**
+ * Refuse a run that cannot fit before anything is drawn or allocated: the
+ * synthetic model's weights (every tensor in memory, one array each), the
+ * requests' token lists, the adapters' tables; and requests longer than the
+ * synthetic model's context.
+ * @throws UsageError NOT_ENOUGH_MEMORY with the estimate; CONTEXT_TOO_LONG
+ */
+function assertE2eFits(o: E2eOptions): void {
+  const needs: MemoryNeed[] = []
+  if (!o.model) {
+    const config = syntheticDecoderConfig(o.dims)
+    const sizes = [...tensorTable(config).values()].map((t) => t.shape.reduce((a, b) => a * b, 1) * 4)
+    needs.push({bytes: sizes.reduce((a, b) => a + b, 0), largestArray: Math.max(...sizes), what: `the synthetic model (hidden ${config.hidden}, ${config.layers} layers, vocabulary ${config.vocab})`})
+    if (o.workload.kind !== 'trace' && o.promptTokens + o.genTokens > config.maxPositions) {
+      throw new UsageError('CONTEXT_TOO_LONG', `a request needs ${o.promptTokens + o.genTokens} positions (prompt + generated tokens), more than the model runs (${config.maxPositions})`)
+    }
+  }
+  if (o.workload.kind !== 'trace') needs.push({bytes: 0, heap: o.requests * (o.promptTokens + o.genTokens) * HEAP_BYTES_PER_TOKEN, what: `${o.requests} requests of ${o.promptTokens} + ${o.genTokens} tokens`})
+  if (!o.pack) needs.push({bytes: 0, heap: Math.max(...o.adapters) * HEAP_BYTES_PER_ADAPTER, what: `the tables of ${Math.max(...o.adapters)} adapters`})
+  assertMemoryFits(needs, 'bench --e2e')
 }
 
 function validate(o: E2eOptions): void {

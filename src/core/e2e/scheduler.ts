@@ -233,6 +233,7 @@ export class Scheduler<C> {
     const {value, ms} = await this.o.timer.time(call, async () => {
       const out = await run()
       this.peakKvBytes = Math.max(this.peakKvBytes, this.o.engine.cacheBytes(out.cache))
+      if (keep.length === 0) this.o.engine.release?.(out.cache)
       const cache = keep.length === rows.length ? out.cache : keep.length === 0 ? undefined : this.o.engine.keep(out.cache, keep)
       return {next: out.next, cache}
     })

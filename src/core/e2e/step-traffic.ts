@@ -16,10 +16,15 @@
  *   the product (3×); per request for gather and shared-b, per distinct
  *   adapter for segment, every slot for mask, nothing per step for base
  *   and merged (merged pays a merge per adapter group instead, and serves
- *   its group at batch 1: its weights are read per token of the group).
+ *   its group at batch 1: its weights are read per token of the group);
+ * - the llama.cpp peer (`PEER_TRAFFIC`) reads its GGUF's weights as stored
+ *   (F32 4 bytes a value, F16 2, Q4_0 18 bytes per block of 32), its binary16
+ *   KV cache once (no copy), and the one applied adapter's F16 factors once
+ *   per call; like merged, it serves one adapter's rows per call.
  */
 import type {BaseDtype} from './base-dtype.js'
 import {linearWeightBytes} from './base-dtype.js'
+import {Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK} from '../quant/q4-0.js'
 
 /** The shapes a step's traffic depends on. */
 export interface TrafficInput {
@@ -58,19 +63,48 @@ export const ADAPTER_TRAFFIC: Readonly<Record<string, (i: TrafficInput) => numbe
   merged: () => 0,
 })
 
-/** Bytes of the linear weights read once (projections and output head). */
-export function weightBytes(c: TrafficInput['config'], dtype: BaseDtype): number {
+/** Bytes of the linear weights read once (projections and output head), each `[out, in]` weighing `bytes(out, in)`. */
+function linearBytes(c: TrafficInput['config'], bytes: (out: number, inDim: number) => number): number {
   const q = c.heads * c.headDim
   const kv = c.kvHeads * c.headDim
-  const perLayer = linearWeightBytes(q, c.hidden, dtype) + 2 * linearWeightBytes(kv, c.hidden, dtype) + linearWeightBytes(c.hidden, q, dtype) + 2 * linearWeightBytes(c.intermediate, c.hidden, dtype) + linearWeightBytes(c.hidden, c.intermediate, dtype)
-  return c.layers * perLayer + linearWeightBytes(c.vocab, c.hidden, dtype)
+  const perLayer = bytes(q, c.hidden) + 2 * bytes(kv, c.hidden) + bytes(c.hidden, q) + 2 * bytes(c.intermediate, c.hidden) + bytes(c.hidden, c.intermediate)
+  return c.layers * perLayer + bytes(c.vocab, c.hidden)
 }
+
+/** Bytes of the linear weights read once (projections and output head), as the runtime's graph holds them. */
+export function weightBytes(c: TrafficInput['config'], dtype: BaseDtype): number {
+  return linearBytes(c, (out, inDim) => linearWeightBytes(out, inDim, dtype))
+}
+
+/** Bytes of the linear weights read once as the llama.cpp peer's GGUF stores them (F32, F16, or Q4_0 where rows are whole blocks). */
+export function ggufWeightBytes(c: TrafficInput['config'], dtype: BaseDtype): number {
+  return linearBytes(c, (out, inDim) => {
+    if (dtype === 'q4' && inDim % Q4_0_BLOCK_SIZE === 0) return (out * inDim * Q4_0_BYTES_PER_BLOCK) / Q4_0_BLOCK_SIZE
+    return out * inDim * (dtype === 'f16' ? 2 : 4)
+  })
+}
+
+/** The llama.cpp peer's step: GGUF weights, its binary16 KV cache read once, `adapterBytes` of applied adapter factors. */
+function llamaCppTraffic(i: TrafficInput, adapterBytes: number): StepTraffic {
+  const weights = ggufWeightBytes(i.config, i.baseDtype)
+  const kvCache = i.rows * i.context * 2 * i.config.layers * i.config.kvHeads * i.config.headDim * 2
+  return {weights, kvCache, adapters: adapterBytes, total: weights + kvCache + adapterBytes}
+}
+
+/** A peer's whole step (its storage differs from the runtime's). */
+export const PEER_TRAFFIC: Readonly<Record<string, (i: TrafficInput) => StepTraffic>> = Object.freeze({
+  // one adapter's F16 factors (half the f32 bytes of `adapterBytes`) per call
+  'llama.cpp': (i: TrafficInput) => llamaCppTraffic(i, i.adapterBytes / 2),
+  'llama.cpp-base': (i: TrafficInput) => llamaCppTraffic(i, 0),
+})
 
 /**
  * A decode step's traffic under `strategy` (see the module comment).
  * @returns undefined for a strategy the table does not describe
  */
 export function decodeTraffic(strategy: string, i: TrafficInput): StepTraffic | undefined {
+  const peer = PEER_TRAFFIC[strategy]
+  if (peer) return peer(i)
   const adapters = ADAPTER_TRAFFIC[strategy]
   if (!adapters) return undefined
   const weights = weightBytes(i.config, i.baseDtype)

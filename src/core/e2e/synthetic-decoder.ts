@@ -72,7 +72,8 @@ export function syntheticDecoderConfig(dims: SyntheticDecoderDims): DecoderConfi
 }
 
 /** The tensors of a synthetic decoder: name → [out, in] (linear) or [n] (norm), and the std of its values. */
-function tensorTable(c: DecoderConfig): Map<string, {shape: [number, number] | [number]; std: number; mean: number}> {
+/** Every tensor of the synthetic decoder of config `c`: shape and the scale it is drawn with. */
+export function tensorTable(c: DecoderConfig): Map<string, {shape: [number, number] | [number]; std: number; mean: number}> {
   const t = new Map<string, {shape: [number, number] | [number]; std: number; mean: number}>()
   t.set('model.embed_tokens.weight', {shape: [c.vocab, c.hidden], std: 1, mean: 0})
   for (let l = 0; l < c.layers; l++) {

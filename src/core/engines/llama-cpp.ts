@@ -126,6 +126,33 @@ export async function loadLlamaCpp(options: FindLlamaCppOptions = {}): Promise<F
   return {module, packageDir, version: pkg.version}
 }
 
+/** A GGUF model loaded by llama.cpp on the CPU, and the Llama that holds it (dispose of the model, then the Llama). */
+export interface LoadedLlamaCppModel<M> {
+  readonly llama: {dispose(): Promise<void>}
+  readonly model: M
+  /** Where node-llama-cpp was loaded from, and its release. */
+  readonly engine: {readonly packageDir: string; readonly version: string}
+}
+
+/**
+ * Load a GGUF model with llama.cpp on the CPU (node-llama-cpp found as
+ * `loadLlamaCpp` finds it). `M` is the caller's structural type of
+ * node-llama-cpp's `LlamaModel` (the package is not a build dependency).
+ * @param options.maxThreads CPU threads llama.cpp may use (absent: node-llama-cpp's choice)
+ * @throws UsageError when node-llama-cpp is absent or another release; InputError ENGINE_REFUSED_MODEL naming the file when llama.cpp refuses it
+ */
+export async function openLlamaCppModel<M = NlcModel>(options: FindLlamaCppOptions & {model: string; maxThreads?: number}): Promise<LoadedLlamaCppModel<M>> {
+  const found = await loadLlamaCpp(options)
+  const llama = await found.module.getLlama({gpu: false, build: 'never', logLevel: 'error', ...(options.maxThreads !== undefined ? {maxThreads: options.maxThreads} : {})})
+  try {
+    const model = (await llama.loadModel({modelPath: resolve(options.model)})) as unknown as M
+    return {llama, model, engine: {packageDir: found.packageDir, version: found.version}}
+  } catch (error) {
+    await llama.dispose()
+    throw new InputError('ENGINE_REFUSED_MODEL', `llama.cpp could not load ${options.model}: ${(error as Error).message}`, {cause: error})
+  }
+}
+
 export interface LlamaCppAdapter {
   /** A GGUF LoRA adapter file (`general.type = adapter`). */
   readonly path: string
@@ -149,7 +176,7 @@ export interface OpenLlamaCppOptions extends FindLlamaCppOptions {
  */
 export class LlamaCppSession {
   private constructor(
-    private readonly llama: NlcLlama,
+    private readonly llama: {dispose(): Promise<void>},
     private readonly model: NlcModel,
     private readonly context: NlcContext,
     private readonly sequence: NlcSequence,
@@ -163,15 +190,7 @@ export class LlamaCppSession {
    * @throws UsageError when node-llama-cpp is absent; InputError naming the file when llama.cpp refuses it
    */
   static async open(options: OpenLlamaCppOptions): Promise<LlamaCppSession> {
-    const found = await loadLlamaCpp(options)
-    const llama = await found.module.getLlama({gpu: false, build: 'never', logLevel: 'error', ...(options.threads ? {maxThreads: options.threads} : {})})
-    let model: NlcModel
-    try {
-      model = await llama.loadModel({modelPath: resolve(options.model)})
-    } catch (error) {
-      await llama.dispose()
-      throw new InputError('ENGINE_REFUSED_MODEL', `llama.cpp could not load ${options.model}: ${(error as Error).message}`, {cause: error})
-    }
+    const {llama, model, engine} = await openLlamaCppModel<NlcModel>({...options, maxThreads: options.threads || undefined})
     const contextSize = options.contextSize ?? 512
     let context: NlcContext
     try {
@@ -183,7 +202,7 @@ export class LlamaCppSession {
       const names = (options.adapters ?? []).map((a) => a.path).join(', ')
       throw new InputError('ENGINE_REFUSED_ADAPTER', `llama.cpp could not apply ${names || 'the context'} to ${options.model}: ${(error as Error).message}`, {cause: error})
     }
-    return new LlamaCppSession(llama, model, context, context.getSequence(), contextSize, {packageDir: found.packageDir, version: found.version})
+    return new LlamaCppSession(llama, model, context, context.getSequence(), contextSize, engine)
   }
 
   /** The model's BOS token id, or undefined when it has none. */

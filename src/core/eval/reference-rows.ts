@@ -6,7 +6,9 @@
  * file written once and read back by positional reads (a long text on a
  * large vocabulary holds gigabytes).
  */
-import {mkdtemp, open, rm} from 'node:fs/promises'
+import {open} from 'node:fs/promises'
+import {withFileContext} from '../errors.js'
+import {WorkFolder, createWorkFolder} from '../io/temporaries.js'
 import type {FileHandle} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -19,7 +21,7 @@ export class ReferenceRows {
   private readonly memory = new Map<number, Float32Array>()
   private readonly onDisk = new Map<number, {offset: number; length: number}>()
   private held = 0
-  private file: {dir: string; handle: FileHandle; size: number} | undefined
+  private file: {dir: string; work: WorkFolder; handle: FileHandle; size: number} | undefined
 
   constructor(private readonly memoryBytes = REFERENCE_MEMORY_BYTES) {}
 
@@ -31,11 +33,13 @@ export class ReferenceRows {
       return
     }
     if (!this.file) {
-      const dir = await mkdtemp(join(tmpdir(), 'lora-eval-'))
-      this.file = {dir, handle: await open(join(dir, 'reference.f32'), 'w+'), size: 0}
+      // a work folder with this process's PID: removed on exit, or by a later run after a SIGKILL
+      const work = await createWorkFolder(tmpdir(), 'eval')
+      this.file = {dir: work.path, work, handle: await open(join(work.path, 'reference.f32'), 'w+'), size: 0}
     }
     const bytes = new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength)
-    await this.file.handle.write(bytes, 0, bytes.length, this.file.size)
+    const file = this.file
+    await withFileContext('write', join(file.dir, 'reference.f32'), () => file.handle.write(bytes, 0, bytes.length, file.size))
     this.onDisk.set(index, {offset: this.file.size, length: rows.length})
     this.file.size += bytes.length
   }
@@ -61,7 +65,7 @@ export class ReferenceRows {
     this.memory.clear()
     if (this.file) {
       await this.file.handle.close()
-      await rm(this.file.dir, {recursive: true, force: true})
+      await this.file.work.remove()
       this.file = undefined
     }
   }

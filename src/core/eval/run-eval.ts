@@ -11,7 +11,7 @@
  * variant) / KL(ref ‖ control)`, the control being the same variant built
  * without the adapters (evaluated once per distinct model).
  */
-import {readFile, stat} from 'node:fs/promises'
+import {openRegularFile} from '../io/regular-file.js'
 import {InputError, UsageError, withFileContext} from '../errors.js'
 import type {ProgressCallback} from '../progress.js'
 import {QUANT_SCHEMES, QuantOptions, QuantSchemeName, isQuantSchemeName} from '../quant/schemes.js'
@@ -110,10 +110,14 @@ export interface EvalResult {
  * @throws InputError for a missing, oversized, non-UTF-8 or empty file
  */
 export async function readEvalText(path: string): Promise<string> {
-  const bytes = await withFileContext('read', path, async () => {
-    if ((await stat(path)).size > MAX_EVAL_TEXT_BYTES) throw new InputError('EVAL_TEXT_TOO_LARGE', `read ${path}: larger than ${MAX_EVAL_TEXT_BYTES} bytes (evaluate a sample of it)`)
-    return readFile(path)
-  })
+  const {handle, size} = await openRegularFile(path)
+  let bytes: Buffer
+  try {
+    if (size > MAX_EVAL_TEXT_BYTES) throw new InputError('EVAL_TEXT_TOO_LARGE', `read ${path}: larger than ${MAX_EVAL_TEXT_BYTES} bytes (evaluate a sample of it)`)
+    bytes = await withFileContext('read', path, () => handle.readFile())
+  } finally {
+    await handle.close()
+  }
   let text: string
   try {
     text = new TextDecoder('utf-8', {fatal: true}).decode(bytes)

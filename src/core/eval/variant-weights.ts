@@ -18,7 +18,7 @@
 import {fromFloat, toFloat32} from '../dtype.js'
 import {QUANT_SCHEMES, QuantOptions, createDecoder, createEncoder} from '../quant/schemes.js'
 import {isBlockLinearWeight} from '../quant/selection.js'
-import type {DecoderWeights} from '../runtime/decoder-weights.js'
+import {DecoderWeights, mapLinearWeights, mapWeights} from '../runtime/decoder-weights.js'
 import {LinearWeight, NBitsLinear, floatLinear, linearValues, q4_0ToNBits, q8_0ToNBits} from '../runtime/linear-weight.js'
 
 /** GGML block types `MatMulNBits` runs exactly, and the converter of their GGUF bytes. */
@@ -63,25 +63,16 @@ export function quantizeLinear(w: LinearWeight, quant: QuantOptions): LinearWeig
  */
 export function quantizedWeights(weights: DecoderWeights, quant: QuantOptions, stats: QuantizedWeightStats = emptyQuantStats(), select: (name: string, w: LinearWeight) => boolean = isQuantizedByDefault): DecoderWeights {
   const scheme = QUANT_SCHEMES[quant.scheme]
-  return {
-    path: weights.path,
-    format: weights.format,
-    config: weights.config,
-    names: weights.names,
-    vector: (name) => weights.vector(name),
-    close: () => weights.close(),
-    async linear(name) {
-      const w = await weights.linear(name)
-      if (!select(name, w)) return w
-      const problem = scheme.shapeProblem([w.out, w.in], quant.blockSize)
-      if (problem) {
-        stats.kept.push({name, reason: problem})
-        return w
-      }
-      stats.quantized++
-      return quantizeLinear(w, quant)
-    },
-  }
+  return mapLinearWeights(weights, (name, w) => {
+    if (!select(name, w)) return w
+    const problem = scheme.shapeProblem([w.out, w.in], quant.blockSize)
+    if (problem) {
+      stats.kept.push({name, reason: problem})
+      return w
+    }
+    stats.quantized++
+    return quantizeLinear(w, quant)
+  })
 }
 
 /** Float dtypes a variant can be rounded to. */
@@ -96,16 +87,8 @@ function rounded(values: Float32Array, dtype: RoundingDtype): Float32Array {
 
 /** `weights` with every tensor (linear weights, embedding, norms, biases) rounded to `dtype` (round to nearest even). */
 export function roundedWeights(weights: DecoderWeights, dtype: RoundingDtype): DecoderWeights {
-  return {
-    path: weights.path,
-    format: weights.format,
-    config: weights.config,
-    names: weights.names,
-    vector: async (name) => rounded(await weights.vector(name), dtype),
-    close: () => weights.close(),
-    async linear(name) {
-      const w = await weights.linear(name)
-      return floatLinear(rounded(linearValues(w), dtype), w.out, w.in)
-    },
-  }
+  return mapWeights(weights, {
+    vector: (_name, values) => rounded(values, dtype),
+    linear: (_name, w) => floatLinear(rounded(linearValues(w), dtype), w.out, w.in),
+  })
 }

@@ -6,7 +6,6 @@
  * folder. Formats come from a table; today one: GGUF LoRA adapters for
  * llama.cpp.
  */
-import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {InputError, UsageError} from '../errors.js'
@@ -16,7 +15,12 @@ import {SharedBFile} from '../formats/shared-b-file.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
 import {AdapterBase, openAdapterBase} from './adapter-base.js'
 import {ADAPTER_GGUF_TYPES, AdapterGgufType, WrittenAdapter, writeGgufAdapter} from './gguf-adapter-writer.js'
-import {AtomicDirectory, assertOutputFree} from '../io/atomic-output.js'
+import {AtomicDirectory} from '../io/atomic-output.js'
+import {checkOutputs} from '../io/output-target.js'
+import {createWorkFolder} from '../io/temporaries.js'
+
+/** The kind of an `--all` output folder (its marker's): only such a folder is replaced by --force. */
+const EXPORT_OUTPUT_KIND = 'gguf-adapters'
 import {unpackSharedB} from '../compress/unpack-shared-b.js'
 import {UnpackOptions, unpackPack} from '../pack/unpack.js'
 import type {ProgressCallback} from '../progress.js'
@@ -122,16 +126,16 @@ export async function exportAdapters(options: ExportOptions): Promise<ExportResu
   const isPack = packed !== undefined
   if (!isPack && (options.adapter !== undefined || options.all)) throw new UsageError('BAD_FLAG', `--adapter and --all pick adapters out of a pack; ${options.input} is an adapter folder`)
   if (isPack && (options.adapter === undefined) === !options.all) throw new UsageError('BAD_FLAG', `${options.input} is a pack: name one adapter with --adapter NAME, or export every one with --all`)
-  await assertOutputFree(options.out, options.force)
+  await checkOutputs([options.all ? {path: options.out, kind: 'folder', folderKind: EXPORT_OUTPUT_KIND, flag: '--out'} : {path: options.out, kind: 'file', flag: '--out'}], {force: options.force, inputs: [options.input, options.base]})
   const base = await openAdapterBase(options.base)
-  const scratch = isPack ? await mkdtemp(join(tmpdir(), 'lora-export-')) : undefined
+  const scratch = isPack ? await createWorkFolder(tmpdir(), 'export') : undefined
   try {
     const names = isPack ? (options.all ? await packed.names(options.input) : [options.adapter!]) : [undefined]
     const written: WrittenAdapter[] = []
     const exportOne = async (name: string | undefined, out: string) => {
       let dir = options.input
       if (name !== undefined) {
-        dir = join(scratch!, fileName(name, ''))
+        dir = join(scratch!.path, fileName(name, ''))
         await packed!.unpack({file: options.input, adapter: name, out: dir})
       }
       const adapter = await LoraAdapter.load(dir)
@@ -143,7 +147,7 @@ export async function exportAdapters(options: ExportOptions): Promise<ExportResu
       options.onProgress?.({stage: 'adapters', done: written.length, total: names.length})
     }
     if (options.all) {
-      const folder = await AtomicDirectory.create(options.out, {force: options.force})
+      const folder = await AtomicDirectory.create(options.out, {force: options.force, kind: EXPORT_OUTPUT_KIND})
       try {
         const used = new Set<string>()
         for (const name of names) {
@@ -163,6 +167,6 @@ export async function exportAdapters(options: ExportOptions): Promise<ExportResu
     return {format: options.format, base: options.base, architecture: base.architecture, dtype, out: options.out, adapters: written}
   } finally {
     await base.close()
-    if (scratch) await rm(scratch, {recursive: true, force: true})
+    await scratch?.remove()
   }
 }

@@ -25,6 +25,7 @@ import type {GgmlTypeName} from '../formats/gguf-types.js'
 import {GgufWriter} from '../formats/gguf-writer.js'
 import type {LoraAdapter} from '../formats/peft-adapter.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
+import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
 import {formatShape} from '../shape.js'
 import {q8_0RowProblem, quantizeQ8_0} from '../quant/q8-0.js'
@@ -68,12 +69,6 @@ function encode(values: Float64Array, type: GgmlTypeName): Uint8Array {
   return fromFloat(type as DType, values)
 }
 
-/** `[rows, cols]` row-major → `[cols, rows]` in float64. */
-function transpose(values: Float64Array, rows: number, cols: number): Float64Array {
-  const out = new Float64Array(values.length)
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!
-  return out
-}
 
 /**
  * Write `adapter` for `base` as a GGUF LoRA adapter at `out`.
@@ -88,7 +83,6 @@ export async function writeGgufAdapter(adapter: LoraAdapter, base: AdapterBase, 
       `${where}: ${adapter.extraTensors.length} full tensors (modules_to_save or heads, e.g. "${sanitizeName(adapter.extraTensors[0]!.name)}") are not LoRA pairs, and a llama.cpp adapter cannot carry them`,
     )
   }
-  if (adapter.modules.size === 0) throw new InputError('EXPORT_EMPTY', `${where}: the adapter has no LoRA modules`)
   const prepared: Prepared[] = []
   const fallbacks: Array<{name: string; reason: string}> = []
   const typeFor = (name: string, cols: number): GgmlTypeName => {
@@ -109,7 +103,7 @@ export async function writeGgufAdapter(adapter: LoraAdapter, base: AdapterBase, 
       if (rows !== m.in || cols !== m.out) {
         throw new InputError('EXPORT_SHAPE_MISMATCH', `${where}: embedding module "${sanitizeName(m.name)}" is ${m.in} × ${m.out} but base tensor "${target.tensor}" is ${formatShape(target.shape)}`)
       }
-      prepared.push({name: `${target.tensor}.lora_a`, shape: [m.in, m.r], values: transpose(a, m.r, m.in), type: typeFor(`${target.tensor}.lora_a`, m.r)})
+      prepared.push({name: `${target.tensor}.lora_a`, shape: [m.in, m.r], values: transposeTyped(a, m.r, m.in), type: typeFor(`${target.tensor}.lora_a`, m.r)})
       prepared.push({name: `${target.tensor}.lora_b`, shape: [m.out, m.r], values: bScaled, type: typeFor(`${target.tensor}.lora_b`, m.r)})
       continue
     }

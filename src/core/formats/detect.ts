@@ -9,9 +9,10 @@
  * Adding a format: its file exports a `FileFormat` (formats/file-format.ts),
  * and one line here lists it, before any more general format it would also match.
  */
-import {open, readdir, stat} from 'node:fs/promises'
+import {readdir, stat} from 'node:fs/promises'
 import {InputError, withFileContext} from '../errors.js'
 import {readFully} from '../io/positional.js'
+import {openRegularFile} from '../io/regular-file.js'
 import type {FileFormat, FormatProbe} from './file-format.js'
 import {GGUF_FILE_FORMAT} from './gguf-reader.js'
 import {PACK_FILE_FORMAT} from './pack-file.js'
@@ -80,7 +81,7 @@ export async function probePath(path: string): Promise<FormatProbe> {
 }
 
 async function readHead(path: string, length: number): Promise<Uint8Array> {
-  const handle = await withFileContext('read', path, () => open(path, 'r'))
+  const {handle} = await openRegularFile(path)
   try {
     const head = new Uint8Array(length)
     await readFully(handle, head, 0)

@@ -4,9 +4,9 @@
  * positional reads. Every count and length from the file is checked against
  * a named limit before anything is allocated.
  */
-import {open} from 'node:fs/promises'
+import {openRegularFile} from '../io/regular-file.js'
 import type {FileHandle} from 'node:fs/promises'
-import {InputError, withFileContext} from '../errors.js'
+import {InputError} from '../errors.js'
 import {readFully} from '../io/positional.js'
 import {formatShape} from '../shape.js'
 import {
@@ -165,10 +165,9 @@ export class GgufFile {
    *   misaligned or overlapping offsets, data past the end of the file
    */
   static async open(path: string): Promise<GgufFile> {
-    const handle = await withFileContext('read', path, () => open(path, 'r'))
+    const {handle, size} = await openRegularFile(path)
     try {
-      const stats = await handle.stat()
-      if (!stats.isFile()) throw new InputError('NOT_A_FILE', `read ${path}: not a regular file`)
+      const stats = {size}
       const c = new Cursor(handle, stats.size, path)
       const bad = (code: string, problem: string) => new InputError(code, `read ${path}: ${problem}`)
       if (stats.size < 24) throw bad('GGUF_TOO_SHORT', `file is ${stats.size} bytes, shorter than a GGUF header (24)`)
@@ -263,7 +262,7 @@ export class GgufFile {
     return readAt(this.handle, this.path, this.dataStart + info.offset + begin, stop - begin)
   }
 
-  /** Raw bytes `[begin, begin + target.byteLength)` of a tensor's data, into `target`. */
+  /** Raw bytes `[begin, begin + target.byteLength)` of a tensor's data, into `target` (not checked for NaN: a caller computing on them refuses non-finite values itself). */
   async readInto(name: string, begin: number, target: Uint8Array): Promise<void> {
     const info = this.info(name)
     byteRangeEnd(name, info.byteLength, begin, begin + target.byteLength)

@@ -14,6 +14,7 @@ import {InputError} from '../errors.js'
 import {Tensor} from '../tensor.js'
 import {formatShape} from '../shape.js'
 import {SafetensorsFile, openChecked} from './safetensors-file.js'
+import {assertFiniteData, assertNullSlot} from './tensor-bytes.js'
 import {sanitizeName} from './safetensors-header.js'
 import {PACK_FORMAT, PACK_FORMAT_VERSION, PackAdapterEntry, PackAdapterModule, PackManifest, PackModuleEntry, adapterInSlot, adapterNamed, parseManifest} from './pack-manifest.js'
 import type {FileFormat} from './file-format.js'
@@ -143,12 +144,26 @@ export class PackFile {
     const {r} = own
     const aStart = slot * entry.R * entry.in * size
     const aBytes = await this.file.readBytes(names.a, aStart, aStart + r * entry.in * size)
+    assertFiniteData(this.path, names.a, this.manifest.dtype, aBytes, [this.manifest.slots, entry.R, entry.in], aStart / size)
     const padded = (await this.file.readRows(names.b, slot, 1)).bytes
     const bBytes = new Uint8Array(entry.out * r * size)
     for (let row = 0; row < entry.out; row++) {
       bBytes.set(padded.subarray(row * entry.R * size, (row * entry.R + r) * size), row * r * size)
     }
     return {a: new Tensor(this.manifest.dtype, [r, entry.in], aBytes), b: new Tensor(this.manifest.dtype, [entry.out, r], bBytes), r, scaling: own.scaling}
+  }
+
+  /**
+   * Check slot 0 of every stack and scaling: the null adapter must be all
+   * zeros (and finite). Reads one slot per tensor, not the stacks.
+   * @throws InputError PACK_NULL_SLOT_NOT_ZERO, TENSOR_NOT_FINITE
+   */
+  async checkNullSlot(): Promise<void> {
+    for (const m of this.manifest.modules) {
+      const names = packTensorNames(m)
+      for (const name of [names.a, names.b]) assertNullSlot(this.path, name, (await this.file.readRows(name, 0, 1)).toFloat32())
+      assertNullSlot(this.path, names.scaling, (await this.file.readRows(names.scaling, 0, 1)).toFloat32())
+    }
   }
 
   close(): Promise<void> {

@@ -4,6 +4,7 @@
 import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AtomicDirectory, OutputOptions, withAtomic} from '../io/atomic-output.js'
+import {ADAPTER_OUTPUT_KIND} from '../io/output-target.js'
 import type {DType} from '../dtype.js'
 import {ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, PEFT_PREFIX} from './peft-adapter.js'
 import {writeSafetensors} from './safetensors-writer.js'
@@ -77,5 +78,5 @@ export async function writeAdapter(
   tensors: readonly AdapterTensor[],
   options: OutputOptions & {metadata?: Readonly<Record<string, string>>; configText?: string} = {},
 ): Promise<void> {
-  await withAtomic(await AtomicDirectory.create(dir, options), (out) => writeAdapterFiles(out.path, config, tensors, options.metadata, options.configText))
+  await withAtomic(await AtomicDirectory.create(dir, {force: options.force, kind: ADAPTER_OUTPUT_KIND}), (out) => writeAdapterFiles(out.path, config, tensors, options.metadata, options.configText))
 }

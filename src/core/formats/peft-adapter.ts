@@ -10,9 +10,10 @@
  *   <prefix><module>.lora_magnitude_vector[...]           DoRA magnitudes
  * Anything else (modules_to_save copies, classifier heads) is an extra tensor.
  */
-import {readFile, readdir, stat} from 'node:fs/promises'
+import {readdir, stat} from 'node:fs/promises'
 import {basename, join, resolve} from 'node:path'
 import {InputError, withFileContext} from '../errors.js'
+import {readRegularText} from '../io/regular-file.js'
 import type {DType} from '../dtype.js'
 import type {Tensor} from '../tensor.js'
 import {formatShape} from '../shape.js'
@@ -160,11 +161,7 @@ export class LoraAdapter {
 }
 
 async function readConfigText(path: string): Promise<string> {
-  const text = await withFileContext('read', path, async () => {
-    const size = (await stat(path)).size
-    if (size > MAX_CONFIG_BYTES) throw new InputError('PEFT_CONFIG_INVALID', `read ${path}: ${size} bytes is too large for an adapter config`)
-    return readFile(path, 'utf8')
-  })
+  const text = await readRegularText(path, MAX_CONFIG_BYTES, (size) => new InputError('PEFT_CONFIG_INVALID', `read ${path}: ${size} bytes is too large for an adapter config`))
   if (text.startsWith('version https://git-lfs')) {
     throw new InputError('GIT_LFS_POINTER', `read ${path}: this is a Git LFS pointer, not the file (run \`git lfs pull\` where it came from)`)
   }
@@ -239,17 +236,31 @@ function collectModules(
     if (a.dtype !== b.dtype) {
       throw new InputError('ADAPTER_DTYPE_MISMATCH', `${where}: module "${sanitizeName(name)}" stores A as ${a.dtype} and B as ${b.dtype}`)
     }
+    checkScaling(config, name, alpha, scaling, dir)
     modules.set(name, {name, kind: pair.kind, in: aIn!, out: bOut!, r, alpha, scaling, aKey: a.name, bKey: b.name, dtype: a.dtype})
   }
   const warnings: string[] = []
-  if (modules.size === 0) warnings.push('no LoRA tensors in this adapter')
+  if (modules.size === 0) {
+    throw new InputError(
+      'ADAPTER_EMPTY',
+      `read adapter ${dir}: ${ADAPTER_WEIGHTS_NAME} holds no LoRA tensors (lora_A / lora_B pairs${extras.length > 0 ? `; its ${extras.length} tensors, e.g. "${sanitizeName(extras[0]!.name)}", are full weights: a base model's file under an adapter's name?` : ''})`,
+    )
+  }
   const targets = config.targetModules
   if (Array.isArray(targets)) {
     const unused = targets.filter((t) => ![...modules.keys()].some((m) => m === t || m.endsWith(`.${t}`)))
     if (unused.length > 0) warnings.push(`target_modules ${unused.map((u) => JSON.stringify(u)).join(', ')} matched no LoRA tensors`)
   }
   const untargeted = [...modules.keys()].filter((m) => targets !== null && !isTargeted(config, m))
-  if (untargeted.length > 0) warnings.push(`${untargeted.length} LoRA modules are not selected by target_modules (first: ${sanitizeName(untargeted[0]!)})`)
+  if (untargeted.length > 0) {
+    // PEFT creates LoRA layers only on the modules target_modules selects: such tensors are not this config's (wrong config, or tensors of another adapter)
+    throw new InputError(
+      'ADAPTER_UNTARGETED_TENSORS',
+      `read adapter ${dir}: ${untargeted.length} LoRA module${untargeted.length > 1 ? 's are' : ' is'} not selected by target_modules ${JSON.stringify(targets)} (first: "${sanitizeName(untargeted[0]!)}"); the config does not describe these tensors`,
+    )
+  }
+  const negative = [...modules.values()].filter((m) => m.alpha < 0)
+  if (negative.length > 0) warnings.push(`lora_alpha is negative (${negative[0]!.alpha} on ${sanitizeName(negative[0]!.name)}): PEFT accepts it and the adapter's delta changes sign`)
   const copies = extras.filter((e) => parseAdapterKey(e.name).role === 'extra' && /\.lora_(embedding_)?[AB]\b/.test(e.name))
   if (copies.length > 0) {
     warnings.push(`${copies.length} LoRA tensors sit inside a modules_to_save wrapper (modules_to_save/original_module copies); they are kept as extra tensors, not routed`)
@@ -258,6 +269,24 @@ function collectModules(
     warnings.push(`${extras.length - copies.length} full tensors (modules_to_save or heads) are not LoRA pairs and cannot be routed per request`)
   }
   return {modules, extras, warnings}
+}
+
+/** The largest finite float32: scalings are stored and multiplied in float32. */
+const F32_MAX = 3.4028234663852886e38
+
+/**
+ * A module's scaling must be usable: lora_alpha 0 makes it 0 (the adapter
+ * changes nothing: refused), and a scaling past float32's range turns every
+ * delta into ±Infinity (refused). A negative alpha is accepted, as PEFT
+ * does (the delta changes sign), with a warning.
+ * @throws InputError ADAPTER_BAD_SCALING
+ */
+function checkScaling(config: LoraConfig, module: string, alpha: number, scaling: number, dir: string): void {
+  const where = `read adapter ${dir}/${ADAPTER_CONFIG_NAME}: module "${sanitizeName(module)}"`
+  if (alpha === 0) throw new InputError('ADAPTER_BAD_SCALING', `${where}: lora_alpha is 0, so its scaling is 0 and the adapter changes nothing`)
+  if (!(Math.abs(scaling) <= F32_MAX)) {
+    throw new InputError('ADAPTER_BAD_SCALING', `${where}: lora_alpha ${alpha} gives scaling ${scaling}${config.useRslora ? ' (rsLoRA)' : ''}, past float32's range (${F32_MAX.toExponential(3)})`)
+  }
 }
 
 /** `detect`'s view of a PEFT adapter: a folder holding `adapter_config.json`. */

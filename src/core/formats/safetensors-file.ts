@@ -3,16 +3,17 @@
  * is read on demand with positional reads, whole or by row range. Memory is
  * bounded by what the caller asks for, never by the file.
  */
-import {open, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
-import {InputError, withFileContext} from '../errors.js'
+import {InputError} from '../errors.js'
 import {DTYPES} from '../dtype.js'
 import {Tensor} from '../tensor.js'
 import {readFully} from '../io/positional.js'
+import {openRegularFile} from '../io/regular-file.js'
 import {TensorInfo, parseHeader, parseHeaderLength, sanitizeName} from './safetensors-header.js'
 import type {TensorSource} from './tensor-source.js'
 import type {FileFormat} from './file-format.js'
-import {byteRangeEnd, readAt, readIntoAt, tensorEntry} from './tensor-bytes.js'
+import {assertFiniteData, byteRangeEnd, readAt, readIntoAt, tensorEntry} from './tensor-bytes.js'
 
 /** One read allocates at most this much; larger tensors must be read by rows. */
 export const MAX_SINGLE_READ_BYTES = 2 ** 31
@@ -39,10 +40,8 @@ export class SafetensorsFile implements TensorSource {
    * @throws InputError for a missing file or any malformed header
    */
   static async open(path: string): Promise<SafetensorsFile> {
-    const handle = await withFileContext('read', path, () => open(path, 'r'))
+    const {handle, size} = await openRegularFile(path)
     try {
-      const {size, isFile} = await handle.stat().then((s) => ({size: s.size, isFile: s.isFile()}))
-      if (!isFile) throw new InputError('NOT_A_FILE', `read ${path}: not a regular file`)
       const prefix = new Uint8Array(8)
       if (size >= 8) await readFully(handle, prefix, 0)
       const headerLength = parseHeaderLength(prefix, size, path)
@@ -74,18 +73,28 @@ export class SafetensorsFile implements TensorSource {
     return readAt(this.handle, this.path, this.dataStart + info.dataOffsets[0] + begin, length)
   }
 
-  /** Raw bytes `[begin, begin + target.byteLength)` of a tensor's data, into `target`. */
+  /** Raw bytes `[begin, begin + target.byteLength)` of a tensor's data, into `target` (not checked for NaN: a caller computing on them refuses non-finite values itself). */
   async readInto(name: string, begin: number, target: Uint8Array): Promise<void> {
     const info = this.info(name)
     byteRangeEnd(name, info.byteLength, begin, begin + target.byteLength)
     await readIntoAt(this.handle, this.path, this.dataStart + info.dataOffsets[0] + begin, target)
   }
 
+  /**
+   * A whole tensor, for computation.
+   * @throws InputError TENSOR_NOT_FINITE when a float tensor holds NaN or ±Infinity
+   */
   async readTensor(name: string): Promise<Tensor> {
     const info = this.info(name)
-    return new Tensor(info.dtype, info.shape, await this.readBytes(name))
+    const bytes = await this.readBytes(name)
+    assertFiniteData(this.path, name, info.dtype, bytes, info.shape)
+    return new Tensor(info.dtype, info.shape, bytes)
   }
 
+  /**
+   * Rows `[start, start + count)` of the first dimension, for computation.
+   * @throws InputError TENSOR_NOT_FINITE when the rows hold NaN or ±Infinity
+   */
   async readRows(name: string, start: number, count: number): Promise<Tensor> {
     const info = this.info(name)
     if (info.shape.length === 0) throw new RangeError(`tensor "${name}" is a scalar: it has no rows`)
@@ -95,6 +104,7 @@ export class SafetensorsFile implements TensorSource {
     }
     const rowBytes = rows === 0 ? 0 : info.byteLength / rows
     const bytes = await this.readBytes(name, start * rowBytes, (start + count) * rowBytes)
+    assertFiniteData(this.path, name, info.dtype, bytes, info.shape, (start * rowBytes) / DTYPES[info.dtype].bytes)
     return new Tensor(info.dtype, [count, ...info.shape.slice(1)], bytes)
   }
 

@@ -4,7 +4,8 @@
  * `openModel`, which opens whatever a user points at (a file, an index, or a
  * model folder).
  */
-import {readFile, readdir, stat} from 'node:fs/promises'
+import {readdir, stat} from 'node:fs/promises'
+import {readRegularText} from '../io/regular-file.js'
 import {basename, dirname, isAbsolute, join} from 'node:path'
 import {InputError, withFileContext} from '../errors.js'
 import type {Tensor} from '../tensor.js'
@@ -51,11 +52,7 @@ export class ShardedModel implements TensorSource {
    * @throws InputError for a malformed index, an unsafe or missing shard path, or a tensor missing from its shard
    */
   static async open(indexPath: string): Promise<ShardedModel> {
-    const text = await withFileContext('read', indexPath, async () => {
-      const size = (await stat(indexPath)).size
-      if (size > MAX_INDEX_BYTES) throw new InputError('SHARD_INDEX_TOO_LARGE', `read ${indexPath}: ${size} bytes is too large for a shard index`)
-      return readFile(indexPath, 'utf8')
-    })
+    const text = await readRegularText(indexPath, MAX_INDEX_BYTES, (size) => new InputError('SHARD_INDEX_TOO_LARGE', `read ${indexPath}: ${size} bytes is too large for a shard index`))
     let root
     try {
       root = parseStrictJson(text)

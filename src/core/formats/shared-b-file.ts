@@ -17,6 +17,7 @@ import {DType, DTYPES, isDType} from '../dtype.js'
 import {InputError} from '../errors.js'
 import {SafetensorsFile, openChecked} from './safetensors-file.js'
 import {sanitizeName} from './safetensors-header.js'
+import {assertNullSlot} from './tensor-bytes.js'
 import {JsonSyntaxError, JsonValue, parseStrictJson} from './strict-json.js'
 import {PackAdapterEntry, PackManifest, PackModuleEntry, adapterInSlot, adapterNamed, parseManifest} from './pack-manifest.js'
 import {formatShape} from '../shape.js'
@@ -114,6 +115,17 @@ export class SharedBFile {
     if (!Number.isSafeInteger(slot) || slot < 0 || slot >= this.manifest.slots) throw new InputError('PACK_NO_SUCH_SLOT', `read ${this.path}: slot ${slot} is outside 0..${this.manifest.slots - 1}`)
     const t = await this.file.readRows(sharedBTensorNames(m).a, slot, 1)
     return new Tensor(this.dtype, [K, m.in], t.bytes)
+  }
+
+  /**
+   * Check slot 0 of every A' stack: the null adapter must be all zeros (and finite).
+   * @throws InputError PACK_NULL_SLOT_NOT_ZERO, TENSOR_NOT_FINITE
+   */
+  async checkNullSlot(): Promise<void> {
+    for (const m of this.manifest.modules) {
+      const name = sharedBTensorNames(m).a
+      assertNullSlot(this.path, name, (await this.file.readRows(name, 0, 1)).toFloat32())
+    }
   }
 
   /** The adapter in `slot` (1..N); throws InputError for slot 0 or out of range. */

@@ -13,7 +13,9 @@
 import type {DType} from '../dtype.js'
 import {DTYPES} from '../dtype.js'
 import type {PackModuleEntry} from './pack-manifest.js'
-import {TensorSpec, planFile} from './safetensors-header.js'
+import {InputError} from '../errors.js'
+import {TensorSpec, planFile, sanitizeName} from './safetensors-header.js'
+import {assertFiniteResult} from './tensor-bytes.js'
 import {SafetensorsWriter} from './safetensors-writer.js'
 import {CompressionInfo, SHARED_B_FORMAT, SHARED_B_FORMAT_VERSION, SharedBErrors, sharedBTensorNames} from './shared-b-file.js'
 
@@ -95,14 +97,24 @@ export class SharedBWriter {
     return new SharedBWriter(writer, plan, layout)
   }
 
-  /** A' of `slot` on `module`: [K, in] in the file's dtype. */
-  writeA(module: Pick<PackModuleEntry, 'name' | 'kind'>, slot: number, bytes: Uint8Array): Promise<void> {
-    return this.writer.writeTensorBytes(sharedBTensorNames(module).a, slot * bytes.byteLength, bytes)
+  /**
+   * A' of `slot` on `module`: [K, in] in the file's dtype.
+   * @throws InputError OUTPUT_NOT_FINITE when a value is NaN or past the dtype's range
+   */
+  async writeA(module: Pick<PackModuleEntry, 'name' | 'kind'>, slot: number, bytes: Uint8Array): Promise<void> {
+    const name = sharedBTensorNames(module).a
+    assertFiniteResult(`compress ${this.writer.path}`, name, this.plan.dtype, bytes, (slot * bytes.byteLength) / DTYPES[this.plan.dtype].bytes)
+    return this.writer.writeTensorBytes(name, slot * bytes.byteLength, bytes)
   }
 
-  /** The shared basis of `module`: [out, K] in the file's dtype. */
-  writeSharedB(module: Pick<PackModuleEntry, 'name' | 'kind'>, bytes: Uint8Array): Promise<void> {
-    return this.writer.writeTensor(sharedBTensorNames(module).b, bytes)
+  /**
+   * The shared basis of `module`: [out, K] in the file's dtype.
+   * @throws InputError OUTPUT_NOT_FINITE
+   */
+  async writeSharedB(module: Pick<PackModuleEntry, 'name' | 'kind'>, bytes: Uint8Array): Promise<void> {
+    const name = sharedBTensorNames(module).b
+    assertFiniteResult(`compress ${this.writer.path}`, name, this.plan.dtype, bytes)
+    return this.writer.writeTensor(name, bytes)
   }
 
   /** Bytes of one slot's A' of `module` (K · in elements). */
@@ -113,6 +125,10 @@ export class SharedBWriter {
 
   /** Put the measured errors into the header and rename the file into place. */
   async commit(errors: SharedBErrors): Promise<void> {
+    for (const [name, e] of Object.entries(errors)) {
+      const bad = e.errors.findIndex((x) => x !== null && !Number.isFinite(x))
+      if (bad >= 0) throw new InputError('OUTPUT_NOT_FINITE', `compress ${this.writer.path}: the measured error of slot ${bad} on "${sanitizeName(name)}" is ${e.errors[bad]}; nothing was written`)
+    }
     await this.writer.rewriteMetadata(this.layout.metadata(errors))
     await this.writer.commit()
   }

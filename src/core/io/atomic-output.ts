@@ -3,48 +3,45 @@
  * into place only on success, so a crash, Ctrl-C or a full disk never leaves
  * a truncated file (or half a folder) under the final name.
  *
- * Temporary paths are registered with the process's exit cleanup
- * (`exit-cleanup.ts`) while open; on SIGINT/SIGTERM/SIGHUP or a normal exit
- * they are removed. (SIGKILL cannot be caught: the temporary file may stay,
- * the final name is still never a partial output.)
+ * Temporary paths carry the owner's PID (`temporaries.ts`) and are
+ * registered with the process's exit cleanup (`exit-cleanup.ts`) while open;
+ * on SIGINT/SIGTERM/SIGHUP or a normal exit they are removed. SIGKILL cannot
+ * be caught: the temporary stays until the next command writing beside it
+ * removes it (its owner is dead); the final name is never a partial output.
+ *
+ * What may be replaced is decided in one place, `output-target.ts`: checked
+ * when the temporary is made and again just before it moves into place.
  */
-import {randomBytes} from 'node:crypto'
-import {mkdir, open, rename, rm} from 'node:fs/promises'
+import {existsSync, renameSync, rmSync} from 'node:fs'
+import {mkdir, open, rename, rm, writeFile} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
-import {basename, dirname, join, resolve} from 'node:path'
-import {UsageError, describeSystemError} from '../errors.js'
-import {removeOnExit} from './exit-cleanup.js'
+import {dirname, join, resolve} from 'node:path'
+import {describeSystemError} from '../errors.js'
+import {onExitCleanup, removeOnExit} from './exit-cleanup.js'
+import {OUTPUT_MARKER, OutputTarget, checkOutput, checkReplaceable, markerFor} from './output-target.js'
 import {pathExists} from './path-exists.js'
 import {writeFully} from './positional.js'
-
-function tempSibling(finalPath: string): string {
-  return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
-}
-
-/**
- * Refuse to overwrite `path` unless `force`.
- * @throws UsageError OUTPUT_EXISTS
- */
-export async function assertOutputFree(path: string, force = false): Promise<void> {
-  if (!force && (await pathExists(path))) {
-    throw new UsageError('OUTPUT_EXISTS', `write ${path}: already exists (use --force to overwrite)`)
-  }
-}
+import {temporarySibling} from './temporaries.js'
 
 export interface OutputOptions {
-  /** Replace an existing output. */
+  /** Replace an existing output (only a file by a file, a folder by a folder of the same kind: `output-target.ts`). */
   force?: boolean
 }
 
-/** Check that `finalPath` is free, then make its temporary sibling with `make`, registered for removal on exit. */
-async function startTemporary<T>(finalPath: string, options: OutputOptions, make: (temp: string) => Promise<T>): Promise<{target: string; temp: string; made: T; release: () => void}> {
-  const target = resolve(finalPath)
-  await assertOutputFree(target, options.force)
-  const temp = tempSibling(target)
+export interface FolderOutputOptions extends OutputOptions {
+  /** The folder's kind, written in its marker: `--force` replaces only a folder of the same kind. */
+  kind: string
+}
+
+/** Check the output, then make its temporary sibling with `make`, registered for removal on exit. */
+async function startTemporary<T>(finalPath: string, target: Omit<OutputTarget, 'path'>, options: OutputOptions, make: (temp: string) => Promise<T>): Promise<{target: string; temp: string; made: T; release: () => void}> {
+  const absolute = resolve(finalPath)
+  await checkOutput({...target, path: finalPath}, absolute, options.force ?? false)
+  const temp = temporarySibling(absolute)
   const release = removeOnExit(temp)
   try {
-    await mkdir(dirname(target), {recursive: true})
-    return {target, temp, made: await make(temp), release}
+    await mkdir(dirname(absolute), {recursive: true})
+    return {target: absolute, temp, made: await make(temp), release}
   } catch (error) {
     release()
     throw describeSystemError(error, 'write', finalPath)
@@ -105,7 +102,7 @@ export class AtomicFile extends AtomicOutput {
    * @throws UsageError when `finalPath` exists and not `force`
    */
   static async create(finalPath: string, options: OutputOptions = {}): Promise<AtomicFile> {
-    const t = await startTemporary(finalPath, options, (temp) => open(temp, 'wx+'))
+    const t = await startTemporary(finalPath, {kind: 'file'}, options, (temp) => open(temp, 'wx+'))
     return new AtomicFile(t.target, t.temp, t.made, options.force ?? false, t.release)
   }
 
@@ -130,7 +127,7 @@ export class AtomicFile extends AtomicOutput {
   protected async moveIntoPlace(): Promise<void> {
     await this.handle.sync()
     await this.handle.close()
-    await assertOutputFree(this.finalPath, this.force)
+    await checkReplaceable({path: this.finalPath, kind: 'file'}, this.finalPath, this.force)
     await rename(this.tempPath, this.finalPath)
   }
 
@@ -141,12 +138,19 @@ export class AtomicFile extends AtomicOutput {
   }
 }
 
-/** A folder being filled under a temporary name. */
+/**
+ * A folder being filled under a temporary name. On commit it gets its marker
+ * (`.lora-output.json`: its kind and every file in it), by which a later
+ * `--force` recognises it as replaceable; an existing folder is replaced
+ * only when it is such an output of the same kind, holding nothing else.
+ */
 export class AtomicDirectory extends AtomicOutput {
   private constructor(
     finalPath: string,
     /** Write the folder's files here. */
     readonly path: string,
+    /** The folder's kind (its marker's). */
+    readonly kind: string,
     force: boolean,
     release: () => void,
   ) {
@@ -155,21 +159,34 @@ export class AtomicDirectory extends AtomicOutput {
 
   /**
    * Create the temporary folder next to `finalPath` (creating its parent if needed).
-   * @throws UsageError when `finalPath` exists and not `force`
+   * @throws UsageError when `finalPath` exists and may not be replaced (`output-target.ts`)
    */
-  static async create(finalPath: string, options: OutputOptions = {}): Promise<AtomicDirectory> {
-    const t = await startTemporary(finalPath, options, (temp) => mkdir(temp))
-    return new AtomicDirectory(t.target, t.temp, options.force ?? false, t.release)
+  static async create(finalPath: string, options: FolderOutputOptions): Promise<AtomicDirectory> {
+    const t = await startTemporary(finalPath, {kind: 'folder', folderKind: options.kind}, options, (temp) => mkdir(temp))
+    return new AtomicDirectory(t.target, t.temp, options.kind, options.force ?? false, t.release)
   }
 
-  /** Rename the finished folder into place (replacing an old one when forced). */
+  /**
+   * Write the marker, then rename the finished folder into place. An old
+   * folder (forced) moves aside first (`.<name>.old-<pid>-<hex>`), is removed
+   * once the new one is in place, and is put back if that rename fails.
+   */
   protected async moveIntoPlace(): Promise<void> {
+    await writeFile(join(this.path, OUTPUT_MARKER), `${JSON.stringify(await markerFor(this.path, this.kind))}\n`)
+    await checkReplaceable({path: this.finalPath, kind: 'folder', folderKind: this.kind}, this.finalPath, this.force)
     if (!(await pathExists(this.finalPath))) return rename(this.path, this.finalPath)
-    if (!this.force) throw new UsageError('OUTPUT_EXISTS', `write ${this.finalPath}: already exists (use --force to overwrite)`)
-    const old = tempSibling(this.finalPath)
-    const releaseOld = removeOnExit(old)
+    const old = temporarySibling(this.finalPath, 'old')
+    const finalPath = this.finalPath
+    // stopped between the two renames: the old folder goes back under its name
+    const releaseOld = onExitCleanup(() => (existsSync(finalPath) ? rmSync(old, {recursive: true, force: true}) : renameSync(old, finalPath)))
     await rename(this.finalPath, old)
-    await rename(this.path, this.finalPath)
+    try {
+      await rename(this.path, this.finalPath)
+    } catch (error) {
+      releaseOld()
+      await rename(old, this.finalPath)
+      throw error
+    }
     await rm(old, {recursive: true, force: true})
     releaseOld()
   }
@@ -181,7 +198,8 @@ export class AtomicDirectory extends AtomicOutput {
 }
 
 /**
- * Run `fn` with an atomic output; commit when it resolves, abort when it throws.
+ * Run `fn` with an atomic output; commit when it resolves, abort when it
+ * throws (a system error then names the output's path).
  */
 export async function withAtomic<T, O extends AtomicFile | AtomicDirectory>(output: O, fn: (output: O) => Promise<T>): Promise<T> {
   try {
@@ -190,6 +208,6 @@ export async function withAtomic<T, O extends AtomicFile | AtomicDirectory>(outp
     return result
   } catch (error) {
     await output.abort()
-    throw error
+    throw describeSystemError(error, 'write', output.finalPath)
   }
 }

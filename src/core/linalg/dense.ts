@@ -50,14 +50,14 @@ export function transpose(a: ArrayLike<number>, rows: number, cols: number): Flo
   return t
 }
 
-/** Σ x² over all elements. */
-/** `[rows, cols]` row-major → `[cols, rows]`, in the same typed-array type (float32 weights, binary16 bits). */
+/** `[rows, cols]` row-major → `[cols, rows]`, in the same typed-array type (float32 weights, float64, binary16 bits). */
 export function transposeTyped<T extends Float32Array | Float64Array | Uint16Array>(values: T, rows: number, cols: number): T {
   const out = new (values.constructor as {new (n: number): T})(values.length)
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!
   return out
 }
 
+/** Σ x² over all elements. */
 export function sumOfSquares(a: ArrayLike<number>, start = 0, end = a.length): number {
   let s = 0
   for (let i = start; i < end; i++) s += a[i]! * a[i]!

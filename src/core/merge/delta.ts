@@ -6,10 +6,15 @@
  * where R = Σ r_k. Rows of the stored tensor are rows of P, so any row range
  * of ΔW is `P[rows] · Q`: the merge streams by row chunks.
  */
+import {InputError} from '../errors.js'
 import type {LoraAdapter} from '../formats/peft-adapter.js'
+import {sanitizeName} from '../formats/safetensors-header.js'
 import {gemm, gemmAddHalf} from '../linalg/matmul-engine.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
 import type {MergeTarget} from './plan.js'
+
+/** The largest finite float32. */
+const F32_MAX = 3.4028234663852886e38
 
 export interface DeltaFactors<T extends Float32Array | Float64Array = Float64Array> {
   readonly rows: number
@@ -35,12 +40,20 @@ export async function loadDelta(target: MergeTarget, adapters: readonly LoraAdap
     const b = (await adapter.readB(term.module.name)).toFloat64() // [out, r]
     const {r, in: nIn, out: nOut} = term.module
     const c = term.scale
+    let largest = 0
     if (!term.transposed) {
-      for (let i = 0; i < nOut; i++) for (let j = 0; j < r; j++) p[i * rank + offset + j] = c * b[i * r + j]!
+      for (let i = 0; i < nOut; i++) for (let j = 0; j < r; j++) largest = Math.max(largest, Math.abs((p[i * rank + offset + j] = c * b[i * r + j]!)))
       for (let j = 0; j < r; j++) q.set(a.subarray(j * nIn, (j + 1) * nIn), (offset + j) * cols)
     } else {
       for (let i = 0; i < nIn; i++) for (let j = 0; j < r; j++) p[i * rank + offset + j] = a[j * nIn + i]!
-      for (let j = 0; j < r; j++) for (let o = 0; o < nOut; o++) q[(offset + j) * cols + o] = c * b[o * r + j]!
+      for (let j = 0; j < r; j++) for (let o = 0; o < nOut; o++) largest = Math.max(largest, Math.abs((q[(offset + j) * cols + o] = c * b[o * r + j]!)))
+    }
+    // the merge multiplies float32 copies: a scaled B past float32's range would merge as ±Infinity
+    if (!(largest <= F32_MAX)) {
+      throw new InputError(
+        'MERGE_SCALE_OVERFLOW',
+        `merge ${adapter.dir}: module "${sanitizeName(term.module.name)}": weight × scaling = ${c} makes w·s·B reach ${largest}, past float32's range (${F32_MAX.toExponential(3)}); check lora_alpha and --weight`,
+      )
     }
     offset += r
   }

@@ -9,9 +9,11 @@
  */
 import {DTYPES} from '../dtype.js'
 import type {DType, FloatOutputDType} from '../dtype.js'
-import {GateError, UsageError} from '../errors.js'
+import {GateError, UsageError, describeSystemError} from '../errors.js'
 import {LoraAdapter} from '../formats/peft-adapter.js'
-import {AtomicFile, assertOutputFree} from '../io/atomic-output.js'
+import {AtomicFile} from '../io/atomic-output.js'
+import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
+import {assertMemoryFits} from '../io/resources.js'
 import type {ProgressCallback} from '../progress.js'
 import {ModelReader} from '../model-io/model-reader.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantOptions, QuantSchemeName, resolveQuantOptions, schemeOutput, transposesConv1D} from '../quant/schemes.js'
@@ -26,7 +28,7 @@ import {GgufAsHfReader} from '../model-io/gguf-hf-view.js'
 import {describeSource, ggufOrientedShape} from '../model-io/gguf-model-plan.js'
 import {DeltaFactors, deltaRows, deltaRowsHalf, loadDelta, toFloat32Factors} from './delta.js'
 import {MergeTarget, planMerge} from './plan.js'
-import {ProbeOptions, QualityReport, measureQuality} from './quality.js'
+import {ProbeOptions, QualityReport, measureQuality, probeMemory} from './quality.js'
 
 export interface MergeAdapterInput {
   readonly path: string
@@ -117,7 +119,13 @@ function baseScheme(base: ModelReader): QuantOptions | undefined {
  */
 export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
   validate(options)
-  if (options.reportPath) await assertOutputFree(options.reportPath, options.force)
+  const inputs = [options.base, ...options.adapters.map((a) => a.path), options.quality ? options.quality.file : undefined]
+  const outputs = (format: 'safetensors' | 'gguf') => [
+    {path: options.out, kind: format === 'gguf' ? ('file' as const) : ('folder' as const), folderKind: MODEL_OUTPUT_KIND, flag: '--out'},
+    ...(options.reportPath ? [{path: options.reportPath, kind: 'file' as const, flag: '--report'}] : []),
+  ]
+  // the paths first (nothing is opened yet), the output's kind again once the base says which format it gets
+  await checkOutputs(outputs('safetensors'), {inputs, pathsOnly: true})
   const base = await ModelReader.open(options.base)
   const adapters: LoraAdapter[] = []
   try {
@@ -146,6 +154,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     const floatDtype: FloatOutputDType | undefined = options.dtype ?? (format === 'gguf' && !quant ? 'F16' : undefined)
     // llama.cpp's layout of a Hugging Face base, checked before any work (config.json, architecture)
     const spec = format === 'gguf' && base.format !== 'gguf' ? await describeSource(base) : undefined
+    await checkOutputs(outputs(format), {force: options.force, inputs})
     const weights = options.adapters.map((a) => a.weight ?? 1)
     const plan = planMerge(base, adapters, weights, base.format === 'gguf' ? ggufBaseResolver(base.ggufFile!) : undefined)
 
@@ -192,6 +201,10 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
     if (kept.length > 0) warnings.push(`${kept.length} tensor${kept.length === 1 ? '' : 's'} stay in float, ${quant!.scheme} cannot hold them (${kept[0]!.name}: ${kept[0]!.reason}${kept.length > 1 ? '; …' : ''})`)
     for (const w of warnings) options.onWarning?.(w)
     const targets = [...plan.targets.values()]
+    if (options.quality && !options.quality.file) {
+      const probe = probeMemory(targets, options.quality.rows)
+      assertMemoryFits([{bytes: probe.bytes, largestArray: probe.largestArray, what: `--probe ${options.quality.rows} rows`}], `merge ${options.out}`)
+    }
     let report: QualityReport | null = null
     const quantized = new Set(quantOf.keys())
     const mainDtype: DType = floatDtype ?? (targets[0] ? base.get(targets[0].name).dtype : 'F16')
@@ -268,11 +281,15 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
   }
 }
 
-/** Which tensors breach `--max-loss` on the written scenario. */
+/**
+ * Which tensors breach `--max-loss` on the written scenario. A figure that is
+ * not a finite number (NaN from overflowing values) fails the gate; null
+ * (the adapter changes nothing on the probes: nothing to lose) passes it.
+ */
 export function evaluateGate(report: QualityReport, maxLoss: number): MergeGate {
   const failing = report.tensors
     .map((t) => ({name: t.name, adapter_retained: t[report.written]?.adapter_retained ?? null}))
-    .filter((t) => t.adapter_retained !== null && t.adapter_retained < 1 - maxLoss)
+    .filter((t) => t.adapter_retained !== null && !(Number.isFinite(t.adapter_retained) && t.adapter_retained >= 1 - maxLoss))
   return {max_loss: maxLoss, passed: failing.length === 0, failing}
 }
 
@@ -292,7 +309,7 @@ async function writeJsonAtomic(path: string, value: unknown, force?: boolean): P
     await file.commit()
   } catch (error) {
     await file.abort()
-    throw error
+    throw describeSystemError(error, 'write', path)
   }
 }
 

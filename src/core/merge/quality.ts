@@ -169,6 +169,19 @@ function chunkRows(rows: number, cols: number, align: number): number {
 }
 
 /**
+ * The memory the report holds for `rows` drawn probe rows over `targets`: the
+ * probes of every input width (float64, kept), a float32 copy, and the
+ * projections and accumulators of one tensor.
+ */
+export function probeMemory(targets: readonly MergeTarget[], rows: number): {bytes: number; largestArray: number} {
+  const widths = new Set(targets.map((t) => (t.transposed ? t.shape[0] : t.shape[1])))
+  const maxWidth = Math.max(0, ...widths)
+  const maxCols = Math.max(0, ...targets.map((t) => t.shape[1]))
+  const perRow = [...widths].reduce((s, w) => s + 8 * w, 0) + 4 * maxWidth + 8 * maxCols * (SCENARIOS.length + 2)
+  return {bytes: rows * perRow, largestArray: rows * 8 * Math.max(maxWidth, maxCols)}
+}
+
+/**
  * Measure every merged tensor.
  * @throws UsageError for a probe file without a matching [N, in] tensor
  */

@@ -19,6 +19,8 @@
  * `createEncoder` on one thread.
  */
 import {DTYPES} from '../dtype.js'
+import {InputError} from '../errors.js'
+import {assertFiniteData, assertFiniteResult} from '../formats/tensor-bytes.js'
 import {BufferPool} from '../io/buffer-pool.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {ggufRowOrder} from '../models/gguf-names.js'
@@ -58,6 +60,8 @@ export interface EncodeTensorRequest {
   readonly permuteHeads?: number
   /** Encode the transpose ([cols, rows]) of the tensor. */
   readonly transpose?: boolean
+  /** The output as the user named it, for the message when a transform gives NaN or ±Infinity. */
+  readonly output?: string
 }
 
 /** Rows per chunk: a multiple of `align` near `elements / cols`, at most `rows`. */
@@ -136,7 +140,13 @@ export class TensorEncoding {
       tasks.add(
         this.hold(chunk, async () => {
           await source.readBytesInto(name, r0 * rowBytes, bytes)
-          await this.pool.run({scheme: quant.scheme, options: quant, shape, memory, startRow: r0, rowCount: n, dtype, bytes, rowOrder})
+          try {
+            await this.pool.run({scheme: quant.scheme, options: quant, shape, memory, startRow: r0, rowCount: n, dtype, bytes, rowOrder})
+          } catch (error) {
+            // NaN or ±Infinity in the file: refused as reading refuses it (the kernels find it, no pass of its own)
+            if (error instanceof InputError && error.code === 'QUANT_NOT_FINITE') assertFiniteData(source.path, name, dtype, bytes, [rows, cols], r0 * cols)
+            throw error
+          }
         }),
       )
     }
@@ -158,7 +168,10 @@ export class TensorEncoding {
         const n = Math.min(step, rows - r0)
         let values = await next!
         next = read(r0 + step)
-        if (transform) values = await transform(r0, n, values)
+        if (transform) {
+          values = await transform(r0, n, values)
+          assertFiniteResult(`write ${request.output ?? source.path}`, name, 'F32', values, r0 * cols)
+        }
         if (transpose) values = transposeTyped(values, rows, cols)
         // encoded rows [first, first + count) are in `values` now
         const first = transpose ? 0 : r0

@@ -14,7 +14,7 @@ import {GgufFile} from '../formats/gguf-reader.js'
 import {SafetensorsFile} from '../formats/safetensors-file.js'
 import {ShardedModel, openModel} from '../formats/sharded-model.js'
 import type {TensorSource} from '../formats/tensor-source.js'
-import {tensorEntry} from '../formats/tensor-bytes.js'
+import {assertFiniteData, tensorEntry} from '../formats/tensor-bytes.js'
 import {shapeSize} from '../shape.js'
 import type {StoredQuantTensor} from '../quant/quant-scheme.js'
 import {EncodedTensor, QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName, TensorDecoder, createDecoder, schemeOfGgmlType} from '../quant/schemes.js'
@@ -152,13 +152,17 @@ export class ModelReader {
    */
   async readRows(name: string, start: number, count: number): Promise<Float32Array> {
     const t = this.get(name)
+    const rowElements = t.shape.length <= 1 ? shapeSize(t.shape) : shapeSize(t.shape.slice(1))
     if (t.encoding !== 'plain') {
       if (this.cache?.name !== name) this.cache = {name, decoder: createDecoder(await this.readEncoded(name))}
-      return this.cache.decoder.decodeRows(start, count)
+      const decoded = this.cache.decoder.decodeRows(start, count)
+      // a NaN or infinite scale decodes to NaN: checked on what the merge and the quality report use
+      assertFiniteData(this.path, name, 'F32', decoded, t.shape, start * rowElements)
+      return decoded
     }
-    const rowElements = t.shape.length <= 1 ? shapeSize(t.shape) : shapeSize(t.shape.slice(1))
     const bytesPerRow = rowElements * DTYPES[t.dtype].bytes
     const bytes = await this.readBytes(name, start * bytesPerRow, (start + count) * bytesPerRow)
+    assertFiniteData(this.path, name, t.dtype, bytes, t.shape, start * rowElements)
     const values = toFloat32(t.dtype, bytes)
     return t.dtype === 'F32' ? values.slice() : values
   }

@@ -11,6 +11,7 @@ import {describeSource, ggufOrientedShape} from './gguf-model-plan.js'
 import {isConv1DWeight} from '../models/conv1d.js'
 import {readModelConfig} from '../models/model-config.js'
 import {shapeSize} from '../shape.js'
+import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import {ModelReader} from './model-reader.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName, resolveQuantOptions, schemeOutput, transposesConv1D} from '../quant/schemes.js'
 import {SelectionOptions, quantizeSelector} from '../quant/selection.js'
@@ -63,6 +64,7 @@ export interface QuantizeModelResult {
  */
 export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeModelResult> {
   const {quant, format} = resolveQuantOptions(options.scheme, options.blockSize, options.doubleQuant, options.format)
+  await checkOutputs([{path: options.out, kind: format === 'gguf' ? 'file' : 'folder', folderKind: MODEL_OUTPUT_KIND, flag: '--out'}], {force: options.force, inputs: [options.model]})
   const source = await ModelReader.open(options.model)
   try {
     if (source.format === 'gguf' && format !== 'gguf') throw new UsageError('BAD_FLAG', `--scheme ${quant.scheme}: a GGUF model is written as GGUF (${schemesStoredAsGguf()}); ${quant.scheme} needs the Hugging Face folder of the model`)

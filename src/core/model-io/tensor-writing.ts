@@ -16,13 +16,15 @@ export type TensorSink = (name: string, byteOffset: number, data: Uint8Array) =>
 export interface TensorWriting {
   readonly source: ModelReader
   readonly sink: TensorSink
+  /** The output as the user named it, for messages. */
+  readonly output: string
   /** The encoding threads (present when some tensor is quantized). */
   readonly encoding: TensorEncoding | undefined
   readonly behind: WriteBehind
   readonly copyBuffers: BufferPool
 }
 
-/** Start writing into `sink`, with the encoding threads the caller started (and closes). */
-export function startWriting(source: ModelReader, sink: TensorSink, encoding?: TensorEncoding): TensorWriting {
-  return {source, sink, encoding, behind: new WriteBehind(), copyBuffers: new BufferPool(COPY_BUFFER_BYTES, COPY_BUFFERS)}
+/** Start writing into `sink` (of `output`, for messages), with the encoding threads the caller started (and closes). */
+export function startWriting(source: ModelReader, sink: TensorSink, output: string, encoding?: TensorEncoding): TensorWriting {
+  return {source, sink, output, encoding, behind: new WriteBehind(), copyBuffers: new BufferPool(COPY_BUFFER_BYTES, COPY_BUFFERS)}
 }

@@ -9,7 +9,10 @@
 import {basename} from 'node:path'
 import {DTYPES, fromFloat} from '../dtype.js'
 import {InputError, LoraError} from '../errors.js'
+import {GGML_TYPES} from '../formats/gguf-types.js'
 import {GgufWriter} from '../formats/gguf-writer.js'
+import {assertFiniteData, assertFiniteResult} from '../formats/tensor-bytes.js'
+import {assertDiskFits} from '../io/resources.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
@@ -26,8 +29,9 @@ function floatChunkRows(t: PlannedGgufTensor, rows: number, cols: number): numbe
   return t.transpose ? rows : chunkRows(rows, cols, t.permuteHeads ? rows / t.permuteHeads : 1, ROW_CHUNK_ELEMENTS)
 }
 
+/** Write one planned tensor; inputs are checked finite where read, computed values before they reach the output (`w.output`, for messages). */
 async function writeTensor(t: PlannedGgufTensor, w: TensorWriting): Promise<number> {
-  const {source, sink} = w
+  const {source, sink, output: out} = w
   if (t.values) {
     const bytes = fromFloat('F32', t.values)
     await sink(t.name, 0, bytes)
@@ -49,7 +53,7 @@ async function writeTensor(t: PlannedGgufTensor, w: TensorWriting): Promise<numb
   if (quant) {
     const scheme = QUANT_SCHEMES[quant.scheme]
     if (scheme.format !== 'gguf') throw new RangeError(`${quant.scheme} is not stored in GGUF`)
-    const encoded = await w.encoding!.encode({source, name, quant, transform: job?.transform, permuteHeads: t.permuteHeads, transpose: t.transpose})
+    const encoded = await w.encoding!.encode({source, name, quant, transform: job?.transform, permuteHeads: t.permuteHeads, transpose: t.transpose, output: w.output})
     const [part] = scheme.storedParts(t.name, encoded, logical.dtype)
     await w.behind.add(() => sink(t.name, 0, part!.data))
     return part!.data.byteLength
@@ -63,18 +67,24 @@ async function writeTensor(t: PlannedGgufTensor, w: TensorWriting): Promise<numb
     const heads = t.permuteHeads ? (n * t.permuteHeads) / rows : 0
     if (half) {
       const bytes = await source.readBytes(name, r0 * cols * 2, (r0 + n) * cols * 2)
+      assertFiniteData(source.path, name, 'F16', bytes, shape, r0 * cols)
       let bits: Uint16Array = new Uint16Array(bytes.slice().buffer)
       bits = await job!.transformHalf!(r0, n, bits)
+      assertFiniteResult(`write ${out}`, name, 'F16', new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), r0 * cols)
       if (heads) bits = permuteRowsToGguf(bits, heads, cols)
       await sink(t.name, r0 * cols * 2, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength))
       written += bits.byteLength
       continue
     }
     let values = await source.readRows(name, r0, n)
-    if (job?.transform) values = await job.transform(r0, n, values)
+    if (job?.transform) {
+      values = await job.transform(r0, n, values)
+      assertFiniteResult(`write ${out}`, name, 'F32', values, r0 * cols)
+    }
     if (heads) values = permuteRowsToGguf(values, heads, cols)
     if (t.transpose) values = transposeTyped(values, rows, cols)
     const bytes = fromFloat(dtype, values)
+    assertFiniteResult(`write ${out}`, name, dtype, bytes, r0 * cols)
     await sink(t.name, r0 * cols * DTYPES[dtype].bytes, bytes)
     written += bytes.byteLength
   }
@@ -107,6 +117,8 @@ export async function writeGgufModel(options: WriteModelOptions): Promise<WriteG
 }
 
 async function writePlanned(options: WriteModelOptions, plan: GgufModelPlan, encoding: TensorEncoding | undefined): Promise<WriteGgufModelResult> {
+  const planned = plan.tensors.reduce((s, t) => s + Math.ceil(shapeSize(t.shape) / GGML_TYPES[t.type].blockSize) * GGML_TYPES[t.type].typeSize, 0)
+  assertDiskFits([{path: options.out, bytes: planned, what: 'the model'}], `write ${options.out}`)
   const kv = [...plan.kv, ...(options.ggufKV ?? [])]
   const writer = await GgufWriter.create(
     options.out,
@@ -127,7 +139,7 @@ async function writePlanned(options: WriteModelOptions, plan: GgufModelPlan, enc
     written[i] = {name: t.source ?? t.name, shape: t.shape, written: t.copy ? 'copy' : (t.job?.quant?.scheme ?? 'float'), dtype, bytes}
     options.onProgress?.({stage: 'tensors', done: ++done, total: plan.tensors.length})
   }
-  const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), encoding)
+  const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out, encoding)
   // verbatim copies (an embedding kept in F16) run one after another beside the encoding: the threads compute while a copy waits on the disk
   let copies: Promise<void> = Promise.resolve()
   let copyFailed = false

@@ -15,12 +15,15 @@
 import {copyFile, readFile, readdir, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {DTYPES, DType, fromFloat} from '../dtype.js'
-import {InputError, LoraError, UsageError} from '../errors.js'
+import {InputError, LoraError, UsageError, describeSystemError} from '../errors.js'
 import type {GgufKV} from '../formats/gguf-types.js'
 import {TensorSpec, sanitizeName} from '../formats/safetensors-header.js'
+import {assertFiniteData, assertFiniteResult} from '../formats/tensor-bytes.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
 import {SHARD_INDEX_NAME, SINGLE_MODEL_NAME} from '../formats/sharded-model.js'
 import {AtomicDirectory} from '../io/atomic-output.js'
+import {MODEL_OUTPUT_KIND} from '../io/output-target.js'
+import {assertDiskFits} from '../io/resources.js'
 import type {ProgressCallback} from '../progress.js'
 import {parseJsonKeepingFloats, stringifyJsonKeepingFloats} from '../formats/json-floats.js'
 import {shapeSize} from '../shape.js'
@@ -105,6 +108,11 @@ interface Planned {
   readonly file: string
 }
 
+/** Bytes of a tensor's planned parts. */
+function plannedBytes(specs: readonly TensorSpec[]): number {
+  return specs.reduce((bytes, s) => bytes + shapeSize(s.shape) * DTYPES[s.dtype].bytes, 0)
+}
+
 function plan(options: WriteModelOptions): Planned[] {
   const {source} = options
   const out: Planned[] = []
@@ -139,6 +147,7 @@ function plan(options: WriteModelOptions): Planned[] {
   return out
 }
 
+/** Write one planned tensor; computed values are checked finite before they reach the output (`w.output`, for messages). */
 async function writeOne(p: Planned, w: TensorWriting): Promise<number> {
   const {tensor, job} = p
   const {source, sink} = w
@@ -153,7 +162,7 @@ async function writeOne(p: Planned, w: TensorWriting): Promise<number> {
   }
   if (p.action === 'encode') {
     const quant = job!.quant!
-    const encoded = await w.encoding!.encode({source, name: tensor.name, quant, transform: job?.transform, transpose: job?.transposeBeforeEncode === true})
+    const encoded = await w.encoding!.encode({source, name: tensor.name, quant, transform: job?.transform, transpose: job?.transposeBeforeEncode === true, output: w.output})
     const parts = QUANT_SCHEMES[quant.scheme].storedParts(tensor.name, encoded, p.dtype)
     await w.behind.add(async () => {
       for (const part of parts) await sink(part.name, 0, part.data)
@@ -166,7 +175,7 @@ async function writeOne(p: Planned, w: TensorWriting): Promise<number> {
   const step = chunkRows(rows, cols, 1, ROW_CHUNK_ELEMENTS)
   let written = 0
   if (job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
-    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink)
+    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink, w.output)
   }
   // one chunk read ahead and one write in flight, so file I/O overlaps the arithmetic
   const read = (r0: number) => (r0 < rows ? source.readRows(tensor.name, r0, Math.min(step, rows - r0)) : undefined)
@@ -177,8 +186,12 @@ async function writeOne(p: Planned, w: TensorWriting): Promise<number> {
       const n = Math.min(step, rows - r0)
       let values = await next!
       next = read(r0 + step)
-      if (job?.transform) values = await job.transform(r0, n, values)
+      if (job?.transform) {
+        values = await job.transform(r0, n, values)
+        assertFiniteResult(`write ${w.output}`, tensor.name, 'F32', values, r0 * cols)
+      }
       const bytes = fromFloat(p.dtype, values)
+      assertFiniteResult(`write ${w.output}`, tensor.name, p.dtype, bytes, r0 * cols)
       await pendingWrite
       pendingWrite = sink(tensor.name, r0 * cols * DTYPES[p.dtype].bytes, bytes)
       written += bytes.byteLength
@@ -193,10 +206,11 @@ async function writeOne(p: Planned, w: TensorWriting): Promise<number> {
 }
 
 /** A plain F16 tensor transformed and written as F16 on its stored bits, chunk by chunk, reads and writes overlapping the arithmetic. */
-async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: TensorSink): Promise<number> {
+async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: TensorSink, sinkPath: string): Promise<number> {
   const rowBytes = cols * 2
   const read = async (r0: number) => {
     const bytes = await source.readBytes(name, r0 * rowBytes, (r0 + Math.min(step, rows - r0)) * rowBytes)
+    assertFiniteData(source.path, name, 'F16', bytes, [rows, cols], r0 * cols)
     // a fresh, aligned copy when the bytes sit at an odd offset of a shared buffer
     return bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(bytes.slice().buffer)
   }
@@ -210,6 +224,7 @@ async function writeHalfRows(name: string, rows: number, cols: number, step: num
       next = r0 + step < rows ? read(r0 + step) : undefined
       const out = await transform(r0, n, values)
       const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+      assertFiniteResult(`write ${sinkPath}`, name, 'F16', bytes, r0 * cols)
       await pendingWrite
       pendingWrite = sink(name, r0 * rowBytes, bytes)
       written += bytes.byteLength
@@ -238,6 +253,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
   // GGUF models follow llama.cpp's conventions (names, layout, metadata, tokenizer): write-gguf-model.ts
   if (options.format !== 'safetensors') throw new RangeError(`writeModel writes safetensors folders; ${options.format} goes through writeModelOutput`)
   const planned = plan(options)
+  assertDiskFits([{path: options.out, bytes: planned.reduce((s, p) => s + plannedBytes(p.specs), 0), what: 'the model'}], `write ${options.out}`)
   const total = planned.length
   let done = 0
   const written: WrittenTensor[] = []
@@ -245,7 +261,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     written.push({name: p.tensor.name, shape: p.tensor.shape, written: p.action === 'encode' ? p.job!.quant!.scheme : p.action, dtype: p.dtype, bytes})
     options.onProgress?.({stage: 'tensors', done: ++done, total})
   }
-  const dir = await AtomicDirectory.create(options.out, {force: options.force})
+  const dir = await AtomicDirectory.create(options.out, {force: options.force, kind: MODEL_OUTPUT_KIND})
   // one set of encoding threads for every file of a sharded output
   const encoding = planned.some((p) => p.action === 'encode') ? new TensorEncoding(options.threads ?? 1) : undefined
   try {
@@ -256,7 +272,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
       const inFile = planned.filter((p) => p.file === file)
       const specs = inFile.flatMap((p) => p.specs)
       const writer = await SafetensorsWriter.create(join(dir.path, file), specs, {metadata: {format: 'pt', ...options.metadata}})
-      const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), encoding)
+      const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out, encoding)
       try {
         for (const p of inFile) {
           try {
@@ -288,7 +304,7 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     return {out: options.out, format: 'safetensors', files: outFiles, tensors: written, bytes}
   } catch (error) {
     await dir.abort()
-    throw error
+    throw describeSystemError(error, 'write', options.out)
   } finally {
     await encoding?.close()
   }

@@ -12,7 +12,7 @@ import onnxProto from 'onnx-proto'
 import {closeSync, fstatSync, ftruncateSync, openSync, writeSync} from 'node:fs'
 import {basename} from 'node:path'
 import {DTYPES, DTypeInfo} from '../dtype.js'
-import {InputError} from '../errors.js'
+import {InputError, withFileContextSync} from '../errors.js'
 
 const {onnx} = onnxProto
 
@@ -62,15 +62,18 @@ export class ExternalDataFile {
     this.end = end
   }
 
-  /** Create (truncate) the data file at `path`. */
+  /**
+   * Create (truncate) the data file at `path`.
+   * @throws InputError naming the path for a system error (every operation of the file does)
+   */
   static create(path: string): ExternalDataFile {
-    const fd = openSync(path, 'w+')
+    const fd = withFileContextSync('write', path, () => openSync(path, 'w+'))
     return new ExternalDataFile(path, fd, 0)
   }
 
   /** Open an existing data file to append more tensors. */
   static append(path: string): ExternalDataFile {
-    const fd = openSync(path, 'r+')
+    const fd = withFileContextSync('write', path, () => openSync(path, 'r+'))
     return new ExternalDataFile(path, fd, fstatSync(fd).size)
   }
 
@@ -83,7 +86,7 @@ export class ExternalDataFile {
   reserve(length: number): ExternalRange {
     const offset = Math.ceil(this.end / ExternalDataFile.ALIGNMENT) * ExternalDataFile.ALIGNMENT
     this.end = offset + length
-    ftruncateSync(this.requireFd(), this.end)
+    withFileContextSync('write', this.path, () => ftruncateSync(this.requireFd(), this.end))
     return {offset, length}
   }
 
@@ -91,7 +94,9 @@ export class ExternalDataFile {
   write(offset: number, bytes: Uint8Array): void {
     const fd = this.requireFd()
     let done = 0
-    while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done, offset + done)
+    withFileContextSync('write', this.path, () => {
+      while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done, offset + done)
+    })
   }
 
   /** Reserve and write `bytes` in one go. */

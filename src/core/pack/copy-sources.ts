@@ -8,6 +8,7 @@
  * while copying goes on. Memory: the chunk pool and two batches.
  */
 import type {SafetensorsWriter} from '../formats/safetensors-writer.js'
+import {assertFiniteData} from '../formats/tensor-bytes.js'
 import {BackgroundHasher, inlineHash} from '../io/background-hash.js'
 import {BufferPool} from '../io/buffer-pool.js'
 import type {ProgressCallback} from '../progress.js'
@@ -38,7 +39,7 @@ export function sourceFiles(manifest: PackManifest, headers: readonly AdapterHea
     header.modules.forEach((m, k) => {
       const module = moduleByName.get(m.name)!
       const {a, b} = src.ranges[k]!
-      pieces.push({begin: a[0], end: a[1], module, role: 'A', r: m.r, dtype: m.dtype}, {begin: b[0], end: b[1], module, role: 'B', r: m.r, dtype: m.dtype})
+      pieces.push({begin: a[0], end: a[1], module, role: 'A', tensor: m.aKey, r: m.r, dtype: m.dtype}, {begin: b[0], end: b[1], module, role: 'B', tensor: m.bKey, r: m.r, dtype: m.dtype})
     })
     return {path: src.path, size: src.size, mtimeMs: src.mtimeMs, pieces: pieces.sort((x, y) => x.begin - y.begin)}
   })
@@ -81,9 +82,19 @@ export async function copySources(writer: SafetensorsWriter, manifest: PackManif
       const reader = next!
       next = i + 1 < N ? SourceReader.start(files[i + 1]!, pool) : undefined
       try {
-        const sink: PieceSink = direct
+        const place: PieceSink = direct
           ? (p, bytes) => writeSlotBlock(writer, p.module, p.role, slot, p.r, p.dtype, dtype, bytes)
           : (p, bytes) => batch.place(p.module.name, p.role, slot, p.r, p.dtype, bytes)
+        // every value is checked as it passes (no pass of its own over the file)
+        // (a refusal is a rejected write, so the chunks in flight settle before the pack is aborted)
+        const sink: PieceSink = (p, bytes) => {
+          try {
+            assertFiniteData(reader.source.path, p.tensor, p.dtype, bytes, p.role === 'A' ? [p.r, p.module.in] : [p.module.out, p.r])
+          } catch (error) {
+            return Promise.reject(error)
+          }
+          return place(p, bytes)
+        }
         const hash = hasher ? hasher.stream() : inlineHash()
         const copied = await reader.copy(sink, hash, writes)
         const digest = hash.digest()

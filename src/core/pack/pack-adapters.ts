@@ -11,11 +11,14 @@
  * batches), not by the pack; the output appears under its name only when complete.
  */
 import {performance} from 'node:perf_hooks'
+import {DTYPES} from '../dtype.js'
 import type {DType, FloatOutputDType} from '../dtype.js'
+import {assertDiskFits} from '../io/resources.js'
+import {shapeSize} from '../shape.js'
 import {InputError} from '../errors.js'
 import {SAFETENSORS_MAX_HEADER_BYTES, sanitizeName} from '../formats/safetensors-header.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
-import {assertOutputFree} from '../io/atomic-output.js'
+import {checkOutputs} from '../io/output-target.js'
 import type {ProgressCallback} from '../progress.js'
 import {copySources, sourceFiles} from './copy-sources.js'
 import {PACK_FORMAT, PACK_FORMAT_VERSION, PackManifest, serializeManifest} from '../formats/pack-manifest.js'
@@ -81,8 +84,8 @@ export interface PackResult {
  */
 export async function packAdapters(options: PackAdaptersOptions): Promise<PackResult> {
   const started = performance.now()
-  await assertOutputFree(options.out, options.force)
   const dirs = await resolveAdapterInputs({inputs: options.inputs, list: options.list, cwd: options.cwd})
+  await checkOutputs([{path: options.out, kind: 'file', flag: '--out'}], {force: options.force, inputs: [...dirs, options.list], cwd: options.cwd})
   const namesFrom = options.namesFrom ?? 'dir'
   let read: AdapterHeaders | undefined = await readAdapterHeaders(dirs, namesFrom, options.onProgress)
   const N = read.headers.length
@@ -103,6 +106,7 @@ export async function packAdapters(options: PackAdaptersOptions): Promise<PackRe
   read = undefined // the per-module details of every adapter are not needed any more: let them go
 
   const metadata = (manifest: PackManifest) => ({format: PACK_FORMAT, format_version: PACK_FORMAT_VERSION, manifest: serializeManifest(manifest)})
+  assertDiskFits([{path: options.out, bytes: plan.specs.reduce((s, t) => s + shapeSize(t.shape) * DTYPES[t.dtype].bytes, 0), what: `the pack of ${N} adapters`}], `pack ${options.out}`)
   const writer = await SafetensorsWriter.create(options.out, plan.specs, {metadata: metadata(plan.manifest), force: options.force})
   try {
     const headerBytes = writer.plan.dataStart - 8

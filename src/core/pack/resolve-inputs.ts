@@ -4,12 +4,13 @@
  * folders. Order is kept as given; a glob or a folder of adapters expands in
  * sorted order.
  */
-import {readFile, readdir, stat} from 'node:fs/promises'
+import {readdir, stat} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
-import {InputError, UsageError, withFileContext} from '../errors.js'
+import {InputError, UsageError} from '../errors.js'
 import {ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME} from '../formats/peft-adapter.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {expandGlob, hasGlobMagic} from '../io/glob.js'
+import {readRegularText} from '../io/regular-file.js'
 
 /** A `--list` file larger than this is not a list of paths. */
 export const MAX_LIST_BYTES = 64 * 1024 * 1024
@@ -85,11 +86,7 @@ async function resolveOne(input: string, cwd: string, origin: string): Promise<s
 
 /** The lines of a `--list` file that name paths. */
 async function readList(list: string): Promise<string[]> {
-  const text = await withFileContext('read', list, async () => {
-    const size = (await stat(list)).size
-    if (size > MAX_LIST_BYTES) throw new InputError('PACK_BAD_LIST', `read ${list}: ${size} bytes is too large for a list of adapter paths`)
-    return readFile(list, 'utf8')
-  })
+  const text = await readRegularText(list, MAX_LIST_BYTES, (size) => new InputError('PACK_BAD_LIST', `read ${list}: ${size} bytes is too large for a list of adapter paths`))
   return text
     .split(/\r?\n/)
     .map((l) => l.trim())

@@ -8,13 +8,13 @@
  * back to it once hashed and written: memory is the pool, plus a tensor
  * that spans chunks.
  */
-import {open} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 import type {DType} from '../dtype.js'
 import {InputError, describeSystemError} from '../errors.js'
 import type {StreamHash} from '../io/background-hash.js'
 import type {BufferPool} from '../io/buffer-pool.js'
 import {readFully} from '../io/positional.js'
+import {openRegularFile} from '../io/regular-file.js'
 import type {PackModuleEntry} from '../formats/pack-manifest.js'
 
 /** Bytes read from a source file at a time. */
@@ -29,6 +29,8 @@ export interface SourcePiece {
   readonly end: number
   readonly module: PackModuleEntry
   readonly role: 'A' | 'B'
+  /** The tensor's name in the source file. */
+  readonly tensor: string
   /** The adapter's rank on this module. */
   readonly r: number
   /** The source dtype. */
@@ -72,12 +74,7 @@ export class SourceReader {
   }
 
   private async openChecked(): Promise<FileHandle> {
-    let handle: FileHandle
-    try {
-      handle = await open(this.source.path, 'r')
-    } catch (error) {
-      throw describeSystemError(error, 'read', this.source.path)
-    }
+    const {handle} = await openRegularFile(this.source.path)
     const info = await handle.stat()
     if (info.size !== this.source.size || info.mtimeMs !== this.source.mtimeMs) {
       await handle.close()

@@ -10,7 +10,7 @@ import {resolve} from 'node:path'
 import {DType, convertFloat} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {AdapterTensor, writeAdapter} from '../formats/peft-adapter-writer.js'
-import {assertOutputFree} from '../io/atomic-output.js'
+import {ADAPTER_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {sourceKeys} from '../formats/pack-manifest.js'
 import {PackFile} from '../formats/pack-file.js'
@@ -65,9 +65,10 @@ export function holdsExactly(to: DType, from: DType): boolean {
  */
 export async function unpackPack(options: UnpackOptions): Promise<UnpackResult> {
   assertOneAdapter(options)
-  await assertOutputFree(options.out, options.force)
+  await checkOutputs([{path: options.out, kind: 'folder', folderKind: ADAPTER_OUTPUT_KIND, flag: '--out'}], {force: options.force, inputs: [options.file]})
   const pack = await PackFile.open(options.file)
   try {
+    await pack.checkNullSlot()
     const entry = options.adapter !== undefined ? pack.adapterByName(options.adapter) : pack.adapterBySlot(options.slot!)
     const packed = pack.manifest.dtype
     const tensors: AdapterTensor[] = []

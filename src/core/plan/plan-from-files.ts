@@ -1,10 +1,13 @@
 /** `lora plan`'s entry point: the module inventory from a model or a config file, then the ladder. */
-import {readFile} from 'node:fs/promises'
-import {InputError, withFileContext} from '../errors.js'
+import {InputError} from '../errors.js'
+import {readRegularText} from '../io/regular-file.js'
 import type {FloatOutputDType} from '../dtype.js'
 import {openModel} from '../formats/sharded-model.js'
 import {PlannableModule, inventoryFromConfig, inventoryFromModel} from './module-inventory.js'
 import {PlanResult, planPlacement} from './placement-plan.js'
+
+/** A config.json larger than this is not a model config. */
+const MAX_PLAN_CONFIG_BYTES = 16 * 1024 * 1024
 
 export interface PlanFromFilesOptions {
   /** A model file, index or folder (headers are read). */
@@ -36,7 +39,7 @@ export async function planFromFiles(options: PlanFromFilesOptions): Promise<Plan
     source = options.base
   } else if (options.config !== undefined) {
     const path = options.config
-    const text = await withFileContext('read', path, () => readFile(path, 'utf8'))
+    const text = await readRegularText(path, MAX_PLAN_CONFIG_BYTES, (size) => new InputError('PLAN_BAD_CONFIG', `read ${path}: ${size} bytes is too large for a config.json`))
     let json: unknown
     try {
       json = JSON.parse(text)

@@ -68,6 +68,7 @@ export async function readPeftFactors(dir: string): Promise<AdapterFactors> {
 export async function readPackFactors(path: string, name: string): Promise<AdapterFactors> {
   const pack = await PackFile.open(path)
   try {
+    await pack.checkNullSlot()
     const entry = pack.adapterByName(name)
     const modules = new Map<string, ModuleFactors>()
     for (const m of entry.modules) {

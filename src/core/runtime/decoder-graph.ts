@@ -21,6 +21,7 @@
  * `MatMul` with Wᵀ `[in, out]`; block-quantized ones as `MatMulNBits`.
  */
 import {GraphBuilder, MS_DOMAIN} from '../onnx/graph-builder.js'
+import {transposeTyped} from '../linalg/dense.js'
 import {Projection, projectionPath} from '../models/llama.js'
 import {InputError} from '../errors.js'
 import type {DecoderConfig} from './decoder-config.js'
@@ -64,15 +65,6 @@ export interface DecoderGraphSummary {
   nodes: number
 }
 
-/** Transpose a row-major `[rows, cols]` float32 matrix. */
-function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(values.length)
-  for (let r = 0; r < rows; r++) {
-    const at = r * cols
-    for (let c = 0; c < cols; c++) out[c * rows + r] = values[at + c]!
-  }
-  return out
-}
 
 class Builder {
   readonly g: GraphBuilder
@@ -99,7 +91,7 @@ class Builder {
     const {g, o} = this
     if (w.kind === 'float') {
       this.summary.floatWeights++
-      return g.op('MatMul', [x, o.store.add(`${name}.T`, transpose(w.values, w.out, w.in), [w.in, w.out])])
+      return g.op('MatMul', [x, o.store.add(`${name}.T`, transposeTyped(w.values, w.out, w.in), [w.in, w.out])])
     }
     this.summary.nbitsWeights++
     const blocks = w.in / w.blockSize

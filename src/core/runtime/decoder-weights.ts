@@ -5,9 +5,9 @@
  * layouts, decoded to float32) or a GGUF file (`gguf-weights.ts`). Variants
  * (merged adapters, re-quantized weights) wrap a source and replace tensors.
  */
-import {readFile, stat} from 'node:fs/promises'
+import {readRegularText} from '../io/regular-file.js'
 import {join} from 'node:path'
-import {InputError, withFileContext} from '../errors.js'
+import {InputError} from '../errors.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {ModelReader} from '../model-io/model-reader.js'
 import {DecoderConfig, decoderConfigFromHf} from './decoder-config.js'
@@ -34,10 +34,7 @@ export const MAX_CONFIG_JSON_BYTES = 4 * 1024 * 1024
 /** Read and parse a folder's config.json. */
 export async function readConfigJson(dir: string): Promise<unknown> {
   const path = join(dir, 'config.json')
-  const text = await withFileContext('read', path, async () => {
-    if ((await stat(path)).size > MAX_CONFIG_JSON_BYTES) throw new InputError('DECODER_BAD_CONFIG', `read ${path}: too large for a config.json`)
-    return readFile(path, 'utf8')
-  })
+  const text = await readRegularText(path, MAX_CONFIG_JSON_BYTES, () => new InputError('DECODER_BAD_CONFIG', `read ${path}: too large for a config.json`))
   try {
     return JSON.parse(text)
   } catch (error) {
@@ -115,19 +112,37 @@ export function withReplacedWeights(base: DecoderWeights, replaced: ReadonlyMap<
   }
 }
 
+/** How a variant changes a source's tensors: each map gets the source's tensor and returns the variant's (absent: unchanged). */
+export interface WeightMaps {
+  /** 2-D weights (projections, embedding, head). */
+  linear?(name: string, weight: LinearWeight): LinearWeight | Promise<LinearWeight>
+  /** 1-D tensors (norm weights, biases). */
+  vector?(name: string, values: Float32Array): Float32Array | Promise<Float32Array>
+}
+
+/**
+ * `weights` with its tensors passed through `maps` as they are read (the
+ * variants: merged adapters, re-quantized or rounded weights); path,
+ * format, config, names and `close` are the source's.
+ */
+export function mapWeights(weights: DecoderWeights, maps: WeightMaps): DecoderWeights {
+  const {linear, vector} = maps
+  return {
+    path: weights.path,
+    format: weights.format,
+    config: weights.config,
+    names: weights.names,
+    vector: vector ? async (name) => vector(name, await weights.vector(name)) : (name) => weights.vector(name),
+    linear: linear ? async (name) => linear(name, await weights.linear(name)) : (name) => weights.linear(name),
+    close: () => weights.close(),
+  }
+}
+
 /**
  * `weights` with every 2-D weight (projections, embedding, head) passed
  * through `map`, e.g. to quantize the projections of a variant
  * (`q4_0ToNBits(quantizeQ4_0(values), out, in)`) or round them to f16.
  */
 export function mapLinearWeights(weights: DecoderWeights, map: (name: string, weight: LinearWeight) => LinearWeight | Promise<LinearWeight>): DecoderWeights {
-  return {
-    path: weights.path,
-    format: weights.format,
-    config: weights.config,
-    names: weights.names,
-    vector: (name) => weights.vector(name),
-    linear: async (name) => map(name, await weights.linear(name)),
-    close: () => weights.close(),
-  }
+  return mapWeights(weights, {linear: map})
 }

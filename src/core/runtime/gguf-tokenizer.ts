@@ -122,19 +122,17 @@ export function tokenizerJsonFromGguf(gguf: GgufFile): ConvertedTokenizer {
   const bos = bosId === undefined ? undefined : tokens[bosId]
   const eos = eosId === undefined ? undefined : tokens[eosId]
   const config = {bos_token: bos ?? null, eos_token: eos ?? null, unk_token: unkId === undefined ? null : tokens[unkId], clean_up_tokenization_spaces: false}
+  // what both models' tokenizer.json share: the header, the added tokens, and BOS/EOS as the GGUF says (`addBos`: the model's default)
+  const head = {version: '1.0', truncation: null, padding: null, added_tokens: added}
+  const postProcessor = (addBos: boolean) => template(flag(gguf, 'add_bos_token', addBos) ? bos : undefined, bosId, flag(gguf, 'add_eos_token', false) ? eos : undefined, eosId)
   if (model === 'llama') {
     const scores = numbers(gguf, 'tokenizer.ggml.scores', n)
     if (!scores) throw new InputError('GGUF_BAD_TOKENIZER', `read ${gguf.path}: a llama tokenizer needs tokenizer.ggml.scores`)
-    const addBos = flag(gguf, 'add_bos_token', true)
-    const addEos = flag(gguf, 'add_eos_token', false)
     const json = {
-      version: '1.0',
-      truncation: null,
-      padding: null,
-      added_tokens: added,
+      ...head,
       normalizer: {type: 'Sequence', normalizers: [{type: 'Prepend', prepend: '▁'}, {type: 'Replace', pattern: {String: ' '}, content: '▁'}]},
       pre_tokenizer: null,
-      post_processor: template(addBos ? bos : undefined, bosId, addEos ? eos : undefined, eosId),
+      post_processor: postProcessor(true),
       decoder: {type: 'Sequence', decoders: [{type: 'Replace', pattern: {String: '▁'}, content: ' '}, {type: 'ByteFallback'}, {type: 'Fuse'}, {type: 'Strip', content: ' ', start: 1, stop: 0}]},
       model: {type: 'BPE', dropout: null, unk_token: unkId === undefined ? null : tokens[unkId], continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: mergesFromScores(tokens, scores, types)},
     }
@@ -148,13 +146,8 @@ export function tokenizerJsonFromGguf(gguf: GgufFile): ConvertedTokenizer {
     if (regex === undefined) {
       throw new InputError('GGUF_UNSUPPORTED_TOKENIZER', `read ${gguf.path}: tokenizer.ggml.pre "${sanitizeName(pre)}" is not one the runtime knows (${Object.keys(GGUF_PRE_TOKENIZERS).join(', ')})`)
     }
-    const addBos = flag(gguf, 'add_bos_token', false)
-    const addEos = flag(gguf, 'add_eos_token', false)
     const json = {
-      version: '1.0',
-      truncation: null,
-      padding: null,
-      added_tokens: added,
+      ...head,
       normalizer: pre === 'qwen2' ? {type: 'NFC'} : null,
       pre_tokenizer: {
         type: 'Sequence',
@@ -163,7 +156,7 @@ export function tokenizerJsonFromGguf(gguf: GgufFile): ConvertedTokenizer {
           {type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false},
         ],
       },
-      post_processor: template(addBos ? bos : undefined, bosId, addEos ? eos : undefined, eosId) ?? {type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true},
+      post_processor: postProcessor(false) ?? {type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true},
       decoder: {type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true},
       model: {type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: pre === 'llama-bpe', vocab, merges},
     }

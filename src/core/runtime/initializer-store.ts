@@ -5,9 +5,11 @@
  * ENGINE-NOTES), written tensor by tensor so memory holds one at a time.
  * Small constants (shapes, axes) always stay inline through the builder.
  */
-import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {withFileContext} from '../errors.js'
+import {WorkFolder, createWorkFolder} from '../io/temporaries.js'
 import {ElemType, ExternalDataFile, ExternalTensor, GraphBuilder} from '../onnx/graph-builder.js'
 
 /** Weights above this many bytes go to an external data file by default (protobuf refuses 2 GB). */
@@ -21,8 +23,12 @@ export class InitializerStore {
   private constructor(
     readonly g: GraphBuilder,
     private readonly data: ExternalDataFile | undefined,
-    private readonly dir: string | undefined,
+    private readonly work: WorkFolder | undefined,
   ) {}
+
+  private get dir(): string | undefined {
+    return this.work?.path
+  }
 
   /** Initializers kept in the ModelProto. */
   static inline(g: GraphBuilder): InitializerStore {
@@ -31,8 +37,8 @@ export class InitializerStore {
 
   /** Initializers written to `weights.bin` in a fresh temporary folder. */
   static async external(g: GraphBuilder): Promise<InitializerStore> {
-    const dir = await mkdtemp(join(tmpdir(), 'lora-decoder-'))
-    return new InitializerStore(g, ExternalDataFile.create(join(dir, 'weights.bin')), dir)
+    const work = await createWorkFolder(tmpdir(), 'decoder')
+    return new InitializerStore(g, ExternalDataFile.create(join(work.path, 'weights.bin')), work)
   }
 
   /** Whether the weights live in an external data file. */
@@ -65,13 +71,13 @@ export class InitializerStore {
     if (!this.data || !this.dir) return {kind: 'bytes', bytes}
     this.data.close()
     const path = join(this.dir, 'decoder.onnx')
-    await writeFile(path, bytes)
+    await withFileContext('write', path, () => writeFile(path, bytes))
     return {kind: 'file', path, dir: this.dir}
   }
 
   /** Remove the temporary folder (after the session has loaded it, or on failure). */
   async dispose(): Promise<void> {
     this.data?.close()
-    if (this.dir) await rm(this.dir, {recursive: true, force: true})
+    await this.work?.remove()
   }
 }

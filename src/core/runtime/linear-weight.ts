@@ -15,7 +15,6 @@ import {InputError} from '../errors.js'
 import {Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK} from '../quant/q4-0.js'
 import {Q8_0_BLOCK_SIZE, Q8_0_BYTES_PER_BLOCK} from '../quant/q8-0.js'
 
-
 /** A float32 weight, row-major `[out, in]` (an `nn.Linear` weight as stored). */
 export interface FloatLinear {
   readonly kind: 'float'
@@ -58,29 +57,66 @@ function checkBlocks(bytes: Uint8Array, out: number, inDim: number, block: numbe
   return blocks
 }
 
+/** A GGML block type whose blocks are `d` (f16) then the codes, and how its codes become `MatMulNBits` codes. */
+interface GgmlBlocks {
+  readonly scheme: string
+  readonly bits: 4 | 8
+  /** Elements per block. */
+  readonly blockSize: number
+  readonly bytesPerBlock: number
+  /** One block's codes: GGML's from `src[from]` into `MatMulNBits`' at `codes[to]` (`blockSize · bits / 8` bytes). */
+  repack(src: Uint8Array, from: number, codes: Uint8Array, to: number): void
+}
+
+/** GGML blocks of a weight `[out, in]` (rows along `in`) as an `NBitsLinear`, losslessly. */
+function ggmlToNBits(blocksBytes: Uint8Array, out: number, inDim: number, type: GgmlBlocks): NBitsLinear {
+  const blocks = checkBlocks(blocksBytes, out, inDim, type.blockSize, type.bytesPerBlock, type.scheme)
+  const codeBytes = (type.blockSize * type.bits) / 8
+  const codes = new Uint8Array(blocks * codeBytes)
+  const scales = new Float32Array(blocks)
+  for (let b = 0; b < blocks; b++) {
+    const o = b * type.bytesPerBlock
+    scales[b] = f16(blocksBytes[o]!, blocksBytes[o + 1]!)
+    type.repack(blocksBytes, o + 2, codes, b * codeBytes)
+  }
+  return {kind: 'nbits', out, in: inDim, bits: type.bits, blockSize: type.blockSize, codes, scales}
+}
+
+const Q4_0_BLOCKS: GgmlBlocks = {
+  scheme: 'q4_0',
+  bits: 4,
+  blockSize: Q4_0_BLOCK_SIZE,
+  bytesPerBlock: Q4_0_BYTES_PER_BLOCK,
+  repack(src, from, codes, to) {
+    // element e of the block: GGML holds it in byte e % 16, low nibble for e < 16;
+    // MatMulNBits wants element e in byte e >> 1, low nibble for even e
+    const q = new Uint8Array(32)
+    for (let j = 0; j < 16; j++) {
+      const byte = src[from + j]!
+      q[j] = byte & 0x0f
+      q[j + 16] = byte >> 4
+    }
+    for (let j = 0; j < 16; j++) codes[to + j] = q[2 * j]! | (q[2 * j + 1]! << 4)
+  },
+}
+
+const Q8_0_BLOCKS: GgmlBlocks = {
+  scheme: 'q8_0',
+  bits: 8,
+  blockSize: Q8_0_BLOCK_SIZE,
+  bytesPerBlock: Q8_0_BYTES_PER_BLOCK,
+  repack(src, from, codes, to) {
+    for (let j = 0; j < 32; j++) codes[to + j] = src[from + j]! ^ 0x80 // int8 → uint8 with zero point 128
+  },
+}
+
 /**
  * GGML Q4_0 blocks of a weight `[out, in]` (rows along `in`, 18 bytes per
  * 32 elements) as an `NBitsLinear`, losslessly.
  * @throws InputError when the byte count does not match the shape
  */
 export function q4_0ToNBits(blocksBytes: Uint8Array, out: number, inDim: number): NBitsLinear {
-  const blocks = checkBlocks(blocksBytes, out, inDim, Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK, 'q4_0')
-  const codes = new Uint8Array(blocks * 16)
-  const scales = new Float32Array(blocks)
-  for (let b = 0; b < blocks; b++) {
-    const o = b * Q4_0_BYTES_PER_BLOCK
-    scales[b] = f16(blocksBytes[o]!, blocksBytes[o + 1]!)
-    // element e of the block: GGML holds it in byte e % 16, low nibble for e < 16;
-    // MatMulNBits wants element e in byte e >> 1, low nibble for even e
-    const q = new Uint8Array(32)
-    for (let j = 0; j < 16; j++) {
-      const byte = blocksBytes[o + 2 + j]!
-      q[j] = byte & 0x0f
-      q[j + 16] = byte >> 4
-    }
-    for (let j = 0; j < 16; j++) codes[b * 16 + j] = q[2 * j]! | (q[2 * j + 1]! << 4)
-  }
-  return {kind: 'nbits', out, in: inDim, bits: 4, blockSize: Q4_0_BLOCK_SIZE, codes, scales}
+  return ggmlToNBits(blocksBytes, out, inDim, Q4_0_BLOCKS)
 }
 
 /**
@@ -89,15 +125,7 @@ export function q4_0ToNBits(blocksBytes: Uint8Array, out: number, inDim: number)
  * @throws InputError when the byte count does not match the shape
  */
 export function q8_0ToNBits(blocksBytes: Uint8Array, out: number, inDim: number): NBitsLinear {
-  const blocks = checkBlocks(blocksBytes, out, inDim, Q8_0_BLOCK_SIZE, Q8_0_BYTES_PER_BLOCK, 'q8_0')
-  const codes = new Uint8Array(blocks * 32)
-  const scales = new Float32Array(blocks)
-  for (let b = 0; b < blocks; b++) {
-    const o = b * Q8_0_BYTES_PER_BLOCK
-    scales[b] = f16(blocksBytes[o]!, blocksBytes[o + 1]!)
-    for (let j = 0; j < 32; j++) codes[b * 32 + j] = blocksBytes[o + 2 + j]! ^ 0x80 // int8 → uint8 with zero point 128
-  }
-  return {kind: 'nbits', out, in: inDim, bits: 8, blockSize: Q8_0_BLOCK_SIZE, codes, scales}
+  return ggmlToNBits(blocksBytes, out, inDim, Q8_0_BLOCKS)
 }
 
 /** The float32 values `[out, in]` of any linear weight (quantized ones decoded as MatMulNBits does). */

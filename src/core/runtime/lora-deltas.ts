@@ -9,8 +9,8 @@
  * in float64 before the graph is built.
  */
 import {InputError} from '../errors.js'
-import type {DecoderWeights} from './decoder-weights.js'
-import {LinearWeight, floatLinear, linearValues} from './linear-weight.js'
+import {DecoderWeights, mapLinearWeights} from './decoder-weights.js'
+import {floatLinear, linearValues} from './linear-weight.js'
 import type {ProjectionDeltas} from './projection-delta.js'
 import type {WeightedAdapter} from './adapter-factors.js'
 
@@ -78,32 +78,23 @@ export function loraDeltas(adapters: readonly WeightedAdapter[]): ProjectionDelt
 export function mergedWeights(weights: DecoderWeights, adapters: readonly WeightedAdapter[]): DecoderWeights {
   const byModule = new Map<string, WeightedAdapter[]>()
   for (const wa of adapters) for (const name of wa.adapter.modules.keys()) byModule.set(name, [...(byModule.get(name) ?? []), wa])
-  return {
-    path: weights.path,
-    format: weights.format,
-    config: weights.config,
-    names: weights.names,
-    vector: (name) => weights.vector(name),
-    close: () => weights.close(),
-    async linear(name: string): Promise<LinearWeight> {
-      const base = await weights.linear(name)
-      const list = name.endsWith('.weight') ? byModule.get(name.slice(0, -'.weight'.length)) : undefined
-      if (!list) return base
-      const w = linearValues(base)
-      const acc = Float64Array.from(w)
-      for (const {adapter, weight} of list) {
-        const m = adapter.modules.get(name.slice(0, -'.weight'.length))!
-        if (m.out !== base.out || m.in !== base.in) throw new InputError('ADAPTER_MODULE_MISMATCH', `adapter ${adapter.source}: ${name} is [${base.out}, ${base.in}] but the adapter's product is [${m.out}, ${m.in}]`)
-        for (let o = 0; o < m.out; o++)
-          for (let k = 0; k < m.r; k++) {
-            const bok = weight * m.scaling * m.b[o * m.r + k]!
-            if (bok === 0) continue
-            const row = o * m.in
-            const arow = k * m.in
-            for (let i = 0; i < m.in; i++) acc[row + i]! += bok * m.a[arow + i]!
-          }
-      }
-      return floatLinear(Float32Array.from(acc), base.out, base.in)
-    },
-  }
+  return mapLinearWeights(weights, (name, base) => {
+    const list = name.endsWith('.weight') ? byModule.get(name.slice(0, -'.weight'.length)) : undefined
+    if (!list) return base
+    const w = linearValues(base)
+    const acc = Float64Array.from(w)
+    for (const {adapter, weight} of list) {
+      const m = adapter.modules.get(name.slice(0, -'.weight'.length))!
+      if (m.out !== base.out || m.in !== base.in) throw new InputError('ADAPTER_MODULE_MISMATCH', `adapter ${adapter.source}: ${name} is [${base.out}, ${base.in}] but the adapter's product is [${m.out}, ${m.in}]`)
+      for (let o = 0; o < m.out; o++)
+        for (let k = 0; k < m.r; k++) {
+          const bok = weight * m.scaling * m.b[o * m.r + k]!
+          if (bok === 0) continue
+          const row = o * m.in
+          const arow = k * m.in
+          for (let i = 0; i < m.in; i++) acc[row + i]! += bok * m.a[arow + i]!
+        }
+    }
+    return floatLinear(Float32Array.from(acc), base.out, base.in)
+  })
 }

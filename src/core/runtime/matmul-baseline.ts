@@ -10,6 +10,7 @@
  * outputs are copied out.
  */
 import {GraphBuilder} from '../onnx/graph-builder.js'
+import {transposeTyped} from '../linalg/dense.js'
 import {OrtSession, OrtTensor, loadOrt, sessionOptions} from '../onnx/session.js'
 import {ALL_PROJECTIONS, Projection, projectionPath} from '../models/llama.js'
 import type {DecoderWeights} from './decoder-weights.js'
@@ -31,11 +32,6 @@ export interface MatMulBaseline {
   release(): Promise<void>
 }
 
-function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(values.length)
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!
-  return out
-}
 
 /**
  * Build the baseline for a prefill of `rows` tokens in all, `logitRows` of
@@ -58,14 +54,14 @@ export async function buildMatMulBaseline(weights: DecoderWeights, options: {row
       for (const p of ALL_PROJECTIONS) {
         const name = `${projectionPath(l, p)}.weight`
         const w = await weights.linear(name)
-        const y = g.op('MatMul', [INPUT_OF[p], store.add(`${name}.T`, transpose(linearValues(w), w.out, w.in), [w.in, w.out])])
+        const y = g.op('MatMul', [INPUT_OF[p], store.add(`${name}.T`, transposeTyped(linearValues(w), w.out, w.in), [w.in, w.out])])
         const sum = sums.get(w.out)
         sums.set(w.out, sum === undefined ? y : g.op('Add', [sum, y]))
         macs += options.rows * w.in * w.out
         products++
       }
     const head = c.tieEmbeddings ? await weights.linear('model.embed_tokens.weight') : await weights.linear('lm_head.weight')
-    g.node('MatMul', ['head_rows', store.add('head.T', transpose(linearValues(head), head.out, head.in), [head.in, head.out])], {}, {outputs: ['logits']})
+    g.node('MatMul', ['head_rows', store.add('head.T', transposeTyped(linearValues(head), head.out, head.in), [head.in, head.out])], {}, {outputs: ['logits']})
     g.output('logits', 'float32', [options.logitRows, head.out])
     macs += options.logitRows * head.in * head.out
     products++

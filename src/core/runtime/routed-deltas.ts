@@ -167,6 +167,7 @@ export async function packStackSource(packPath: string, config: DecoderConfig): 
   const stacks = new Map<string, ModuleStacks>()
   try {
     checkModulesFit(packPath, pack.modules.values(), config)
+    await pack.checkNullSlot()
     for (const m of pack.modules.values()) {
       if (m.kind !== 'linear' || m.fan_in_fan_out) throw new InputError('ADAPTER_UNSUPPORTED_LAYER', `read ${packPath}: module "${sanitizeName(m.name)}" is not an nn.Linear LoRA`)
       const a = Float32Array.from((await pack.readStack(m.name, 'A')).toFloat32())

@@ -4,7 +4,8 @@
  * `tokenizer_config.json`), or from a GGUF file's `tokenizer.ggml.*`
  * metadata converted to the same form (`gguf-tokenizer.ts`).
  */
-import {readFile, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
+import {readRegularText} from '../io/regular-file.js'
 import {join} from 'node:path'
 import {InputError, withFileContext} from '../errors.js'
 import {GgufFile} from '../formats/gguf-reader.js'
@@ -97,7 +98,7 @@ async function readJson(path: string, required: boolean): Promise<Record<string,
     throw new InputError('TOKENIZER_MISSING', `read ${path}: no such file (the model folder needs a tokenizer.json)`)
   }
   if (size > MAX_TOKENIZER_JSON_BYTES) throw new InputError('TOKENIZER_INVALID', `read ${path}: ${size} bytes is too large for a tokenizer file`)
-  const text = await withFileContext('read', path, () => readFile(path, 'utf8'))
+  const text = await readRegularText(path, MAX_TOKENIZER_JSON_BYTES, (bytes) => new InputError('TOKENIZER_INVALID', `read ${path}: ${bytes} bytes is too large for a tokenizer file`))
   try {
     const value = JSON.parse(text) as unknown
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object')

@@ -12,6 +12,19 @@
  *   `L{l}.{p}.Bk` `[K, out]` (the transposed shared basis).
  */
 import {ALL_PROJECTIONS, ATTENTION_PROJECTIONS, Projection, projectionPath, projectionShape} from '../models/llama.js'
+import {Role, blockArchitecture} from './block-architectures.js'
+
+export type {Role} from './block-architectures.js'
+
+/**
+ * A block whose shapes come from a pack: its family (`block-architectures.ts`)
+ * and [out, in] of every role, the same in every layer. Absent: the Llama
+ * block of `hidden`/`intermediate` (square q/k/v/o).
+ */
+export interface BlockShapes {
+  architecture: string
+  shapes: Partial<Record<Role, [number, number]>>
+}
 
 /** `layer`: one hidden×hidden linear; `llama`: L decoder blocks of linear work. */
 export type BenchModelKind = 'layer' | 'llama'
@@ -23,7 +36,9 @@ export interface StackDims {
   intermediate: number
   layers: number
   /** Adapted projections (for `layer`: q_proj stands for the one linear). */
-  targets: readonly Projection[]
+  targets: readonly Role[]
+  /** Shapes and module paths from a pack (GQA, non-square q/o, GPT-2, OPT); absent = the square Llama block. */
+  block?: BlockShapes
 }
 
 /** One projection of the model (`in`, `out` of its Linear), adapted or not. */
@@ -31,8 +46,8 @@ export interface ModuleSpec {
   /** `L0.q_proj`. */
   key: string
   layer: number
-  projection: Projection
-  /** PEFT module path (`model.layers.0.self_attn.q_proj`). */
+  projection: Role
+  /** PEFT module path (`model.layers.0.self_attn.q_proj`, `transformer.h.0.attn.c_attn`). */
   path: string
   in: number
   out: number
@@ -51,20 +66,25 @@ export interface GroupSpec {
 
 /** Every projection of the model, targeted or not, in execution order. */
 export function moduleSpecs(dims: StackDims): ModuleSpec[] {
-  const projections: readonly Projection[] = dims.model === 'layer' ? ['q_proj'] : ALL_PROJECTIONS
+  const arch = dims.block && dims.model !== 'layer' ? blockArchitecture(dims.block.architecture) : undefined
+  const projections: readonly Role[] = dims.model === 'layer' ? ['q_proj'] : (arch?.roles ?? ALL_PROJECTIONS)
   const layers = dims.model === 'layer' ? 1 : dims.layers
   const out: ModuleSpec[] = []
   for (let layer = 0; layer < layers; layer++) {
     for (const projection of projections) {
-      const [o, i] = projectionShape(dims, projection)
-      out.push({key: `L${layer}.${projection}`, layer, projection, path: projectionPath(layer, projection), in: i, out: o, targeted: dims.model === 'layer' || dims.targets.includes(projection)})
+      const given = arch ? dims.block!.shapes[projection] : undefined
+      if (arch && !given) throw new Error(`block ${arch.name}: no shape for ${projection}`)
+      const [o, i] = given ?? projectionShape(dims, projection as Projection)
+      const path = arch ? arch.path(layer, projection) : projectionPath(layer, projection as Projection)
+      out.push({key: `L${layer}.${projection}`, layer, projection, path, in: i, out: o, targeted: dims.model === 'layer' || dims.targets.includes(projection)})
     }
   }
   return out
 }
 
 /** Which group a projection's A belongs to when inputs are shared. */
-function groupName(projection: Projection, fuse: boolean): string {
+function groupName(projection: Role, fuse: boolean): string {
+  if (projection === 'qkv_proj') return 'qkv'
   if (!fuse) return projection.replace('_proj', '')
   if (projection === 'q_proj' || projection === 'k_proj' || projection === 'v_proj') return 'qkv'
   if (projection === 'gate_proj' || projection === 'up_proj') return 'gu'
@@ -100,8 +120,8 @@ export function groupOf(groups: readonly GroupSpec[], moduleKey: string): {group
 }
 
 /** Whether the attention projections are all present (the llama block wiring needs them). */
-export function isAttention(p: Projection): boolean {
-  return (ATTENTION_PROJECTIONS as readonly string[]).includes(p)
+export function isAttention(p: Role): boolean {
+  return p === 'qkv_proj' || (ATTENTION_PROJECTIONS as readonly string[]).includes(p)
 }
 
 /** Tensor names of the layout, from a module's or group's key (`ModuleSpec`, `GroupSpec`, or any keyed projection). */

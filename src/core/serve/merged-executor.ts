@@ -6,6 +6,7 @@
  * the step's time.
  */
 import {writeFileSync} from 'node:fs'
+import {withFileContextSync} from '../errors.js'
 import {join} from 'node:path'
 import {GraphBuilder} from '../onnx/graph-builder.js'
 import {OrtSession, OrtTensor, createSession, loadOrt} from '../onnx/session.js'
@@ -136,6 +137,6 @@ function writeMergeModel(set: WeightSet): string {
     })
   }
   const path = join(set.dir, 'model-merge.onnx')
-  writeFileSync(path, g.encode())
+  withFileContextSync('write', path, () => writeFileSync(path, g.encode()))
   return path
 }

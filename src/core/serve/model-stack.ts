@@ -7,12 +7,18 @@
  *   `h += (SiLU(n₂·Wgᵀ) ⊙ n₂·Wuᵀ)·Wdᵀ` (each + its Δ).
  *   Attention mixing across tokens is left out (it does not depend on
  *   adapters): q, k and v are summed so that all three stay computed.
+ *   With a pack's block (`dims.block`): grouped-query k and v are tiled to
+ *   q's width (`a = q + [k k …] + [v v …]`, as repeat_kv widens them), a fused
+ *   `qkv_proj` (GPT-2's c_attn) is split in three equal parts that are summed,
+ *   q and o may be non-square, and a `plain` MLP is `ReLU(n₂·Wupᵀ)·Wdownᵀ`.
  *
  * Input `x [N, hidden]` (N = B·T rows, request-major), output `y [N, hidden]`.
  */
 import {writeFileSync} from 'node:fs'
+import {withFileContextSync} from '../errors.js'
 import {join} from 'node:path'
 import {GraphBuilder} from '../onnx/graph-builder.js'
+import {blockArchitecture} from './block-architectures.js'
 import {ModuleSpec, layoutNames, moduleSpecs} from './lora-layout.js'
 import {FragmentContext, MatmulForm, ServeStrategy, declareRoutingInputs, defaultForm} from './strategy.js'
 import {WeightSet, externalWeights} from './weights/weight-set.js'
@@ -87,17 +93,33 @@ export function buildStackModel(set: WeightSet, options: StackModelOptions): Bui
     y = linear(mod(0, 'q_proj'), 'x')
   } else {
     let h = 'x'
+    const mlp = blockArchitecture(set.spec.dims.block?.architecture).mlp
+    /** `x` [rows, width] repeated `times` times along the last axis. */
+    const tiled = (x: string, times: number) => (times === 1 ? x : g.op('Tile', [x, g.ints(g.fresh('reps'), [1, times])]))
     for (let layer = 0; layer < set.spec.dims.layers; layer++) {
       const n1 = rmsNorm(g, h, weight(layoutNames.norm(layer, 1)))
-      const q = linear(mod(layer, 'q_proj'), n1)
-      const k = linear(mod(layer, 'k_proj'), n1)
-      const v = linear(mod(layer, 'v_proj'), n1)
-      const a = g.op('Add', [g.op('Add', [q, k]), v])
+      const fused = modules.get(`L${layer}.qkv_proj`)
+      let a: string
+      if (fused) {
+        const t = linear(fused, n1)
+        const part = fused.out / 3
+        const third = (j: number) => g.op('Slice', [t, g.ints(g.fresh('st'), [j * part]), g.ints(g.fresh('en'), [(j + 1) * part]), g.ints(g.fresh('ax'), [1])])
+        a = g.op('Add', [g.op('Add', [third(0), third(1)]), third(2)])
+      } else {
+        const qm = mod(layer, 'q_proj')
+        const q = linear(qm, n1)
+        const k = tiled(linear(mod(layer, 'k_proj'), n1), qm.out / mod(layer, 'k_proj').out)
+        const v = tiled(linear(mod(layer, 'v_proj'), n1), qm.out / mod(layer, 'v_proj').out)
+        a = g.op('Add', [g.op('Add', [q, k]), v])
+      }
       h = g.op('Add', [h, linear(mod(layer, 'o_proj'), a)])
       const n2 = rmsNorm(g, h, weight(layoutNames.norm(layer, 2)))
-      const gate = linear(mod(layer, 'gate_proj'), n2)
       const up = linear(mod(layer, 'up_proj'), n2)
-      const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up])
+      let act: string
+      if (mlp === 'gated') {
+        const gate = linear(mod(layer, 'gate_proj'), n2)
+        act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up])
+      } else act = g.op('Relu', [up])
       h = g.op('Add', [h, linear(mod(layer, 'down_proj'), act)])
     }
     y = h
@@ -105,13 +127,14 @@ export function buildStackModel(set: WeightSet, options: StackModelOptions): Bui
   g.node('Identity', [y], {}, {outputs: ['y']})
   g.output('y', 'float32', ['rows', D])
   const path = join(set.dir, options.fileName)
-  writeFileSync(path, g.encode())
+  withFileContextSync('write', path, () => writeFileSync(path, g.encode()))
   return {path, weights: [...used], inputs: ['x', ...weightInputs], nodes: g.nodeCount}
 }
 
 /** Which value feeds a projection inside its block (q/k/v share n₁, gate/up share n₂). */
 function inputOf(m: ModuleSpec): string {
   switch (m.projection) {
+    case 'qkv_proj':
     case 'q_proj':
     case 'k_proj':
     case 'v_proj':

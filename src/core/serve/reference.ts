@@ -11,6 +11,7 @@
  */
 import {SharedBFile} from '../formats/shared-b-file.js'
 import {fromFloat, toFloat64} from '../dtype.js'
+import {blockArchitecture} from './block-architectures.js'
 import {ModuleSpec, groupOf, layoutNames} from './lora-layout.js'
 import {RMS_EPS} from './model-stack.js'
 import type {RoutingStep} from './routing.js'
@@ -52,18 +53,31 @@ async function forward(r: ReferenceRequest, shared: SharedWeights): Promise<Floa
   const modules = new Map(set.modules.map((m) => [m.key, m]))
   const linear = (key: string, input: Float64Array[]) => applyLinear(r, modules.get(key)!, input, mixes, shared)
   if (set.spec.dims.model === 'layer') return linear('L0.q_proj', h)
+  const mlp = blockArchitecture(set.spec.dims.block?.architecture).mlp
   for (let layer = 0; layer < set.spec.dims.layers; layer++) {
     const n1 = rmsNorm(h, set.read(layoutNames.norm(layer, 1), 0, D))
-    const q = await linear(`L${layer}.q_proj`, n1)
-    const k = await linear(`L${layer}.k_proj`, n1)
-    const v = await linear(`L${layer}.v_proj`, n1)
-    const a = q.map((qi, i) => qi.map((val, j) => val + k[i]![j]! + v[i]![j]!))
+    let a: Float64Array[]
+    if (modules.has(`L${layer}.qkv_proj`)) {
+      // a fused q/k/v: the sum of its three equal parts
+      const t = await linear(`L${layer}.qkv_proj`, n1)
+      const part = modules.get(`L${layer}.qkv_proj`)!.out / 3
+      a = t.map((ti) => Float64Array.from({length: part}, (_, j) => ti[j]! + ti[part + j]! + ti[2 * part + j]!))
+    } else {
+      const q = await linear(`L${layer}.q_proj`, n1)
+      const k = await linear(`L${layer}.k_proj`, n1)
+      const v = await linear(`L${layer}.v_proj`, n1)
+      // grouped-query k and v repeated to q's width
+      a = q.map((qi, i) => qi.map((val, j) => val + k[i]![j % k[i]!.length]! + v[i]![j % v[i]!.length]!))
+    }
     const o = await linear(`L${layer}.o_proj`, a)
     h = h.map((hi, i) => hi.map((val, j) => val + o[i]![j]!))
     const n2 = rmsNorm(h, set.read(layoutNames.norm(layer, 2), 0, D))
-    const gate = await linear(`L${layer}.gate_proj`, n2)
     const up = await linear(`L${layer}.up_proj`, n2)
-    const act = gate.map((gi, i) => gi.map((val, j) => (val / (1 + Math.exp(-val))) * up[i]![j]!))
+    let act: Float64Array[]
+    if (mlp === 'gated') {
+      const gate = await linear(`L${layer}.gate_proj`, n2)
+      act = gate.map((gi, i) => gi.map((val, j) => (val / (1 + Math.exp(-val))) * up[i]![j]!))
+    } else act = up.map((ui) => ui.map((val) => Math.max(0, val)))
     const d = await linear(`L${layer}.down_proj`, act)
     h = h.map((hi, i) => hi.map((val, j) => val + d[i]![j]!))
   }

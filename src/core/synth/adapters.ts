@@ -17,7 +17,9 @@
 import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AtomicDirectory, withAtomic} from '../io/atomic-output.js'
-import {FloatOutputDType, fromFloat} from '../dtype.js'
+import {SYNTH_ADAPTERS_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
+import {assertDiskFits, assertMemoryFits} from '../io/resources.js'
+import {DTYPES, FloatOutputDType, fromFloat} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {AdapterTensor, loraKeys, peftLoraConfig, writeAdapterFiles} from '../formats/peft-adapter-writer.js'
 import {orthonormalizeColumns} from '../linalg/orthonormalize.js'
@@ -27,6 +29,9 @@ import {Rng} from '../random.js'
 
 /** Target size of an adapter's delta relative to the base weight it adapts (Frobenius norms). */
 export const DELTA_TO_WEIGHT_RATIO = 0.05
+
+/** Bytes of an adapter folder beside its tensor data (a folder and two files of at least one 4 KiB block each): an estimate for the disk check. */
+const SYNTH_ADAPTER_FILE_OVERHEAD = 12 * 1024
 
 export interface SynthAdaptersOptions extends LlamaDims {
   /** Output folder; adapters go to `<out>/adapter-0000`, … */
@@ -148,6 +153,7 @@ export function synthesizeModule(options: {
  */
 export async function synthesizeAdapters(options: SynthAdaptersOptions): Promise<SynthAdaptersResult> {
   validate(options)
+  await checkOutputs([{path: options.out, kind: 'folder', folderKind: SYNTH_ADAPTERS_OUTPUT_KIND, flag: '--out'}], {force: options.force})
   const maxRank = Math.max(...options.ranks)
   const modules: Array<{path: string; in: number; out: number; projection: Projection}> = []
   for (let layer = 0; layer < options.layers; layer++) {
@@ -156,13 +162,21 @@ export async function synthesizeAdapters(options: SynthAdaptersOptions): Promise
       modules.push({path: projectionPath(layer, projection), in: inp, out, projection})
     }
   }
+  // every adapter's A and B in its dtype, and its summary in the result (a few hundred bytes of heap)
+  let diskBytes = 0
+  for (const [k, r] of options.ranks.entries()) {
+    const adapters = Math.ceil((options.count - k) / options.ranks.length) // ranks are assigned in turn
+    diskBytes += adapters * (modules.reduce((s, m) => s + r * (m.in + m.out), 0) * DTYPES[options.dtype].bytes + SYNTH_ADAPTER_FILE_OVERHEAD)
+  }
+  assertDiskFits([{path: options.out, bytes: diskBytes, what: `${options.count} adapters`}], `synth adapters ${options.out}`)
+  assertMemoryFits([{bytes: 0, heap: options.count * 512, largestArray: Math.max(...modules.map((m) => m.out * maxRank * 8)), what: `${options.count} adapters`}], `synth adapters ${options.out}`)
   const bases = new Map<string, Float64Array>()
   if (options.sharedSubspace > 0) {
     for (const m of modules) bases.set(m.path, sharedBasis(options.seed, m.path, m.out, maxRank))
   }
   const baseModel = syntheticBaseName(options)
   const adapters: SynthAdapterSummary[] = []
-  const dir = await AtomicDirectory.create(options.out, {force: options.force})
+  const dir = await AtomicDirectory.create(options.out, {force: options.force, kind: SYNTH_ADAPTERS_OUTPUT_KIND})
   await withAtomic(dir, async () => {
     for (let i = 0; i < options.count; i++) {
       const r = options.ranks[i % options.ranks.length]!

@@ -13,6 +13,8 @@
 import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AtomicDirectory, withAtomic} from '../io/atomic-output.js'
+import {MODEL_OUTPUT_KIND, checkOutputs} from '../io/output-target.js'
+import {assertDiskFits} from '../io/resources.js'
 import {FloatOutputDType, fromFloat} from '../dtype.js'
 import {UsageError} from '../errors.js'
 import {SafetensorsWriter} from '../formats/safetensors-writer.js'
@@ -111,6 +113,7 @@ export async function synthesizeBase(options: SynthBaseOptions): Promise<SynthBa
     if (!Number.isSafeInteger(v) || v <= 0) throw new UsageError('BAD_FLAG', `${flag} must be a positive integer (got ${v})`)
   }
   if (options.shardSize !== undefined && options.shardSize <= 0) throw new UsageError('BAD_FLAG', '--shard-size must be positive')
+  await checkOutputs([{path: options.out, kind: 'folder', folderKind: MODEL_OUTPUT_KIND, flag: '--out'}], {force: options.force})
   const arch = SYNTH_ARCHITECTURES[options.arch ?? 'llama']
   if (!arch) throw new UsageError('BAD_FLAG', `--arch must be one of ${Object.keys(SYNTH_ARCHITECTURES).join(', ')} (got ${options.arch})`)
   const planned: PlannedTensor[] = llamaTensorShapes(options, {attentionBias: arch.attentionBias})
@@ -119,8 +122,9 @@ export async function synthesizeBase(options: SynthBaseOptions): Promise<SynthBa
   const shards = planShards(planned, elementBytes, options.shardSize)
   const files = shards.length === 1 ? [SINGLE_MODEL_NAME] : shards.map((_, i) => shardFileName(i, shards.length))
   const parameters = planned.reduce((s, t) => s + shapeSize(t.shape), 0)
+  assertDiskFits([{path: options.out, bytes: parameters * elementBytes, what: 'the base model'}], `synth base ${options.out}`)
   let done = 0
-  await withAtomic(await AtomicDirectory.create(options.out, {force: options.force}), async (dir) => {
+  await withAtomic(await AtomicDirectory.create(options.out, {force: options.force, kind: MODEL_OUTPUT_KIND}), async (dir) => {
     const weightMap: Record<string, string> = {}
     for (const [i, shard] of shards.entries()) {
       const writer = await SafetensorsWriter.create(

@@ -32,7 +32,7 @@ test('baseline: a fall of more than max-regression fails, a smaller one or a gai
 test('readReport refuses missing, non-JSON and wrongly shaped files with one line naming the file', () => {
   const tmp = tempDir()
   try {
-    assert.throws(() => readReport(join(tmp.path, 'none.json')), (e: Error) => /^read baseline .*none\.json: no such file$/.test(e.message))
+    assert.throws(() => readReport(join(tmp.path, 'none.json')), (e: Error) => /^read baseline .*none\.json: no such file or directory$/.test(e.message))
     writeFileSync(join(tmp.path, 'text.json'), 'hello')
     assert.throws(() => readReport(join(tmp.path, 'text.json')), /text\.json: not valid JSON/)
     writeFileSync(join(tmp.path, 'shape.json'), '{"results": 3}')

@@ -1,25 +1,9 @@
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import type {SweepReport} from '../../../src/core/compress/compress-file.js'
 import {chooseSharedRank} from '../../../src/core/demo/choose-rank.js'
+import {sweepReport as sweep} from '../../helpers/compress-fixtures.js'
 
 const test = suite('demo choose-rank')
-
-/** A sweep with only what the rule reads: K, savings and the largest error per row. */
-function sweep(rows: Array<[K: number, savings: number, errorMax: number]>): SweepReport {
-  return {
-    input: 'pack.safetensors',
-    adapters: 4,
-    slots: 5,
-    input_dtype: 'F16',
-    dtype: 'F16',
-    normalize: false,
-    ranks: rows.map((r) => r[0]),
-    sweep: rows.map(([K, savings, errorMax]) => ({K, modules: [], totals: {bytes_before: 100, bytes_after: 100 - savings, savings_pct: savings, error_mean: errorMax / 2, error_max: errorMax, worst_adapter: null}})),
-    seconds: 0,
-    warnings: [],
-  }
-}
 
 test('the smallest K within the bound that saves bytes', () => {
   const c = chooseSharedRank(sweep([[1, 98, 0.9], [2, 96, 0.5], [4, 90, 0.15], [8, 80, 0.05]]), 0.2)

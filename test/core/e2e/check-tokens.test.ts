@@ -1,28 +1,46 @@
 /**
  * The token check: equal tokens pass, a different token is a mismatch
- * naming the request and position, and the runner-up chosen where the
- * reference's two best logits are within the tie tolerance is a near tie.
+ * naming the request and position, and the runner-up (or another of the
+ * reference's top tokens) chosen where its logit is within the tie tolerance
+ * of the best is a near tie; exact requests are counted.
  */
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {checkTokens, describeMismatches} from '../../../src/core/e2e/check-tokens.js'
 import type {ReferenceTokens} from '../../../src/core/e2e/reference-run.js'
-import {topTwo} from '../../../src/core/e2e/reference-run.js'
+import {topCandidates} from '../../../src/core/e2e/reference-run.js'
 import type {RequestRecord} from '../../../src/core/e2e/scheduler.js'
 
 const test = suite('e2e/check-tokens')
 
-const ref: ReferenceTokens = {tokens: [5, 6, 7], runnerUp: [1, 2, 3], margin: [2, 1e-6, 0.5], scale: [10, 10, 10]}
+const ref: ReferenceTokens = {
+  tokens: [5, 6, 7],
+  runnerUp: [1, 2, 3],
+  margin: [2, 1e-6, 0.5],
+  scale: [10, 10, 10],
+  contenders: [
+    {tokens: [1, 8, 9], gaps: [2, 3, 4]},
+    {tokens: [2, 11, 12], gaps: [1e-6, 5e-3, 6]},
+    {tokens: [3, 4, 0], gaps: [0.5, 0.6, 0.7]},
+  ],
+}
 const record = (id: string, tokens: number[]): RequestRecord => ({id, adapter: 'ad', arrivalMs: 0, promptTokens: 1, tokens, times: []})
 const reference = new Map([['a', ref]])
 
 test('equal tokens pass', () => {
-  assert.equal(checkTokens([record('a', [5, 6, 7])], reference), {equal: true, nearTies: 0, mismatches: []})
+  assert.equal(checkTokens([record('a', [5, 6, 7])], reference), {equal: true, exact: 1, nearTies: 0, mismatches: []})
 })
 
 test('the runner-up at a near tie (margin ≤ tolerance × max(1, |logit|)) is a near tie, not a mismatch; nothing after it is compared', () => {
   const check = checkTokens([record('a', [5, 2, 99])], reference, 1e-4)
-  assert.equal(check, {equal: true, nearTies: 1, mismatches: []})
+  assert.equal(check, {equal: true, exact: 0, nearTies: 1, mismatches: []})
+})
+
+test('a contender below the runner-up is a near tie within a coarser tolerance (a peer\'s), a mismatch within the float32 one', () => {
+  assert.equal(checkTokens([record('a', [5, 11, 0])], reference, 1e-4).mismatches, [{request: 'a', adapter: 'ad', position: 1, expected: 6, got: 11}])
+  assert.equal(checkTokens([record('a', [5, 11, 0])], reference, 1e-3), {equal: true, exact: 0, nearTies: 1, mismatches: []})
+  // a token outside the kept top four is never a near tie, whatever the tolerance
+  assert.is(checkTokens([record('a', [5, 13])], reference, 1).equal, false)
 })
 
 test('another token, or the runner-up where the margin is clear, is a mismatch naming request and position', () => {
@@ -36,9 +54,10 @@ test('another token, or the runner-up where the margin is clear, is a mismatch n
   assert.equal(short.mismatches, [{request: 'a', adapter: 'ad', position: 2, expected: 7, got: -1}])
 })
 
-test('topTwo: best, second, their margin and the largest |logit|', () => {
-  assert.equal(topTwo(Float32Array.of(0.5, 3, -7, 2.5)), {best: 1, second: 3, margin: 0.5, scale: 7})
-  assert.equal(topTwo(Float32Array.of(4, 1)), {best: 0, second: 1, margin: 3, scale: 4})
+test('topCandidates: the k best, best first (ties to the lower index), and the largest |logit|', () => {
+  assert.equal(topCandidates(Float32Array.of(0.5, 3, -7, 2.5), 2), {tokens: [1, 3], logits: [3, 2.5], scale: 7})
+  assert.equal(topCandidates(Float32Array.of(4, 1), 4), {tokens: [0, 1], logits: [4, 1], scale: 4})
+  assert.equal(topCandidates(Float32Array.of(1, 2, 2, 0, 5, 2), 3), {tokens: [4, 1, 2], logits: [5, 2, 2], scale: 5})
 })
 
 test.run()

@@ -28,6 +28,13 @@ test('adapters: per request (gather, shared-b), per distinct adapter (segment), 
   assert.is(t.total, t.weights + t.kvCache + t.adapters)
 })
 
+test('the llama.cpp peer: GGUF weights as stored (F16 2 bytes, Q4_0 18 per 32), its f16 KV cache read once, one adapter\'s F16 factors', () => {
+  const f16 = decodeTraffic('llama.cpp', {...input, baseDtype: 'f16'})!
+  assert.equal(f16, {weights: 2 * (36864 + 6400), kvCache: 2 * 10 * 64 * 2, adapters: 500, total: 2 * (36864 + 6400) + 2560 + 500})
+  assert.is(decodeTraffic('llama.cpp-base', {...input, baseDtype: 'q4'})!.weights, (18 / 32) * (36864 + 6400))
+  assert.is(decodeTraffic('llama.cpp-base', input)!.adapters, 0)
+})
+
 test('every strategy of the end-to-end table has a traffic model', () => {
   for (const s of E2E_STRATEGIES) assert.ok(decodeTraffic(s, input), s)
   assert.is(decodeTraffic('nope', input), undefined)

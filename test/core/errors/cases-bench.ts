@@ -7,6 +7,7 @@ import {join} from 'node:path'
 import {prepareWeightSet} from '../../../src/core/serve/weights/weight-set.js'
 import {GraphBuilder} from '../../../src/core/onnx/graph-builder.js'
 import {probeProvider} from '../../../src/core/onnx/session.js'
+import {runCli} from '../../helpers/index.js'
 import {ErrorCase, Fixtures, RawTensor, lora, must, writeAdapter, writeSt} from './fixtures.js'
 
 /** The smallest bench run: one linear layer, hidden 8, 2 requests, one round of one step. */
@@ -34,8 +35,22 @@ export const BENCH_CASES: ErrorCase[] = [
     code: 'REGRESSION',
     exit: 1,
     input: 'a baseline in which gather ran 1000× faster than base',
-    cli: (dir) => {
-      writeFileSync(join(dir, 'old.json'), JSON.stringify({config: {}, results: [{strategy: 'gather', adapters: 2, relative_to_base: 1000}]}))
+    cli: async (dir) => {
+      // a report of this very configuration, with gather 1000× faster
+      const report = JSON.parse((await runCli([...LAYER, '--json'])).stdout)
+      report.results = [{strategy: 'gather', adapters: 2, relative_to_base: 1000}]
+      writeFileSync(join(dir, 'old.json'), JSON.stringify(report))
+      return [...LAYER, '--baseline', join(dir, 'old.json')]
+    },
+  },
+  {
+    code: 'BASELINE_MISMATCH',
+    exit: 2,
+    input: 'a baseline measured at another --batch',
+    cli: async (dir) => {
+      const report = JSON.parse((await runCli([...LAYER, '--json'])).stdout)
+      report.config.batch = 64
+      writeFileSync(join(dir, 'old.json'), JSON.stringify(report))
       return [...LAYER, '--baseline', join(dir, 'old.json')]
     },
   },
@@ -57,10 +72,10 @@ export const BENCH_CASES: ErrorCase[] = [
   {code: 'BASE_TENSOR_MISSING', exit: 2, input: 'a base with q_proj and gate_proj only', cli: benchBase([w(`${LAYER0}.self_attn.q_proj.weight`, [8, 8]), w(`${LAYER0}.mlp.gate_proj.weight`, [12, 8])])},
 
   // --pack and --shared-b
-  {code: 'PACK_NOT_LLAMA', exit: 2, input: 'a pack of non-Llama modules', cli: benchPack([['transformer.h.0.attn.c_attn', 8, 24]])},
+  {code: 'PACK_NOT_LLAMA', exit: 2, input: 'a pack of a BERT encoder\'s modules (no decoder block the bench knows)', cli: benchPack([['bert.encoder.layer.0.attention.self.query', 8, 8]])},
   {code: 'PACK_ADAPTERS_MISMATCH', exit: 2, input: '--adapters 3 with a pack of 2', cli: benchPack([[`${LAYER0}.self_attn.q_proj`, 8, 8]], '--adapters', '3')},
   {code: 'PACK_MODULE_MISSING', exit: 2, input: '--targets q,k with a pack of q_proj only', cli: benchPack([[`${LAYER0}.self_attn.q_proj`, 8, 8]], '--targets', 'q,k')},
-  {code: 'PACK_SHAPE_MISMATCH', exit: 2, input: 'a pack whose k_proj has 4 outputs (grouped-query) for a model of 8', cli: benchPack([[`${LAYER0}.self_attn.q_proj`, 8, 8], [`${LAYER0}.self_attn.k_proj`, 8, 4]])},
+  {code: 'PACK_SHAPE_MISMATCH', exit: 2, input: 'a pack whose k_proj has 3 outputs, which do not divide q_proj\'s 8', cli: benchPack([[`${LAYER0}.self_attn.q_proj`, 8, 8], [`${LAYER0}.self_attn.k_proj`, 8, 3]])},
   {code: 'SHARED_B_MISMATCH', exit: 2, input: '--shared-b compressed from a pack of 2 adapters, --pack of 3', cli: async (_dir, fx: Fixtures) => ['bench', '--pack', await fx.pack(), '--shared-b', await fx.sharedB(2), ...TINY]},
 
   // files the bench writes for itself

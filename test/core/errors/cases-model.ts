@@ -7,6 +7,7 @@ import {join} from 'node:path'
 import {planFromFiles} from '../../../src/core/plan/plan-from-files.js'
 import {createEncoder} from '../../../src/core/quant/schemes.js'
 import {quantizeNf4} from '../../../src/core/quant/nf4.js'
+import {quantizeQ4_0} from '../../../src/core/quant/q4-0.js'
 import {ErrorCase, Fixtures, RawTensor, lora, writeAdapter, writeSt} from './fixtures.js'
 
 /** A model folder: model.safetensors with `tensors`, and config.json (raw text when a string). */

@@ -5,10 +5,12 @@ import {appendFileSync, mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {chooseSharedRank} from '../../../src/core/demo/choose-rank.js'
 import {moduleSourceFromInput} from '../../../src/core/compress/module-source.js'
-import {openInput} from '../../../src/core/compress/open-input.js'
+import {validateSelection} from '../../../src/core/compress/rank-selection.js'
+import {resolveCompressInput} from '../../../src/core/compress/open-input.js'
 import {packAdapters} from '../../../src/core/pack/pack-adapters.js'
 import {PackFile} from '../../../src/core/formats/pack-file.js'
 import {unpackAdapter} from '../../../src/core/unpack.js'
+import {sweepReport} from '../../helpers/compress-fixtures.js'
 import {ErrorCase, Fixtures, alterSt, closing, lora, writeAdapter} from './fixtures.js'
 
 type Alter = Parameters<typeof alterSt>[2]
@@ -85,36 +87,21 @@ export const PACK_CASES: ErrorCase[] = [
   // compress
   {code: 'COMPRESS_NO_SELECTION', exit: 2, input: 'compress PACK --out FILE without --rank, --max-error or --savings', cli: async (dir, fx) => ['compress', await fx.pack(), '--out', join(dir, 'c.safetensors')]},
   {code: 'COMPRESS_NO_OUT', exit: 2, input: 'compress PACK --rank 1 without --out', cli: async (_dir, fx) => ['compress', await fx.pack(), '--rank', '1']},
-  {code: 'COMPRESS_BAD_RANK', exit: 2, input: '--rank 0', cli: async (dir, fx) => ['compress', await fx.pack(), '--rank', '0', '--out', join(dir, 'c.safetensors')]},
+  {code: 'COMPRESS_BAD_RANK', exit: 2, input: 'a selection of rank 0 (the --rank flag refuses it first: BAD_FLAG)', core: () => validateSelection({rank: 0})},
   {code: 'COMPRESS_RANK_TOO_LARGE', exit: 2, input: '--rank 99 for 16 outputs', cli: async (dir, fx) => ['compress', await fx.pack(), '--rank', '99', '--out', join(dir, 'c.safetensors')]},
-  {code: 'COMPRESS_BAD_MAX_ERROR', exit: 2, input: '--max-error 1.5', cli: async (dir, fx) => ['compress', await fx.pack(), '--max-error', '1.5', '--out', join(dir, 'c.safetensors')]},
-  {code: 'COMPRESS_BAD_SAVINGS', exit: 2, input: '--savings 100', cli: async (dir, fx) => ['compress', await fx.pack(), '--savings', '100', '--out', join(dir, 'c.safetensors')]},
+  {code: 'COMPRESS_BAD_MAX_ERROR', exit: 2, input: 'a selection of max error 1.5 (the flag refuses it first)', core: () => validateSelection({maxError: 1.5})},
+  {code: 'COMPRESS_BAD_SAVINGS', exit: 2, input: 'a selection of 100% savings (the flag refuses it first)', core: () => validateSelection({savings: 100})},
   {code: 'COMPRESS_SAVINGS_UNREACHABLE', exit: 2, input: '--savings 99', cli: async (dir, fx) => ['compress', await fx.pack(), '--savings', '99', '--out', join(dir, 'c.safetensors')]},
   {code: 'COMPRESS_MAX_ERROR_UNREACHABLE', exit: 2, input: '--max-error 1e-9 stored in bf16', cli: async (dir, fx) => ['compress', await fx.pack(), '--max-error', '1e-9', '--dtype', 'bf16', '--out', join(dir, 'c.safetensors')]},
   {code: 'COMPRESS_BAD_INPUT', exit: 2, input: 'compress an adapter_model.safetensors', cli: async (dir, fx) => ['compress', join(await fx.adapter(), 'adapter_model.safetensors'), '--rank', '1', '--out', join(dir, 'c.safetensors')]},
   {code: 'COMPRESS_ALREADY_COMPRESSED', exit: 2, input: 'compress a shared-B file', cli: async (dir, fx) => ['compress', await fx.sharedB(), '--rank', '1', '--out', join(dir, 'c.safetensors')]},
-  {code: 'COMPRESS_NO_INPUT', exit: 2, input: 'openInput with no inputs (the command needs an argument first)', core: (dir) => openInput({inputs: []}, dir)},
+  {code: 'COMPRESS_NO_INPUT', exit: 2, input: 'resolveCompressInput with no inputs (the command needs an argument first)', core: () => resolveCompressInput({inputs: []})},
   {code: 'COMPRESS_EMPTY_MODULE', exit: 2, input: 'a module source with no adapters', core: () => moduleSourceFromInput({name: 'm', in: 4, out: 4, adapters: []})},
   {code: 'COMPRESS_HEADER_TOO_LARGE', exit: 2, input: 'per-slot errors that pass the 100 MB header limit', skip: 'needs a header over 100 MB (millions of module × slot errors): too big for a test, and the limit has no seam'},
   {
     code: 'DEMO_NO_SAVING_K',
     exit: 2,
     input: "a sweep in which no K saves bytes (the demo's own adapters always save)",
-    core: () =>
-      chooseSharedRank(
-        {
-          input: 'pack.safetensors',
-          adapters: 4,
-          slots: 5,
-          input_dtype: 'F16',
-          dtype: 'F16',
-          normalize: false,
-          ranks: [64],
-          sweep: [{K: 64, modules: [], totals: {bytes_before: 100, bytes_after: 101.5, savings_pct: -1.5, error_mean: 0.05, error_max: 0.1, worst_adapter: null}}],
-          seconds: 0,
-          warnings: [],
-        },
-        0.2,
-      ),
+    core: () => chooseSharedRank(sweepReport([[64, -1.5, 0.1]]), 0.2),
   },
 ]

@@ -75,7 +75,7 @@ export function lora(module: string, r: number, inF: number, outF: number, dtype
 /** An adapter folder: `adapter_config.json` (LoRA r 2 unless `config` says otherwise; raw text when a string) and the tensors. */
 export function writeAdapter(dir: string, tensors: readonly RawTensor[] | undefined, config: Record<string, unknown> | string = {}): string {
   mkdirSync(dir, {recursive: true})
-  const json = typeof config === 'string' ? config : JSON.stringify({peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['q_proj'], base_model_name_or_path: null, ...config})
+  const json = typeof config === 'string' ? config : JSON.stringify({peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: '.*', base_model_name_or_path: null, ...config})
   writeFileSync(join(dir, 'adapter_config.json'), json)
   if (tensors) writeSt(join(dir, 'adapter_model.safetensors'), tensors, {format: 'pt'})
   return dir

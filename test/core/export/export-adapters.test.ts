@@ -105,7 +105,7 @@ test('from a pack: --adapter NAME writes the same file as exporting the folder; 
   assert.ok(readFileSync(one).equals(readFileSync(direct)))
   const all = join(dir.path, 'all')
   const r = await exportAdapters({input: pack, all: true, base, out: all, format: 'gguf'})
-  assert.equal(readdirSync(all).sort(), ['a.gguf', 'b.gguf'])
+  assert.equal(readdirSync(all).sort(), ['.lora-output.json', 'a.gguf', 'b.gguf'])
   assert.equal(r.adapters.map((x) => [x.name, x.out, x.type]), [['a', join(all, 'a.gguf'), 'F16'], ['b', join(all, 'b.gguf'), 'F16']])
 })
 
@@ -134,7 +134,7 @@ test('refusals, one line each, no output left: DoRA, full tensors, a module the 
   unlinkSync(join(tied, 'model.safetensors'))
   await writeSafetensors(join(tied, 'model.safetensors'), [...w].map(([name, t]) => ({name, dtype: 'F32' as const, shape: t.shape, data: fromFloat('F32', t.values)})))
   writeFileSync(join(tied, 'config.json'), JSON.stringify({...JSON.parse(readFileSync(join(tied, 'config.json'), 'utf8')), tie_word_embeddings: true}))
-  await writePeft(join(dir.path, 'head'), {r: 4, lora_alpha: 8}, [module('lm_head', D, V, 4)])
+  await writePeft(join(dir.path, 'head'), {r: 4, lora_alpha: 8, target_modules: ['lm_head']}, [module('lm_head', D, V, 4)])
   cases.push(['tied', () => exportAdapters({input: join(dir.path, 'head'), base: tied, out: join(dir.path, 'x4.gguf'), format: 'gguf'}), 'EXPORT_TIED_HEAD', /adapts a head the base ties to its embeddings/])
   cases.push(['folder --all', () => exportAdapters({input: join(dir.path, 'a'), all: true, base, out: join(dir.path, 'x5'), format: 'gguf'}), 'BAD_FLAG', /--adapter and --all pick adapters out of a pack; .* is an adapter folder/])
   cases.push(['dtype', () => exportAdapters({input: join(dir.path, 'a'), base, out: join(dir.path, 'x6.gguf'), format: 'gguf', dtype: 'q4_0'}), 'BAD_FLAG', /--dtype q4_0: gguf adapters are written as f32, f16, bf16, q8_0/])

@@ -71,10 +71,11 @@ test('write → read round trip of every dtype, scalars and zero-size tensors, b
       assert.is(file.metadata.get('note'), 'ünïcode ✓')
       assert.is((8 + file.headerLength) % 8, 0, 'data section is 8-byte aligned')
       for (const t of tensors) {
-        const read = await file.readTensor(t.name)
-        assert.is(read.dtype, t.dtype)
-        assert.equal(read.shape, t.shape)
-        assert.equal([...read.bytes], [...t.data], t.name)
+        // raw bytes: the samples hold NaN and ±Infinity, which readTensor (a read for computation) refuses
+        const read = await file.readBytes(t.name)
+        assert.is(file.info(t.name).dtype, t.dtype)
+        assert.equal(file.info(t.name).shape, t.shape)
+        assert.equal([...read], [...t.data], t.name)
       }
     } finally {
       await file.close()

@@ -120,7 +120,7 @@ async function baseWithNaN(folder: string, name: string, elements: number[]): Pr
   }
 }
 
-test('NaN in the second task and in the first: the first in row order is reported, the same line on 1 and 2 threads, and nothing is left behind', async () => {
+test('NaN in the second task and in the first: the first in row order is reported (TENSOR_NOT_FINITE, as reading refuses it), the same line on 1 and 2 threads, and nothing is left behind', async () => {
   const bad = join(dir.path, 'nan-base')
   // row 1500 lies in the second task of up_proj ([2048, 1024]), row 100 in the first
   await baseWithNaN(bad, UP, [1500 * 1024 + 3, 100 * 1024 + 5])
@@ -129,13 +129,14 @@ test('NaN in the second task and in the first: the first in row order is reporte
     const out = join(dir.path, 'nan-out', `q-t${threads}.gguf`)
     const error = await rejection(quantizeModel({model: bad, out, scheme: 'q4_0', threads}))
     assert.instance(error, InputError)
-    assert.is(error.code, 'QUANT_NOT_FINITE')
+    assert.is(error.code, 'TENSOR_NOT_FINITE')
     assert.is(error.exitCode, 2)
     assert.not.ok(existsSync(out))
     assert.equal(temporaries(join(dir.path, 'nan-out')), [])
     messages.push(error.message)
   }
-  assert.is(messages[0], `quantize ${bad}: tensor "${UP}": element ${100 * 1024 + 5} is NaN: 4-bit schemes cannot encode NaN or infinity`)
+  // refused as reading refuses it: the file, the tensor, the first bad element as stored
+  assert.is(messages[0], `read ${bad}: tensor "${UP}" holds NaN at element ${100 * 1024 + 5} (row 100, offset 5 in the row); a computation on it would give NaN everywhere`)
   assert.is(messages[1], messages[0])
 })
 

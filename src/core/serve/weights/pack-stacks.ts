@@ -5,7 +5,7 @@
  * module padded to the largest R_P of the targeted modules.
  */
 import {InputError, UsageError} from '../../errors.js'
-import {ALL_PROJECTIONS, Projection, isProjection} from '../../models/llama.js'
+import {BLOCK_ARCHITECTURES, Role} from '../block-architectures.js'
 import {GroupSpec, ModuleSpec, StackDims, moduleSpecs} from '../lora-layout.js'
 import {PackFile} from '../../formats/pack-file.js'
 import type {ElementWriter, StackSource} from './weight-sources.js'
@@ -13,39 +13,62 @@ import type {ElementWriter, StackSource} from './weight-sources.js'
 /** Bytes of pack data read per chunk of slots. */
 const CHUNK_BYTES = 64 * 1024 * 1024
 
-/** What a pack says about the model: dims its modules imply, the projections it adapts, N. */
+/** What a pack says about the model: its block family, the widths its modules imply, the roles it adapts, N. */
 export interface PackShape {
   adapters: number
+  /** The block family its module names follow (`block-architectures.ts`). */
+  architecture: string
   hidden?: number
   intermediate?: number
+  /** q's output width (o's input) when the pack shows it. */
+  attention?: number
+  /** k's and v's output width when the pack shows it. */
+  kv?: number
   layers: number
-  targets: Projection[]
+  targets: Role[]
 }
 
 /**
- * Read a pack's header: adapter count, and the llama dims and targets its
- * module names and shapes imply.
- * @throws InputError for a file that is not a lora-pack or has no Llama projections.
+ * Read a pack's header: adapter count, and the block family, widths and
+ * targets its module names and shapes imply (every layer the same).
+ * @throws InputError PACK_NOT_LLAMA for a pack of no known block family; PACK_SHAPE_MISMATCH for shapes that form no block
  */
 export async function readPackShape(path: string): Promise<PackShape> {
   const pack = await PackFile.open(path)
   try {
-    const targets = new Set<Projection>()
-    let layers = 0
-    let hidden: number | undefined
-    let intermediate: number | undefined
-    for (const m of pack.modules.values()) {
-      const match = /^model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)$/.exec(m.name)
-      if (!match || !isProjection(match[2]!) || m.kind !== 'linear') continue
-      const p = match[2] as Projection
-      targets.add(p)
-      layers = Math.max(layers, Number(match[1]) + 1)
-      if (p === 'q_proj' || p === 'o_proj') hidden = m.in
-      if (p === 'gate_proj' || p === 'up_proj') [hidden, intermediate] = [m.in, m.out]
-      if (p === 'down_proj') [hidden, intermediate] = [m.out, m.in]
+    const modules = [...pack.modules.values()].filter((m) => m.kind === 'linear')
+    const arch = BLOCK_ARCHITECTURES.find((a) => modules.some((m) => a.match(m.name)))
+    if (!arch) {
+      throw new InputError('PACK_NOT_LLAMA', `read ${path}: the pack has no module of a decoder block the bench knows (${BLOCK_ARCHITECTURES.map((a) => a.path(0, a.roles[0]!)).join(', ')}, …)`)
     }
-    if (targets.size === 0) throw new InputError('PACK_NOT_LLAMA', `read ${path}: the pack has no Llama projection modules (model.layers.N.self_attn.q_proj …); the bench serves those`)
-    return {adapters: pack.slots - 1, hidden, intermediate, layers, targets: ALL_PROJECTIONS.filter((p) => targets.has(p))}
+    const shapes = new Map<Role, [number, number]>()
+    let layers = 0
+    for (const m of modules) {
+      const at = arch.match(m.name)
+      if (!at) continue
+      const known = shapes.get(at.role)
+      if (known && (known[0] !== m.out || known[1] !== m.in)) {
+        throw new InputError('PACK_SHAPE_MISMATCH', `read ${path}: ${at.role} is [out ${known[0]}, in ${known[1]}] in one layer and [out ${m.out}, in ${m.in}] in ${m.name}; the bench serves blocks of one shape`)
+      }
+      shapes.set(at.role, [m.out, m.in])
+      layers = Math.max(layers, at.layer + 1)
+    }
+    const agree = (what: string, values: Array<number | undefined>): number | undefined => {
+      const known = [...new Set(values.filter((v): v is number => v !== undefined))]
+      if (known.length > 1) throw new InputError('PACK_SHAPE_MISMATCH', `read ${path}: the pack's modules disagree on the ${what} (${known.join(' vs ')})`)
+      return known[0]
+    }
+    const get = (r: Role) => shapes.get(r)
+    const hidden = agree('hidden size', [get('q_proj')?.[1], get('k_proj')?.[1], get('v_proj')?.[1], get('qkv_proj')?.[1], get('gate_proj')?.[1], get('up_proj')?.[1], get('o_proj')?.[0], get('down_proj')?.[0]])
+    const intermediate = agree('intermediate size', [get('gate_proj')?.[0], get('up_proj')?.[0], get('down_proj')?.[1]])
+    const fused = get('qkv_proj')
+    if (fused && fused[0] % 3 !== 0) throw new InputError('PACK_SHAPE_MISMATCH', `read ${path}: the fused q/k/v ${arch.path(0, 'qkv_proj')} has ${fused[0]} outputs, not three equal parts`)
+    const attention = agree('attention width (q out, o in)', [get('q_proj')?.[0], get('o_proj')?.[1], fused ? fused[0] / 3 : undefined])
+    const kv = agree('key/value width (k and v out)', [get('k_proj')?.[0], get('v_proj')?.[0], fused ? fused[0] / 3 : undefined])
+    if (attention !== undefined && kv !== undefined && attention % kv !== 0) {
+      throw new InputError('PACK_SHAPE_MISMATCH', `read ${path}: k/v have ${kv} outputs, which do not divide q's ${attention} (grouped-query attention repeats whole key/value heads)`)
+    }
+    return {adapters: pack.slots - 1, architecture: arch.name, hidden, intermediate, attention, kv, layers, targets: arch.roles.filter((r) => shapes.has(r))}
   } finally {
     await pack.close()
   }
@@ -60,6 +83,7 @@ export async function openPackStacks(path: string, dims: StackDims, adapters: nu
   const pack = await PackFile.open(path)
   try {
     if (pack.slots !== adapters + 1) throw new UsageError('PACK_ADAPTERS_MISMATCH', `--adapters ${adapters} does not match the pack ${path} (it holds ${pack.slots - 1} adapters)`)
+    await pack.checkNullSlot()
     let R = 1
     for (const m of moduleSpecs(dims).filter((x) => x.targeted)) {
       const entry = pack.modules.get(m.path)

@@ -12,7 +12,10 @@
 import {createHash} from 'node:crypto'
 import {existsSync, statSync, mkdirSync, openSync, closeSync, readSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {InputError, UsageError} from '../../errors.js'
+import {InputError, UsageError, withFileContextSync} from '../../errors.js'
+import {removeOnExit} from '../../io/exit-cleanup.js'
+import {assertDiskFits} from '../../io/resources.js'
+import {removeStaleTemporaries, temporarySibling} from '../../io/temporaries.js'
 import {fromFloat, toFloat32} from '../../dtype.js'
 import {ELEM_BYTES, ExternalDataFile, ExternalTensor, GraphBuilder} from '../../onnx/graph-builder.js'
 import {GroupSpec, ModuleSpec, StackDims, layoutNames, loraGroups, moduleSpecs} from '../lora-layout.js'
@@ -35,7 +38,10 @@ export const STACK_DTYPES = ['f32', 'f16'] as const
 export type StackDtype = (typeof STACK_DTYPES)[number]
 
 /** Bumped when the layout or synthetic values change, so old caches are rebuilt. */
-export const WEIGHT_SET_VERSION = 4
+export const WEIGHT_SET_VERSION = 5
+
+/** Bytes at each end of `weights.bin` covered by the checksum a reused set is checked against. */
+export const CHECKSUM_SPAN = 1 << 20
 
 /** One benchmark configuration's weights: model dims, adapters, ranks, sources; its hash names the cache folder. */
 export interface WeightSetSpec {
@@ -87,6 +93,8 @@ export interface WeightSetInfo {
   slotRanks: number[]
   /** The shared-B form, null when not built. */
   shared: SharedInfo | null
+  /** `weights.bin` as written: its size and the sha256 of its first and last `CHECKSUM_SPAN` bytes. */
+  data: {bytes: number; sha256: string}
 }
 
 /** A built weight set: tensor ranges in `weights.bin`, and positional reads for references. */
@@ -105,7 +113,8 @@ export class WeightSet {
 
   /** Open a built set (its `index.json`). */
   static open(dir: string): WeightSet {
-    return new WeightSet(dir, JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as WeightSetInfo)
+    const path = join(dir, 'index.json')
+    return new WeightSet(dir, JSON.parse(withFileContextSync('read', path, () => readFileSync(path, 'utf8'))) as WeightSetInfo)
   }
 
   get spec(): WeightSetSpec {
@@ -166,7 +175,7 @@ export class WeightSet {
     const size = ELEM_BYTES[t.type ?? 'float32']
     if (start < 0 || (start + count) * size > t.length) throw new Error(`read ${name}: elements [${start}, ${start + count}) out of range`)
     const bytes = new Uint8Array(count * size)
-    const fd = openSync(this.dataPath, 'r')
+    const fd = withFileContextSync('read', this.dataPath, () => openSync(this.dataPath, 'r'))
     try {
       let done = 0
       while (done < bytes.byteLength) {
@@ -188,6 +197,31 @@ export interface PrepareOptions {
   onProgress?: ProgressCallback
 }
 
+/**
+ * Bytes of the weight set of `spec` with padded rank `rank` and shared width
+ * `sharedWidth` (each tensor aligned as `ExternalDataFile` places it): what
+ * `prepareWeightSet` writes, known before a byte is.
+ */
+export function weightSetBytes(spec: WeightSetSpec, rank: number, sharedWidth: number): number {
+  const S = spec.adapters + 1
+  const stack = spec.stackDtype === 'f16' ? 2 : 4
+  const sizes: number[] = []
+  for (const m of moduleSpecs(spec.dims)) sizes.push(m.in * m.out * 4)
+  const layers = spec.dims.model === 'layer' ? 0 : spec.dims.layers
+  for (let i = 0; i < 2 * layers; i++) sizes.push(spec.dims.hidden * 4)
+  for (const g of loraGroups(spec.dims, spec.fuse)) {
+    if (spec.include.stacks) {
+      sizes.push(S * g.members.length * rank * g.in * stack)
+      for (const m of g.members) sizes.push(S * m.out * rank * stack)
+    }
+    if (spec.include.shared) {
+      sizes.push(S * g.members.length * sharedWidth * g.in * stack)
+      for (const m of g.members) sizes.push(sharedWidth * m.out * 4)
+    }
+  }
+  return sizes.reduce((s, n) => s + Math.ceil(n / ExternalDataFile.ALIGNMENT) * ExternalDataFile.ALIGNMENT, 0)
+}
+
 /** The cache folder name of a spec. */
 export function weightSetKey(spec: WeightSetSpec): string {
   // a rewritten base or pack gets a new key: its size and time are part of it
@@ -202,13 +236,71 @@ export function weightSetKey(spec: WeightSetSpec): string {
  */
 export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOptions): Promise<WeightSet> {
   validateSpec(spec)
-  const dir = join(options.workDir, weightSetKey(spec))
-  if (existsSync(join(dir, 'index.json'))) {
-    const set = WeightSet.open(dir)
-    if (JSON.stringify(set.spec) === JSON.stringify(spec) && existsSync(set.dataPath)) return set
+  await removeStaleTemporaries(options.workDir)
+  const final = join(options.workDir, weightSetKey(spec))
+  const reused = reusable(final, spec)
+  if (reused) return reused
+  // a partial or stale set (a run killed by a full disk, another version) is rebuilt
+  withFileContextSync('write', final, () => rmSync(final, {recursive: true, force: true}))
+  // built under a temporary name (owner PID in it) and renamed into place complete
+  const dir = temporarySibling(final)
+  const releaseDir = removeOnExit(dir)
+  try {
+    withFileContextSync('write', dir, () => mkdirSync(dir, {recursive: true}))
+    await buildWeightSet(spec, dir, options)
+    withFileContextSync('write', final, () => renameSync(dir, final))
+  } catch (error) {
+    rmSync(dir, {recursive: true, force: true})
+    // another run of the same configuration finished first: use its set
+    const theirs = reusable(final, spec)
+    if (theirs) return theirs
+    throw error
+  } finally {
+    releaseDir()
   }
-  rmSync(dir, {recursive: true, force: true})
-  mkdirSync(dir, {recursive: true})
+  return WeightSet.open(final)
+}
+
+/**
+ * The set in `dir` when it is complete and of `spec`: its index parses and
+ * names this spec, and `weights.bin` has the size and the head and tail
+ * checksum the index recorded. Anything else is undefined (to rebuild).
+ */
+function reusable(dir: string, spec: WeightSetSpec): WeightSet | undefined {
+  try {
+    const set = WeightSet.open(dir)
+    if (JSON.stringify(set.spec) !== JSON.stringify(spec) || !set.info.data) return undefined
+    const size = statSync(set.dataPath).size
+    if (size !== set.info.data.bytes || dataChecksum(set.dataPath, size) !== set.info.data.sha256) return undefined
+    return set
+  } catch {
+    return undefined
+  }
+}
+
+/** sha256 of the size and the first and last `CHECKSUM_SPAN` bytes of a file of `size` bytes. */
+function dataChecksum(path: string, size: number): string {
+  const hash = createHash('sha256').update(String(size))
+  const fd = withFileContextSync('read', path, () => openSync(path, 'r'))
+  try {
+    for (const start of size > 2 * CHECKSUM_SPAN ? [0, size - CHECKSUM_SPAN] : [0]) {
+      const bytes = new Uint8Array(Math.min(size > 2 * CHECKSUM_SPAN ? CHECKSUM_SPAN : size, size - start))
+      let done = 0
+      while (done < bytes.length) {
+        const n = withFileContextSync('read', path, () => readSync(fd, bytes, done, bytes.length - done, start + done))
+        if (n === 0) break
+        done += n
+      }
+      hash.update(bytes.subarray(0, done))
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return hash.digest('hex')
+}
+
+/** Write the set of `spec` into the (new, empty) folder `dir`: weights.bin, then index.json. */
+async function buildWeightSet(spec: WeightSetSpec, dir: string, options: PrepareOptions): Promise<void> {
   const modules = moduleSpecs(spec.dims)
   const groups = loraGroups(spec.dims, spec.fuse)
   const base = spec.basePath ? await BaseWeightSource.open(spec.basePath, spec.dims) : undefined
@@ -255,6 +347,8 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
   const total = plan.reduce((sum, p) => sum + byteLength(p), 0)
   let done = 0
   try {
+    // sparse preallocation would succeed and the writes fail later: the disk is checked first
+    assertDiskFits([{path: dir, bytes: weightSetBytes(spec, R, shared?.width ?? spec.sharedK), what: 'the weight set'}], `bench --work-dir ${options.workDir}`)
     for (const p of plan) {
       const length = byteLength(p)
       const size = ELEM_BYTES[p.type ?? 'float32']
@@ -275,10 +369,12 @@ export async function prepareWeightSet(spec: WeightSetSpec, options: PrepareOpti
     await stacks.close()
     await shared?.close()
   }
-  const info: WeightSetInfo = {spec, slots: S, rank: R, tensors, slotRanks: stacks.slotRanks, shared: shared ? sharedInfo(shared, groups, S, spec.stackDtype === 'f16' ? 2 : 4) : null}
-  writeFileSync(join(dir, 'index.json.tmp'), JSON.stringify(info))
-  renameSync(join(dir, 'index.json.tmp'), join(dir, 'index.json'))
-  return WeightSet.open(dir)
+  const dataPath = join(dir, WeightSet.DATA_FILE)
+  const size = withFileContextSync('read', dataPath, () => statSync(dataPath).size)
+  const data = {bytes: size, sha256: dataChecksum(dataPath, size)}
+  const info: WeightSetInfo = {spec, slots: S, rank: R, tensors, slotRanks: stacks.slotRanks, shared: shared ? sharedInfo(shared, groups, S, spec.stackDtype === 'f16' ? 2 : 4) : null, data}
+  const index = join(dir, 'index.json')
+  withFileContextSync('write', index, () => writeFileSync(index, JSON.stringify(info)))
 }
 
 function validateSpec(spec: WeightSetSpec): void {

@@ -33,7 +33,7 @@ test('the pack implies the model: adapter count, dims and targets; contradicting
   const tmp = tempDir()
   try {
     const f = await fixture(tmp.path)
-    assert.equal(await readPackShape(f.pack), {adapters: 3, hidden: 32, intermediate: 48, layers: 2, targets: ['q_proj', 'v_proj', 'down_proj'] as Projection[]})
+    assert.equal(await readPackShape(f.pack), {adapters: 3, architecture: 'llama', hidden: 32, intermediate: 48, attention: 32, kv: 32, layers: 2, targets: ['q_proj', 'v_proj', 'down_proj'] as Projection[]})
     assert.equal(await resolveModelShape({packPath: f.pack}), {...DIMS, targets: ['q_proj', 'v_proj', 'down_proj'], adapters: [3]})
     for (const [over, message] of [
       [{adapters: [5] as number[]}, /^--adapters 5 does not match the pack .*pack\.safetensors \(it holds 3 adapters\)$/],
