@@ -1,6 +1,6 @@
 /** The quantization flags and their help texts, written from the scheme registry (so a new scheme shows up without editing a command). */
 import {availableParallelism} from 'node:os'
-import {Flags} from '@oclif/core'
+import {MAX_THREADS, integer} from './flags.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES, QuantSchemeName} from '../core/quant/schemes.js'
 
 /** The schemes written as `format`. */
@@ -33,7 +33,7 @@ export function schemeDescriptions(): string {
 export const MAX_DEFAULT_ENCODING_THREADS = 8
 
 /** `--threads` of the commands that quantize (resolved at run time, so help texts name no machine's count). */
-export const encodingThreadsFlag = Flags.integer({description: `threads that encode quantized tensors (default: every core, os.availableParallelism(), up to ${MAX_DEFAULT_ENCODING_THREADS})`, min: 1})
+export const encodingThreadsFlag = integer({min: 1, max: MAX_THREADS})({description: `threads that encode quantized tensors (default: every core, os.availableParallelism(), up to ${MAX_DEFAULT_ENCODING_THREADS})`})
 
 /** The thread count for `--threads`: the flag, or every core up to `MAX_DEFAULT_ENCODING_THREADS`. */
 export function encodingThreads(flag: number | undefined): number {
