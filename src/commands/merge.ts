@@ -11,7 +11,7 @@ import {evaluateMergeOutput} from '../core/eval/merge-eval.js'
 import {EvalResult, readEvalText} from '../core/eval/run-eval.js'
 import {MergeResult, gateError, mergeModel} from '../core/merge/merge-model.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
-import {schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
+import {encodingThreads, encodingThreadsFlag, schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
 import {formatBytes} from '../core/units.js'
 
 export default class Merge extends LoraCommand {
@@ -48,6 +48,7 @@ export default class Merge extends LoraCommand {
     force: Flags.boolean({description: 'replace an existing output'}),
     eval: path()({description: 'also evaluate the written model on this text (`lora eval`\'s table: perplexity, KL divergence, top-1 agreement against the base + adapters unmerged)'}),
     'max-kld': number({min: 0})({description: 'with --eval: exit 1 when the written model\'s mean KL divergence exceeds X nats'}),
+    threads: encodingThreadsFlag,
   }
 
   async run(): Promise<MergeResult & {eval?: EvalResult; error?: unknown}> {
@@ -81,6 +82,7 @@ export default class Merge extends LoraCommand {
         maxLoss,
         reportPath: flags.report,
         force: flags.force,
+        threads: encodingThreads(flags.threads),
         onProgress: bar.onProgress,
         onWarning: (m) => this.warnUser(m),
       })

@@ -6,7 +6,7 @@ import {renderTable} from '../cli/table.js'
 import {UsageError} from '../core/errors.js'
 import {QuantizeModelResult, quantizeModel} from '../core/model-io/quantize-model.js'
 import {QUANT_SCHEMES, QUANT_SCHEME_NAMES} from '../core/quant/schemes.js'
-import {blockSizeHelp, schemeDescriptions, schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
+import {blockSizeHelp, encodingThreads, encodingThreadsFlag, schemeDescriptions, schemesSizedBy, schemesStoredAs} from '../cli/scheme-flags.js'
 import {formatBytes} from '../core/units.js'
 
 /** Kept tensors listed in the human view before "… N more". */
@@ -34,6 +34,7 @@ export default class Quantize extends LoraCommand {
     include: Flags.string({description: 'quantize tensors matching this glob instead of the default rule (repeatable)', multiple: true}),
     exclude: Flags.string({description: 'never quantize tensors matching this glob (repeatable)', multiple: true}),
     force: Flags.boolean({description: 'replace an existing output'}),
+    threads: encodingThreadsFlag,
   }
 
   async run(): Promise<QuantizeModelResult> {
@@ -53,6 +54,7 @@ export default class Quantize extends LoraCommand {
         include: flags.include,
         exclude: flags.exclude,
         force: flags.force,
+        threads: encodingThreads(flags.threads),
         onProgress: bar.onProgress,
       })
       bar.stop()

@@ -312,6 +312,35 @@ export function toFloat32(dtype: DType, bytes: Uint8Array): Float32Array {
   }
 }
 
+/** Copies stored float elements into a float32 array: `(from, count, at)` reads elements `[from, from + count)` and writes them at `target[at…]`. */
+export type Float32Decoder = (from: number, count: number, at: number) => void
+
+/**
+ * A decoder of the elements of `bytes` (stored as F32, F16 or BF16) into
+ * `target` at an offset, allocating nothing per call: the hot loop of
+ * quantizing (F16 through the one f16 table, BF16 by a shift, F32 copied).
+ * @throws RangeError for another dtype, or bytes not aligned to the element size
+ */
+export function float32Decoder(dtype: DType, bytes: Uint8Array, target: Float32Array): Float32Decoder {
+  if (!(dtype === 'F32' || dtype === 'F16' || dtype === 'BF16')) throw new RangeError(`cannot decode ${dtype} into float32 rows (F32, F16 and BF16 only)`)
+  if (bytes.byteOffset % DTYPES[dtype].bytes !== 0) throw new RangeError(`${dtype} bytes at offset ${bytes.byteOffset} are not aligned to their element size`)
+  if (dtype === 'F32') {
+    const src = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+    return (from, count, at) => target.set(src.subarray(from, from + count), at)
+  }
+  const src = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2)
+  if (dtype === 'BF16') {
+    const bits = new Uint32Array(target.buffer, target.byteOffset, target.length)
+    return (from, count, at) => {
+      for (let i = 0; i < count; i++) bits[at + i] = src[from + i]! << 16
+    }
+  }
+  const table = f16ToF32Table()
+  return (from, count, at) => {
+    for (let i = 0; i < count; i++) target[at + i] = table[src[from + i]!]!
+  }
+}
+
 /** Decode stored elements of any numeric dtype to float64. */
 export function toFloat64(dtype: DType, bytes: Uint8Array): Float64Array {
   if (dtype === 'F64') return Float64Array.from(typedView(dtype, bytes) as Float64Array)

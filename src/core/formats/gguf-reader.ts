@@ -27,7 +27,7 @@ import {
 } from './gguf-types.js'
 import {sanitizeName} from './safetensors-header.js'
 import type {FileFormat} from './file-format.js'
-import {byteRangeEnd, readAt, tensorEntry} from './tensor-bytes.js'
+import {byteRangeEnd, readAt, readIntoAt, tensorEntry} from './tensor-bytes.js'
 
 /** A key or string value longer than this is refused (CWE-770: a bogus length must not make us allocate gigabytes). */
 export const GGUF_MAX_STRING_BYTES = 16 * 1024 * 1024
@@ -260,6 +260,13 @@ export class GgufFile {
     const info = this.info(name)
     const stop = byteRangeEnd(name, info.byteLength, begin, end)
     return readAt(this.handle, this.path, this.dataStart + info.offset + begin, stop - begin)
+  }
+
+  /** Raw bytes `[begin, begin + target.byteLength)` of a tensor's data, into `target` (not checked for NaN: a caller computing on them refuses non-finite values itself). */
+  async readInto(name: string, begin: number, target: Uint8Array): Promise<void> {
+    const info = this.info(name)
+    byteRangeEnd(name, info.byteLength, begin, begin + target.byteLength)
+    await readIntoAt(this.handle, this.path, this.dataStart + info.offset + begin, target)
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@ import {openRegularFile} from '../io/regular-file.js'
 import {TensorInfo, parseHeader, parseHeaderLength, sanitizeName} from './safetensors-header.js'
 import type {TensorSource} from './tensor-source.js'
 import type {FileFormat} from './file-format.js'
-import {assertFiniteData, byteRangeEnd, readAt, tensorEntry} from './tensor-bytes.js'
+import {assertFiniteData, byteRangeEnd, readAt, readIntoAt, tensorEntry} from './tensor-bytes.js'
 
 /** One read allocates at most this much; larger tensors must be read by rows. */
 export const MAX_SINGLE_READ_BYTES = 2 ** 31
@@ -71,6 +71,13 @@ export class SafetensorsFile implements TensorSource {
       )
     }
     return readAt(this.handle, this.path, this.dataStart + info.dataOffsets[0] + begin, length)
+  }
+
+  /** Raw bytes `[begin, begin + target.byteLength)` of a tensor's data, into `target` (not checked for NaN: a caller computing on them refuses non-finite values itself). */
+  async readInto(name: string, begin: number, target: Uint8Array): Promise<void> {
+    const info = this.info(name)
+    byteRangeEnd(name, info.byteLength, begin, begin + target.byteLength)
+    await readIntoAt(this.handle, this.path, this.dataStart + info.dataOffsets[0] + begin, target)
   }
 
   /**

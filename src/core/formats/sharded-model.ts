@@ -107,6 +107,10 @@ export class ShardedModel implements TensorSource {
     return this.shardOf(name).readBytes(name, begin, end)
   }
 
+  readInto(name: string, begin: number, target: Uint8Array): Promise<void> {
+    return this.shardOf(name).readInto(name, begin, target)
+  }
+
   async close(): Promise<void> {
     for (const s of this.shards.values()) await s.close()
   }

@@ -31,8 +31,13 @@ export function byteRangeEnd(name: string, byteLength: number, begin: number, en
 /** `length` bytes at absolute file offset `position`, in a fresh buffer. */
 export async function readAt(handle: FileHandle, path: string, position: number, length: number): Promise<Uint8Array> {
   const target = new Uint8Array(length)
-  await withFileContext('read', path, () => readFully(handle, target, position))
+  await readIntoAt(handle, path, position, target)
   return target
+}
+
+/** Fill `target` from absolute file offset `position` (a buffer the caller reuses: nothing allocated). */
+export async function readIntoAt(handle: FileHandle, path: string, position: number, target: Uint8Array): Promise<void> {
+  await withFileContext('read', path, () => readFully(handle, target, position))
 }
 
 /** `[row, col]` of element `index` in a tensor of `shape` (row = first dimension). */

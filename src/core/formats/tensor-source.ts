@@ -20,5 +20,7 @@ export interface TensorSource {
   readRows(name: string, start: number, count: number): Promise<Tensor>
   /** Read raw bytes `[begin, end)` of a tensor's data. */
   readBytes(name: string, begin?: number, end?: number): Promise<Uint8Array>
+  /** Read raw bytes `[begin, begin + target.byteLength)` of a tensor's data into `target`. */
+  readInto(name: string, begin: number, target: Uint8Array): Promise<void>
   close(): Promise<void>
 }

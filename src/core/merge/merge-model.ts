@@ -55,6 +55,8 @@ export interface MergeOptions extends SelectionOptions {
   readonly force?: boolean
   readonly onProgress?: ProgressCallback
   readonly onWarning?: (message: string) => void
+  /** Threads that encode with `quantize` (default 1, the calling thread; `lora merge` defaults to every core). */
+  readonly threads?: number
 }
 
 export interface MergedTensorInfo {
@@ -213,6 +215,7 @@ export async function mergeModel(options: MergeOptions): Promise<MergeResult> {
       format,
       jobs,
       force: options.force,
+      threads: options.threads,
       metadata: output.metadata,
       editConfig: (config) => {
         // a base quantized with bitsandbytes and merged into another scheme must not keep its quantization_config

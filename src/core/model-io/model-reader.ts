@@ -172,6 +172,11 @@ export class ModelReader {
     return this.gguf ? this.gguf.readBytes(stored, begin, end) : this.safetensors!.readBytes(stored, begin, end)
   }
 
+  /** Raw stored bytes `[begin, begin + target.byteLength)` of a stored tensor, into `target` (a reused buffer). */
+  async readBytesInto(stored: string, begin: number, target: Uint8Array): Promise<void> {
+    await (this.gguf ? this.gguf.readInto(stored, begin, target) : this.safetensors!.readInto(stored, begin, target))
+  }
+
   /** Stored dtype and byte length of a stored tensor (safetensors sources). */
   storedInfo(stored: string): {dtype: DType; shape: readonly number[]; byteLength: number} {
     if (this.gguf) {

@@ -30,6 +30,8 @@ export interface QuantizeModelOptions extends SelectionOptions {
   readonly format?: 'safetensors' | 'gguf'
   readonly force?: boolean
   readonly onProgress?: ProgressCallback
+  /** Threads that encode (default 1, the calling thread; `lora quantize` defaults to every core). */
+  readonly threads?: number
 }
 
 export interface KeptTensor {
@@ -101,6 +103,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       metadata,
       editConfig,
       onProgress: options.onProgress,
+      threads: options.threads,
     })
     return {
       out: options.out,

@@ -16,27 +16,22 @@ import {assertDiskFits} from '../io/resources.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import {transposeTyped} from '../linalg/dense.js'
 import {permuteRowsToGguf} from '../models/gguf-names.js'
-import type {ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, createEncoder} from '../quant/schemes.js'
-import {ROW_CHUNK_ELEMENTS, WriteModelOptions, WriteModelResult, WrittenTensor} from './write-model.js'
+import {QUANT_SCHEMES} from '../quant/schemes.js'
+import {copyStored} from './copy-stored.js'
+import {ROW_CHUNK_ELEMENTS, TensorEncoding, chunkRows} from './encode-tensor.js'
+import {TensorWriting, startWriting} from './tensor-writing.js'
+import type {WriteModelOptions, WriteModelResult, WrittenTensor} from './write-model.js'
 import {shapeSize} from '../shape.js'
 import {GgufModelPlan, PlannedGgufTensor, ggmlFloatDtype, planGgufModel} from './gguf-model-plan.js'
 
-/** Verbatim copies move at most this many bytes per read. */
-const COPY_CHUNK_BYTES = 64 << 20
-
-type Sink = (name: string, byteOffset: number, data: Uint8Array) => Promise<void>
-
 /** Rows per chunk: whole heads when rows are permuted, the whole tensor when it is transposed. */
-function chunkRows(t: PlannedGgufTensor, rows: number, cols: number): number {
-  if (t.transpose) return rows
-  const align = t.permuteHeads ? rows / t.permuteHeads : 1
-  const target = Math.max(1, Math.floor(ROW_CHUNK_ELEMENTS / Math.max(1, cols)))
-  return Math.min(rows, Math.max(align, target - (target % align)))
+function floatChunkRows(t: PlannedGgufTensor, rows: number, cols: number): number {
+  return t.transpose ? rows : chunkRows(rows, cols, t.permuteHeads ? rows / t.permuteHeads : 1, ROW_CHUNK_ELEMENTS)
 }
 
-/** Write one planned tensor; inputs are checked finite where read, computed values before they reach `out` (for messages). */
-async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink, out: string): Promise<number> {
+/** Write one planned tensor; inputs are checked finite where read, computed values before they reach the output (`w.output`, for messages). */
+async function writeTensor(t: PlannedGgufTensor, w: TensorWriting): Promise<number> {
+  const {source, sink, output: out} = w
   if (t.values) {
     const bytes = fromFloat('F32', t.values)
     await sink(t.name, 0, bytes)
@@ -45,7 +40,7 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
   const name = t.source!
   if (t.copy) {
     const size = source.storedInfo(name).byteLength
-    for (let at = 0; at < size; at += COPY_CHUNK_BYTES) await sink(t.name, at, await source.readBytes(name, at, Math.min(size, at + COPY_CHUNK_BYTES)))
+    await copyStored(source, name, size, (at, data) => sink(t.name, at, data), w.copyBuffers)
     return size
   }
   const logical = source.get(name)
@@ -55,10 +50,17 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
   const job = t.job
   const dtype = ggmlFloatDtype(t.type)
   const quant = job?.quant
-  const encoder = quant ? createEncoder(quant, t.shape) : undefined
-  if (!encoder && !dtype) throw new RangeError(`cannot write ${t.name} as ${t.type}`)
-  const step = chunkRows(t, rows, cols)
-  const half = !encoder && !t.transpose && dtype === 'F16' && logical.encoding === 'plain' && logical.dtype === 'F16' && job?.transformHalf !== undefined
+  if (quant) {
+    const scheme = QUANT_SCHEMES[quant.scheme]
+    if (scheme.format !== 'gguf') throw new RangeError(`${quant.scheme} is not stored in GGUF`)
+    const encoded = await w.encoding!.encode({source, name, quant, transform: job?.transform, permuteHeads: t.permuteHeads, transpose: t.transpose, output: w.output})
+    const [part] = scheme.storedParts(t.name, encoded, logical.dtype)
+    await w.behind.add(() => sink(t.name, 0, part!.data))
+    return part!.data.byteLength
+  }
+  if (!dtype) throw new RangeError(`cannot write ${t.name} as ${t.type}`)
+  const step = floatChunkRows(t, rows, cols)
+  const half = !t.transpose && dtype === 'F16' && logical.encoding === 'plain' && logical.dtype === 'F16' && job?.transformHalf !== undefined
   let written = 0
   for (let r0 = 0; r0 < rows; r0 += step) {
     const n = Math.min(step, rows - r0)
@@ -81,20 +83,12 @@ async function writeTensor(t: PlannedGgufTensor, source: ModelReader, sink: Sink
     }
     if (heads) values = permuteRowsToGguf(values, heads, cols)
     if (t.transpose) values = transposeTyped(values, rows, cols)
-    if (encoder) encoder.push(values)
-    else {
-      const bytes = fromFloat(dtype!, values)
-      assertFiniteResult(`write ${out}`, name, dtype!, bytes, r0 * cols)
-      await sink(t.name, r0 * cols * DTYPES[dtype!].bytes, bytes)
-      written += bytes.byteLength
-    }
+    const bytes = fromFloat(dtype, values)
+    assertFiniteResult(`write ${out}`, name, dtype, bytes, r0 * cols)
+    await sink(t.name, r0 * cols * DTYPES[dtype].bytes, bytes)
+    written += bytes.byteLength
   }
-  if (!encoder) return written
-  const scheme = QUANT_SCHEMES[quant!.scheme]
-  if (scheme.format !== 'gguf') throw new RangeError(`${quant!.scheme} is not stored in GGUF`)
-  const [part] = scheme.storedParts(t.name, encoder.finish(), logical.dtype)
-  await sink(t.name, 0, part!.data)
-  return part!.data.byteLength
+  return written
 }
 
 function inTensor(error: unknown, t: PlannedGgufTensor, file: string): unknown {
@@ -113,7 +107,16 @@ export interface WriteGgufModelResult extends WriteModelResult {
  * @throws InputError from planning (see `planGgufModel`) or for values a scheme cannot encode; UsageError when the output exists
  */
 export async function writeGgufModel(options: WriteModelOptions): Promise<WriteGgufModelResult> {
-  const plan = await planGgufModel(options.source, options.jobs)
+  // the encoding threads load while the plan (tokenizer, metadata) is made
+  const encoding = [...options.jobs.values()].some((j) => j.quant) ? new TensorEncoding(options.threads ?? 1) : undefined
+  try {
+    return await writePlanned(options, await planGgufModel(options.source, options.jobs), encoding)
+  } finally {
+    await encoding?.close()
+  }
+}
+
+async function writePlanned(options: WriteModelOptions, plan: GgufModelPlan, encoding: TensorEncoding | undefined): Promise<WriteGgufModelResult> {
   const planned = plan.tensors.reduce((s, t) => s + Math.ceil(shapeSize(t.shape) / GGML_TYPES[t.type].blockSize) * GGML_TYPES[t.type].typeSize, 0)
   assertDiskFits([{path: options.out, bytes: planned, what: 'the model'}], `write ${options.out}`)
   const kv = [...plan.kv, ...(options.ggufKV ?? [])]
@@ -123,22 +126,40 @@ export async function writeGgufModel(options: WriteModelOptions): Promise<WriteG
     plan.tensors.map((t) => ({name: t.name, shape: t.shape, type: t.type})),
     {force: options.force},
   )
-  const written: WrittenTensor[] = []
+  const written: WrittenTensor[] = new Array<WrittenTensor>(plan.tensors.length)
+  let done = 0
+  const write = async (i: number, t: PlannedGgufTensor) => {
+    let bytes: number
+    try {
+      bytes = await writeTensor(t, writing)
+    } catch (error) {
+      throw inTensor(error, t, options.source.path)
+    }
+    const dtype = ggmlFloatDtype(t.type) ?? t.job?.dtype ?? (t.source ? options.source.get(t.source).dtype : 'F32')
+    written[i] = {name: t.source ?? t.name, shape: t.shape, written: t.copy ? 'copy' : (t.job?.quant?.scheme ?? 'float'), dtype, bytes}
+    options.onProgress?.({stage: 'tensors', done: ++done, total: plan.tensors.length})
+  }
+  const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out, encoding)
+  // verbatim copies (an embedding kept in F16) run one after another beside the encoding: the threads compute while a copy waits on the disk
+  let copies: Promise<void> = Promise.resolve()
+  let copyFailed = false
   try {
     for (const [i, t] of plan.tensors.entries()) {
-      let bytes: number
-      try {
-        bytes = await writeTensor(t, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out)
-      } catch (error) {
-        throw inTensor(error, t, options.source.path)
+      if (copyFailed) break
+      if (t.copy && encoding) {
+        copies = copies.then(() => write(i, t))
+        copies.catch(() => (copyFailed = true))
+      } else {
+        await write(i, t)
       }
-      const dtype = ggmlFloatDtype(t.type) ?? t.job?.dtype ?? (t.source ? options.source.get(t.source).dtype : 'F32')
-      written.push({name: t.source ?? t.name, shape: t.shape, written: t.copy ? 'copy' : (t.job?.quant?.scheme ?? 'float'), dtype, bytes})
-      options.onProgress?.({stage: 'tensors', done: i + 1, total: plan.tensors.length})
     }
+    await copies
+    await writing.behind.flush()
     await options.inspect?.(writer.tempPath)
     await writer.commit()
   } catch (error) {
+    await copies.catch(() => undefined)
+    await writing.behind.settle()
     await writer.abort()
     throw error
   }

@@ -26,22 +26,19 @@ import {MODEL_OUTPUT_KIND} from '../io/output-target.js'
 import {assertDiskFits} from '../io/resources.js'
 import type {ProgressCallback} from '../progress.js'
 import {parseJsonKeepingFloats, stringifyJsonKeepingFloats} from '../formats/json-floats.js'
-import {transposeTyped} from '../linalg/dense.js'
 import {shapeSize} from '../shape.js'
 import type {LogicalTensor, ModelReader} from './model-reader.js'
-import {QUANT_SCHEMES, QuantOptions, createEncoder} from '../quant/schemes.js'
+import {QUANT_SCHEMES, QuantOptions} from '../quant/schemes.js'
+import {copyStored} from './copy-stored.js'
+import {ROW_CHUNK_ELEMENTS, RowTransform, TensorEncoding, chunkRows} from './encode-tensor.js'
+import {TensorSink, TensorWriting, startWriting} from './tensor-writing.js'
 
-/** Rows are decoded and transformed in chunks of about this many elements. */
-export const ROW_CHUNK_ELEMENTS = 1 << 22
-/** Verbatim copies move at most this many bytes per read. */
-const COPY_CHUNK_BYTES = 64 << 20
+export {ROW_CHUNK_ELEMENTS}
+export type {RowTransform}
 /** Files beside the weights larger than this are not copied (tokenizers are a few MB). */
 export const MAX_SMALL_FILE_BYTES = 64 << 20
 /** Weight files in other formats are never copied next to the output. */
 const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt|gguf|h5|msgpack|onnx|onnx_data)$|\.safetensors\.index\.json$/
-
-/** Changes rows `[start, start + count)` of a tensor (float32, row-major) before they are written. */
-export type RowTransform = (start: number, count: number, rows: Float32Array) => Promise<Float32Array>
 
 /** Changes binary16 rows `[start, start + count)` (as Uint16 bits) before they are written; the result is binary16 too. */
 export type HalfRowTransform = (start: number, count: number, rows: Uint16Array) => Promise<Uint16Array>
@@ -81,6 +78,8 @@ export interface WriteModelOptions {
   /** Runs on the finished files (at `path`, still under a temporary name) before they are renamed into place. */
   readonly inspect?: (path: string) => Promise<void>
   readonly onProgress?: ProgressCallback
+  /** Threads that encode quantized tensors (default 1: the calling thread; the commands default to every core). */
+  readonly threads?: number
 }
 
 export interface WrittenTensor {
@@ -148,40 +147,35 @@ function plan(options: WriteModelOptions): Planned[] {
   return out
 }
 
-/** Rows per chunk for a tensor, a multiple of `align`. */
-function chunkRows(rows: number, cols: number, align: number): number {
-  const target = Math.max(1, Math.floor(ROW_CHUNK_ELEMENTS / Math.max(1, cols)))
-  return Math.min(rows, Math.max(align, target - (target % align)))
-}
-
-type Sink = (stored: string, byteOffset: number, data: Uint8Array) => Promise<void>
-
-/** Write one planned tensor; computed values are checked finite before they reach `sinkPath` (the output, for messages). */
-async function writeOne(p: Planned, source: ModelReader, sink: Sink, sinkPath: string): Promise<number> {
+/** Write one planned tensor; computed values are checked finite before they reach the output (`w.output`, for messages). */
+async function writeOne(p: Planned, w: TensorWriting): Promise<number> {
   const {tensor, job} = p
+  const {source, sink} = w
   if (p.action === 'copy') {
     let total = 0
     for (const part of tensor.parts) {
       const size = source.storedInfo(part).byteLength
-      for (let at = 0; at < size; at += COPY_CHUNK_BYTES) {
-        const end = Math.min(size, at + COPY_CHUNK_BYTES)
-        await sink(part, at, await source.readBytes(part, at, end))
-      }
+      await copyStored(source, part, size, (at, data) => sink(part, at, data), w.copyBuffers)
       total += size
     }
     return total
   }
+  if (p.action === 'encode') {
+    const quant = job!.quant!
+    const encoded = await w.encoding!.encode({source, name: tensor.name, quant, transform: job?.transform, transpose: job?.transposeBeforeEncode === true, output: w.output})
+    const parts = QUANT_SCHEMES[quant.scheme].storedParts(tensor.name, encoded, p.dtype)
+    await w.behind.add(async () => {
+      for (const part of parts) await sink(part.name, 0, part.data)
+    })
+    return parts.reduce((sum, part) => sum + part.data.byteLength, 0)
+  }
   const shape = tensor.shape
   const rows = shape.length <= 1 ? 1 : shape[0]!
   const cols = shape.length <= 1 ? shapeSize(shape) : shapeSize(shape) / Math.max(1, rows)
-  const transpose = p.action === 'encode' && job?.transposeBeforeEncode === true
-  const encoder = p.action === 'encode' ? createEncoder(job!.quant!, transpose ? [cols, rows] : shape) : undefined
-  const align = encoder ? QUANT_SCHEMES[job!.quant!.scheme].rowAlignment(cols, job!.quant!.blockSize) : 1
-  // a transposed tensor is encoded from all of its rows at once
-  const step = transpose ? rows : chunkRows(rows, cols, align)
+  const step = chunkRows(rows, cols, 1, ROW_CHUNK_ELEMENTS)
   let written = 0
-  if (!encoder && job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
-    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink, sinkPath)
+  if (job?.transformHalf && tensor.encoding === 'plain' && tensor.dtype === 'F16' && p.dtype === 'F16') {
+    return writeHalfRows(tensor.name, rows, cols, step, job.transformHalf, source, sink, w.output)
   }
   // one chunk read ahead and one write in flight, so file I/O overlaps the arithmetic
   const read = (r0: number) => (r0 < rows ? source.readRows(tensor.name, r0, Math.min(step, rows - r0)) : undefined)
@@ -194,17 +188,13 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink, sinkPath: s
       next = read(r0 + step)
       if (job?.transform) {
         values = await job.transform(r0, n, values)
-        assertFiniteResult(`write ${sinkPath}`, tensor.name, 'F32', values, r0 * cols)
+        assertFiniteResult(`write ${w.output}`, tensor.name, 'F32', values, r0 * cols)
       }
-      if (transpose) values = transposeTyped(values, rows, cols)
-      if (encoder) encoder.push(values)
-      else {
-        const bytes = fromFloat(p.dtype, values)
-        assertFiniteResult(`write ${sinkPath}`, tensor.name, p.dtype, bytes, r0 * cols)
-        await pendingWrite
-        pendingWrite = sink(tensor.name, r0 * cols * DTYPES[p.dtype].bytes, bytes)
-        written += bytes.byteLength
-      }
+      const bytes = fromFloat(p.dtype, values)
+      assertFiniteResult(`write ${w.output}`, tensor.name, p.dtype, bytes, r0 * cols)
+      await pendingWrite
+      pendingWrite = sink(tensor.name, r0 * cols * DTYPES[p.dtype].bytes, bytes)
+      written += bytes.byteLength
     }
     await pendingWrite
   } finally {
@@ -212,17 +202,11 @@ async function writeOne(p: Planned, source: ModelReader, sink: Sink, sinkPath: s
     await next?.catch(() => undefined)
     await pendingWrite?.catch(() => undefined)
   }
-  if (!encoder) return written
-  const encoded = encoder.finish()
-  for (const part of QUANT_SCHEMES[job!.quant!.scheme].storedParts(tensor.name, encoded, p.dtype)) {
-    await sink(part.name, 0, part.data)
-    written += part.data.byteLength
-  }
   return written
 }
 
 /** A plain F16 tensor transformed and written as F16 on its stored bits, chunk by chunk, reads and writes overlapping the arithmetic. */
-async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: Sink, sinkPath: string): Promise<number> {
+async function writeHalfRows(name: string, rows: number, cols: number, step: number, transform: HalfRowTransform, source: ModelReader, sink: TensorSink, sinkPath: string): Promise<number> {
   const rowBytes = cols * 2
   const read = async (r0: number) => {
     const bytes = await source.readBytes(name, r0 * rowBytes, (r0 + Math.min(step, rows - r0)) * rowBytes)
@@ -278,6 +262,8 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
     options.onProgress?.({stage: 'tensors', done: ++done, total})
   }
   const dir = await AtomicDirectory.create(options.out, {force: options.force, kind: MODEL_OUTPUT_KIND})
+  // one set of encoding threads for every file of a sharded output
+  const encoding = planned.some((p) => p.action === 'encode') ? new TensorEncoding(options.threads ?? 1) : undefined
   try {
     const files = [...new Set(planned.map((p) => p.file))]
     const weightMap: Record<string, string> = {}
@@ -286,16 +272,19 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
       const inFile = planned.filter((p) => p.file === file)
       const specs = inFile.flatMap((p) => p.specs)
       const writer = await SafetensorsWriter.create(join(dir.path, file), specs, {metadata: {format: 'pt', ...options.metadata}})
+      const writing = startWriting(options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out, encoding)
       try {
         for (const p of inFile) {
           try {
-            record(p, await writeOne(p, options.source, (name, at, data) => writer.writeTensorBytes(name, at, data), options.out))
+            record(p, await writeOne(p, writing))
           } catch (error) {
             throw inTensor(error, p.tensor.name, options.source.path)
           }
         }
+        await writing.behind.flush()
         await writer.commit()
       } catch (error) {
+        await writing.behind.settle()
         await writer.abort()
         throw error
       }
@@ -316,6 +305,8 @@ export async function writeModel(options: WriteModelOptions): Promise<WriteModel
   } catch (error) {
     await dir.abort()
     throw describeSystemError(error, 'write', options.out)
+  } finally {
+    await encoding?.close()
   }
 }
 

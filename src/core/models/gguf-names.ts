@@ -99,6 +99,21 @@ export function permuteRowsToGguf<T extends ArrayLike<number> & {slice(a?: numbe
   return moveRows(values, heads, cols, (hd, i, j) => [j * (hd / 2) + i, 2 * i + j])
 }
 
+/**
+ * The row order of {@link permuteRowsToGguf} as indices: row `r` of the
+ * result is row `order[r]` of the input (`rows` rows in `heads` heads), so
+ * that a loop can read rows in llama.cpp's order without moving them first.
+ */
+export function ggufRowOrder(rows: number, heads: number): Int32Array {
+  const hd = rows / heads
+  if (!Number.isInteger(hd) || hd % 2 !== 0) throw new RangeError(`cannot permute ${rows} rows as ${heads} heads`)
+  const order = new Int32Array(rows)
+  for (let h = 0; h < heads; h++)
+    for (let j = 0; j < 2; j++)
+      for (let i = 0; i < hd / 2; i++) order[h * hd + 2 * i + j] = h * hd + j * (hd / 2) + i
+  return order
+}
+
 /** The inverse of {@link permuteRowsToGguf}: llama.cpp's q/k row order back to transformers'. */
 export function permuteRowsFromGguf<T extends ArrayLike<number> & {slice(a?: number, b?: number): T; set(a: ArrayLike<number>, o?: number): void}>(values: T, heads: number, cols: number): T {
   return moveRows(values, heads, cols, (hd, i, j) => [2 * i + j, j * (hd / 2) + i])

@@ -20,7 +20,7 @@ import {DType, bytesOf, f16BitsToNumber, f16ToF32Table, numberToF16Bits, typedVi
 import {formatShape} from '../shape.js'
 import {sanitizeName} from '../formats/safetensors-header.js'
 import type {TensorSource} from '../formats/tensor-source.js'
-import {SafetensorsScheme, StoredQuantTensor, notFiniteError, partError, twoDProblem, weightModule} from './quant-scheme.js'
+import {RowCodec, SafetensorsScheme, StoredQuantTensor, notFiniteError, partError, twoDProblem, weightModule} from './quant-scheme.js'
 
 export const INT4_DEFAULT_GROUP_SIZE = 128
 /** Largest group range (hi − lo) whose scale fits in f16 (65504 · 15). */
@@ -51,6 +51,71 @@ export interface Int4Encoded {
   readonly zeros: Uint8Array
 }
 
+/** Where int4 codes go: [rows, cols/2] codes, [rows, cols/groupSize] f16 scales and zero points. */
+type Int4Storage = Pick<Int4Encoded, 'cols' | 'groupSize' | 'qweight' | 'scales' | 'zeros'>
+
+/**
+ * Encode whole rows `[startRow, startRow + values.length / cols)` into `storage`.
+ * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity, QUANT_SCALE_OVERFLOW when a group's range exceeds 982560
+ */
+export function encodeInt4Rows(storage: Int4Storage, startRow: number, values: Float32Array): void {
+  const {cols, groupSize, qweight, scales, zeros} = storage
+  const first = startRow * cols
+  const groups = values.length / groupSize
+  const firstGroup = first / groupSize
+  for (let g = 0; g < groups; g++) {
+    const s = g * groupSize
+    let lo = 0
+    let hi = 0
+    for (let j = s; j < s + groupSize; j++) {
+      const x = values[j]!
+      if (x < lo) lo = x
+      else if (x > hi) hi = x
+      else if (x !== x) throw notFinite(first + j, x)
+    }
+    if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw notFinite(first + s + indexOfNonFinite(values, s, groupSize), lo === -Infinity ? lo : hi)
+    if (hi - lo > INT4_MAX_RANGE) {
+      throw new InputError('QUANT_SCALE_OVERFLOW', `group at element ${first + s} spans ${hi - lo}, too large for int4's f16 scale (limit ${INT4_MAX_RANGE})`)
+    }
+    const bits = numberToF16Bits((hi - lo) / 15)
+    const scale = f16BitsToNumber(bits)
+    const zero = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(-lo / scale)))
+    scales[firstGroup + g] = bits
+    zeros[firstGroup + g] = zero
+    const inv = scale === 0 ? 0 : 1 / scale
+    for (let j = s; j < s + groupSize; j += 2) {
+      const q0 = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(values[j]! * inv) + zero))
+      const q1 = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(values[j + 1]! * inv) + zero))
+      qweight[(first + j) >> 1] = q0 | (q1 << 4)
+    }
+  }
+}
+
+function int4Layout([rows, cols]: readonly [number, number], groupSize: number): {qBytes: number; scalesAt: number; groups: number} {
+  const qBytes = (rows * cols) / 2
+  return {qBytes, scalesAt: Math.ceil(qBytes / 2) * 2, groups: (rows * cols) / groupSize}
+}
+
+/** int4 by row ranges: codes, then (2-byte aligned) scales, then zero points. */
+const INT4_CODEC: RowCodec<Int4Storage, Int4Encoded> = Object.freeze<RowCodec<Int4Storage, Int4Encoded>>({
+  storageBytes(shape, options) {
+    const {scalesAt, groups} = int4Layout(shape, options.blockSize)
+    return scalesAt + groups * 3
+  },
+  storage(memory, shape, options) {
+    const {qBytes, scalesAt, groups} = int4Layout(shape, options.blockSize)
+    return {
+      cols: shape[1],
+      groupSize: options.blockSize,
+      qweight: new Uint8Array(memory, 0, qBytes),
+      scales: new Uint16Array(memory, scalesAt, groups),
+      zeros: new Uint8Array(memory, scalesAt + groups * 2, groups),
+    }
+  },
+  encodeRows: (storage, _shape, _options, startRow, values) => encodeInt4Rows(storage, startRow, values),
+  complete: (storage, [rows]) => ({rows, ...storage}),
+})
+
 /** Streaming int4 encoder: push whole rows, then `finish()`. */
 export class Int4Encoder {
   readonly qweight: Uint8Array
@@ -75,38 +140,10 @@ export class Int4Encoder {
    * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity, QUANT_SCALE_OVERFLOW when a group's range exceeds 982560
    */
   push(values: Float32Array): void {
-    const {cols, groupSize, qweight, scales, zeros} = this
+    const {cols} = this
     if (values.length % cols !== 0) throw new RangeError(`int4: ${values.length} values is not a whole number of ${cols}-element rows`)
-    const first = this.row * cols
-    if (first + values.length > this.rows * cols) throw new RangeError(`int4: more rows pushed than the tensor has (${this.rows})`)
-    const groups = values.length / groupSize
-    const firstGroup = first / groupSize
-    for (let g = 0; g < groups; g++) {
-      const s = g * groupSize
-      let lo = 0
-      let hi = 0
-      for (let j = s; j < s + groupSize; j++) {
-        const x = values[j]!
-        if (x < lo) lo = x
-        else if (x > hi) hi = x
-        else if (x !== x) throw notFinite(first + j, x)
-      }
-      if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw notFinite(first + s + indexOfNonFinite(values, s, groupSize), lo === -Infinity ? lo : hi)
-      if (hi - lo > INT4_MAX_RANGE) {
-        throw new InputError('QUANT_SCALE_OVERFLOW', `group at element ${first + s} spans ${hi - lo}, too large for int4's f16 scale (limit ${INT4_MAX_RANGE})`)
-      }
-      const bits = numberToF16Bits((hi - lo) / 15)
-      const scale = f16BitsToNumber(bits)
-      const zero = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(-lo / scale)))
-      scales[firstGroup + g] = bits
-      zeros[firstGroup + g] = zero
-      const inv = scale === 0 ? 0 : 1 / scale
-      for (let j = s; j < s + groupSize; j += 2) {
-        const q0 = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(values[j]! * inv) + zero))
-        const q1 = scale === 0 ? 0 : Math.min(15, Math.max(0, roundHalfEven(values[j + 1]! * inv) + zero))
-        qweight[(first + j) >> 1] = q0 | (q1 << 4)
-      }
-    }
+    if ((this.row * cols) + values.length > this.rows * cols) throw new RangeError(`int4: more rows pushed than the tensor has (${this.rows})`)
+    encodeInt4Rows(this, this.row, values)
     this.row += values.length / cols
   }
 
@@ -188,7 +225,7 @@ export const INT4_SCHEME: SafetensorsScheme<Int4Encoded> = Object.freeze<Safeten
   blockSizeProblem: (groupSize: number) => int4RowProblem(groupSize, groupSize),
   shapeProblem: (shape: readonly number[], groupSize: number) => twoDProblem(shape) ?? int4RowProblem(shape[1]!, groupSize),
   rowAlignment: () => 1,
-  encoder: ([rows, cols]: readonly [number, number], options) => new Int4Encoder(rows, cols, options.blockSize),
+  codec: INT4_CODEC,
   decoder: (encoded) => (start, count, out) => dequantizeInt4(encoded.data, start, count, out),
   plannedParts(name, [rows, cols], options) {
     const m = int4Module(name)

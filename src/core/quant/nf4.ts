@@ -33,7 +33,7 @@ import type {TensorSpec} from '../formats/safetensors-header.js'
 import type {TensorSource} from '../formats/tensor-source.js'
 import {formatShape} from '../shape.js'
 import {NESTED_BLOCK_SIZE, Nf4Nested, nestAbsmax, storedAbsmax} from './dynamic-map.js'
-import {BlockOptions, EncodedTensor, QuantizedModel, SafetensorsScheme, StoredPart, StoredQuantTensor, notFiniteError, partError, twoDProblem, weightModule} from './quant-scheme.js'
+import {BlockOptions, EncodedTensor, QuantizedModel, RowCodec, SafetensorsScheme, StoredPart, StoredQuantTensor, notFiniteError, partError, twoDProblem, weightModule} from './quant-scheme.js'
 
 export {nestAbsmax, storedAbsmax}
 export type {Nf4Nested}
@@ -104,6 +104,70 @@ export interface Nf4Encoded {
 }
 
 /**
+ * Encode elements `[start, start + values.length)` of a flattened tensor
+ * into its `packed` codes and `absmax` values; `start` is a multiple of the
+ * block size, and the piece ends on a block boundary or at the tensor's end.
+ * @throws InputError QUANT_NOT_FINITE for NaN or ±Infinity (naming the element index)
+ */
+export function encodeNf4Elements(packed: Uint8Array, absmax: Float32Array, blockSize: number, start: number, values: Float32Array): void {
+  const n = values.length
+  for (let b0 = 0; b0 < n; b0 += blockSize) {
+    const b1 = Math.min(n, b0 + blockSize)
+    let m = 0
+    for (let i = b0; i < b1; i++) {
+      const a = Math.abs(values[i]!)
+      if (!(a <= m)) {
+        if (!Number.isFinite(a)) throw notFinite(start + i, values[i]!)
+        m = a
+      }
+    }
+    absmax[(start + b0) / blockSize] = m
+    const first = (start + b0) >> 1
+    const even = (b1 - b0) & ~1
+    if (m === 0) {
+      packed.fill((NF4_ZERO_CODE << 4) | NF4_ZERO_CODE, first, first + even / 2)
+      if (even !== b1 - b0) packed[first + even / 2] = NF4_ZERO_CODE << 4
+      continue
+    }
+    const inv = Math.fround(1 / m)
+    // block starts are multiples of blockSize (even), so pairs never straddle blocks; only the tensor's end can be odd
+    for (let i = b0, o = first; i < b0 + even; i += 2, o++) packed[o] = (nf4Code(Math.fround(values[i]! * inv)) << 4) | nf4Code(Math.fround(values[i + 1]! * inv))
+    if (even !== b1 - b0) packed[first + even / 2] = nf4Code(Math.fround(values[b1 - 1]! * inv)) << 4
+  }
+}
+
+/** The storage of an nf4 tensor being encoded: packed codes, then (4-byte aligned) the absmax of each block. */
+interface Nf4Storage {
+  readonly packed: Uint8Array
+  readonly absmax: Float32Array
+}
+
+function nf4Layout([rows, cols]: readonly [number, number], blockSize: number): {packedBytes: number; absmaxAt: number; blocks: number} {
+  const count = rows * cols
+  const packedBytes = Math.ceil(count / 2)
+  return {packedBytes, absmaxAt: Math.ceil(packedBytes / 4) * 4, blocks: Math.ceil(count / blockSize)}
+}
+
+/** NF4 by row ranges (row chunks start on block boundaries: `rowAlignment`). */
+const NF4_CODEC: RowCodec<Nf4Storage, Nf4Encoded> = Object.freeze<RowCodec<Nf4Storage, Nf4Encoded>>({
+  storageBytes(shape, options) {
+    const {absmaxAt, blocks} = nf4Layout(shape, options.blockSize)
+    return absmaxAt + blocks * 4
+  },
+  storage(memory, shape, options) {
+    const {packedBytes, absmaxAt, blocks} = nf4Layout(shape, options.blockSize)
+    return {packed: new Uint8Array(memory, 0, packedBytes), absmax: new Float32Array(memory, absmaxAt, blocks)}
+  },
+  encodeRows(storage, [, cols], options, startRow, values) {
+    encodeNf4Elements(storage.packed, storage.absmax, options.blockSize, startRow * cols, values)
+  },
+  complete(storage, [rows, cols], options) {
+    const base = {count: rows * cols, blockSize: options.blockSize, packed: storage.packed, absmax: storage.absmax}
+    return options.doubleQuant ? {...base, nested: nestAbsmax(storage.absmax)} : base
+  },
+})
+
+/**
  * Streaming NF4 encoder: push the flattened tensor in pieces whose lengths
  * are multiples of the block size (the last piece may be shorter), then
  * `finish()`.
@@ -130,34 +194,11 @@ export class Nf4Encoder {
    * @throws RangeError when the piece does not end on a block boundary before the end
    */
   push(values: Float32Array): void {
-    const {blockSize, packed, absmax} = this
     const start = this.done
     const n = values.length
     if (start + n > this.count) throw new RangeError(`nf4: ${start + n} elements pushed, tensor has ${this.count}`)
-    if (start + n < this.count && n % blockSize !== 0) throw new RangeError(`nf4: a piece of ${n} elements does not end on a block boundary (block size ${blockSize})`)
-    for (let b0 = 0; b0 < n; b0 += blockSize) {
-      const b1 = Math.min(n, b0 + blockSize)
-      let m = 0
-      for (let i = b0; i < b1; i++) {
-        const a = Math.abs(values[i]!)
-        if (!(a <= m)) {
-          if (!Number.isFinite(a)) throw notFinite(start + i, values[i]!)
-          m = a
-        }
-      }
-      absmax[(start + b0) / blockSize] = m
-      const first = (start + b0) >> 1
-      const even = (b1 - b0) & ~1
-      if (m === 0) {
-        packed.fill((NF4_ZERO_CODE << 4) | NF4_ZERO_CODE, first, first + even / 2)
-        if (even !== b1 - b0) packed[first + even / 2] = NF4_ZERO_CODE << 4
-        continue
-      }
-      const inv = Math.fround(1 / m)
-      // block starts are multiples of blockSize (even), so pairs never straddle blocks; only the tensor's end can be odd
-      for (let i = b0, o = first; i < b0 + even; i += 2, o++) packed[o] = (nf4Code(Math.fround(values[i]! * inv)) << 4) | nf4Code(Math.fround(values[i + 1]! * inv))
-      if (even !== b1 - b0) packed[first + even / 2] = nf4Code(Math.fround(values[b1 - 1]! * inv)) << 4
-    }
+    if (start + n < this.count && n % this.blockSize !== 0) throw new RangeError(`nf4: a piece of ${n} elements does not end on a block boundary (block size ${this.blockSize})`)
+    encodeNf4Elements(this.packed, this.absmax, this.blockSize, start, values)
     this.done += n
   }
 
@@ -374,7 +415,7 @@ export const NF4_SCHEME: SafetensorsScheme<Nf4Encoded> = Object.freeze<Safetenso
   blockSizeProblem: nf4BlockSizeProblem,
   shapeProblem: (shape: readonly number[]) => twoDProblem(shape),
   rowAlignment: (cols: number, blockSize: number) => blockSize / gcd(cols, blockSize),
-  encoder: ([rows, cols], options) => new Nf4Encoder(rows * cols, options.blockSize, options.doubleQuant),
+  codec: NF4_CODEC,
   decoder(encoded) {
     const absmax = storedAbsmax(encoded.data)
     const {packed, blockSize, quantMap} = encoded.data

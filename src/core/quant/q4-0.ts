@@ -15,7 +15,8 @@
  */
 import {InputError} from '../errors.js'
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
-import {GgmlBlockEncoder, GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
+import {GgmlBlockEncoder, GgufScheme, ggmlRowCodec, notFiniteError, notFiniteF16, twoDProblem} from './quant-scheme.js'
+import {q4_0SimdKernelF16, q4_0SimdKernelF32} from './q4-0-simd.js'
 
 /** Elements per Q4_0 block (GGML's QK4_0). */
 export const Q4_0_BLOCK_SIZE = 32
@@ -31,22 +32,40 @@ export function q4_0RowProblem(rowSize: number): string | undefined {
 
 /**
  * Quantize whole blocks: `values.length` must be a multiple of 32. Writes
- * `values.length / 32 · 18` bytes into `out` at `outOffset`.
+ * `values.length / 32 · 18` bytes into `out` at `outOffset`. Runs the WebAssembly SIMD kernel
+ * (`q4-0-simd.ts`) where there is one, `quantizeQ4_0BlocksJs` otherwise (and for the error of a
+ * block the kernel refuses): the same bytes either way.
  * @param firstIndex flat index of values[0] in the tensor, for error messages
  * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity, QUANT_SCALE_OVERFLOW when |v| > 524032
  */
 export function quantizeQ4_0Blocks(values: Float32Array, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
   if (values.length % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${values.length} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
+  const simd = q4_0SimdKernelF32()
+  if (!simd) return quantizeQ4_0BlocksJs(values, out, outOffset, firstIndex)
+  const refused = simd(values, 0, values.length, out, outOffset)
+  if (refused < 0) return
+  const skip = refused * Q4_0_BLOCK_SIZE
+  quantizeQ4_0BlocksJs(values.subarray(skip), out, outOffset + refused * Q4_0_BYTES_PER_BLOCK, firstIndex + skip)
+}
+
+/**
+ * The JavaScript form of `quantizeQ4_0Blocks` (llama.cpp's `quantize_row_q4_0_ref` written out).
+ * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity, QUANT_SCALE_OVERFLOW when |v| > 524032
+ */
+export function quantizeQ4_0BlocksJs(values: Float32Array, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
+  if (values.length % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${values.length} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
   const blocks = values.length / Q4_0_BLOCK_SIZE
-  for (let b = 0; b < blocks; b++) {
-    const s = b * Q4_0_BLOCK_SIZE
+  // the hot loop of `lora quantize`: no allocation, integer indices, and the
+  // clamp and truncation done with int32 operations (x·id + 8.5 lies in about
+  // [0.5, 16.5], where `| 0` is trunc)
+  for (let b = 0, s = 0, o = outOffset; b < blocks; b++, s += Q4_0_BLOCK_SIZE, o += Q4_0_BYTES_PER_BLOCK) {
     let amax = 0
     let max = 0
-    for (let j = 0; j < Q4_0_BLOCK_SIZE; j++) {
-      const v = values[s + j]!
+    for (let j = s; j < s + Q4_0_BLOCK_SIZE; j++) {
+      const v = values[j]!
       const a = Math.abs(v)
       if (!(a <= amax)) {
-        if (!Number.isFinite(a)) throw notFiniteError(firstIndex + s + j, v)
+        if (a === Infinity || a !== a) throw notFiniteError(firstIndex + j, v)
         amax = a
         max = v
       }
@@ -56,16 +75,64 @@ export function quantizeQ4_0Blocks(values: Float32Array, out: Uint8Array, outOff
     }
     const d = Math.fround(max / -8)
     const id = d === 0 ? 0 : Math.fround(1 / d)
-    const o = outOffset + b * Q4_0_BYTES_PER_BLOCK
     const h = numberToF16Bits(d)
     out[o] = h & 0xff
     out[o + 1] = h >> 8
     for (let j = 0; j < 16; j++) {
-      const x0 = Math.fround(values[s + j]! * id)
-      const x1 = Math.fround(values[s + 16 + j]! * id)
-      const q0 = Math.min(15, Math.trunc(Math.fround(x0 + 8.5)))
-      const q1 = Math.min(15, Math.trunc(Math.fround(x1 + 8.5)))
-      out[o + 2 + j] = q0 | (q1 << 4)
+      const q0 = Math.fround(Math.fround(values[s + j]! * id) + 8.5) | 0
+      const q1 = Math.fround(Math.fround(values[s + 16 + j]! * id) + 8.5) | 0
+      out[o + 2 + j] = (q0 < 15 ? q0 : 15) | ((q1 < 15 ? q1 : 15) << 4)
+    }
+  }
+}
+
+/**
+ * `quantizeQ4_0Blocks` on `count` binary16 values `bits[from…]` (whole blocks), without a float32 copy:
+ * the same bytes and errors as `quantizeQ4_0Blocks` on the decoded values. Runs the WebAssembly SIMD
+ * kernel (`q4-0-simd.ts`) where there is one, `quantizeQ4_0BlocksF16Js` otherwise (and for the error
+ * of a block the kernel refuses).
+ * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity (naming the first in the block)
+ */
+export function quantizeQ4_0BlocksF16(bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
+  if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
+  const simd = q4_0SimdKernelF16()
+  if (!simd) return quantizeQ4_0BlocksF16Js(bits, from, count, out, outOffset, firstIndex)
+  const refused = simd(bits, from, count, out, outOffset)
+  if (refused < 0) return
+  const skip = refused * Q4_0_BLOCK_SIZE
+  quantizeQ4_0BlocksF16Js(bits, from + skip, count - skip, out, outOffset + refused * Q4_0_BYTES_PER_BLOCK, firstIndex + skip)
+}
+
+/**
+ * The JavaScript form of `quantizeQ4_0BlocksF16`: the largest magnitude is found on the bits (|x| orders
+ * as `bits & 0x7fff` for finite values, the first one kept on ties), each value read through the f16
+ * table once.
+ * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity (naming the first in the block)
+ */
+export function quantizeQ4_0BlocksF16Js(bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
+  if (count % Q4_0_BLOCK_SIZE !== 0) throw new RangeError(`q4_0: ${count} values is not a whole number of ${Q4_0_BLOCK_SIZE}-element blocks`)
+  const f16 = f16ToF32Table()
+  for (let s = from, end = from + count, o = outOffset; s < end; s += Q4_0_BLOCK_SIZE, o += Q4_0_BYTES_PER_BLOCK) {
+    // the largest magnitude without a branch per element, then the first element that has it
+    let amax = 0
+    for (let j = s; j < s + Q4_0_BLOCK_SIZE; j++) {
+      const a = bits[j]! & 0x7fff
+      amax = a > amax ? a : amax
+    }
+    if (amax >= 0x7c00) throw notFiniteF16(bits, s, Q4_0_BLOCK_SIZE, firstIndex + (s - from))
+    let at = s
+    while ((bits[at]! & 0x7fff) !== amax) at++
+    // a block of zeros keeps max = +0, as the float32 loop does
+    const max = amax === 0 ? 0 : f16[bits[at]!]!
+    const d = Math.fround(max / -8)
+    const id = d === 0 ? 0 : Math.fround(1 / d)
+    const h = numberToF16Bits(d)
+    out[o] = h & 0xff
+    out[o + 1] = h >> 8
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.fround(Math.fround(f16[bits[s + j]!]! * id) + 8.5) | 0
+      const q1 = Math.fround(Math.fround(f16[bits[s + 16 + j]!]! * id) + 8.5) | 0
+      out[o + 2 + j] = (q0 < 15 ? q0 : 15) | ((q1 < 15 ? q1 : 15) << 4)
     }
   }
 }
@@ -123,7 +190,7 @@ export const Q4_0_SCHEME: GgufScheme<Uint8Array> = Object.freeze<GgufScheme<Uint
   blockSizeProblem: (blockSize: number) => (blockSize === Q4_0_BLOCK_SIZE ? undefined : `Q4_0 blocks are always ${Q4_0_BLOCK_SIZE} elements (got ${blockSize})`),
   shapeProblem: (shape: readonly number[]) => twoDProblem(shape) ?? q4_0RowProblem(shape[1]!),
   rowAlignment: () => 1,
-  encoder: ([rows, cols]: readonly [number, number]) => new Q4_0Encoder(rows * cols),
+  codec: ggmlRowCodec(Q4_0_BLOCK_SIZE, Q4_0_BYTES_PER_BLOCK, quantizeQ4_0Blocks, quantizeQ4_0BlocksF16),
   decoder(encoded) {
     const blocksPerRow = encoded.shape[1] / Q4_0_BLOCK_SIZE
     return (start, count, out) => dequantizeQ4_0(encoded.data, start * blocksPerRow * Q4_0_BYTES_PER_BLOCK, count * blocksPerRow, out)

@@ -14,7 +14,7 @@
  */
 import {f16ToF32Table, numberToF16Bits} from '../dtype.js'
 import {InputError} from '../errors.js'
-import {GgmlBlockEncoder, GgufScheme, notFiniteError, twoDProblem} from './quant-scheme.js'
+import {GgmlBlockEncoder, GgufScheme, ggmlRowCodec, notFiniteError, notFiniteF16, twoDProblem} from './quant-scheme.js'
 
 /** Elements per Q8_0 block (GGML's QK8_0). */
 export const Q8_0_BLOCK_SIZE = 32
@@ -68,6 +68,31 @@ export function quantizeQ8_0Blocks(values: Float32Array, out: Uint8Array, outOff
   }
 }
 
+/**
+ * `quantizeQ8_0Blocks` on `count` binary16 values `bits[from…]` (whole blocks), without a float32 copy
+ * (the largest magnitude found on the bits): the same bytes and errors.
+ * @throws InputError QUANT_NOT_FINITE for NaN/±Infinity (naming the first in the block)
+ */
+export function quantizeQ8_0BlocksF16(bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset = 0, firstIndex = 0): void {
+  if (count % Q8_0_BLOCK_SIZE !== 0) throw new RangeError(`q8_0: ${count} values is not a whole number of ${Q8_0_BLOCK_SIZE}-element blocks`)
+  const f16 = f16ToF32Table()
+  const codes = new Int8Array(out.buffer, out.byteOffset, out.byteLength)
+  for (let s = from, end = from + count, o = outOffset; s < end; s += Q8_0_BLOCK_SIZE, o += Q8_0_BYTES_PER_BLOCK) {
+    let top = 0
+    for (let j = s; j < s + Q8_0_BLOCK_SIZE; j++) {
+      const a = bits[j]! & 0x7fff
+      top = a > top ? a : top
+    }
+    if (top >= 0x7c00) throw notFiniteF16(bits, s, Q8_0_BLOCK_SIZE, firstIndex + (s - from), 8)
+    const d = Math.fround(f16[top]! / 127)
+    const id = d === 0 ? 0 : Math.fround(1 / d)
+    const h = numberToF16Bits(d)
+    out[o] = h & 0xff
+    out[o + 1] = h >> 8
+    for (let j = 0; j < Q8_0_BLOCK_SIZE; j++) codes[o + 2 + j] = roundHalfAway(Math.fround(f16[bits[s + j]!]! * id))
+  }
+}
+
 /** Quantize a whole tensor whose element count is a multiple of 32 (rows of a multiple of 32). */
 export function quantizeQ8_0(values: Float32Array): Uint8Array {
   const out = new Uint8Array((values.length / Q8_0_BLOCK_SIZE) * Q8_0_BYTES_PER_BLOCK)
@@ -112,7 +137,7 @@ export const Q8_0_SCHEME: GgufScheme<Uint8Array> = Object.freeze<GgufScheme<Uint
   blockSizeProblem: (blockSize: number) => (blockSize === Q8_0_BLOCK_SIZE ? undefined : `Q8_0 blocks are always ${Q8_0_BLOCK_SIZE} elements (got ${blockSize})`),
   shapeProblem: (shape: readonly number[]) => twoDProblem(shape) ?? q8_0RowProblem(shape[1]!),
   rowAlignment: () => 1,
-  encoder: ([rows, cols]: readonly [number, number]) => new Q8_0Encoder(rows * cols),
+  codec: ggmlRowCodec(Q8_0_BLOCK_SIZE, Q8_0_BYTES_PER_BLOCK, quantizeQ8_0Blocks, quantizeQ8_0BlocksF16),
   decoder(encoded) {
     const blocksPerRow = encoded.shape[1] / Q8_0_BLOCK_SIZE
     return (start, count, out) => dequantizeQ8_0(encoded.data, start * blocksPerRow * Q8_0_BYTES_PER_BLOCK, count * blocksPerRow, out)

@@ -37,10 +37,34 @@ export interface EncodedTensor<D = unknown> {
   readonly data: D
 }
 
-/** A streaming encoder of one tensor: push row chunks (see `rowAlignment`), then `finish`. */
-export interface SchemeEncoder<D> {
-  push(values: Float32Array): void
-  finish(): D
+/**
+ * A scheme's encoder as independent row ranges over one block of memory.
+ * The encoded storage of a [rows, cols] tensor is laid out in one buffer
+ * (`storageBytes`, `storage`); any range of whole rows starting at a multiple
+ * of `rowAlignment` is encoded into it (`encodeRows`) by any thread, in any
+ * order; `complete` turns the filled storage into the scheme's data. The
+ * streaming encoder (`createEncoder`) and the worker threads of `lora
+ * quantize` (`encode-pool.ts`) both run this, so threads change no byte.
+ * Every byte of the storage is written once all rows are in: memory may be reused.
+ */
+export interface RowCodec<S, D> {
+  /** Bytes of memory the storage of a [rows, cols] tensor takes. */
+  storageBytes(shape: readonly [number, number], options: BlockOptions): number
+  /** Views of the storage laid out in `memory` from byte 0 (at least `storageBytes` long; a SharedArrayBuffer when threads share it). */
+  storage(memory: ArrayBufferLike, shape: readonly [number, number], options: BlockOptions): S
+  /**
+   * Encode rows `[startRow, startRow + values.length / cols)` (row-major float32) into `storage`.
+   * @throws InputError for values the scheme cannot encode (element indices counted in the whole tensor)
+   */
+  encodeRows(storage: S, shape: readonly [number, number], options: BlockOptions, startRow: number, values: Float32Array): void
+  /**
+   * The same for rows given as binary16 bits: `rowCount` rows from `bits[from]` on, encoded without a
+   * float32 copy (the hot path of quantizing an F16 model). Writes exactly the bytes `encodeRows` writes
+   * for the same values, errors included. Optional.
+   */
+  encodeRowsF16?(storage: S, shape: readonly [number, number], options: BlockOptions, startRow: number, bits: Uint16Array, from: number, rowCount: number): void
+  /** The encoded data once every row is in (views of the storage where the scheme keeps them as they are). */
+  complete(storage: S, shape: readonly [number, number], options: BlockOptions): D
 }
 
 /** Rows `[startRow, startRow + rowCount)` of an encoded tensor as float32 (what a loader computes). */
@@ -100,8 +124,8 @@ interface SchemeBase<D> {
   shapeProblem(shape: readonly number[], blockSize: number): string | undefined
   /** Row chunks pushed to an encoder must hold a multiple of this many rows (except the last). */
   rowAlignment(cols: number, blockSize: number): number
-  /** A streaming encoder for a [rows, cols] tensor whose block size and shape passed the checks above. */
-  encoder(shape: readonly [number, number], options: BlockOptions): SchemeEncoder<D>
+  /** The encoder, by row ranges, of a [rows, cols] tensor whose block size and shape passed the checks above. */
+  readonly codec: RowCodec<any, D>
   /** The row decoder of an encoded tensor. */
   decoder(encoded: EncodedTensor<D>): RowDecoder
   /** safetensors `__metadata__` entries of a model written with the scheme. */
@@ -159,6 +183,18 @@ export function notFiniteError(index: number, value: number, bits = 4): InputErr
   return new InputError('QUANT_NOT_FINITE', `element ${index} is ${value}: ${bits}-bit schemes cannot encode NaN or infinity`)
 }
 
+/**
+ * The error for the first NaN or ±Infinity among `length` binary16 values `bits[start…]`
+ * (the same one `notFiniteError` gives for their float32 values).
+ * @param index the tensor index of bits[start]
+ */
+export function notFiniteF16(bits: Uint16Array, start: number, length: number, index: number, width = 4): InputError {
+  let j = 0
+  while (j < length - 1 && (bits[start + j]! & 0x7c00) !== 0x7c00) j++
+  const h = bits[start + j]!
+  return notFiniteError(index + j, (h & 0x3ff) !== 0 ? Number.NaN : h & 0x8000 ? -Infinity : Infinity, width)
+}
+
 /** The module a weight belongs to: `x.q_proj.weight` → `x.q_proj` (other names unchanged). */
 export function weightModule(name: string): string {
   return name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : name
@@ -171,6 +207,26 @@ export function partError(source: TensorSource, code: string, problem: string): 
 
 /** Quantizes whole blocks of `values` into `out` at byte `outOffset`; `firstIndex` is the tensor index of values[0], for messages. */
 export type BlockQuantizer = (values: Float32Array, out: Uint8Array, outOffset: number, firstIndex: number) => void
+
+/** The same as `BlockQuantizer` on `count` binary16 values `bits[from…]` (the same bytes and errors as on their float32 values). */
+export type F16BlockQuantizer = (bits: Uint16Array, from: number, count: number, out: Uint8Array, outOffset: number, firstIndex: number) => void
+
+/**
+ * The row codec of a GGML block type (blocks run along rows): rows are
+ * contiguous in the encoded bytes, `cols / blockSize · bytesPerBlock` each.
+ */
+export function ggmlRowCodec(blockSize: number, bytesPerBlock: number, quantize: BlockQuantizer, quantizeF16?: F16BlockQuantizer): RowCodec<Uint8Array, Uint8Array> {
+  const rowBytes = (cols: number) => (cols / blockSize) * bytesPerBlock
+  return Object.freeze<RowCodec<Uint8Array, Uint8Array>>({
+    storageBytes: ([rows, cols]) => rows * rowBytes(cols),
+    storage: (memory, [rows, cols]) => new Uint8Array(memory, 0, rows * rowBytes(cols)),
+    encodeRows: (bytes, [, cols], _options, startRow, values) => quantize(values, bytes, startRow * rowBytes(cols), startRow * cols),
+    ...(quantizeF16
+      ? {encodeRowsF16: (bytes: Uint8Array, [, cols]: readonly [number, number], _options: BlockOptions, startRow: number, bits: Uint16Array, from: number, rowCount: number) => quantizeF16(bits, from, rowCount * cols, bytes, startRow * rowBytes(cols), startRow * cols)}
+      : {}),
+    complete: (bytes) => bytes,
+  })
+}
 
 /** Streaming encoder of a GGML block type (blocks run along rows): push whole rows, any number at a time, then `finish()`. */
 export class GgmlBlockEncoder {

@@ -99,16 +99,39 @@ export function schemeOutput(quant: QuantOptions, model: Omit<QuantizedModel, 'o
 }
 
 /**
- * A streaming encoder for a [rows, cols] tensor.
+ * The preconditions of encoding a tensor of `shape` with `options`, checked before any work.
  * @throws InputError QUANT_PRECONDITION when the block size or shape does not suit the scheme
  */
-export function createEncoder(options: QuantOptions, shape: readonly number[]): TensorEncoder {
+export function checkEncodable(options: QuantOptions, shape: readonly number[]): readonly [number, number] {
   const scheme = QUANT_SCHEMES[options.scheme]
   const problem = scheme.blockSizeProblem(options.blockSize) ?? scheme.shapeProblem(shape, options.blockSize)
   if (problem) throw new InputError('QUANT_PRECONDITION', `${options.scheme}: ${problem}`)
-  const dims = [shape[0]!, shape[1]!] as const
-  const e = scheme.encoder(dims, options)
-  return {push: (v) => e.push(v), finish: () => ({scheme: options.scheme, shape: dims, data: e.finish()})}
+  return [shape[0]!, shape[1]!] as const
+}
+
+/**
+ * A streaming encoder for a [rows, cols] tensor, on the calling thread: the
+ * scheme's row codec (`QuantScheme.codec`) over memory of its own.
+ * @throws InputError QUANT_PRECONDITION when the block size or shape does not suit the scheme
+ */
+export function createEncoder(options: QuantOptions, shape: readonly number[]): TensorEncoder {
+  const dims = checkEncodable(options, shape)
+  const codec = QUANT_SCHEMES[options.scheme].codec
+  const storage = codec.storage(new ArrayBuffer(codec.storageBytes(dims, options)), dims, options)
+  const [rows, cols] = dims
+  let row = 0
+  return {
+    push(values) {
+      const count = values.length / cols
+      if (!Number.isInteger(count) || row + count > rows) throw new RangeError(`${options.scheme}: ${values.length} values are not whole rows of ${cols} within the tensor's ${rows} (at row ${row})`)
+      codec.encodeRows(storage, dims, options, row, values)
+      row += count
+    },
+    finish() {
+      if (row !== rows) throw new RangeError(`${options.scheme}: ${row} of ${rows} rows pushed`)
+      return {scheme: options.scheme, shape: dims, data: codec.complete(storage, dims, options)}
+    },
+  }
 }
 
 /** The row decoder of an encoded tensor. */
