@@ -26,15 +26,19 @@
  * target adds the products' GFLOP/s on both bases, a missed p99 ITL the
  * decode-step and prefill-call times.
  *
+ * `--reuse-main` takes row 1 from the `main.json` an earlier run left in the
+ * same folder (same sizes and provider) instead of measuring it again, so the
+ * rows can run one at a time; the account below is printed from it all the same.
+ *
  * Every row is a `lora bench --e2e` process whose command is printed; its
  * JSON report and `summary.json` stay in `<work-dir>/e2e[-quick]/`. Every row
  * checks each strategy's tokens against the reference: the script exits 1
  * when any differed (after printing everything).
  *
- *   npm run bench:e2e [-- --quick] [-- --ep cpu|webgpu|cuda] [-- --work-dir DIR] [-- --only main,q4,poisson,sweep]
+ *   npm run bench:e2e [-- --quick] [-- --ep cpu|webgpu|cuda] [-- --work-dir DIR] [-- --only main,q4,poisson,sweep] [-- --reuse-main]
  *                     [-- --hidden H --intermediate I --layers L --vocab V --adapters N --requests R --prompt-tokens P --gen-tokens G --sweep-adapters 1,10,100 --threads T]
  */
-import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {cpus, loadavg} from 'node:os'
 import {join, resolve} from 'node:path'
 import {renderTable} from '../src/cli/table.js'
@@ -42,6 +46,8 @@ import type {E2eReport, E2eResult} from '../src/core/e2e/e2e-report.js'
 import {decodeTraffic} from '../src/core/e2e/step-traffic.js'
 import {NODE_LLAMA_CPP_VERSION, locateLlamaCpp} from '../src/core/engines/llama-cpp.js'
 import {formatBytes} from '../src/core/units.js'
+import {syntheticDecoderWeights} from '../src/core/e2e/synthetic-decoder.js'
+import {buildMatMulBaseline} from '../src/core/runtime/matmul-baseline.js'
 import {ROOT, flag, runLora} from './script.js'
 
 const quick = process.argv.includes('--quick')
@@ -153,6 +159,30 @@ function stepFlops(report: E2eReport, r: E2eResult): number {
   return 2 * r.mean_decode_batch * params
 }
 
+/**
+ * onnxruntime's MatMul time, alone, for one decode step of `rows` rows over
+ * the row-1 model's linear weights (synthetic, any seed: only the shapes
+ * matter) and its head on every row: the part of a step the products take,
+ * median of 7 runs after a warm-up, on the same provider threads.
+ */
+async function productsMs(report: E2eReport, rows: number): Promise<number> {
+  const c = report.config.model
+  const weights = syntheticDecoderWeights({hidden: c.hidden, intermediate: c.intermediate, layers: c.layers, vocab: c.vocab, heads: c.heads, kvHeads: c.kv_heads}, 1)
+  const baseline = await buildMatMulBaseline(weights, {rows, logitRows: rows, threads: Number(size.threads)})
+  try {
+    await baseline.run()
+    const times: number[] = []
+    for (let i = 0; i < 7; i++) {
+      const t0 = performance.now()
+      await baseline.run()
+      times.push(performance.now() - t0)
+    }
+    return times.sort((a, b) => a - b)[3]!
+  } finally {
+    await baseline.release()
+  }
+}
+
 let bandwidthMeasured: number | undefined
 /** The copy bandwidth, measured once. */
 function memoryBandwidth(): number {
@@ -174,7 +204,12 @@ if (only.has('main')) {
   if (peer.length > 0 && Number(size.threads) > 1 && load > cpus().length / 2) {
     say(`note: load average ${load.toFixed(1)} on ${cpus().length} cores before row 1: llama.cpp's worker threads spin-wait for each other inside a step, and on a busy machine one descheduled thread stalls the rest (measured on a loaded 2-core machine: a stories260K decode step took a median of 4–100 ms on 2 threads against 0.25 ms on 1), so the peer's figures here are not its speed; measure on a quiet machine`)
   }
-  main = e2e('main', ['--adapters', size.adapters, '--requests', size.requests, '--prompt-tokens', size.prompt, '--gen-tokens', size.gen, '--max-batch', size.requests, '--workload', 'distinct', '--strategies', ['gather', 'segment', 'shared-b', 'merged', ...peer].join(','), ...(peerMissing ? [] : ['--engine-dir', ENGINE_DIR])])
+  const reused = process.argv.includes('--reuse-main') ? savedMain() : undefined
+  if (process.argv.includes('--reuse-main') && !reused) {
+    console.error(`bench:e2e: --reuse-main needs ${join(outDir, 'main.json')} from an earlier run at these sizes and --ep ${ep}`)
+    process.exit(2)
+  }
+  main = reused ?? e2e('main', ['--adapters', size.adapters, '--requests', size.requests, '--prompt-tokens', size.prompt, '--gen-tokens', size.gen, '--max-batch', size.requests, '--workload', 'distinct', '--strategies', ['gather', 'segment', 'shared-b', 'merged', ...peer].join(','), ...(peerMissing ? [] : ['--engine-dir', ENGINE_DIR])])
   const base = find(main, 'base')!
   const exact = best(main, EXACT)
   const routedBest = best(main, ROUTED)
@@ -253,20 +288,40 @@ if (only.has('q4')) {
   if (ratio < TARGETS.q4) {
     const tf = trafficOf(f32, a)!
     const tq = trafficOf(q4, b)!
-    const gf = stepFlops(f32, a) / (stepMs(a) / 1000) / 1e9
-    const gq = stepFlops(q4, b) / (stepMs(b) / 1000) / 1e9
+    const fp = ep === 'cpu' ? await productsMs(f32, Math.round(a.mean_decode_batch)) : undefined
+    const gflops = (report: E2eReport, r: E2eResult, ms: number) => stepFlops(report, r) / (ms / 1000) / 1e9
+    const outside = fp === undefined ? undefined : Math.max(0, stepMs(a) - fp)
+    const q4Products = outside === undefined ? undefined : Math.max(0, stepMs(b) - outside)
     say(
       `q4: measured ${fmt(ratio)} (target ${TARGETS.q4}). A decode step of ${fmt(a.mean_decode_batch, 1)} rows moves ${fmt(tf.total / 2 ** 20, 0)} MiB on the f32 base and ${fmt(tq.total / 2 ** 20, 0)} MiB on the q4 base (weights ${fmt(tf.weights / 2 ** 20, 0)} → ${fmt(tq.weights / 2 ** 20, 0)} MiB): by bytes alone the q4 step would be ${fmt(tf.total / tq.total, 2)}× faster, ` +
-        `and at ${fmt(memoryBandwidth() / 1e9, 1)} GB/s the bytes take ${fmt((tf.total / memoryBandwidth()) * 1000, 1)} and ${fmt((tq.total / memoryBandwidth()) * 1000, 1)} ms against measured steps of ${fmt(stepMs(a), 1)} and ${fmt(stepMs(b), 1)} ms. ` +
-        `The step's ${fmt(stepFlops(q4, b) / 1e9, 2)} GFLOP of products ran at ${fmt(gf, 1)} GFLOP/s on the f32 base and ${fmt(gq, 1)} on the q4 base: ${gq < gf ? 'MatMulNBits unpacks the 4-bit blocks as it multiplies, so the q4 products are slower per flop and the step is bound by arithmetic, not bytes' : 'the q4 products keep pace per flop, so the remaining time is per-call work outside the products'}. ` +
-        `What would close it: a MatMulNBits kernel that keeps more rows per unpacked block (higher batch), or int8 activations (MatMulNBits accuracy_level 4) where the CPU has VNNI.`,
+        `and at ${fmt(memoryBandwidth() / 1e9, 1)} GB/s the bytes take ${fmt((tf.total / memoryBandwidth()) * 1000, 1)} and ${fmt((tq.total / memoryBandwidth()) * 1000, 1)} ms against measured steps of ${fmt(stepMs(a), 1)} and ${fmt(stepMs(b), 1)} ms: neither step is bound by its bytes. ` +
+        (fp === undefined || outside === undefined || q4Products === undefined
+          ? `The step's ${fmt(stepFlops(q4, b) / 1e9, 2)} GFLOP of products ran at ${fmt(gflops(f32, a, stepMs(a)), 1)} GFLOP/s of step time on the f32 base and ${fmt(gflops(q4, b, stepMs(b)), 1)} on the q4 base. `
+          : `onnxruntime's f32 MatMul alone, same weights, ${fmt(a.mean_decode_batch, 0)} rows, takes ${fmt(fp, 1)} ms of the f32 step's ${fmt(stepMs(a), 1)} ms (${fmt(gflops(f32, a, fp), 1)} GFLOP/s); the other ${fmt(outside, 1)} ms (attention, the KV cache copied through onnxruntime-node's binding, routing) are the same on either base, so the q4 step's 4-bit products take about ${fmt(q4Products, 1)} ms (${fmt(gflops(q4, b, Math.max(q4Products, 1e-3)), 1)} GFLOP/s: MatMulNBits unpacks the blocks as it multiplies, so at ${fmt(a.mean_decode_batch, 0)} rows it ${q4Products < fp ? 'gains little on' : 'is no faster than'} the f32 GEMM). Even with free 4-bit products the step could gain at most ${fmt(stepMs(a) / Math.max(outside, 1e-3), 2)}×. `) +
+        `What would close it: the work outside the products first (the KV cache kept in place instead of copied through the binding every step), then faster 4-bit products (int8 activations, MatMulNBits accuracy_level 4, where the CPU has VNNI; or a GPU); at 1 or 2 rows a step is nearer its bytes and the 4-bit base gains more.`,
     )
   }
   summary.q4 = {ratio, kl, f32_decode: a.tokens_per_s.decode, q4_decode: b.tokens_per_s.decode}
 }
 
+/**
+ * Row 1's report from an earlier run in the same folder (same sizes, same
+ * provider), so `--only q4,poisson` after `--only main` takes its capacity
+ * from the main row instead of measuring it again; said when used.
+ */
+function savedMain(): E2eReport | undefined {
+  const path = join(outDir, 'main.json')
+  if (!existsSync(path)) return undefined
+  const report = JSON.parse(readFileSync(path, 'utf8')) as E2eReport
+  const w = report.config.workload
+  const sameRun = report.config.ep === ep && String(report.config.model.hidden) === size.hidden && String(w.requests) === size.requests && String(w.prompt_tokens) === size.prompt && String(w.gen_tokens) === size.gen
+  if (!sameRun) return undefined
+  say(`row 1 from an earlier run's report: ${path} (written ${statSync(path).mtime.toISOString()})`)
+  return report
+}
+
 if (only.has('poisson')) {
-  const capacityFrom = main ?? e2e('capacity', ['--adapters', size.adapters, '--requests', size.requests, '--prompt-tokens', size.prompt, '--gen-tokens', size.gen, '--max-batch', size.requests, '--strategies', 'gather'])
+  const capacityFrom = main ?? savedMain() ?? e2e('capacity', ['--adapters', size.adapters, '--requests', size.requests, '--prompt-tokens', size.prompt, '--gen-tokens', size.gen, '--max-batch', size.requests, '--strategies', 'gather'])
   const routed = best(capacityFrom, ROUTED.filter((s) => s !== 'mask'))!
   const capacity = routed.requests / routed.makespan_s
   const rate = capacity / 2
@@ -329,6 +384,26 @@ if (main) {
   }
   explain(best(main, EXACT), TARGETS.exact, 'best exact routed')
   explain(find(main, 'shared-b'), TARGETS.sharedB, 'shared-b')
+  const mergedRow = find(main, 'merged')
+  const routedRow = best(main, ROUTED)
+  if (mergedRow && routedRow && routedRow.tokens_per_s.total / mergedRow.tokens_per_s.total < TARGETS.merged) {
+    const tm = traffic(mergedRow)!
+    const tr = traffic(routedRow)!
+    const perToken = (t: {total: number}, r: E2eResult) => t.total / r.mean_decode_batch
+    const gflops = (r: E2eResult) => stepFlops(main!, r) / (stepMs(r) / 1000) / 1e9
+    // the routed step that would give the target at merged's measured speed, and the arithmetic rate it needs
+    const neededMs = (stepMs(mergedRow) / mergedRow.mean_decode_batch) * routedRow.mean_decode_batch / TARGETS.merged
+    const neededGflops = stepFlops(main!, routedRow) / (neededMs / 1000) / 1e9
+    const products = ep === 'cpu' ? await productsMs(main!, Math.round(routedRow.mean_decode_batch)) : undefined
+    say(
+      `routed ÷ merged: measured ${fmt(routedRow.tokens_per_s.total / mergedRow.tokens_per_s.total, 2)} end to end (target ${TARGETS.merged}; decode alone ${fmt(routedRow.tokens_per_s.decode / mergedRow.tokens_per_s.decode, 2)}). merged decodes one adapter's rows per step (${fmt(mergedRow.mean_decode_batch, 1)}): ${fmt(perToken(tm, mergedRow) / 2 ** 20, 0)} MiB per generated token, its step ${fmt(stepMs(mergedRow), 1)} ms against ${fmt((tm.total / bandwidth) * 1000, 1)} ms for its bytes, so it runs at the bandwidth bound; ${routedRow.strategy} moves ${fmt(perToken(tr, routedRow) / 2 ** 20, 1)} MiB per token at ${fmt(routedRow.mean_decode_batch, 1)} rows, so by bytes alone it would be ${fmt(perToken(tm, mergedRow) / perToken(tr, routedRow), 1)}× faster per token. ` +
+        `The routed step is not bound by its bytes (${fmt(stepMs(routedRow), 1)} ms against ${fmt((tr.total / bandwidth) * 1000, 1)} ms for them): its ${fmt(stepFlops(main!, routedRow) / 1e9, 1)} GFLOP of products ran at ${fmt(gflops(routedRow), 1)} GFLOP/s of step time (base's step ${fmt(gflops(baseRow), 1)}). ` +
+        (products === undefined
+          ? ''
+          : `onnxruntime's MatMul alone, on the same weights at ${fmt(routedRow.mean_decode_batch, 0)} rows, takes ${fmt(products, 1)} ms (${fmt(stepFlops(main!, routedRow) / (products / 1000) / 1e9, 1)} GFLOP/s), so the products are ${fmt((100 * products) / stepMs(routedRow), 0)}% of the routed step; the other ${fmt(stepMs(routedRow) - products, 1)} ms are attention over the KV cache, the cache copied into each step's outputs and joined across requests, and the adapters' routing. `) +
+        `${TARGETS.merged}× would need that step in ${fmt(neededMs, 1)} ms (${fmt(neededGflops, 0)} GFLOP/s of step time). What would close it: a step that is little more than its products (the KV cache kept in place instead of copied through the binding and joined every step), then faster products (16-bit or 8-bit, more cores, a GPU); merged cannot get faster per token than reading the whole model once per step.`,
+    )
+  }
   const llama = find(main, 'llama.cpp')
   const llamaBase = find(main, 'llama.cpp-base')
   const routed = best(main, ROUTED)

@@ -73,7 +73,8 @@ export interface E2eResult extends TraceMetrics {
   policy: 'mixed' | 'per-adapter'
   memory: {
     /** Resident-set growth while its session was built (weights, prepacked copies). */
-    session_bytes: number
+    /** Resident-set growth while the session was built; null where the resident set shrank meanwhile. */
+    session_bytes: number | null
     /** Adapter weights it holds by construction (stacks f32; merged copies). */
     adapter_bytes: number
     /** Largest KV cache of its running batch (as allocated: rows × longest row). */

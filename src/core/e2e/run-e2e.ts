@@ -176,14 +176,16 @@ export async function runE2e(o: E2eOptions): Promise<E2eReport> {
 
 /** Build every strategy, serve the requests under all of them interleaved, check and measure. */
 async function serveAll(o: E2eOptions, ctx: E2eBuildContext, strategies: readonly E2eStrategy[], requests: readonly E2eRequest[], reference: ReadonlyMap<string, ReadonlyMap<string, ReferenceTokens>>, adapters: E2eAdapterSet): Promise<E2eResult[]> {
-  const built: Array<{strategy: E2eStrategy; built: BuiltStrategy; sessionBytes: number; deviceBytes: number | null; warmStats: Record<string, number> | undefined}> = []
+  const built: Array<{strategy: E2eStrategy; built: BuiltStrategy; sessionBytes: number | null; deviceBytes: number | null; warmStats: Record<string, number> | undefined}> = []
   try {
     for (const [i, strategy] of strategies.entries()) {
       o.onProgress?.({stage: 'build', done: i, total: strategies.length})
       const rss = residentBytes()
       const device = deviceBytesInUse(ctx.ep)
       const b = await strategy.build(ctx)
-      const sessionBytes = residentBytes() - rss
+      // null where the resident set shrank meanwhile (memory of earlier stages returned): no growth to report
+      const grown = residentBytes() - rss
+      const sessionBytes = grown >= 0 ? grown : null
       const deviceBytes = device === null ? null : (deviceBytesInUse(ctx.ep) ?? device) - device
       await warm(b, ctx)
       built.push({strategy, built: b, sessionBytes, deviceBytes, warmStats: b.stats?.()})
@@ -203,7 +205,7 @@ async function serveAll(o: E2eOptions, ctx: E2eBuildContext, strategies: readonl
   }
 }
 
-function result(o: E2eOptions, strategy: E2eStrategy, b: BuiltStrategy, trace: ServeTrace, base: ReturnType<typeof traceMetrics>, reference: ReadonlyMap<string, ReferenceTokens>, m: {sessionBytes: number; deviceBytes: number | null; warmStats: Record<string, number> | undefined; adapters: number; distinct: number}): E2eResult {
+function result(o: E2eOptions, strategy: E2eStrategy, b: BuiltStrategy, trace: ServeTrace, base: ReturnType<typeof traceMetrics>, reference: ReadonlyMap<string, ReferenceTokens>, m: {sessionBytes: number | null; deviceBytes: number | null; warmStats: Record<string, number> | undefined; adapters: number; distinct: number}): E2eResult {
   const metrics = traceMetrics(trace)
   const runTolerance = o.tieTolerance ?? DEFAULT_TIE_TOLERANCE
   const tolerance = strategy.tieTolerance?.(o.baseDtype, runTolerance) ?? runTolerance
