@@ -22,9 +22,11 @@
  * Then the physical account of row 1: bytes each strategy moves per decode
  * step (weights, KV cache, adapters: `step-traffic.ts`) against the memory
  * bandwidth measured here, and for each target missed the measured figure,
- * what bytes alone would give and the part that dominates; a missed q4
- * target adds the products' GFLOP/s on both bases, a missed p99 ITL the
- * decode-step and prefill-call times.
+ * what bytes alone would give and the part that dominates; a missed q4 or
+ * routed ÷ merged target adds onnxruntime's MatMul time alone for the same
+ * weights at the step's rows (on the CPU), so the share of the step the
+ * products take is measured, not assumed (`npm run bench:step` splits a step
+ * further); a missed p99 ITL the decode-step and prefill-call times.
  *
  * `--reuse-main` takes row 1 from the `main.json` an earlier run left in the
  * same folder (same sizes and provider) instead of measuring it again, so the
@@ -201,7 +203,7 @@ let main: E2eReport | undefined
 if (only.has('main')) {
   const peer = peerMissing ? [] : ['llama.cpp']
   const [load] = loadavg()
-  if (peer.length > 0 && Number(size.threads) > 1 && load > cpus().length / 2) {
+  if (peer.length > 0 && !process.argv.includes('--reuse-main') && Number(size.threads) > 1 && load > cpus().length / 2) {
     say(`note: load average ${load.toFixed(1)} on ${cpus().length} cores before row 1: llama.cpp's worker threads spin-wait for each other inside a step, and on a busy machine one descheduled thread stalls the rest (measured on a loaded 2-core machine: a stories260K decode step took a median of 4–100 ms on 2 threads against 0.25 ms on 1), so the peer's figures here are not its speed; measure on a quiet machine`)
   }
   const reused = process.argv.includes('--reuse-main') ? savedMain() : undefined
