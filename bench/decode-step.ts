@@ -16,14 +16,23 @@
  * runtime's own work around the call (forward − run). Medians over the
  * steps after the first.
  *
- *   npm run bench:step [-- --rows 32 --prompt-tokens 128 --steps 12 --threads 2]
+ * Then the binding alone, on a graph that does nothing but pass the same
+ * bytes through (8 Identity nodes of the step's KV size) and one that only
+ * reads them (ReduceSum): what feeding costs, and what returning costs, with
+ * outputs allocated by the binding and with outputs preallocated (`fetches`).
+ *
+ *   npm run bench:step [-- --rows 32 --prompt-tokens 128 --steps 12 --threads 2] [-- --in-place]
+ *
+ * `--in-place` runs the step on an allocated cache (`KvCache.allocate`: past
+ * and present one buffer, bound as preallocated outputs).
  */
 import {mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {renderTable} from '../src/cli/table.js'
 import {syntheticDecoderWeights} from '../src/core/e2e/synthetic-decoder.js'
-import {loadOrt} from '../src/core/onnx/session.js'
+import {GraphBuilder} from '../src/core/onnx/graph-builder.js'
+import {loadOrt, sessionOptions} from '../src/core/onnx/session.js'
 import {DecoderModel} from '../src/core/runtime/decoder-model.js'
 import {flag} from './script.js'
 
@@ -58,7 +67,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 try {
   console.log(`== one decode step: llama ${dims.hidden}/${dims.intermediate} × ${dims.layers}, vocab ${dims.vocab}, f32, ${rows} rows, context ${prompt}…${prompt + steps}, cpu, ${threads} threads ==`)
   const model = await DecoderModel.create({weights: syntheticDecoderWeights(dims, 1), threads, maxPositions: prompt + steps + 1})
-  let out = await model.forward({tokens: Array.from({length: rows}, (_, r) => Array.from({length: prompt}, (_, i) => (r * 131 + i * 7) % dims.vocab))})
+  const inPlace = process.argv.includes('--in-place')
+  let out = await model.forward({tokens: Array.from({length: rows}, (_, r) => Array.from({length: prompt}, (_, i) => (r * 131 + i * 7) % dims.vocab)), cache: inPlace ? model.emptyCache(rows, prompt + steps + 1) : undefined})
   const forwardMs: number[] = []
   const bindingMs: number[] = []
   for (let s = 0; s < steps; s++) {
@@ -95,6 +105,47 @@ try {
   )
   const kvBytes = 2 * dims.layers * rows * (prompt + steps / 2) * dims.hidden * 4
   console.log(`\nThe past keys and values fed each step and the present ones returned are about ${(kvBytes / 2 ** 20).toFixed(0)} MiB each way (${rows} rows × ${prompt + steps / 2} positions × ${dims.layers} layers × 2 × ${dims.hidden} floats).`)
+  await bindingProbe(kvBytes / 4 / (2 * dims.layers), 2 * dims.layers)
+
 } finally {
   rmSync(profileDir, {recursive: true, force: true})
+}
+
+/** The binding alone: `tensors` float32 tensors of `length` values fed to graphs that pass them through or only read them. */
+async function bindingProbe(length: number, tensors: number): Promise<void> {
+  const n = Math.round(length)
+  const graph = (op: 'Identity' | 'ReduceSum') => {
+    const g = new GraphBuilder(`binding-${op}`)
+    for (let i = 0; i < tensors; i++) {
+      g.input(`x${i}`, 'float32', [n])
+      g.node(op, [`x${i}`], op === 'ReduceSum' ? {keepdims: 0} : {}, {outputs: [`y${i}`]})
+      g.output(`y${i}`, 'float32', op === 'ReduceSum' ? [] : [n])
+    }
+    return g.encode()
+  }
+  const cases = [
+    {label: 'feed only (ReduceSum: the inputs read, a scalar back)', model: graph('ReduceSum'), preallocated: false},
+    {label: 'feed and return (Identity), outputs from the binding', model: graph('Identity'), preallocated: false},
+    {label: 'feed and return (Identity), outputs preallocated', model: graph('Identity'), preallocated: true},
+  ]
+  const rowsOut: string[][] = []
+  for (const c of cases) {
+    const session = await ort.InferenceSession.create(c.model, sessionOptions({ep: 'cpu', threads}))
+    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {}
+    const fetches: Record<string, InstanceType<typeof ort.Tensor>> = {}
+    for (let i = 0; i < tensors; i++) {
+      feeds[`x${i}`] = new ort.Tensor('float32', new Float32Array(n).fill(1), [n])
+      if (c.preallocated) fetches[`y${i}`] = new ort.Tensor('float32', new Float32Array(n), [n])
+    }
+    const times: number[] = []
+    for (let r = 0; r < 7; r++) {
+      const t0 = performance.now()
+      await (c.preallocated ? session.run(feeds, fetches) : session.run(feeds))
+      times.push(performance.now() - t0)
+    }
+    await session.release()
+    rowsOut.push([c.label, median(times.slice(1)).toFixed(1)])
+  }
+  console.log(`\nThe binding alone, ${tensors} tensors of ${((n * 4) / 2 ** 20).toFixed(0)} MiB (${((tensors * n * 4) / 2 ** 20).toFixed(0)} MiB in all):`)
+  console.log(renderTable(['graph', 'session.run ms (median)'], rowsOut))
 }
