@@ -20,6 +20,8 @@
 export interface EngineRow {
   readonly tokens: readonly number[]
   readonly adapter: string | null
+  /** The most positions this row's request reaches (prompt + tokens to generate), where known: engines that allocate caches size them by it. */
+  readonly positions?: number
 }
 
 /** The outcome of a call: each row's next token (greedy) and the rows' cache. */

@@ -21,7 +21,7 @@ import {linearValues} from '../runtime/linear-weight.js'
 import type {DeltaContext, ProjectionDeltas, ProjectionSite} from '../runtime/projection-delta.js'
 import type {AdaptedModule, E2eAdapterSet} from './adapter-set.js'
 import type {EngineRow, EngineStep} from './batch-engine.js'
-import {KvCacheEngine} from './decoder-engine.js'
+import {KvCacheEngine, capacityFor} from './decoder-engine.js'
 
 /** What the merged engine did: merges run, LRU hits, weight swaps. */
 export interface MergedStats {
@@ -139,7 +139,9 @@ export class MergedEngine extends KvCacheEngine {
     for (const [adapter, members] of groups) {
       await this.use(adapter)
       const whole = groups.size === 1
-      const out = await this.model.forward({tokens: members.map((i) => rows[i]!.tokens), ...(cache ? {cache: whole ? cache : cache.take(members)} : {})})
+      const tokens = members.map((i) => rows[i]!.tokens)
+      const past = cache ? (whole ? cache : cache.take(members, cache.inPlace ? cache.capacity : undefined)) : this.model.emptyCache(members.length, capacityFor(members.map((i) => rows[i]!)))
+      const out = await this.model.forward({tokens, cache: past})
       members.forEach((i, k) => (next[i] = argmax(out.logits[k]!)))
       caches.push(out.cache)
       order.push(...members)
@@ -148,7 +150,7 @@ export class MergedEngine extends KvCacheEngine {
     const joined = KvCache.concat(caches)
     const at = new Array<number>(rows.length)
     order.forEach((row, k) => (at[row] = k))
-    return {next, cache: joined.take(at)}
+    return {next, cache: joined.take(at, Math.max(...caches.map((c) => c.capacity)))}
   }
 
   /** Feed `adapter`'s merged weights: from the LRU, or merged now (evicting the least recently used). */

@@ -192,7 +192,7 @@ export class Scheduler<C> {
   }
 
   private async prefill(admitted: readonly E2eRequest[]): Promise<void> {
-    const rows: EngineRow[] = admitted.map((r) => ({tokens: r.prompt, adapter: r.adapter}))
+    const rows: EngineRow[] = admitted.map((r) => ({tokens: r.prompt, adapter: r.adapter, positions: r.prompt.length + r.maxTokens}))
     const call = {kind: 'prefill' as const, rows: rows.length, tokens: rows.reduce((s, r) => s + r.tokens.length, 0), adapters: distinct(rows)}
     const joined: Running[] = [...this.running, ...admitted.map((request) => ({request, record: this.records.get(request.id)!, reserved: this.reservation(request)}))]
     const next = await this.timed(call, joined, async () => {
@@ -209,7 +209,7 @@ export class Scheduler<C> {
   }
 
   private async decode(): Promise<void> {
-    const rows: EngineRow[] = this.running.map((r) => ({tokens: [r.record.tokens.at(-1)!], adapter: r.request.adapter}))
+    const rows: EngineRow[] = this.running.map((r) => ({tokens: [r.record.tokens.at(-1)!], adapter: r.request.adapter, positions: r.request.prompt.length + r.request.maxTokens}))
     const call = {kind: 'decode' as const, rows: rows.length, tokens: rows.length, adapters: distinct(rows)}
     const running = this.running
     const next = await this.timed(call, running.map((r) => ({...r, grows: true})), () => this.o.engine.decode(this.cache!, rows))

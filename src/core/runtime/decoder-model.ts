@@ -183,14 +183,20 @@ export class DecoderModel {
       [io.totalSequenceLength]: new ort.Tensor('int32', Int32Array.of(total), []),
       [io.logitsIndex]: new ort.Tensor('int64', BigInt64Array.from(index.map(BigInt)), [index.length]),
     }
-    // an in-place cache is bound as the present outputs too: GroupQueryAttention then writes the new positions into it
+    // an in-place cache fetches only the new positions' keys and values and writes them into its own
+    // arrays: the whole present cache is never returned through the binding (see the module comment)
     const fetches: Record<string, OrtTensor | null> = {[io.logits]: null}
     for (let l = 0; l < c.layers; l++) {
       const dims = [B, c.kvHeads, cache.capacity, c.headDim]
       feeds[io.pastKey(l)] = new ort.Tensor('float32', cache.keys[l]!, dims)
       feeds[io.pastValue(l)] = new ort.Tensor('float32', cache.values[l]!, dims)
-      fetches[io.presentKey(l)] = cache.inPlace ? feeds[io.pastKey(l)]! : null
-      fetches[io.presentValue(l)] = cache.inPlace ? feeds[io.pastValue(l)]! : null
+      if (cache.inPlace) {
+        fetches[io.newKey(l)] = null
+        fetches[io.newValue(l)] = null
+      } else {
+        fetches[io.presentKey(l)] = null
+        fetches[io.presentValue(l)] = null
+      }
     }
     if (this.deltas?.feeds) Object.assign(feeds, await this.deltas.feeds({rows: B, tokens: S, adapters: adapters ?? new Array<null>(B).fill(null)}))
     const out = await this.session.run(feeds, fetches)
@@ -203,7 +209,11 @@ export class DecoderModel {
       perRow.push(logits.slice(at * V, (at + n) * V))
       at += n
     }
-    if (cache.inPlace) return {logits: perRow, cache: cache.advanced(newLengths)}
+    if (cache.inPlace) {
+      const counts = tokens.map((t) => t.length)
+      for (let l = 0; l < c.layers; l++) cache.writeNew(l, out[io.newKey(l)]!.data as Float32Array, out[io.newValue(l)]!.data as Float32Array, S, counts)
+      return {logits: perRow, cache: cache.advanced(newLengths)}
+    }
     const keys: Float32Array[] = []
     const values: Float32Array[] = []
     let capacity = 0

@@ -7,14 +7,15 @@
  *
  * A cache is either grown (each forward call returns new arrays holding the
  * past and the new positions: simple, but every step copies the whole cache)
- * or allocated (`allocate`, `withCapacity`: `inPlace`, the graph writes the
- * new positions into the same arrays, as `GroupQueryAttention` does when its
- * past and present buffers are one; the forward call returns a cache over
- * the same arrays with the new lengths, and the old object must not be used
- * again). On onnxruntime-node 1.30's CPU provider the in-place form measured
- * slower than growing (its cost rose with the allocated capacity), so grown
- * caches are the default; the in-place form is there for providers where
- * binding outputs to existing buffers pays.
+ * or allocated (`allocate`, `withCapacity`: `inPlace`, the arrays are fed as
+ * the past, the graph returns only the new positions' keys and values, and
+ * `writeNew` puts them into the same arrays; the forward call returns a cache
+ * over the same arrays with the new lengths, and the old object must not be
+ * used again). The allocated form is the fast one on onnxruntime-node: the
+ * binding feeds arrays cheaply but copies every output back at about 0.5 ms
+ * per MiB (`npm run bench:step`), so a grown cache pays for its whole size
+ * every step and an allocated one for a few rows. Grown caches stay the
+ * default for one-off calls (scoring a text), where nothing is kept.
  */
 import type {DecoderConfig} from './decoder-config.js'
 
@@ -50,6 +51,31 @@ export class KvCache {
     const out = KvCache.allocate(this, this.rows, capacity)
     for (let l = 0; l < this.layers; l++) this.copyRows(l, out.keys[l]!, out.values[l]!, capacity)
     return new KvCache(this.layers, this.kvHeads, this.headDim, [...this.lengths], capacity, out.keys, out.values, true)
+  }
+
+  /**
+   * Write the new positions of one layer: `keys`/`values` `[rows · tokens, kvHeads · headDim]`
+   * as the graph returns them (row r's new token s at r · tokens + s), `counts[r]` of them
+   * valid, going to positions `lengths[r]` onwards.
+   * @throws RangeError when they do not fit this cache
+   */
+  writeNew(layer: number, keys: Float32Array, values: Float32Array, tokens: number, counts: readonly number[]): void {
+    const d = this.headDim
+    const width = this.kvHeads * d
+    if (counts.length !== this.rows || keys.length !== this.rows * tokens * width || values.length !== keys.length) throw new RangeError(`KV cache: new keys of ${keys.length} values for ${this.rows} rows of ${tokens} tokens`)
+    const K = this.keys[layer]!
+    const V = this.values[layer]!
+    counts.forEach((count, r) => {
+      const past = this.lengths[r]!
+      if (past + count > this.capacity) throw new RangeError(`KV cache: row ${r} would hold ${past + count} positions in a capacity of ${this.capacity}`)
+      for (let s = 0; s < count; s++)
+        for (let h = 0; h < this.kvHeads; h++) {
+          const src = (r * tokens + s) * width + h * d
+          const dst = ((r * this.kvHeads + h) * this.capacity + past + s) * d
+          K.set(keys.subarray(src, src + d), dst)
+          V.set(values.subarray(src, src + d), dst)
+        }
+    })
   }
 
   /** This cache's arrays with new lengths (after the graph wrote in place). */
@@ -96,17 +122,21 @@ export class KvCache {
     return 2 * this.layers * this.rows * this.kvHeads * this.capacity * this.headDim * 4
   }
 
-  /** A (grown) cache of rows `rows` (in that order), its capacity cut to their longest length. */
-  take(rows: readonly number[]): KvCache {
+  /**
+   * Rows `rows` (in that order) in new arrays: a grown cache, its capacity cut to their longest
+   * length, or, with `capacity`, an allocated one of that capacity (updated in place from now on).
+   */
+  take(rows: readonly number[], capacity?: number): KvCache {
     for (const r of rows) if (!(Number.isInteger(r) && r >= 0 && r < this.rows)) throw new RangeError(`KV cache: row ${r} of ${this.rows}`)
-    return KvCache.gather(this.layers, this.kvHeads, this.headDim, rows.map((r) => ({cache: this as KvCache, row: r})))
+    return KvCache.gather(this.layers, this.kvHeads, this.headDim, rows.map((r) => ({cache: this as KvCache, row: r})), capacity)
   }
 
   /**
-   * The rows of several caches of one model, in order, as one (grown) batch.
+   * The rows of several caches of one model, in order, as one batch: grown, or, with
+   * `capacity`, allocated (as `take`).
    * @throws RangeError when the caches are of different models
    */
-  static concat(caches: readonly KvCache[]): KvCache {
+  static concat(caches: readonly KvCache[], capacity?: number): KvCache {
     if (caches.length === 0) throw new RangeError('KV cache: nothing to concatenate')
     const [first] = caches as [KvCache]
     for (const c of caches) {
@@ -117,12 +147,15 @@ export class KvCache {
       first.kvHeads,
       first.headDim,
       caches.flatMap((cache) => cache.lengths.map((_, row) => ({cache, row}))),
+      capacity,
     )
   }
 
-  private static gather(layers: number, kvHeads: number, headDim: number, picks: ReadonlyArray<{cache: KvCache; row: number}>): KvCache {
+  private static gather(layers: number, kvHeads: number, headDim: number, picks: ReadonlyArray<{cache: KvCache; row: number}>, allocate?: number): KvCache {
     const lengths = picks.map((p) => p.cache.lengths[p.row]!)
-    const capacity = Math.max(0, ...lengths)
+    const longest = Math.max(0, ...lengths)
+    if (allocate !== undefined && !(Number.isSafeInteger(allocate) && allocate > 0 && allocate >= longest)) throw new RangeError(`KV cache: capacity ${allocate} must be a positive integer of at least the longest row (${longest})`)
+    const capacity = allocate ?? longest
     const keys: Float32Array[] = []
     const values: Float32Array[] = []
     for (let l = 0; l < layers; l++) {
@@ -140,6 +173,6 @@ export class KvCache {
       keys.push(k)
       values.push(v)
     }
-    return new KvCache(layers, kvHeads, headDim, lengths, capacity, keys, values)
+    return new KvCache(layers, kvHeads, headDim, lengths, capacity, keys, values, allocate !== undefined)
   }
 }
