@@ -104,7 +104,8 @@ try {
     ),
   )
   const kvBytes = 2 * dims.layers * rows * (prompt + steps / 2) * dims.hidden * 4
-  console.log(`\nThe past keys and values fed each step and the present ones returned are about ${(kvBytes / 2 ** 20).toFixed(0)} MiB each way (${rows} rows × ${prompt + steps / 2} positions × ${dims.layers} layers × 2 × ${dims.hidden} floats).`)
+  const returned = inPlace ? 'only the new positions returned (the cache writes them itself)' : 'the present ones returned, about as many'
+  console.log(`\nThe past keys and values fed each step are about ${(kvBytes / 2 ** 20).toFixed(0)} MiB (${rows} rows × ${prompt + steps / 2} positions × ${dims.layers} layers × 2 × ${dims.hidden} floats); ${returned}.`)
   await bindingProbe(kvBytes / 4 / (2 * dims.layers), 2 * dims.layers)
 
 } finally {
