@@ -77,7 +77,7 @@ export interface E2eResult extends TraceMetrics {
     session_bytes: number | null
     /** Adapter weights it holds by construction (stacks f32; merged copies). */
     adapter_bytes: number
-    /** Largest KV cache of its running batch (as allocated: rows × longest row). */
+    /** Largest KV cache of its running batch, as allocated (rows × capacity: the positions the rows' requests reach). */
     kv_cache_bytes_peak: number
     /** Largest sum of its requests' KV reservations. */
     kv_reserved_bytes_peak: number
